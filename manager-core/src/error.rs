@@ -1,0 +1,94 @@
+use serde::{Deserialize, Serialize};
+
+/// A failure the server reports for one request; the connection stays usable.
+///
+/// These travel on the wire, so the enum is append-only: new variants go at the end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemoteError {
+    /// No typeid of that name is registered on the server.
+    #[error("typeid `{typeid}` is not registered on this manager")]
+    UnknownTypeid {
+        /// The typeid asked for.
+        typeid: String,
+    },
+    /// The typeid exists but was registered with `create_method = false`.
+    #[error("typeid `{typeid}` cannot be created by clients (registered without create method)")]
+    CreateNotAllowed {
+        /// The typeid asked for.
+        typeid: String,
+    },
+    /// The object id is not (or no longer) in the server's object table.
+    #[error("no shared object with id {id} on this manager")]
+    UnknownObject {
+        /// The id asked for.
+        id: crate::ObjectId,
+    },
+    /// The method exists on the type but is not in its `exposed` list.
+    #[error("method `{method}` of typeid `{typeid}` is not exposed")]
+    NotExposed {
+        /// The method asked for.
+        method: String,
+        /// The object's typeid.
+        typeid: String,
+    },
+    /// The type has no method of that name at all.
+    #[error("typeid `{typeid}` has no method `{method}`")]
+    UnknownMethod {
+        /// The method asked for.
+        method: String,
+        /// The object's typeid.
+        typeid: String,
+    },
+    /// The arguments did not decode as the method's parameter types.
+    #[error("bad arguments for `{method}` of typeid `{typeid}`: {reason}")]
+    BadArguments {
+        /// The method called.
+        method: String,
+        /// The object's typeid.
+        typeid: String,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// The method returned `Err(e)`; this is `e.to_string()`.
+    #[error("`{method}` returned an error: {message}")]
+    Method {
+        /// The method called.
+        method: String,
+        /// The `Display` text of the method's error.
+        message: String,
+    },
+    /// The method panicked; the panic was caught at the dispatch boundary.
+    #[error("`{method}` panicked: {message}")]
+    Panicked {
+        /// The method called.
+        method: String,
+        /// The panic payload, when it was a string.
+        message: String,
+    },
+    /// The object exists, but its Rust type is not the one the client expected.
+    #[error("typeid `{typeid}` holds a `{actual}`, not the expected `{expected}`")]
+    TypeMismatch {
+        /// The typeid asked for.
+        typeid: String,
+        /// The type the client's proxy is for.
+        expected: String,
+        /// The type the server holds.
+        actual: String,
+    },
+    /// The server could not encode the method's result.
+    #[error("could not encode the result of `{method}`: {reason}")]
+    Encode {
+        /// The method called.
+        method: String,
+        /// What the encoder said.
+        reason: String,
+    },
+    /// The request itself was not valid (for example a decref of a reference the
+    /// connection does not hold).
+    #[error("invalid request: {0}")]
+    Protocol(String),
+    /// The server is shutting down and refuses new work.
+    #[error("the manager is shutting down")]
+    ShuttingDown,
+}

@@ -1,0 +1,222 @@
+//! The messages of an authenticated connection.
+//!
+//! Every frame after the handshake is one [`ClientMessage`] (client to server) or one
+//! [`ServerMessage`] (server to client), encoded with postcard and length-prefixed by the
+//! transport. Both are versioned enums: a new protocol revision adds a variant (`V2`), it
+//! never changes `V1`. No `skip_serializing_if`, `flatten` or `untagged` anywhere: postcard
+//! is not self-describing and those attributes would silently mis-decode.
+//!
+//! Payloads (`args`, reply values) are opaque bytes produced by the connection's
+//! [`Codec`](crate::Codec); messages borrow them from the frame, so decoding a call copies
+//! nothing.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ObjectId, RemoteError, Token};
+
+/// Identifies one request on one connection; the reply carries the same id.
+pub type RequestId = u64;
+
+/// A frame sent by a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientMessage<'a> {
+    /// Protocol revision 1.
+    #[serde(borrow)]
+    V1(Request<'a>),
+}
+
+/// What a client can ask of a server (protocol revision 1).
+///
+/// `Incref` and `Decref` have no reply: they ride the connection in order with the calls,
+/// so a reference is never released before a call sent earlier on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request<'a> {
+    /// Call `method` on `object` with codec-encoded `args` (a tuple of the parameters).
+    Call {
+        /// Echoed in the reply.
+        id: RequestId,
+        /// The object called.
+        object: ObjectId,
+        /// The method's name.
+        method: &'a str,
+        /// The codec-encoded argument tuple.
+        #[serde(with = "serde_bytes")]
+        args: &'a [u8],
+    },
+    /// Create (or, for a shared-instance registration, obtain) an object of `typeid`. The
+    /// reply's token carries one reference, held by this connection.
+    Create {
+        /// Echoed in the reply.
+        id: RequestId,
+        /// The registered typeid.
+        typeid: &'a str,
+        /// The codec-encoded constructor arguments.
+        #[serde(with = "serde_bytes")]
+        args: &'a [u8],
+        /// The `Shared::TYPEID` of the Rust type the client's proxy is for, checked by the
+        /// server; `None` skips the check (untyped handles).
+        expected: Option<&'a str>,
+    },
+    /// Take one more reference to `object` (a proxy was cloned).
+    Incref {
+        /// The object.
+        object: ObjectId,
+    },
+    /// Release one reference to `object` (a proxy was dropped).
+    Decref {
+        /// The object.
+        object: ObjectId,
+    },
+    /// Fetch the `Display` text of `object` (Python's `str(proxy)`).
+    Display {
+        /// Echoed in the reply.
+        id: RequestId,
+        /// The object.
+        object: ObjectId,
+    },
+    /// How many objects the server holds.
+    NumberOfObjects {
+        /// Echoed in the reply.
+        id: RequestId,
+    },
+    /// Typeid, id and refcount of every object.
+    DebugInfo {
+        /// Echoed in the reply.
+        id: RequestId,
+    },
+}
+
+/// A frame sent by a server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerMessage<'a> {
+    /// Protocol revision 1.
+    #[serde(borrow)]
+    V1(Response<'a>),
+}
+
+/// The answer to one request (protocol revision 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response<'a> {
+    /// The id of the request answered.
+    pub id: RequestId,
+    /// The outcome.
+    #[serde(borrow)]
+    pub result: Result<Reply<'a>, RemoteError>,
+}
+
+/// A successful outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply<'a> {
+    /// The codec-encoded return value of a call.
+    Value(#[serde(with = "serde_bytes")] &'a [u8]),
+    /// A new reference to an object, held by the requesting connection.
+    Created(Token),
+    /// A `Display` text.
+    Text(String),
+    /// A count.
+    Count(u64),
+    /// One row per object.
+    DebugInfo(Vec<ObjectInfo>),
+}
+
+/// One row of `debug_info()`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ObjectInfo {
+    /// The typeid the object was created under.
+    pub typeid: String,
+    /// The object's id.
+    pub id: ObjectId,
+    /// How many references all connections hold to it.
+    pub refcount: u64,
+}
+
+/// Encode a message into a frame body (no length prefix).
+pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, postcard::Error> {
+    postcard::to_stdvec(message)
+}
+
+/// Encode a message, appending it to `buf`.
+pub fn encode_into<T: Serialize>(message: &T, buf: Vec<u8>) -> Result<Vec<u8>, postcard::Error> {
+    postcard::to_extend(message, buf)
+}
+
+/// Decode a frame body; the message borrows from `frame`. Trailing bytes are an error.
+pub fn decode<'a, T: Deserialize<'a>>(frame: &'a [u8]) -> Result<T, postcard::Error> {
+    match postcard::take_from_bytes(frame)? {
+        (message, []) => Ok(message),
+        _ => Err(postcard::Error::DeserializeBadEncoding),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Address;
+
+    fn round_trip_client(m: ClientMessage<'_>) {
+        let bytes = encode(&m).unwrap();
+        assert_eq!(decode::<ClientMessage<'_>>(&bytes).unwrap(), m);
+    }
+
+    fn round_trip_server(m: ServerMessage<'_>) {
+        let bytes = encode(&m).unwrap();
+        assert_eq!(decode::<ServerMessage<'_>>(&bytes).unwrap(), m);
+    }
+
+    #[test]
+    fn every_client_message_round_trips() {
+        let o = ObjectId(7);
+        for r in [
+            Request::Call { id: 1, object: o, method: "get_x", args: &[1, 2, 3] },
+            Request::Create { id: 2, typeid: "Pair", args: &[], expected: Some("Pair") },
+            Request::Create { id: 2, typeid: "Pair", args: &[9], expected: None },
+            Request::Incref { object: o },
+            Request::Decref { object: o },
+            Request::Display { id: 3, object: o },
+            Request::NumberOfObjects { id: 4 },
+            Request::DebugInfo { id: 5 },
+        ] {
+            round_trip_client(ClientMessage::V1(r));
+        }
+    }
+
+    #[test]
+    fn every_server_message_round_trips() {
+        let token = Token {
+            typeid: "Pair".into(),
+            address: Address::Tcp("127.0.0.1:1".into()),
+            id: ObjectId(3),
+        };
+        let info = ObjectInfo { typeid: "Pair".into(), id: ObjectId(3), refcount: 2 };
+        for result in [
+            Ok(Reply::Value(&[0, 255])),
+            Ok(Reply::Created(token)),
+            Ok(Reply::Text("hello".into())),
+            Ok(Reply::Count(9)),
+            Ok(Reply::DebugInfo(vec![info])),
+            Err(RemoteError::UnknownObject { id: ObjectId(1) }),
+            Err(RemoteError::Panicked { method: "boom".into(), message: "oops".into() }),
+            Err(RemoteError::ShuttingDown),
+        ] {
+            round_trip_server(ServerMessage::V1(Response { id: 42, result }));
+        }
+    }
+
+    #[test]
+    fn garbage_and_truncation_are_errors_not_panics() {
+        let bytes = encode(&ClientMessage::V1(Request::Call {
+            id: 1,
+            object: ObjectId(1),
+            method: "m",
+            args: &[1, 2],
+        }))
+        .unwrap();
+        for cut in 0..bytes.len() {
+            assert!(decode::<ClientMessage<'_>>(&bytes[..cut]).is_err());
+        }
+        assert!(decode::<ClientMessage<'_>>(&[9, 9, 9, 9]).is_err());
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(decode::<ClientMessage<'_>>(&long).is_err());
+    }
+}
