@@ -1,0 +1,159 @@
+//! Clients: a connection to a manager, typed creation, and proxies.
+
+mod connection;
+mod proxy;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use manager_core::wire::{ObjectInfo, Request};
+use manager_core::{Address, Shared};
+use serde::Serialize;
+
+pub(crate) use connection::Connection;
+use connection::{ConnectOptions, OwnedReply};
+pub use proxy::{Proxy, ProxyHandle};
+
+use crate::transport::DEFAULT_MAX_FRAME;
+use crate::{AuthKey, IntoAddress, Result};
+
+/// A connection to a manager (Python's `BaseManager.connect()`); cheap to clone, and all
+/// clones and all proxies made from it share one multiplexed connection.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), manager_runtime::Error> {
+/// use manager_runtime::Client;
+/// let client = Client::connect("127.0.0.1:50000", "abc").await?;
+/// println!("{} objects", client.number_of_objects().await?);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Client {
+    conn: Arc<Connection>,
+}
+
+/// Options for [`Client`] connections.
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    options: ConnectOptions,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        Self {
+            options: ConnectOptions {
+                max_frame: DEFAULT_MAX_FRAME,
+                handshake_timeout: Duration::from_secs(10),
+            },
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// The largest reply frame accepted (default 16 MiB).
+    pub fn max_frame_length(mut self, bytes: usize) -> Self {
+        self.options.max_frame = bytes;
+        self
+    }
+
+    /// How long connecting and authenticating may take (default 10 s).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.options.handshake_timeout = timeout;
+        self
+    }
+
+    /// Connect and authenticate with `authkey`.
+    ///
+    /// Fails with [`Error::Auth`](crate::Error::Auth) when the server has another key.
+    pub async fn connect(
+        &self,
+        address: impl IntoAddress,
+        authkey: impl Into<AuthKey>,
+    ) -> Result<Client> {
+        let address = address.into_address()?;
+        let conn = Connection::open(address, &authkey.into(), &self.options).await?;
+        Ok(Client {
+            conn: Arc::new(conn),
+        })
+    }
+}
+
+impl Client {
+    /// Options for a connection.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// Connect to the manager at `address` with default options.
+    pub async fn connect(address: impl IntoAddress, authkey: impl Into<AuthKey>) -> Result<Self> {
+        ClientBuilder::default().connect(address, authkey).await
+    }
+
+    /// The manager's address.
+    pub fn address(&self) -> &Address {
+        self.conn.address()
+    }
+
+    /// Create an object of `typeid` with constructor arguments `args` (a tuple, `()` for
+    /// none) and return a typed proxy (Python's `manager.get_pair(1, 3)`).
+    ///
+    /// The server checks that `typeid` holds `P::Target`; if not, the call fails with
+    /// [`RemoteError::TypeMismatch`](crate::RemoteError::TypeMismatch).
+    ///
+    /// Cancel safety: if dropped after the request was sent, the object may be created and
+    /// is then released when this connection closes.
+    pub async fn create<P: Proxy, A: Serialize>(&self, typeid: &str, args: A) -> Result<P> {
+        let handle = self
+            .create_inner(typeid, &args, Some(<P::Target as Shared>::TYPEID))
+            .await?;
+        Ok(P::from_handle(handle))
+    }
+
+    /// Create an object of `typeid` and return an untyped handle to it, whatever its type.
+    pub async fn create_handle<A: Serialize>(&self, typeid: &str, args: A) -> Result<ProxyHandle> {
+        self.create_inner(typeid, &args, None).await
+    }
+
+    async fn create_inner<A: Serialize>(
+        &self,
+        typeid: &str,
+        args: &A,
+        expected: Option<&str>,
+    ) -> Result<ProxyHandle> {
+        let args = self.conn.codec().encode(args)?;
+        let reply = self
+            .conn
+            .request(|id| Request::Create {
+                id,
+                typeid,
+                args: &args,
+                expected,
+            })
+            .await?;
+        match reply {
+            OwnedReply::Created(token) => Ok(ProxyHandle::adopt(self.conn.clone(), token)),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    /// How many objects the manager holds (Python's `_number_of_objects()`).
+    pub async fn number_of_objects(&self) -> Result<u64> {
+        match self
+            .conn
+            .request(|id| Request::NumberOfObjects { id })
+            .await?
+        {
+            OwnedReply::Count(n) => Ok(n),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    /// Typeid, id and refcount of every object the manager holds, sorted by id (Python's
+    /// `_debug_info()`).
+    pub async fn debug_info(&self) -> Result<Vec<ObjectInfo>> {
+        match self.conn.request(|id| Request::DebugInfo { id }).await? {
+            OwnedReply::DebugInfo(rows) => Ok(rows),
+            other => Err(other.unexpected()),
+        }
+    }
+}

@@ -1,0 +1,96 @@
+use std::io;
+use std::sync::Arc;
+
+pub use manager_core::handshake::HandshakeError;
+use manager_core::{AddressParseError, CodecError, RemoteError};
+
+/// Everything a manager operation can fail with.
+///
+/// [`Error::Remote`] is a failure of one request that the server reported (the connection
+/// is fine); [`Error::Transport`] and [`Error::Auth`] mean the connection itself failed or
+/// never came up; [`Error::Codec`] is a local encode/decode failure. `Error` is `Clone` so
+/// that every call pending on a failed connection receives the same error.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server refused or failed this one request.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    /// The connection failed, closed or was never established.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The handshake failed: the keys differ, or the peer is not a manager.
+    #[error("authentication failed: {0}")]
+    Auth(#[source] HandshakeError),
+    /// A value could not be encoded or decoded on this side.
+    #[error("codec error: {0}")]
+    Codec(#[from] CodecError),
+    /// An address string was not valid.
+    #[error(transparent)]
+    Address(#[from] AddressParseError),
+}
+
+impl Error {
+    /// The server's error, if this is one.
+    pub fn as_remote(&self) -> Option<&RemoteError> {
+        match self {
+            Error::Remote(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether the connection is gone (as opposed to one request failing).
+    pub fn is_transport(&self) -> bool {
+        matches!(self, Error::Transport(_) | Error::Auth(_))
+    }
+}
+
+/// Why a connection failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// An I/O error on the socket (connect, bind, read or write).
+    #[error("i/o error: {0}")]
+    Io(#[source] Arc<io::Error>),
+    /// The peer closed the connection.
+    #[error("connection closed by peer")]
+    Closed,
+    /// The connection was closed on this side (the client or manager was shut down).
+    #[error("connection closed locally")]
+    ClosedLocally,
+    /// A frame announced more bytes than the configured maximum.
+    #[error("frame exceeds the maximum frame length")]
+    FrameTooLarge,
+    /// The peer sent bytes that are not a valid message.
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    /// The handshake did not finish within the configured time.
+    #[error("handshake timed out")]
+    HandshakeTimeout,
+}
+
+impl From<io::Error> for TransportError {
+    fn from(e: io::Error) -> Self {
+        // LengthDelimitedCodec reports an oversized frame as InvalidData with this source.
+        if e.get_ref()
+            .is_some_and(|inner| inner.is::<tokio_util::codec::LengthDelimitedCodecError>())
+        {
+            return TransportError::FrameTooLarge;
+        }
+        match e.kind() {
+            io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe => TransportError::Closed,
+            _ => TransportError::Io(Arc::new(e)),
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Transport(e.into())
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,272 @@
+//! One authenticated client connection on the server: read requests, dispatch, reply.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use manager_core::ledger::Ledger;
+use manager_core::wire::{self, ClientMessage, Reply, Request, RequestId, Response, ServerMessage};
+use manager_core::{panic_message, Codec, ObjectId, RemoteError, Token};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::objects::Dispatch;
+use super::ServerState;
+use crate::auth::{self, Reader, Writer};
+use crate::transport::{frame_codec, ReadHalf, WriteHalf};
+use crate::TransportError;
+
+/// Replies waiting for the writer; bounded, so a client that stops reading stalls its own
+/// connection and nobody else's.
+const OUTBOX: usize = 1024;
+
+/// Serve one accepted connection until it closes or the server shuts down.
+pub(crate) async fn run(state: Arc<ServerState>, read: ReadHalf, write: WriteHalf, peer: String) {
+    let max = state.limits.max_frame;
+    let mut reader = FramedRead::new(read, frame_codec(max));
+    let mut writer = FramedWrite::new(write, frame_codec(max));
+    let handshake = auth::accept(&mut reader, &mut writer, &state.authkey, max);
+    match tokio::time::timeout(state.limits.handshake_timeout, handshake).await {
+        Err(_) => {
+            warn!(%peer, "handshake timed out; closing connection");
+            return;
+        }
+        Ok(Err(e)) => {
+            warn!(%peer, error = %e, "authentication failed; closing connection");
+            return;
+        }
+        Ok(Ok(())) => debug!(%peer, "client authenticated"),
+    }
+
+    let (outbox, replies) = mpsc::channel(OUTBOX);
+    state.tracker.spawn(write_loop(writer, replies));
+    let mut conn = Connection {
+        state: state.clone(),
+        outbox,
+        holds: Ledger::new(),
+        codec: Codec::Postcard,
+        cancel: state.cancel.child_token(),
+        in_flight: Arc::new(Semaphore::new(state.limits.max_calls_in_flight)),
+    };
+    let outcome = conn.read_loop(&mut reader).await;
+    match &outcome {
+        Ok(()) => debug!(%peer, "client disconnected"),
+        Err(TransportError::Closed) => debug!(%peer, "client closed the connection"),
+        Err(e) => warn!(%peer, error = %e, "closing connection"),
+    }
+    conn.close();
+}
+
+/// Write queued reply frames, flushing only when the queue is momentarily empty, so that
+/// pipelined replies share system calls.
+async fn write_loop(mut writer: Writer, mut replies: mpsc::Receiver<Bytes>) {
+    while let Some(frame) = replies.recv().await {
+        if writer.feed(frame).await.is_err() {
+            return;
+        }
+        while let Ok(frame) = replies.try_recv() {
+            if writer.feed(frame).await.is_err() {
+                return;
+            }
+        }
+        if SinkExt::<Bytes>::flush(&mut writer).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Encode one reply frame.
+fn reply_frame(id: RequestId, result: Result<Reply<'_>, RemoteError>) -> Bytes {
+    let message = ServerMessage::V1(Response { id, result });
+    match wire::encode(&message) {
+        Ok(bytes) => Bytes::from(bytes),
+        Err(e) => {
+            // Only a bug can get here; tell the caller rather than leave it waiting.
+            warn!(error = %e, "could not encode a reply");
+            let fallback = ServerMessage::V1(Response {
+                id,
+                result: Err(RemoteError::Protocol("reply could not be encoded".into())),
+            });
+            Bytes::from(wire::encode(&fallback).unwrap_or_default())
+        }
+    }
+}
+
+struct Connection {
+    state: Arc<ServerState>,
+    /// Reply frames for the writer task.
+    outbox: mpsc::Sender<Bytes>,
+    /// The references this connection holds, released when it closes.
+    holds: Ledger,
+    /// The payload format of this connection.
+    codec: Codec,
+    /// Cancelled when the connection closes or the server shuts down: stops its calls.
+    cancel: CancellationToken,
+    /// Bounds the spawned calls of this connection (backpressure to the client).
+    in_flight: Arc<Semaphore>,
+}
+
+impl Connection {
+    async fn read_loop(&mut self, reader: &mut Reader) -> Result<(), TransportError> {
+        loop {
+            let frame = tokio::select! {
+                _ = self.cancel.cancelled() => return Ok(()),
+                frame = reader.next() => frame,
+            };
+            let frame = match frame {
+                Some(Ok(frame)) => frame.freeze(),
+                Some(Err(e)) => return Err(e.into()),
+                None => return Ok(()),
+            };
+            self.handle(&frame).await?;
+        }
+    }
+
+    async fn reply(&self, id: RequestId, result: Result<Reply<'_>, RemoteError>) {
+        // A failed send means the writer is gone: the read loop will see the close.
+        let _ = self.outbox.send(reply_frame(id, result)).await;
+    }
+
+    async fn handle(&mut self, frame: &Bytes) -> Result<(), TransportError> {
+        let ClientMessage::V1(request) = wire::decode::<ClientMessage<'_>>(frame)
+            .map_err(|e| TransportError::Protocol(format!("undecodable request: {e}")))?;
+        match request {
+            Request::Call {
+                id,
+                object,
+                method,
+                args,
+            } => self.call(id, object, method, frame.slice_ref(args)).await,
+            Request::Create {
+                id,
+                typeid,
+                args,
+                expected,
+            } => {
+                let result = self.create(typeid, args, expected);
+                self.reply(id, result.map(Reply::Created)).await;
+            }
+            Request::Incref { object } => {
+                if self.state.objects.incref(object) {
+                    self.holds.incref(object);
+                } else {
+                    warn!(id = %object, "incref of an unknown object ignored");
+                }
+            }
+            Request::Decref { object } => self.decref(object),
+            Request::Display { id, object } => match self.state.objects.get(object) {
+                Some((obj, typeid)) => {
+                    let task = async move {
+                        let text = obj.display().await;
+                        Ok(text.unwrap_or_else(|| format!("<{typeid} object>")).into_bytes())
+                    };
+                    self.spawn(id, "<display>", true, Box::pin(task)).await;
+                }
+                None => self.reply(id, Err(RemoteError::UnknownObject { id: object })).await,
+            },
+            Request::NumberOfObjects { id } => {
+                let n = self.state.objects.len() as u64;
+                self.reply(id, Ok(Reply::Count(n))).await;
+            }
+            Request::DebugInfo { id } => {
+                let rows = self.state.objects.debug_info();
+                self.reply(id, Ok(Reply::DebugInfo(rows))).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn call(&mut self, id: RequestId, object: ObjectId, method: &str, args: Bytes) {
+        let Some((obj, typeid)) = self.state.objects.get(object) else {
+            debug!(id = %object, method, "call on unknown object");
+            self.reply(id, Err(RemoteError::UnknownObject { id: object })).await;
+            return;
+        };
+        debug!(%typeid, id = %object, method, "call");
+        match obj.call(method, args, self.codec) {
+            Dispatch::Ready(result) => {
+                let result = result.as_deref().map(Reply::Value).map_err(Clone::clone);
+                self.reply(id, result).await;
+            }
+            Dispatch::Spawn { method, task } => self.spawn(id, method, false, task).await,
+        }
+    }
+
+    /// Drive a call on its own task; its reply is sent when it finishes. `text` marks a
+    /// result that is a UTF-8 `Display` text rather than codec bytes.
+    async fn spawn(
+        &self,
+        id: RequestId,
+        method: &'static str,
+        text: bool,
+        task: super::objects::CallTask,
+    ) {
+        let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let outbox = self.outbox.clone();
+        let cancel = self.cancel.clone();
+        self.state.tracker.spawn(async move {
+            let result = tokio::select! {
+                // The connection closed or the server is stopping: drop the call, which
+                // releases any lock or wait it holds.
+                _ = cancel.cancelled() => return,
+                r = AssertUnwindSafe(task).catch_unwind() => r,
+            };
+            let result = result.unwrap_or_else(|payload| {
+                Err(RemoteError::Panicked {
+                    method: method.to_owned(),
+                    message: panic_message(&*payload),
+                })
+            });
+            let frame = match (&result, text) {
+                (Ok(bytes), true) => {
+                    reply_frame(id, Ok(Reply::Text(String::from_utf8_lossy(bytes).into())))
+                }
+                (Ok(bytes), false) => reply_frame(id, Ok(Reply::Value(bytes))),
+                (Err(e), _) => reply_frame(id, Err(e.clone())),
+            };
+            let _ = outbox.send(frame).await;
+            drop(permit);
+        });
+    }
+
+    fn create(
+        &mut self,
+        typeid: &str,
+        args: &[u8],
+        expected: Option<&str>,
+    ) -> Result<Token, RemoteError> {
+        let state = &self.state;
+        let id = state.create(typeid, args, self.codec, expected)?;
+        self.holds.incref(id);
+        debug!(typeid, %id, "created");
+        Ok(Token {
+            typeid: typeid.to_owned(),
+            address: state.address.clone(),
+            id,
+        })
+    }
+
+    fn decref(&mut self, object: ObjectId) {
+        match self.holds.decref(object) {
+            Ok(_) => drop(self.state.objects.release(object, 1)),
+            Err(e) => warn!(error = %e, "decref refused"),
+        }
+    }
+
+    /// Release every reference the connection still holds and stop its calls.
+    fn close(&mut self) {
+        self.cancel.cancel();
+        let released: Vec<_> = self.holds.drain().collect();
+        if !released.is_empty() {
+            info!(objects = released.len(), "releasing references of a closed connection");
+        }
+        for (object, count) in released {
+            drop(self.state.objects.release(object, count));
+        }
+    }
+}

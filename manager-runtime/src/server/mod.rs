@@ -1,0 +1,352 @@
+//! The server: registry of typeids, object table, listener and lifecycle.
+
+mod connection;
+pub(crate) mod objects;
+mod registry;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use manager_core::{Address, Codec, ObjectId, RemoteError};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+pub use registry::Registration;
+use registry::Creator;
+
+use crate::transport::{Listener, DEFAULT_MAX_FRAME};
+use crate::{AuthKey, IntoAddress, Result};
+
+/// Limits a server enforces; see [`ServerBuilder`] for each.
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    pub(crate) max_frame: usize,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) max_connections: usize,
+    pub(crate) max_calls_in_flight: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_frame: DEFAULT_MAX_FRAME,
+            handshake_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            max_calls_in_flight: 1024,
+        }
+    }
+}
+
+/// What every connection task of one server shares.
+pub(crate) struct ServerState {
+    pub(crate) address: Address,
+    pub(crate) authkey: AuthKey,
+    pub(crate) limits: Limits,
+    registry: HashMap<String, Registration>,
+    pub(crate) objects: objects::ObjectTable,
+    /// Cancelled to shut the server down; each connection holds a child token.
+    pub(crate) cancel: CancellationToken,
+    /// Every task the server spawned, so shutdown can wait for them.
+    pub(crate) tracker: TaskTracker,
+}
+
+impl ServerState {
+    /// Create (or take a reference to) an object of `typeid`; the reference is counted in
+    /// the table, the caller records it as held by its connection.
+    pub(crate) fn create(
+        &self,
+        typeid: &str,
+        args: &[u8],
+        codec: Codec,
+        expected: Option<&str>,
+    ) -> Result<ObjectId, RemoteError> {
+        let reg = self
+            .registry
+            .get(typeid)
+            .ok_or_else(|| RemoteError::UnknownTypeid {
+                typeid: typeid.to_owned(),
+            })?;
+        if !reg.create_method {
+            return Err(RemoteError::CreateNotAllowed {
+                typeid: typeid.to_owned(),
+            });
+        }
+        if let Some(expected) = expected {
+            if expected != reg.kind {
+                return Err(RemoteError::TypeMismatch {
+                    typeid: typeid.to_owned(),
+                    expected: expected.to_owned(),
+                    actual: reg.kind.to_owned(),
+                });
+            }
+        }
+        let name: Arc<str> = Arc::from(typeid);
+        match &reg.creator {
+            Creator::Constructor(construct) => {
+                let object = construct(args, codec)?;
+                Ok(self.objects.insert(name, object))
+            }
+            Creator::Instance { id, object } => {
+                self.objects.insert_or_incref(*id, name, object.clone());
+                Ok(*id)
+            }
+            Creator::Nothing => Err(RemoteError::CreateNotAllowed {
+                typeid: typeid.to_owned(),
+            }),
+        }
+    }
+}
+
+/// Configures and binds a [`Server`] (Python's `BaseManager(address, authkey)` plus its
+/// `register()` calls).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), manager_runtime::Error> {
+/// use manager_runtime::ServerBuilder;
+/// let server = ServerBuilder::new()
+///     .address("127.0.0.1:50000")
+///     .authkey("abc")
+///     // .register(Registration::constructor("get_pair", |(x, y)| Pair::new(x, y)))
+///     .bind()
+///     .await?;
+/// println!("serving on {}", server.address());
+/// server.serve_forever().await
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct ServerBuilder {
+    address: std::result::Result<Address, manager_core::AddressParseError>,
+    authkey: Option<AuthKey>,
+    registrations: Vec<Registration>,
+    limits: Limits,
+    shutdown_timeout: Duration,
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ServerBuilder {
+    /// A builder for a server on `127.0.0.1:0` (a free port) with a random key.
+    pub fn new() -> Self {
+        Self {
+            address: Ok(Address::Tcp("127.0.0.1:0".into())),
+            authkey: None,
+            registrations: Vec::new(),
+            limits: Limits::default(),
+            shutdown_timeout: Duration::from_secs(1),
+        }
+    }
+
+    /// Where to listen: `host:port` (port 0 picks a free one), `unix:PATH` or a path.
+    /// An invalid address is reported by [`bind`](Self::bind).
+    pub fn address(mut self, address: impl IntoAddress) -> Self {
+        self.address = address.into_address();
+        self
+    }
+
+    /// The key clients must prove they have. Without one, a random 32-byte key is made;
+    /// read it back with [`Server::authkey`].
+    pub fn authkey(mut self, key: impl Into<AuthKey>) -> Self {
+        self.authkey = Some(key.into());
+        self
+    }
+
+    /// Add a typeid. A later registration of the same typeid replaces an earlier one, as
+    /// in Python.
+    pub fn register(mut self, registration: Registration) -> Self {
+        self.registrations.push(registration);
+        self
+    }
+
+    /// The largest frame accepted from a client (default 16 MiB). A larger one closes that
+    /// client's connection.
+    pub fn max_frame_length(mut self, bytes: usize) -> Self {
+        self.limits.max_frame = bytes;
+        self
+    }
+
+    /// How long a new connection may take to authenticate (default 10 s).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.handshake_timeout = timeout;
+        self
+    }
+
+    /// How many connections are served at once (default 1024); more wait to be accepted.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.limits.max_connections = n.max(1);
+        self
+    }
+
+    /// How many `async` or contended calls one connection may have running (default 1024);
+    /// past that the server stops reading from that connection until one finishes.
+    pub fn max_calls_in_flight(mut self, n: usize) -> Self {
+        self.limits.max_calls_in_flight = n.max(1);
+        self
+    }
+
+    /// How long a shutdown waits for running calls before abandoning them (default 1 s,
+    /// Python's `shutdown_timeout`).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    pub(crate) fn shutdown_timeout_value(&self) -> Duration {
+        self.shutdown_timeout
+    }
+
+    /// Bind the listening socket. The server does not accept until it is served.
+    pub async fn bind(self) -> Result<Server> {
+        let address = self.address?;
+        let (listener, bound) = Listener::bind(&address).await?;
+        let mut registry = HashMap::new();
+        let objects = objects::ObjectTable::default();
+        for mut reg in self.registrations {
+            if let Creator::Instance { id, .. } = &mut reg.creator {
+                *id = objects.allocate_id();
+            }
+            if registry.insert(reg.typeid.clone(), reg).is_some() {
+                warn!("a typeid was registered twice; the later registration wins");
+            }
+        }
+        let state = Arc::new(ServerState {
+            address: bound,
+            authkey: self.authkey.unwrap_or_else(AuthKey::random),
+            limits: self.limits,
+            registry,
+            objects,
+            cancel: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        });
+        Ok(Server {
+            state,
+            listener,
+            shutdown_timeout: self.shutdown_timeout,
+        })
+    }
+
+    /// Run the server in the background of this process, on a thread of its own, and
+    /// return a [`Manager`] connected to it (Python's `BaseManager.start()`).
+    pub async fn start(self) -> Result<crate::Manager> {
+        crate::manager::start(self).await
+    }
+}
+
+/// A bound manager server (Python's `Server` from `get_server()`).
+pub struct Server {
+    state: Arc<ServerState>,
+    listener: Listener,
+    shutdown_timeout: Duration,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("address", &self.state.address)
+            .field("objects", &self.state.objects.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Stops a running server from anywhere; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle(CancellationToken);
+
+impl ShutdownHandle {
+    /// Ask the server to stop: it stops accepting, closes connections and drops its
+    /// objects. Returns at once; the serving future completes when the server is down.
+    pub fn shutdown(&self) {
+        self.0.cancel();
+    }
+
+    /// Whether shutdown was requested.
+    pub fn is_shutdown(&self) -> bool {
+        self.0.is_cancelled()
+    }
+}
+
+impl Server {
+    /// The address actually bound (with the real port when 0 was asked for).
+    pub fn address(&self) -> &Address {
+        &self.state.address
+    }
+
+    /// The key clients must use.
+    pub fn authkey(&self) -> &AuthKey {
+        &self.state.authkey
+    }
+
+    /// A handle that stops this server.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.state.cancel.clone())
+    }
+
+    /// Serve until a [`ShutdownHandle`] stops the server (Python's `serve_forever()`).
+    ///
+    /// Cancel safety: dropping this future stops accepting and closes every connection,
+    /// like a shutdown that does not wait.
+    pub async fn serve_forever(self) -> Result<()> {
+        let cancel = self.state.cancel.clone();
+        self.serve_until(async move { cancel.cancelled().await })
+            .await
+    }
+
+    /// Serve until `signal` completes (for example [`crate::shutdown_signal`]), then shut
+    /// down gracefully.
+    pub async fn serve_until(self, signal: impl Future<Output = ()>) -> Result<()> {
+        let state = self.state.clone();
+        let _stop_on_drop = state.cancel.clone().drop_guard();
+        info!(address = %state.address, "manager serving");
+        let limit = Arc::new(Semaphore::new(state.limits.max_connections));
+        tokio::pin!(signal);
+        let mut backoff = Duration::from_millis(1);
+        loop {
+            let permit = tokio::select! {
+                _ = &mut signal => break,
+                _ = state.cancel.cancelled() => break,
+                permit = limit.clone().acquire_owned() => permit,
+            };
+            let Ok(permit) = permit else { break };
+            let accepted = tokio::select! {
+                _ = &mut signal => break,
+                _ = state.cancel.cancelled() => break,
+                accepted = self.listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((read, write, peer)) => {
+                    backoff = Duration::from_millis(1);
+                    let conn_state = state.clone();
+                    state.tracker.spawn(async move {
+                        connection::run(conn_state, read, write, peer).await;
+                        drop(permit);
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    error!(error = %e, "accept failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+        info!("manager shutting down");
+        state.cancel.cancel();
+        state.tracker.close();
+        if tokio::time::timeout(self.shutdown_timeout, state.tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!("calls still running after the shutdown timeout were abandoned");
+        }
+        state.objects.clear();
+        drop(self.listener);
+        Ok(())
+    }
+}

@@ -1,0 +1,143 @@
+//! Typeid registrations: how clients create objects (Python's `BaseManager.register`).
+
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use manager_core::{panic_message, Codec, ObjectId, RemoteError, Shared};
+use serde::de::DeserializeOwned;
+
+use super::objects::{erase, ErasedObject};
+
+type Constructor =
+    Box<dyn Fn(&[u8], Codec) -> Result<Arc<dyn ErasedObject>, RemoteError> + Send + Sync>;
+
+pub(crate) enum Creator {
+    /// Each create builds a new object from the client's arguments.
+    Constructor(Constructor),
+    /// Every create returns a new reference to the same object, which keeps its state
+    /// even while no client holds it.
+    Instance {
+        id: ObjectId,
+        object: Arc<dyn ErasedObject>,
+    },
+    /// Registered for its type only; clients cannot create it.
+    Nothing,
+}
+
+/// How a server makes objects of one typeid: the counterpart of one
+/// `BaseManager.register(typeid, callable, ..., create_method)` call.
+///
+/// ```
+/// use manager_runtime::Registration;
+/// # use manager_core::{CallOutcome, Codec, MethodInfo, Shared};
+/// # struct Pair(i32, i32);
+/// # impl Shared for Pair {
+/// #     const TYPEID: &'static str = "Pair";
+/// #     const METHODS: &'static [MethodInfo] = &[];
+/// #     const HIDDEN: &'static [&'static str] = &[];
+/// #     fn call_ref<'a>(&'a self, _: usize, _: &'a [u8], _: Codec) -> CallOutcome<'a> { unreachable!() }
+/// #     fn call_mut<'a>(&'a mut self, _: usize, _: &'a [u8], _: Codec) -> CallOutcome<'a> { unreachable!() }
+/// #     fn display(&self) -> Option<String> { None }
+/// # }
+/// // Python: manager.register('get_pair', Pair)
+/// let by_constructor = Registration::constructor("get_pair", |(x, y): (i32, i32)| Pair(x, y));
+/// // Python: manager.register('the_pair', callable=lambda: pair)
+/// let one_instance = Registration::instance("the_pair", Pair(1, 2));
+/// // Python: manager.register('Pair', Pair, create_method=False)
+/// let not_creatable = Registration::constructor("Pair", |(x, y)| Pair(x, y)).create_method(false);
+/// # let _ = (by_constructor, one_instance, not_creatable);
+/// ```
+pub struct Registration {
+    pub(crate) typeid: String,
+    pub(crate) kind: &'static str,
+    pub(crate) creator: Creator,
+    pub(crate) create_method: bool,
+}
+
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let creator = match self.creator {
+            Creator::Constructor(_) => "constructor",
+            Creator::Instance { .. } => "instance",
+            Creator::Nothing => "none",
+        };
+        f.debug_struct("Registration")
+            .field("typeid", &self.typeid)
+            .field("type", &self.kind)
+            .field("creator", &creator)
+            .field("create_method", &self.create_method)
+            .finish()
+    }
+}
+
+impl Registration {
+    /// Each create calls `constructor` with the client's arguments (decoded as `A`, a tuple
+    /// of the create call's arguments) and shares the new object.
+    pub fn constructor<T, A, F>(typeid: impl Into<String>, constructor: F) -> Self
+    where
+        T: Shared,
+        A: DeserializeOwned,
+        F: Fn(A) -> T + Send + Sync + 'static,
+    {
+        let typeid = typeid.into();
+        let name: Arc<str> = Arc::from(typeid.as_str());
+        let construct = move |args: &[u8], codec: Codec| {
+            let args: A = codec.decode(args).map_err(|e| RemoteError::BadArguments {
+                method: "<create>".to_owned(),
+                typeid: name.to_string(),
+                reason: e.to_string(),
+            })?;
+            let value = catch_unwind(AssertUnwindSafe(|| constructor(args))).map_err(|p| {
+                RemoteError::Panicked {
+                    method: format!("<create {name}>"),
+                    message: panic_message(&*p),
+                }
+            })?;
+            Ok(erase(value))
+        };
+        Self {
+            typeid,
+            kind: T::TYPEID,
+            creator: Creator::Constructor(Box::new(construct)),
+            create_method: true,
+        }
+    }
+
+    /// Every create returns a reference to this one object (Python's
+    /// `callable=lambda: obj`): all clients see the same state. Create takes no arguments.
+    pub fn instance<T: Shared>(typeid: impl Into<String>, value: T) -> Self {
+        Self {
+            typeid: typeid.into(),
+            kind: T::TYPEID,
+            creator: Creator::Instance {
+                id: ObjectId(0),
+                object: erase(value),
+            },
+            create_method: true,
+        }
+    }
+
+    /// Register the typeid for type `T` without any way to create it from a client.
+    pub fn for_type<T: Shared>(typeid: impl Into<String>) -> Self {
+        Self {
+            typeid: typeid.into(),
+            kind: T::TYPEID,
+            creator: Creator::Nothing,
+            create_method: false,
+        }
+    }
+
+    /// Whether clients may create objects of this typeid (Python's `create_method`;
+    /// default `true`). With `false`, a client's create is refused with
+    /// [`RemoteError::CreateNotAllowed`].
+    pub fn create_method(mut self, allowed: bool) -> Self {
+        self.create_method = allowed;
+        self
+    }
+
+    /// The typeid.
+    pub fn typeid(&self) -> &str {
+        &self.typeid
+    }
+}
