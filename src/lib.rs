@@ -1,1 +1,122 @@
-//! stub
+//! # managers
+//!
+//! Share typed objects between processes and machines: the compiled counterpart of
+//! Python's [`multiprocessing.managers`](https://docs.python.org/3/library/multiprocessing.html#managers).
+//!
+//! A *manager* is a server that owns shared objects. Other processes, on this host or
+//! others, connect with an authentication key and call methods on those objects through
+//! *proxies*. What Python checks at run time is checked here at compile time: a method that
+//! is not exposed does not exist on the proxy, and arguments and results are typed.
+//!
+//! ```
+//! use managers::{shared, Registration, ServerBuilder};
+//!
+//! /// A point that several processes update.
+//! pub struct Pair {
+//!     x: i64,
+//!     y: i64,
+//! }
+//!
+//! #[shared(exposed = [get_x, set_x, sum])]
+//! impl Pair {
+//!     pub fn new(x: i64, y: i64) -> Self {
+//!         Pair { x, y }
+//!     }
+//!     /// The x coordinate.
+//!     pub fn get_x(&self) -> i64 {
+//!         self.x
+//!     }
+//!     pub fn set_x(&mut self, x: i64) {
+//!         self.x = x;
+//!     }
+//!     pub fn sum(&self) -> i64 {
+//!         self.x + self.y
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), managers::Error> {
+//! // Python: manager.register('get_pair', Pair); manager.start()
+//! let manager = ServerBuilder::new()
+//!     .register(Registration::constructor("get_pair", |(x, y)| Pair::new(x, y)))
+//!     .start()
+//!     .await?;
+//! // Python: pair = manager.get_pair(1, 3)
+//! let pair: PairProxy = manager.create("get_pair", (1, 3)).await?;
+//! pair.set_x(10).await?;
+//! assert_eq!(pair.sum().await?, 13);
+//! # Ok(()) }
+//! ```
+//!
+//! The parts:
+//! - [`#[shared]`](macro@shared) on an `impl` block generates the dispatch table and a proxy
+//!   type (`PairProxy` above; Python's AutoProxy).
+//! - [`ServerBuilder`] with [`Registration`]s configures a server: [`Server::serve_forever`]
+//!   serves in this process (Python's `get_server().serve_forever()`),
+//!   [`ServerBuilder::start`] runs one in the background and returns a connected
+//!   [`Manager`] (Python's `start()`).
+//! - [`Client::connect`] connects to a running manager (Python's `connect()`);
+//!   [`Client::create`] creates objects by typeid; the [`manager!`] macro declares a
+//!   manager type with typed creation methods (Python's `create_method`).
+//! - [`ProxyHandle`] is one counted reference (Python's `BaseProxy`):
+//!   [`ProxyHandle::call_method`] is `_callmethod`, [`ProxyHandle::referent_to_string`] is
+//!   `str(proxy)`, and `Debug` of a proxy is its `repr`.
+//!
+//! # The `#[shared]` attribute
+//! On an inherent `impl T` block:
+//! - `exposed = [a, b]`: the methods clients may call. Default: every `pub fn` taking
+//!   `&self` or `&mut self` whose name does not start with `_` (Python's "public methods").
+//!   A method that is not exposed does not exist on the proxy: calling it does not compile.
+//!   A raw call by name ([`ProxyHandle::call_method`]) is refused by the server with
+//!   [`RemoteError::NotExposed`].
+//! - `typeid = "Name"`: the type's typeid (default: the type's name).
+//! - `proxy = Name`: the generated proxy's name (default: `TProxy`).
+//! - `method_to_typeid = { method: Type }`: reserved for methods that return proxies; not
+//!   implemented yet, and a compile error for now.
+//!
+//! Exposed methods take `&self` (calls run concurrently) or `&mut self` (calls are
+//! serialised), any number of `Serialize + Deserialize` arguments, and return a
+//! serialisable value, `()` or a `Result<T, E>` with `E: Display` whose `Err` reaches the
+//! caller as [`RemoteError::Method`] carrying the message. `async fn` methods are awaited
+//! without blocking the server. A plain `fn` runs on the connection's task: keep it short,
+//! and make anything that waits an `async fn`. A panic in a method is caught and reported as
+//! [`RemoteError::Panicked`]; the server keeps serving.
+//!
+//! # Errors
+//! Every proxy call returns `Result<T, `[`Error`]`>`. [`Error::Remote`] is a failure of that
+//! one request (the connection is fine); [`Error::Transport`] and [`Error::Auth`] mean the
+//! connection failed: every call pending on it gets the same error.
+//!
+//! # Reference counting
+//! Each live proxy is one reference. Cloning sends an incref, dropping a decref, on the
+//! client's one connection in order with its calls; the object is dropped when its count
+//! reaches zero. A connection that closes (or a client process that dies) releases every
+//! reference it held. [`Client::number_of_objects`] and [`Client::debug_info`] show the
+//! table.
+
+pub use manager_core::{Address, Codec, ObjectId, RemoteError, Token};
+pub use manager_macros::shared;
+pub use manager_runtime::{
+    shutdown_signal, AuthKey, Client, ClientBuilder, Error, HandshakeError, IntoAddress, Manager,
+    ObjectInfo, Proxy, ProxyHandle, Registration, Result, Server, ServerBuilder, ShutdownHandle,
+    TransportError, DEFAULT_MAX_FRAME,
+};
+
+/// The traits generated code implements, for hand-written implementations.
+pub mod core {
+    pub use manager_core::{CallOutcome, MethodInfo, Receiver, Shared};
+}
+
+mod manager_macro;
+
+/// The only paths generated code names. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use manager_core::{
+        decode_args, encode_result, encode_value, unknown_method_index, wrong_receiver,
+        CallOutcome, Codec, DisplayFallback, DisplayViaTrait, MethodInfo, Receiver, RemoteError,
+        Shared, Unsupported,
+    };
+    pub use manager_runtime::{AuthKey, Client, Error, IntoAddress, Proxy, ProxyHandle};
+    pub use std::boxed::Box;
+}

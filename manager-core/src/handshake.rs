@@ -103,7 +103,8 @@ fn verify(key: &[u8], challenge_msg: &[u8], response: &[u8]) -> Result<(), Hands
         .ok_or(HandshakeError::Protocol("expected a {sha256} digest"))?;
     let mut m = mac(key);
     m.update(&challenge_msg[CHALLENGE.len()..]);
-    m.verify_slice(digest).map_err(|_| HandshakeError::BadDigest)
+    m.verify_slice(digest)
+        .map_err(|_| HandshakeError::BadDigest)
 }
 
 #[derive(Debug)]
@@ -244,7 +245,10 @@ mod tests {
         assert_eq!(send(s.receive(&digest)), WELCOME);
         let challenge = send(c.receive(WELCOME));
         let answer = send(s.receive(&challenge));
-        assert_eq!(c.receive(&answer), Ok(Step::SendAndFinish(WELCOME.to_vec())));
+        assert_eq!(
+            c.receive(&answer),
+            Ok(Step::SendAndFinish(WELCOME.to_vec()))
+        );
         assert_eq!(s.receive(WELCOME), Ok(Step::Finished));
         assert_eq!(s.receive(WELCOME), Err(HandshakeError::Finished));
         assert_eq!(c.receive(WELCOME), Err(HandshakeError::Finished));
@@ -285,9 +289,15 @@ mod tests {
     #[test]
     fn garbage_is_a_protocol_error() {
         let (mut s, _) = ServerHandshake::new(b"k", [1; 32]);
-        assert!(matches!(s.receive(b"hello"), Err(HandshakeError::Protocol(_))));
+        assert!(matches!(
+            s.receive(b"hello"),
+            Err(HandshakeError::Protocol(_))
+        ));
         let mut c = ClientHandshake::new(b"k", [1; 32]);
-        assert!(matches!(c.receive(b"#CHALLENGE#short"), Err(HandshakeError::Protocol(_))));
+        assert!(matches!(
+            c.receive(b"#CHALLENGE#short"),
+            Err(HandshakeError::Protocol(_))
+        ));
         let (mut s, _) = ServerHandshake::new(b"k", [1; 32]);
         assert_eq!(s.receive(b"{sha256}short"), Err(HandshakeError::BadDigest));
     }

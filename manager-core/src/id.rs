@@ -97,7 +97,10 @@ mod tests {
 
     #[test]
     fn parses_addresses() {
-        assert_eq!("localhost:80".parse(), Ok(Address::Tcp("localhost:80".into())));
+        assert_eq!(
+            "localhost:80".parse(),
+            Ok(Address::Tcp("localhost:80".into()))
+        );
         assert_eq!("[::1]:80".parse(), Ok(Address::Tcp("[::1]:80".into())));
         assert_eq!(
             "unix:rel.sock".parse(),

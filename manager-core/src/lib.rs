@@ -23,7 +23,9 @@ pub mod wire;
 pub use codec::{Codec, CodecError};
 pub use error::RemoteError;
 pub use id::{Address, AddressParseError, ObjectId, Token};
+#[doc(hidden)]
+pub use shared::{decode_args, encode_result, encode_value, unknown_method_index, wrong_receiver};
 pub use shared::{
-    panic_message, CallFuture, CallOutcome, DisplayFallback, DisplayViaTrait, MethodInfo,
-    Receiver, Shared, Unsupported,
+    panic_message, CallFuture, CallOutcome, DisplayFallback, DisplayViaTrait, MethodInfo, Receiver,
+    Shared, Unsupported,
 };

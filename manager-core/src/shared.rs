@@ -67,8 +67,7 @@ pub trait Shared: Send + Sync + Sized + 'static {
     fn call_ref<'a>(&'a self, method: usize, args: &'a [u8], codec: Codec) -> CallOutcome<'a>;
 
     /// Call a method with exclusive access (any receiver).
-    fn call_mut<'a>(&'a mut self, method: usize, args: &'a [u8], codec: Codec)
-        -> CallOutcome<'a>;
+    fn call_mut<'a>(&'a mut self, method: usize, args: &'a [u8], codec: Codec) -> CallOutcome<'a>;
 
     /// The object's `Display` text, when it implements `Display`.
     fn display(&self) -> Option<String>;
@@ -147,5 +146,66 @@ mod tests {
         assert_eq!(panic_message(&*p), "boom 1");
         let p = std::panic::catch_unwind(|| std::panic::panic_any(3)).unwrap_err();
         assert_eq!(panic_message(&*p), "non-string panic payload");
+    }
+}
+
+/// Decode a call's argument tuple, as generated dispatch code does.
+#[doc(hidden)]
+pub fn decode_args<'a, T: serde::Deserialize<'a>>(
+    codec: Codec,
+    typeid: &str,
+    method: &str,
+    args: &'a [u8],
+) -> Result<T, RemoteError> {
+    codec.decode(args).map_err(|e| RemoteError::BadArguments {
+        method: method.to_owned(),
+        typeid: typeid.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// Encode a method's return value.
+#[doc(hidden)]
+pub fn encode_value<T: serde::Serialize + ?Sized>(
+    codec: Codec,
+    method: &str,
+    value: &T,
+) -> Result<Vec<u8>, RemoteError> {
+    codec.encode(value).map_err(|e| RemoteError::Encode {
+        method: method.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// Encode a method's `Ok` value, or turn its `Err` into a remote error with its text.
+#[doc(hidden)]
+pub fn encode_result<T: serde::Serialize, E: Display>(
+    codec: Codec,
+    method: &str,
+    result: Result<T, E>,
+) -> Result<Vec<u8>, RemoteError> {
+    match result {
+        Ok(value) => encode_value(codec, method, &value),
+        Err(e) => Err(RemoteError::Method {
+            method: method.to_owned(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// The error for a `&mut self` method reached through `call_ref`.
+#[doc(hidden)]
+pub fn wrong_receiver(typeid: &str, method: &str) -> RemoteError {
+    RemoteError::Protocol(format!(
+        "`{method}` of typeid `{typeid}` needs exclusive access but was called shared"
+    ))
+}
+
+/// The error for a method index outside the table (a bug in a hand-written `Shared`).
+#[doc(hidden)]
+pub fn unknown_method_index(typeid: &str, index: usize) -> RemoteError {
+    RemoteError::UnknownMethod {
+        method: format!("#{index}"),
+        typeid: typeid.to_owned(),
     }
 }

@@ -167,9 +167,24 @@ mod tests {
     fn every_client_message_round_trips() {
         let o = ObjectId(7);
         for r in [
-            Request::Call { id: 1, object: o, method: "get_x", args: &[1, 2, 3] },
-            Request::Create { id: 2, typeid: "Pair", args: &[], expected: Some("Pair") },
-            Request::Create { id: 2, typeid: "Pair", args: &[9], expected: None },
+            Request::Call {
+                id: 1,
+                object: o,
+                method: "get_x",
+                args: &[1, 2, 3],
+            },
+            Request::Create {
+                id: 2,
+                typeid: "Pair",
+                args: &[],
+                expected: Some("Pair"),
+            },
+            Request::Create {
+                id: 2,
+                typeid: "Pair",
+                args: &[9],
+                expected: None,
+            },
             Request::Incref { object: o },
             Request::Decref { object: o },
             Request::Display { id: 3, object: o },
@@ -187,7 +202,11 @@ mod tests {
             address: Address::Tcp("127.0.0.1:1".into()),
             id: ObjectId(3),
         };
-        let info = ObjectInfo { typeid: "Pair".into(), id: ObjectId(3), refcount: 2 };
+        let info = ObjectInfo {
+            typeid: "Pair".into(),
+            id: ObjectId(3),
+            refcount: 2,
+        };
         for result in [
             Ok(Reply::Value(&[0, 255])),
             Ok(Reply::Created(token)),
@@ -195,7 +214,10 @@ mod tests {
             Ok(Reply::Count(9)),
             Ok(Reply::DebugInfo(vec![info])),
             Err(RemoteError::UnknownObject { id: ObjectId(1) }),
-            Err(RemoteError::Panicked { method: "boom".into(), message: "oops".into() }),
+            Err(RemoteError::Panicked {
+                method: "boom".into(),
+                message: "oops".into(),
+            }),
             Err(RemoteError::ShuttingDown),
         ] {
             round_trip_server(ServerMessage::V1(Response { id: 42, result }));

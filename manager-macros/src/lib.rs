@@ -1,1 +1,46 @@
-//! stub
+//! The `#[shared]` attribute of `managers`. Use it through the `managers` crate, which
+//! documents it; this crate is its implementation.
+//!
+//! Pipeline: [`args`] parses the attribute, [`model`] reads the `impl` block into plain
+//! structs, [`validate`] checks them, [`codegen`] writes the dispatch table and the proxy.
+
+mod args;
+mod codegen;
+mod model;
+mod validate;
+
+use proc_macro::TokenStream;
+
+/// Share the type of this inherent `impl` block through managers: generates the
+/// server-side dispatch table and a typed client proxy. See the `managers` crate docs.
+#[proc_macro_attribute]
+pub fn shared(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand(args.into(), item.into()).into()
+}
+
+fn expand(
+    args: proc_macro2::TokenStream,
+    item: proc_macro2::TokenStream,
+) -> proc_macro2::TokenStream {
+    let attempt = || -> syn::Result<proc_macro2::TokenStream> {
+        let args = args::parse(args)?;
+        let item: syn::ItemImpl = syn::parse2(item.clone()).map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                "#[shared] goes on an inherent `impl Type { ... }` block",
+            )
+        })?;
+        let model = model::SharedImpl::from_syn(args, item)?;
+        validate::check(&model)?;
+        Ok(codegen::expand(&model))
+    };
+    match attempt() {
+        Ok(tokens) => tokens,
+        // Emit the user's item unchanged next to the errors, so their other code does not
+        // drown in follow-on errors.
+        Err(e) => {
+            let errors = e.to_compile_error();
+            quote::quote!(#item #errors)
+        }
+    }
+}

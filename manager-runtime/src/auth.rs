@@ -151,7 +151,10 @@ pub(crate) async fn accept(
     max_frame: usize,
 ) -> Result<(), Error> {
     let (mut machine, first) = ServerHandshake::new(key.as_bytes(), nonce());
-    drive(reader, writer, max_frame, Some(first), |m| machine.receive(m)).await
+    drive(reader, writer, max_frame, Some(first), |m| {
+        machine.receive(m)
+    })
+    .await
 }
 
 /// Authenticate to a server, and make sure it knows the key too.

@@ -44,7 +44,10 @@ impl Listener {
                 let l = UnixListener::bind(p)?;
                 Ok((Listener::Unix(l, p.clone()), Address::Unix(p.clone())))
             }
-            _ => Err(io::Error::new(io::ErrorKind::Unsupported, "unsupported address kind")),
+            _ => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "unsupported address kind",
+            )),
         }
     }
 
@@ -88,7 +91,10 @@ pub(crate) async fn connect(address: &Address) -> io::Result<(ReadHalf, WriteHal
             let (r, w) = s.into_split();
             Ok((Box::pin(r), Box::pin(w)))
         }
-        _ => Err(io::Error::new(io::ErrorKind::Unsupported, "unsupported address kind")),
+        _ => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "unsupported address kind",
+        )),
     }
 }
 
@@ -104,9 +110,13 @@ mod tests {
     fn frames_round_trip_and_split_anywhere() {
         let mut codec = frame_codec(1024);
         let mut wire = BytesMut::new();
-        codec.encode(Bytes::from_static(b"hello"), &mut wire).unwrap();
+        codec
+            .encode(Bytes::from_static(b"hello"), &mut wire)
+            .unwrap();
         codec.encode(Bytes::from_static(b""), &mut wire).unwrap();
-        codec.encode(Bytes::from_static(b"world!"), &mut wire).unwrap();
+        codec
+            .encode(Bytes::from_static(b"world!"), &mut wire)
+            .unwrap();
         assert_eq!(&wire[..4], &[0, 0, 0, 5]);
         // Feed one byte at a time: frames only come out whole.
         let mut input = BytesMut::new();
@@ -125,7 +135,10 @@ mod tests {
         let mut codec = frame_codec(8);
         let mut input = BytesMut::from(&[0u8, 0, 0, 9][..]);
         let err = codec.decode(&mut input).unwrap_err();
-        assert!(matches!(TransportError::from(err), TransportError::FrameTooLarge));
+        assert!(matches!(
+            TransportError::from(err),
+            TransportError::FrameTooLarge
+        ));
     }
 
     #[test]

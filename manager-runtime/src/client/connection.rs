@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use manager_core::wire::{self, ClientMessage, ObjectInfo, Reply, Request, RequestId, ServerMessage};
+use manager_core::wire::{
+    self, ClientMessage, ObjectInfo, Reply, Request, RequestId, ServerMessage,
+};
 use manager_core::{Address, Codec, Token};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
@@ -214,7 +216,11 @@ impl Connection {
     }
 }
 
-async fn write_loop(mut writer: Writer, mut frames: mpsc::UnboundedReceiver<Bytes>, pending: Arc<Pending>) {
+async fn write_loop(
+    mut writer: Writer,
+    mut frames: mpsc::UnboundedReceiver<Bytes>,
+    pending: Arc<Pending>,
+) {
     while let Some(frame) = frames.recv().await {
         let mut result = writer.feed(frame).await;
         while result.is_ok() {

@@ -161,11 +161,16 @@ impl Connection {
                 Some((obj, typeid)) => {
                     let task = async move {
                         let text = obj.display().await;
-                        Ok(text.unwrap_or_else(|| format!("<{typeid} object>")).into_bytes())
+                        Ok(text
+                            .unwrap_or_else(|| format!("<{typeid} object>"))
+                            .into_bytes())
                     };
                     self.spawn(id, "<display>", true, Box::pin(task)).await;
                 }
-                None => self.reply(id, Err(RemoteError::UnknownObject { id: object })).await,
+                None => {
+                    self.reply(id, Err(RemoteError::UnknownObject { id: object }))
+                        .await
+                }
             },
             Request::NumberOfObjects { id } => {
                 let n = self.state.objects.len() as u64;
@@ -182,7 +187,8 @@ impl Connection {
     async fn call(&mut self, id: RequestId, object: ObjectId, method: &str, args: Bytes) {
         let Some((obj, typeid)) = self.state.objects.get(object) else {
             debug!(id = %object, method, "call on unknown object");
-            self.reply(id, Err(RemoteError::UnknownObject { id: object })).await;
+            self.reply(id, Err(RemoteError::UnknownObject { id: object }))
+                .await;
             return;
         };
         debug!(%typeid, id = %object, method, "call");
@@ -263,7 +269,10 @@ impl Connection {
         self.cancel.cancel();
         let released: Vec<_> = self.holds.drain().collect();
         if !released.is_empty() {
-            info!(objects = released.len(), "releasing references of a closed connection");
+            info!(
+                objects = released.len(),
+                "releasing references of a closed connection"
+            );
         }
         for (object, count) in released {
             drop(self.state.objects.release(object, count));

@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-pub use registry::Registration;
 use registry::Creator;
+pub use registry::Registration;
 
 use crate::transport::{Listener, DEFAULT_MAX_FRAME};
 use crate::{AuthKey, IntoAddress, Result};

@@ -36,10 +36,7 @@ pub(crate) trait ErasedObject: Send + Sync {
 }
 
 /// Run a plain method inline, turning a panic into a remote error.
-fn run_inline(
-    method: &'static str,
-    f: impl FnOnce() -> Result<Vec<u8>, RemoteError>,
-) -> Dispatch {
+fn run_inline(method: &'static str, f: impl FnOnce() -> Result<Vec<u8>, RemoteError>) -> Dispatch {
     Dispatch::Ready(catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
         Err(RemoteError::Panicked {
             method: method.to_owned(),
@@ -67,12 +64,16 @@ impl<T: Shared> ErasedObject for RwLock<T> {
             match info.receiver {
                 Receiver::Ref => {
                     if let Ok(guard) = self.try_read() {
-                        return run_inline(info.name, || ready(guard.call_ref(index, &args, codec)));
+                        return run_inline(info.name, || {
+                            ready(guard.call_ref(index, &args, codec))
+                        });
                     }
                 }
                 Receiver::Mut => {
                     if let Ok(mut guard) = self.try_write() {
-                        return run_inline(info.name, || ready(guard.call_mut(index, &args, codec)));
+                        return run_inline(info.name, || {
+                            ready(guard.call_mut(index, &args, codec))
+                        });
                     }
                 }
             }
@@ -135,7 +136,9 @@ pub(crate) struct ObjectTable {
 
 impl std::fmt::Debug for ObjectTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ObjectTable").field("len", &self.len()).finish()
+        f.debug_struct("ObjectTable")
+            .field("len", &self.len())
+            .finish()
     }
 }
 

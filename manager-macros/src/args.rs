@@ -1,0 +1,85 @@
+//! The attribute's arguments: `#[shared(exposed = [..], typeid = "..", proxy = Name,
+//! method_to_typeid = { method: Type })]`.
+
+use proc_macro2::TokenStream;
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::{Ident, LitStr, Token};
+
+/// One `method: Type` entry of `method_to_typeid`.
+pub(crate) struct TypeidMapping {
+    pub(crate) method: Ident,
+    pub(crate) target: syn::Path,
+}
+
+impl syn::parse::Parse for TypeidMapping {
+    fn parse(input: syn::parse::ParseStream<'_>) -> syn::Result<Self> {
+        let method = input.parse()?;
+        input.parse::<Token![:]>()?;
+        let target = input.parse()?;
+        Ok(Self { method, target })
+    }
+}
+
+/// The parsed attribute.
+#[derive(Default)]
+pub(crate) struct Args {
+    /// `exposed = [a, b]`: `None` means every public method.
+    pub(crate) exposed: Option<Vec<Ident>>,
+    /// `typeid = "Pair"`.
+    pub(crate) typeid: Option<LitStr>,
+    /// `proxy = PairProxy`: the generated proxy's name.
+    pub(crate) proxy: Option<Ident>,
+    /// `method_to_typeid = { get_item: ItemWrapper }` (reserved).
+    pub(crate) method_to_typeid: Option<(syn::Path, Vec<TypeidMapping>)>,
+}
+
+fn duplicate(meta: &syn::meta::ParseNestedMeta<'_>, name: &str) -> syn::Error {
+    meta.error(format!("duplicate `{name}` argument"))
+}
+
+pub(crate) fn parse(tokens: TokenStream) -> syn::Result<Args> {
+    let mut args = Args::default();
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("exposed") {
+            if args.exposed.is_some() {
+                return Err(duplicate(&meta, "exposed"));
+            }
+            let value = meta.value()?;
+            let content;
+            syn::bracketed!(content in value);
+            let names = Punctuated::<Ident, Token![,]>::parse_terminated(&content)?;
+            args.exposed = Some(names.into_iter().collect());
+        } else if meta.path.is_ident("typeid") {
+            if args.typeid.is_some() {
+                return Err(duplicate(&meta, "typeid"));
+            }
+            let lit: LitStr = meta.value()?.parse()?;
+            if lit.value().is_empty() {
+                return Err(syn::Error::new(lit.span(), "typeid must not be empty"));
+            }
+            args.typeid = Some(lit);
+        } else if meta.path.is_ident("proxy") {
+            if args.proxy.is_some() {
+                return Err(duplicate(&meta, "proxy"));
+            }
+            args.proxy = Some(meta.value()?.parse()?);
+        } else if meta.path.is_ident("method_to_typeid") {
+            if args.method_to_typeid.is_some() {
+                return Err(duplicate(&meta, "method_to_typeid"));
+            }
+            let value = meta.value()?;
+            let content;
+            syn::braced!(content in value);
+            let entries = Punctuated::<TypeidMapping, Token![,]>::parse_terminated(&content)?;
+            args.method_to_typeid = Some((meta.path.clone(), entries.into_iter().collect()));
+        } else {
+            return Err(meta.error(
+                "unknown #[shared] argument; expected `exposed`, `typeid`, `proxy` or `method_to_typeid`",
+            ));
+        }
+        Ok(())
+    });
+    parser.parse2(tokens)?;
+    Ok(args)
+}

@@ -1,0 +1,136 @@
+//! The server side: `impl Shared for T`, the dispatch table.
+
+use proc_macro2::TokenStream;
+use quote::{quote, ToTokens};
+use syn::ext::IdentExt;
+use syn::LitStr;
+
+use crate::model::{Method, Output, ReceiverKind, SharedImpl};
+
+pub(crate) fn shared_impl(model: &SharedImpl) -> TokenStream {
+    let self_ty = &model.item.self_ty;
+    let typeid = LitStr::new(&model.typeid, model.type_ident.span());
+    let infos = model.exposed_methods().map(method_info);
+    let hidden = model
+        .methods
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !model.exposed.contains(i))
+        .map(|(_, m)| wire_name(m));
+    let ref_arms = model
+        .exposed_methods()
+        .enumerate()
+        .map(|(i, m)| match m.receiver {
+            ReceiverKind::Mut => {
+                let name = wire_name(m);
+                quote! {
+                    #i => __p::CallOutcome::Ready(::core::result::Result::Err(
+                        __p::wrong_receiver(<Self as __p::Shared>::TYPEID, #name)
+                    )),
+                }
+            }
+            _ => call_arm(i, m),
+        });
+    let mut_arms = model
+        .exposed_methods()
+        .enumerate()
+        .map(|(i, m)| call_arm(i, m));
+    quote! {
+        use ::managers::__private as __p;
+        #[automatically_derived]
+        impl __p::Shared for #self_ty {
+            const TYPEID: &'static str = #typeid;
+            const METHODS: &'static [__p::MethodInfo] = &[#(#infos),*];
+            const HIDDEN: &'static [&'static str] = &[#(#hidden),*];
+
+            #[allow(unused_variables, clippy::let_unit_value, clippy::unit_arg)]
+            fn call_ref<'__a>(
+                &'__a self,
+                __method: usize,
+                __args: &'__a [u8],
+                __codec: __p::Codec,
+            ) -> __p::CallOutcome<'__a> {
+                match __method {
+                    #(#ref_arms)*
+                    _ => __p::CallOutcome::Ready(::core::result::Result::Err(
+                        __p::unknown_method_index(<Self as __p::Shared>::TYPEID, __method),
+                    )),
+                }
+            }
+
+            #[allow(unused_variables, clippy::let_unit_value, clippy::unit_arg)]
+            fn call_mut<'__a>(
+                &'__a mut self,
+                __method: usize,
+                __args: &'__a [u8],
+                __codec: __p::Codec,
+            ) -> __p::CallOutcome<'__a> {
+                match __method {
+                    #(#mut_arms)*
+                    _ => __p::CallOutcome::Ready(::core::result::Result::Err(
+                        __p::unknown_method_index(<Self as __p::Shared>::TYPEID, __method),
+                    )),
+                }
+            }
+
+            fn display(&self) -> ::core::option::Option<::std::string::String> {
+                #[allow(unused_imports)]
+                use __p::{DisplayFallback as _, DisplayViaTrait as _};
+                (&__p::Unsupported(self)).shared_display()
+            }
+        }
+    }
+}
+
+/// The method's name on the wire (without `r#`).
+pub(crate) fn wire_name(m: &Method) -> LitStr {
+    LitStr::new(&m.ident.unraw().to_string(), m.ident.span())
+}
+
+fn method_info(m: &Method) -> TokenStream {
+    let name = wire_name(m);
+    let receiver = match m.receiver {
+        ReceiverKind::Mut => quote!(__p::Receiver::Mut),
+        _ => quote!(__p::Receiver::Ref),
+    };
+    let is_async = m.is_async;
+    let doc = m.doc_text();
+    quote! {
+        __p::MethodInfo { name: #name, receiver: #receiver, is_async: #is_async, doc: #doc }
+    }
+}
+
+/// One match arm: decode the argument tuple, call, encode.
+fn call_arm(index: usize, m: &Method) -> TokenStream {
+    let name = wire_name(m);
+    let ident = &m.ident;
+    let names: Vec<_> = m.params.iter().map(|p| &p.name).collect();
+    let types: Vec<_> = m.params.iter().map(|p| p.ty.to_token_stream()).collect();
+    let mut call = quote!(Self::#ident(self, #(#names),*));
+    if m.is_async {
+        call = quote!(#call.await);
+    }
+    let encode = match m.output {
+        Output::Unit => quote! {{ #call; __p::encode_value(__codec, #name, &()) }},
+        Output::Value(_) => quote!(__p::encode_value(__codec, #name, &#call)),
+        Output::Fallible(_) => quote!(__p::encode_result(__codec, #name, #call)),
+    };
+    let outcome = if m.is_async {
+        quote!(__p::CallOutcome::Pending(__p::Box::pin(async move { #encode })))
+    } else {
+        quote!(__p::CallOutcome::Ready(#encode))
+    };
+    quote! {
+        #index => {
+            let (#(#names,)*): (#(#types,)*) = match __p::decode_args(
+                __codec, <Self as __p::Shared>::TYPEID, #name, __args,
+            ) {
+                ::core::result::Result::Ok(v) => v,
+                ::core::result::Result::Err(e) => {
+                    return __p::CallOutcome::Ready(::core::result::Result::Err(e));
+                }
+            };
+            #outcome
+        }
+    }
+}

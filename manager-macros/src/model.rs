@@ -1,0 +1,235 @@
+//! A plain model of the `impl` block: no `quote!` here. Each part keeps the syn node it came
+//! from, for error spans.
+
+use proc_macro2::Span;
+use syn::{FnArg, Ident, ImplItem, ImplItemFn, ItemImpl, Pat, ReturnType, Type, Visibility};
+
+use crate::args::{Args, TypeidMapping};
+
+/// How a method receives `self`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReceiverKind {
+    /// `&self`.
+    Ref,
+    /// `&mut self`.
+    Mut,
+    /// `self`, `mut self`, `self: Box<Self>`...: cannot be called remotely.
+    Value,
+    /// No receiver: an associated function.
+    None,
+}
+
+/// What a method returns, as the proxy sees it.
+pub(crate) enum Output {
+    /// Nothing (`()`).
+    Unit,
+    /// A value, copied to the caller.
+    Value(Type),
+    /// `Result<T, E>` (or any `Result<T>` alias): `Ok(T)` is returned, `Err(e)` becomes a
+    /// remote error carrying `e.to_string()`.
+    Fallible(Type),
+}
+
+/// One parameter (after the receiver).
+pub(crate) struct Param {
+    /// The proxy's parameter name.
+    pub(crate) name: Ident,
+    pub(crate) ty: Type,
+}
+
+/// One method of the impl block.
+pub(crate) struct Method {
+    pub(crate) ident: Ident,
+    pub(crate) is_pub: bool,
+    pub(crate) receiver: ReceiverKind,
+    pub(crate) is_async: bool,
+    pub(crate) params: Vec<Param>,
+    pub(crate) output: Output,
+    /// The `#[doc]` attributes, copied onto the proxy method.
+    pub(crate) docs: Vec<syn::Attribute>,
+    /// The original item, for spans.
+    pub(crate) item: ImplItemFn,
+}
+
+impl Method {
+    fn from_syn(item: &ImplItemFn) -> Self {
+        let sig = &item.sig;
+        let receiver = match sig.receiver() {
+            None => ReceiverKind::None,
+            Some(r) if r.reference.is_some() && r.colon_token.is_none() => {
+                if r.mutability.is_some() {
+                    ReceiverKind::Mut
+                } else {
+                    ReceiverKind::Ref
+                }
+            }
+            Some(_) => ReceiverKind::Value,
+        };
+        let params = sig
+            .inputs
+            .iter()
+            .filter_map(|arg| match arg {
+                FnArg::Typed(t) => Some(t),
+                FnArg::Receiver(_) => None,
+            })
+            .enumerate()
+            .map(|(i, t)| {
+                let name = match &*t.pat {
+                    Pat::Ident(p) if p.subpat.is_none() && p.ident != "self" => {
+                        Ident::new(&p.ident.to_string(), p.ident.span())
+                    }
+                    _ => Ident::new(&format!("arg{i}"), Span::call_site()),
+                };
+                Param {
+                    name,
+                    ty: (*t.ty).clone(),
+                }
+            })
+            .collect();
+        Method {
+            ident: sig.ident.clone(),
+            is_pub: matches!(item.vis, Visibility::Public(_)),
+            receiver,
+            is_async: sig.asyncness.is_some(),
+            params,
+            output: output_of(&sig.output),
+            docs: item
+                .attrs
+                .iter()
+                .filter(|a| a.path().is_ident("doc"))
+                .cloned()
+                .collect(),
+            item: item.clone(),
+        }
+    }
+
+    /// The method's rustdoc as one string.
+    pub(crate) fn doc_text(&self) -> String {
+        let lines: Vec<String> = self
+            .docs
+            .iter()
+            .filter_map(|a| match &a.meta {
+                syn::Meta::NameValue(nv) => match &nv.value {
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(s),
+                        ..
+                    }) => Some(
+                        s.value()
+                            .strip_prefix(' ')
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| s.value()),
+                    ),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        lines.join("\n")
+    }
+}
+
+/// Read `-> T`, `-> Result<T, E>` and `-> Result<T>` (an alias).
+fn output_of(output: &ReturnType) -> Output {
+    let ty = match output {
+        ReturnType::Default => return Output::Unit,
+        ReturnType::Type(_, ty) => ty,
+    };
+    if let Type::Tuple(t) = &**ty {
+        if t.elems.is_empty() {
+            return Output::Unit;
+        }
+    }
+    if let Type::Path(p) = &**ty {
+        if let Some(last) = p.path.segments.last() {
+            if last.ident == "Result" {
+                if let syn::PathArguments::AngleBracketed(a) = &last.arguments {
+                    if let Some(syn::GenericArgument::Type(ok)) = a.args.first() {
+                        return Output::Fallible(ok.clone());
+                    }
+                }
+            }
+        }
+    }
+    Output::Value((**ty).clone())
+}
+
+/// The whole `#[shared]` input.
+pub(crate) struct SharedImpl {
+    pub(crate) item: ItemImpl,
+    /// The type's last path segment, for names.
+    pub(crate) type_ident: Ident,
+    pub(crate) typeid: String,
+    pub(crate) proxy_ident: Ident,
+    pub(crate) methods: Vec<Method>,
+    /// Indexes into `methods` of the exposed ones, in wire order.
+    pub(crate) exposed: Vec<usize>,
+    /// The names given in `exposed = [...]`, if any (for spans and validation).
+    pub(crate) exposed_list: Option<Vec<Ident>>,
+    pub(crate) method_to_typeid: Option<(syn::Path, Vec<TypeidMapping>)>,
+}
+
+impl SharedImpl {
+    pub(crate) fn from_syn(args: Args, item: ItemImpl) -> syn::Result<Self> {
+        if let Some((_, path, _)) = &item.trait_ {
+            return Err(syn::Error::new_spanned(
+                path,
+                "#[shared] goes on an inherent impl block, not a trait impl",
+            ));
+        }
+        let type_ident = match &*item.self_ty {
+            Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| s.ident.clone()),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            syn::Error::new_spanned(&item.self_ty, "#[shared] needs a named type such as `Pair`")
+        })?;
+        let methods: Vec<Method> = item
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                ImplItem::Fn(f) => Some(Method::from_syn(f)),
+                _ => None,
+            })
+            .collect();
+        let exposed = match &args.exposed {
+            // Python's default: every public method whose name does not start with `_`.
+            None => methods
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| {
+                    m.is_pub
+                        && matches!(m.receiver, ReceiverKind::Ref | ReceiverKind::Mut)
+                        && !m.ident.to_string().starts_with('_')
+                })
+                .map(|(i, _)| i)
+                .collect(),
+            Some(names) => names
+                .iter()
+                .filter_map(|n| methods.iter().position(|m| m.ident == *n))
+                .collect(),
+        };
+        let typeid = args
+            .typeid
+            .as_ref()
+            .map(|l| l.value())
+            .unwrap_or_else(|| type_ident.to_string());
+        let proxy_ident = args
+            .proxy
+            .clone()
+            .unwrap_or_else(|| Ident::new(&format!("{type_ident}Proxy"), type_ident.span()));
+        Ok(Self {
+            item,
+            type_ident,
+            typeid,
+            proxy_ident,
+            methods,
+            exposed,
+            exposed_list: args.exposed,
+            method_to_typeid: args.method_to_typeid,
+        })
+    }
+
+    pub(crate) fn exposed_methods(&self) -> impl Iterator<Item = &Method> {
+        self.exposed.iter().map(|&i| &self.methods[i])
+    }
+}

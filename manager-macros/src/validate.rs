@@ -1,0 +1,160 @@
+//! Semantic checks, separate from parsing: everything Python would only find at run time.
+
+use std::collections::HashSet;
+
+use syn::{Error, Type};
+
+use crate::model::{Method, Output, ReceiverKind, SharedImpl};
+
+/// Names the generated proxy defines itself.
+const RESERVED: &[&str] = &["handle", "from_handle", "referent_to_string"];
+
+/// Collects every error instead of stopping at the first.
+#[derive(Default)]
+struct Errors(Option<Error>);
+
+impl Errors {
+    fn push(&mut self, e: Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(e),
+            None => self.0 = Some(e),
+        }
+    }
+
+    fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+pub(crate) fn check(model: &SharedImpl) -> syn::Result<()> {
+    let mut errors = Errors::default();
+    let item = &model.item;
+    if !item.generics.params.is_empty() {
+        errors.push(Error::new_spanned(
+            &item.generics,
+            "#[shared] does not support generic impl blocks; share a concrete type",
+        ));
+    }
+    if let Some(list) = &model.exposed_list {
+        let mut seen = HashSet::new();
+        for name in list {
+            if !seen.insert(name.to_string()) {
+                errors.push(Error::new_spanned(
+                    name,
+                    format!("`{name}` is listed twice in `exposed`"),
+                ));
+                continue;
+            }
+            match model.methods.iter().find(|m| m.ident == *name) {
+                None => errors.push(Error::new_spanned(
+                    name,
+                    format!("`exposed` names `{name}`, but this impl block has no method `{name}`"),
+                )),
+                Some(m) if !m.is_pub => errors.push(Error::new_spanned(
+                    name,
+                    format!("`{name}` is private; only `pub` methods can be exposed"),
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    if let Some((path, entries)) = &model.method_to_typeid {
+        for entry in entries {
+            if !model.exposed_methods().any(|m| m.ident == entry.method) {
+                errors.push(Error::new_spanned(
+                    &entry.method,
+                    format!(
+                        "`method_to_typeid` names `{}`, which is not an exposed method",
+                        entry.method
+                    ),
+                ));
+            }
+        }
+        let targets: Vec<String> = entries
+            .iter()
+            .map(|e| quote::ToTokens::to_token_stream(&e.target).to_string())
+            .collect();
+        errors.push(Error::new_spanned(
+            path,
+            format!(
+                "`method_to_typeid` is reserved: returning proxies ({}) from methods is not implemented yet",
+                targets.join(", ")
+            ),
+        ));
+    }
+    for method in model.exposed_methods() {
+        check_method(method, &mut errors);
+    }
+    errors.finish()
+}
+
+fn check_method(m: &Method, errors: &mut Errors) {
+    let sig = &m.item.sig;
+    let name = &m.ident;
+    if RESERVED.contains(&name.to_string().as_str()) {
+        errors.push(Error::new_spanned(
+            name,
+            format!("method name `{name}` conflicts with a method of the generated proxy"),
+        ));
+    }
+    match m.receiver {
+        ReceiverKind::Ref | ReceiverKind::Mut => {}
+        ReceiverKind::Value => errors.push(Error::new_spanned(
+            sig.receiver(),
+            format!("exposed method `{name}` takes `self` by value; a shared object can only be borrowed (`&self` or `&mut self`)"),
+        )),
+        ReceiverKind::None => errors.push(Error::new_spanned(
+            &sig.ident,
+            format!("exposed method `{name}` has no `self`; only methods taking `&self` or `&mut self` can be exposed"),
+        )),
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        errors.push(Error::new_spanned(
+            &sig.generics,
+            format!("exposed method `{name}` is generic; a remote call needs concrete argument and return types"),
+        ));
+    }
+    if let Some(v) = &sig.variadic {
+        errors.push(Error::new_spanned(v, "variadic methods cannot be exposed"));
+    }
+    for p in &m.params {
+        check_param_type(&p.ty, errors);
+    }
+    let ret = match &m.output {
+        Output::Unit => None,
+        Output::Value(t) | Output::Fallible(t) => Some(t),
+    };
+    if let Some(ty) = ret {
+        if contains_borrow_or_impl(ty) {
+            errors.push(Error::new_spanned(
+                ty,
+                "an exposed method must return an owned value (no references or `impl Trait`): the result is copied to the caller",
+            ));
+        }
+    }
+}
+
+fn check_param_type(ty: &Type, errors: &mut Errors) {
+    match ty {
+        Type::Reference(r) if r.mutability.is_some() => errors.push(Error::new_spanned(
+            ty,
+            "an exposed method cannot take `&mut` arguments: arguments are copied from the caller",
+        )),
+        Type::ImplTrait(_) => errors.push(Error::new_spanned(
+            ty,
+            "an exposed method cannot take `impl Trait` arguments: they need a concrete type",
+        )),
+        _ => {}
+    }
+}
+
+fn contains_borrow_or_impl(ty: &Type) -> bool {
+    match ty {
+        Type::Reference(_) | Type::ImplTrait(_) | Type::TraitObject(_) => true,
+        Type::Tuple(t) => t.elems.iter().any(contains_borrow_or_impl),
+        Type::Array(a) => contains_borrow_or_impl(&a.elem),
+        Type::Slice(_) => true,
+        Type::Paren(p) => contains_borrow_or_impl(&p.elem),
+        _ => false,
+    }
+}
