@@ -127,28 +127,6 @@ impl<T> DisplayFallback for &Unsupported<'_, T> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn display_probe_picks_display_when_present() {
-        #[allow(unused_imports)]
-        use super::{DisplayFallback as _, DisplayViaTrait as _};
-        struct Opaque;
-        assert_eq!((&Unsupported(&5)).shared_display(), Some("5".into()));
-        assert_eq!((&Unsupported(&Opaque)).shared_display(), None);
-    }
-
-    #[test]
-    fn panic_messages() {
-        let p = std::panic::catch_unwind(|| panic!("boom {}", 1)).unwrap_err();
-        assert_eq!(panic_message(&*p), "boom 1");
-        let p = std::panic::catch_unwind(|| std::panic::panic_any(3)).unwrap_err();
-        assert_eq!(panic_message(&*p), "non-string panic payload");
-    }
-}
-
 /// Decode a call's argument tuple, as generated dispatch code does.
 #[doc(hidden)]
 pub fn decode_args<'a, T: serde::Deserialize<'a>>(
@@ -207,5 +185,28 @@ pub fn unknown_method_index(typeid: &str, index: usize) -> RemoteError {
     RemoteError::UnknownMethod {
         method: format!("#{index}"),
         typeid: typeid.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::needless_borrow)] // the borrow is what selects the impl
+    fn display_probe_picks_display_when_present() {
+        #[allow(unused_imports)]
+        use super::{DisplayFallback as _, DisplayViaTrait as _};
+        struct Opaque;
+        assert_eq!((&Unsupported(&5)).shared_display(), Some("5".into()));
+        assert_eq!((&Unsupported(&Opaque)).shared_display(), None);
+    }
+
+    #[test]
+    fn panic_messages() {
+        let p = std::panic::catch_unwind(|| panic!("boom {}", 1)).unwrap_err();
+        assert_eq!(panic_message(&*p), "boom 1");
+        let p = std::panic::catch_unwind(|| std::panic::panic_any(3)).unwrap_err();
+        assert_eq!(panic_message(&*p), "non-string panic payload");
     }
 }

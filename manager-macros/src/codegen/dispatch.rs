@@ -73,6 +73,7 @@ pub(crate) fn shared_impl(model: &SharedImpl) -> TokenStream {
                 }
             }
 
+            #[allow(clippy::needless_borrow)] // the borrow selects the `Display` impl
             fn display(&self) -> ::core::option::Option<::std::string::String> {
                 #[allow(unused_imports)]
                 use __p::{DisplayFallback as _, DisplayViaTrait as _};
