@@ -92,3 +92,26 @@ pub enum RemoteError {
     #[error("the manager is shutting down")]
     ShuttingDown,
 }
+
+impl RemoteError {
+    /// The same error naming `typeid` as the object's typeid: generated code knows only its
+    /// type's default typeid, the server knows the one the object was registered under.
+    pub fn with_typeid(self, name: &str) -> Self {
+        match self {
+            RemoteError::NotExposed { method, .. } => RemoteError::NotExposed {
+                method,
+                typeid: name.to_owned(),
+            },
+            RemoteError::UnknownMethod { method, .. } => RemoteError::UnknownMethod {
+                method,
+                typeid: name.to_owned(),
+            },
+            RemoteError::BadArguments { method, reason, .. } => RemoteError::BadArguments {
+                method,
+                typeid: name.to_owned(),
+                reason,
+            },
+            other => other,
+        }
+    }
+}

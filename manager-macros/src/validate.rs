@@ -124,13 +124,11 @@ fn check_method(m: &Method, errors: &mut Errors) {
         Output::Unit => None,
         Output::Value(t) | Output::Fallible(t) => Some(t),
     };
-    if let Some(ty) = ret {
-        if contains_borrow_or_impl(ty) {
-            errors.push(Error::new_spanned(
-                ty,
-                "an exposed method must return an owned value (no references or `impl Trait`): the result is copied to the caller",
-            ));
-        }
+    if let Some(borrowed) = ret.and_then(find_borrow_or_impl) {
+        errors.push(Error::new_spanned(
+            borrowed,
+            "an exposed method must return an owned value (no references or `impl Trait`): the result is copied to the caller",
+        ));
     }
 }
 
@@ -148,13 +146,38 @@ fn check_param_type(ty: &Type, errors: &mut Errors) {
     }
 }
 
-fn contains_borrow_or_impl(ty: &Type) -> bool {
+/// The part of a return type that cannot be copied to the caller, if any: a reference or
+/// `impl Trait` anywhere in it (`&str`, `Option<&str>`), or an unsized trait object or slice.
+fn find_borrow_or_impl(ty: &Type) -> Option<&Type> {
     match ty {
-        Type::Reference(_) | Type::ImplTrait(_) | Type::TraitObject(_) => true,
-        Type::Tuple(t) => t.elems.iter().any(contains_borrow_or_impl),
-        Type::Array(a) => contains_borrow_or_impl(&a.elem),
-        Type::Slice(_) => true,
-        Type::Paren(p) => contains_borrow_or_impl(&p.elem),
-        _ => false,
+        Type::TraitObject(_) | Type::Slice(_) => Some(ty),
+        _ => find_borrow(ty),
+    }
+}
+
+/// A reference or `impl Trait` in `ty`, including generic arguments. Trait objects and slices
+/// behind a pointer (`Box<dyn Trait>`, `Box<[T]>`) are owned, so only `find_borrow_or_impl`
+/// rejects them, at the top level.
+fn find_borrow(ty: &Type) -> Option<&Type> {
+    match ty {
+        Type::Reference(_) | Type::ImplTrait(_) => Some(ty),
+        Type::Tuple(t) => t.elems.iter().find_map(find_borrow_or_impl),
+        Type::Array(a) => find_borrow_or_impl(&a.elem),
+        Type::Paren(p) => find_borrow_or_impl(&p.elem),
+        Type::Group(g) => find_borrow_or_impl(&g.elem),
+        Type::Path(p) => p
+            .path
+            .segments
+            .iter()
+            .filter_map(|s| match &s.arguments {
+                syn::PathArguments::AngleBracketed(a) => Some(a),
+                _ => None,
+            })
+            .flat_map(|a| &a.args)
+            .find_map(|arg| match arg {
+                syn::GenericArgument::Type(t) => find_borrow(t),
+                _ => None,
+            }),
+        _ => None,
     }
 }

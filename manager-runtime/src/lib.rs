@@ -79,26 +79,32 @@ impl IntoAddress for std::path::PathBuf {
     }
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM: pass it to [`Server::serve_until`].
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// A future that completes on SIGINT (Ctrl-C) or SIGTERM: pass it to
+/// [`Server::serve_until`].
+///
+/// The signal handlers are installed when this function is called, not when the future is
+/// first polled, so a signal that arrives in between is not lost (and does not kill the
+/// process with the default action). Must be called inside a tokio runtime.
+///
+/// # Panics
+/// If called outside a tokio runtime, or if the OS refuses to install the handlers.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
+        let mut interrupt = signal(SignalKind::interrupt()).expect("install the SIGINT handler");
+        let mut terminate = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
+        async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -44,7 +44,7 @@ pub(crate) fn proxy(model: &SharedImpl) -> TokenStream {
                 f.debug_struct(#proxy_name)
                     .field("typeid", &self.handle.typeid())
                     .field("address", &::core::format_args!("{}", self.handle.address()))
-                    .field("id", &self.handle.id())
+                    .field("id", &::core::format_args!("{}", self.handle.id()))
                     .finish()
             }
         }

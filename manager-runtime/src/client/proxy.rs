@@ -140,7 +140,7 @@ impl fmt::Debug for ProxyHandle {
         f.debug_struct("ProxyHandle")
             .field("typeid", &self.token.typeid)
             .field("address", &format_args!("{}", self.token.address))
-            .field("id", &self.token.id)
+            .field("id", &format_args!("{}", self.token.id))
             .finish()
     }
 }

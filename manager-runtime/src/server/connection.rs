@@ -191,8 +191,8 @@ impl Connection {
                 .await;
             return;
         };
-        debug!(%typeid, id = %object, method, "call");
-        match obj.call(method, args, self.codec) {
+        debug!(typeid = %typeid, id = %object, method, "call");
+        match obj.call(typeid, method, args, self.codec) {
             Dispatch::Ready(result) => {
                 let result = result.as_deref().map(Reply::Value).map_err(Clone::clone);
                 self.reply(id, result).await;

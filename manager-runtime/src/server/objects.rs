@@ -30,7 +30,9 @@ pub(crate) enum Dispatch {
 /// the read lock (so they run concurrently), `&mut self` methods the write lock.
 pub(crate) trait ErasedObject: Send + Sync {
     /// Start a call of `method`.
-    fn call(self: Arc<Self>, method: &str, args: Bytes, codec: Codec) -> Dispatch;
+    /// Start a call of `method`; errors name the object's registered `typeid`.
+    fn call(self: Arc<Self>, typeid: Arc<str>, method: &str, args: Bytes, codec: Codec)
+        -> Dispatch;
     /// The object's `Display` text.
     fn display(self: Arc<Self>) -> Pin<Box<dyn Future<Output = Option<String>> + Send>>;
 }
@@ -53,10 +55,16 @@ async fn finish(outcome: CallOutcome<'_>) -> Result<Vec<u8>, RemoteError> {
 }
 
 impl<T: Shared> ErasedObject for RwLock<T> {
-    fn call(self: Arc<Self>, method: &str, args: Bytes, codec: Codec) -> Dispatch {
+    fn call(
+        self: Arc<Self>,
+        typeid: Arc<str>,
+        method: &str,
+        args: Bytes,
+        codec: Codec,
+    ) -> Dispatch {
         let index = match T::method_index(method) {
             Ok(i) => i,
-            Err(e) => return Dispatch::Ready(Err(e)),
+            Err(e) => return Dispatch::Ready(Err(e.with_typeid(&typeid))),
         };
         let info = T::METHODS[index];
         if !info.is_async {
@@ -79,7 +87,7 @@ impl<T: Shared> ErasedObject for RwLock<T> {
             }
         }
         let task: CallTask = Box::pin(async move {
-            match info.receiver {
+            let result = match info.receiver {
                 Receiver::Ref => {
                     let guard = self.read().await;
                     finish(guard.call_ref(index, &args, codec)).await
@@ -88,7 +96,8 @@ impl<T: Shared> ErasedObject for RwLock<T> {
                     let mut guard = self.write().await;
                     finish(guard.call_mut(index, &args, codec)).await
                 }
-            }
+            };
+            result.map_err(|e| e.with_typeid(&typeid))
         });
         Dispatch::Spawn {
             method: info.name,

@@ -1,0 +1,133 @@
+//! Authentication keys: only clients that know the server's key get in.
+//!
+//! The server shares a string with the key `b"MySecretKey"`. One client process connects
+//! with that key and uses the string; another tries `b"WrongKey"` and is refused during the
+//! handshake with [`managers::Error::Auth`], before any request is read. The key itself is
+//! never sent: both sides prove they know it with HMAC challenges, as in Python.
+//!
+//! Python equivalent:
+//! ```python
+//! manager = BaseManager(address=('127.0.0.1', port), authkey=b'MySecretKey')
+//! manager.register('get_my_string', callable=lambda: my_string); manager.start()
+//! # in another process
+//! m = BaseManager(address=('127.0.0.1', port), authkey=b'MySecretKey')
+//! m.register('get_my_string'); m.connect()      # a wrong key raises AuthenticationError
+//! proxy = m.get_my_string(); print(proxy.isdigit(), proxy.capitalize())
+//! ```
+//!
+//! Run: `cargo run --example authkey`. Each client exits 0 only if it saw what the parent
+//! told it to expect.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::fmt;
+
+use anyhow::{bail, Result};
+use managers::{shared, Client, Registration, ServerBuilder};
+
+/// The server's key (Python: `authkey=b'MySecretKey'`).
+const SERVER_KEY: &str = "MySecretKey";
+/// What the intruder tries.
+const WRONG_KEY: &str = "WrongKey";
+
+/// The shared string.
+#[derive(Debug)]
+pub struct Text(String);
+
+#[shared]
+impl Text {
+    /// Python's `str.isdigit`.
+    pub fn isdigit(&self) -> bool {
+        !self.0.is_empty() && self.0.chars().all(|c| c.is_ascii_digit())
+    }
+
+    /// Python's `str.capitalize`.
+    pub fn capitalize(&self) -> String {
+        let mut chars = self.0.chars();
+        match chars.next() {
+            Some(first) => first
+                .to_uppercase()
+                .chain(chars.flat_map(char::to_lowercase))
+                .collect(),
+            None => String::new(),
+        }
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    support::init_tracing();
+    let args = support::args();
+    match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        [] => parent().await,
+        ["server", key] => server(key).await,
+        ["client", address, key, expect @ ("accepted" | "refused")] => {
+            client(address, key, expect == "accepted").await
+        }
+        _ => bail!("usage: authkey [server KEY | client ADDRESS KEY accepted|refused]"),
+    }
+}
+
+async fn parent() -> Result<()> {
+    let mut server = support::spawn("server", &["server", SERVER_KEY])?;
+    let address = server.expect("ADDRESS ").await?;
+    println!("[parent] server listens on {address} with key {SERVER_KEY:?}");
+
+    for (role, key, expect) in [
+        ("client", SERVER_KEY, "accepted"),
+        ("intruder", WRONG_KEY, "refused"),
+    ] {
+        println!("[parent] starting {role} with key {key:?}; it should be {expect}");
+        support::spawn(role, &["client", &address, key, expect])?
+            .finish()
+            .await?;
+    }
+
+    server.finish().await?;
+    println!("[parent] both clients behaved as expected");
+    Ok(())
+}
+
+async fn server(key: &str) -> Result<()> {
+    let server = ServerBuilder::new()
+        .authkey(key)
+        .register(Registration::instance(
+            "get_my_string",
+            Text("educative".to_owned()),
+        ))
+        .bind()
+        .await?;
+    support::serve(server).await
+}
+
+/// Connect with `key`; succeed only if being accepted (or refused) was what we expected.
+async fn client(address: &str, key: &str, should_be_accepted: bool) -> Result<()> {
+    match Client::connect(address, key).await {
+        Ok(client) => {
+            println!("connected");
+            let proxy: TextProxy = client.create("get_my_string", ()).await?;
+            println!("repr(proxy) = {proxy:?}");
+            println!("str(proxy) = {}", proxy.referent_to_string().await?);
+            println!("proxy.isdigit() = {}", proxy.isdigit().await?);
+            println!("proxy.capitalize() = {:?}", proxy.capitalize().await?);
+            if !should_be_accepted {
+                bail!("a wrong key was accepted");
+            }
+        }
+        Err(e @ managers::Error::Auth(_)) => {
+            println!("refused: {e}");
+            if should_be_accepted {
+                bail!("the right key was refused: {e}");
+            }
+        }
+        Err(e) => bail!("connecting failed for another reason: {e}"),
+    }
+    Ok(())
+}

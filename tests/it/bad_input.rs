@@ -1,0 +1,140 @@
+//! Misbehaving peers: each gets a typed error or a closed connection, and the server keeps
+//! serving everyone else.
+
+use std::time::Duration;
+
+use manager_core::handshake;
+use manager_core::wire::{ClientMessage, Reply, Request, ServerMessage};
+use managers::{ObjectId, RemoteError, ServerBuilder};
+
+use crate::common::{register_all, start, PairProxy, Running, Transport};
+use crate::raw::Raw;
+
+/// A normal client still gets served.
+async fn still_serving(server: &Running) {
+    let pair: PairProxy = server.create("get_pair", (20, 22)).await.unwrap();
+    assert_eq!(pair.sum().await.unwrap(), 42);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_object_is_a_remote_error_on_a_live_connection() {
+    let server = start(Transport::Tcp).await;
+    let mut raw = Raw::authenticated(server.address(), b"test-key").await;
+    let call = Request::Call {
+        id: 7,
+        object: ObjectId(999_999),
+        method: "get_x",
+        args: &[],
+    };
+    raw.send(&ClientMessage::V1(call)).await;
+    raw.recv(|m| {
+        let ServerMessage::V1(r) = m;
+        assert_eq!(r.id, 7);
+        assert_eq!(
+            r.result,
+            Err(RemoteError::UnknownObject {
+                id: ObjectId(999_999)
+            })
+        );
+    })
+    .await;
+    // A decref of something this connection does not hold is refused without effect.
+    let pair: PairProxy = server.create("get_pair", (1, 1)).await.unwrap();
+    raw.send(&ClientMessage::V1(Request::Decref {
+        object: pair.handle().id(),
+    }))
+    .await;
+    raw.send(&ClientMessage::V1(Request::NumberOfObjects { id: 8 }))
+        .await;
+    raw.recv(|m| {
+        let ServerMessage::V1(r) = m;
+        assert_eq!((r.id, r.result), (8, Ok(Reply::Count(1))));
+    })
+    .await;
+    assert_eq!(pair.sum().await.unwrap(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_frame_closes_only_that_connection() {
+    let server = start(Transport::Tcp).await;
+    let mut raw = Raw::authenticated(server.address(), b"test-key").await;
+    raw.write_frame(&[0xff, 0xfe, 0x00, 0x13, 0x37]).await;
+    assert!(raw.is_closed_by_server().await);
+    still_serving(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_frames_are_refused_before_and_after_the_handshake() {
+    let server = Running::from(
+        register_all(ServerBuilder::new())
+            .max_frame_length(1024)
+            .start()
+            .await
+            .unwrap(),
+    );
+    // Before authenticating, anything larger than a handshake message is refused.
+    let mut raw = Raw::connect(server.address()).await;
+    let _challenge = raw.read_frame().await.unwrap();
+    raw.stream_write_header(1 << 20).await;
+    assert!(raw.is_closed_by_server().await);
+    // After, the configured maximum applies.
+    let mut raw = Raw::authenticated(server.address(), b"test-key").await;
+    raw.write_frame(&vec![0; 1000]).await; // within the limit: garbage, but read whole
+    assert!(raw.is_closed_by_server().await);
+    let mut raw = Raw::authenticated(server.address(), b"test-key").await;
+    raw.stream_write_header(4096).await;
+    assert!(raw.is_closed_by_server().await);
+    still_serving(&server).await;
+    // A large argument through a real client gets a transport error, not a hang; only that
+    // client's connection is closed.
+    let other = crate::common::connect(&server).await;
+    let pair: PairProxy = other.create("get_pair", (1, 1)).await.unwrap();
+    let err = pair.echo(vec![0; 4096], "").await.unwrap_err();
+    assert!(err.is_transport(), "{err:?}");
+    still_serving(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_frame_then_eof() {
+    let server = start(Transport::Tcp).await;
+    let mut raw = Raw::authenticated(server.address(), b"test-key").await;
+    raw.stream_write_header(100).await;
+    raw.stream_write_raw(&[1, 2, 3]).await;
+    raw.shutdown_write().await;
+    assert!(raw.is_closed_by_server().await);
+    still_serving(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_client_is_dropped_after_the_handshake_timeout() {
+    let server = Running::from(
+        register_all(ServerBuilder::new())
+            .handshake_timeout(Duration::from_millis(200))
+            .start()
+            .await
+            .unwrap(),
+    );
+    let mut raw = Raw::connect(server.address()).await;
+    let challenge = raw.read_frame().await.unwrap();
+    assert!(challenge.starts_with(handshake::CHALLENGE));
+    // Say nothing: the server gives up and closes.
+    assert!(raw.is_closed_by_server().await);
+    still_serving(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_digest_gets_failure_and_a_closed_connection() {
+    let server = start(Transport::Tcp).await;
+    let mut raw = Raw::connect(server.address()).await;
+    let _challenge = raw.read_frame().await.unwrap();
+    raw.write_frame(b"{sha256}not-a-digest").await;
+    assert_eq!(raw.read_frame().await.as_deref(), Some(handshake::FAILURE));
+    assert!(raw.is_closed_by_server().await);
+    // A payload before authenticating is never decoded: the connection just closes.
+    let mut raw = Raw::connect(server.address()).await;
+    let _challenge = raw.read_frame().await.unwrap();
+    raw.send(&ClientMessage::V1(Request::NumberOfObjects { id: 1 }))
+        .await;
+    assert!(raw.is_closed_by_server().await);
+    still_serving(&server).await;
+}

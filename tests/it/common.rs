@@ -1,0 +1,231 @@
+//! Shared types and helpers for the integration tests.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use managers::{shared, Client, Manager, Registration, ServerBuilder};
+use tokio::sync::Notify;
+
+/// Which socket a test runs over.
+#[derive(Debug, Clone, Copy)]
+pub enum Transport {
+    Tcp,
+    Unix,
+}
+
+pub const TRANSPORTS: [Transport; 2] = [Transport::Tcp, Transport::Unix];
+
+/// A server running in the background, and what keeps its socket path alive.
+pub struct Running {
+    pub manager: Manager,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl std::ops::Deref for Running {
+    type Target = Manager;
+    fn deref(&self) -> &Manager {
+        &self.manager
+    }
+}
+
+impl From<Manager> for Running {
+    fn from(manager: Manager) -> Self {
+        Running {
+            manager,
+            _dir: None,
+        }
+    }
+}
+
+/// A builder bound to a fresh address of `transport`, with every test type registered.
+pub fn builder(transport: Transport) -> (ServerBuilder, Option<tempfile::TempDir>) {
+    let (builder, dir) = match transport {
+        Transport::Tcp => (ServerBuilder::new().address("127.0.0.1:0"), None),
+        Transport::Unix => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("manager.sock");
+            (ServerBuilder::new().address(path), Some(dir))
+        }
+    };
+    (register_all(builder), dir)
+}
+
+pub fn register_all(builder: ServerBuilder) -> ServerBuilder {
+    // `RUST_LOG=debug cargo test` shows the server's logs.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    builder
+        .authkey("test-key")
+        .shutdown_timeout(Duration::from_secs(2))
+        .register(Registration::constructor("get_pair", |(x, y)| {
+            Pair::new(x, y)
+        }))
+        .register(Registration::constructor("Pair", |(x, y)| Pair::new(x, y)).create_method(false))
+        .register(Registration::instance("the_pair", Pair::new(7, 8)))
+        .register(Registration::constructor("store", |()| Store::default()))
+        .register(Registration::instance("shared_store", Store::default()))
+        .register(Registration::constructor("opaque", |()| Opaque))
+}
+
+/// Start a background server on `transport`.
+pub async fn start(transport: Transport) -> Running {
+    let (builder, dir) = builder(transport);
+    Running {
+        manager: builder.start().await.expect("server starts"),
+        _dir: dir,
+    }
+}
+
+/// Another connection to the same server.
+pub async fn connect(running: &Running) -> Client {
+    Client::connect(running.address(), "test-key")
+        .await
+        .expect("second client connects")
+}
+
+/// The tutorial's Pair, with a few extra methods to exercise every call shape.
+#[derive(Debug)]
+pub struct Pair {
+    x: i64,
+    y: i64,
+}
+
+#[shared(exposed = [get_x, set_x, sum, add_async, checked_div, boom, echo, swap])]
+impl Pair {
+    pub fn new(x: i64, y: i64) -> Self {
+        Pair { x, y }
+    }
+
+    /// The x coordinate.
+    pub fn get_x(&self) -> i64 {
+        self.x
+    }
+
+    /// Set x.
+    pub fn set_x(&mut self, x: i64) {
+        self.x = x;
+    }
+
+    pub fn sum(&self) -> i64 {
+        self.x + self.y
+    }
+
+    /// Add to both coordinates, asynchronously.
+    pub async fn add_async(&mut self, dx: i64, dy: i64) -> (i64, i64) {
+        tokio::task::yield_now().await;
+        self.x += dx;
+        self.y += dy;
+        (self.x, self.y)
+    }
+
+    /// x / d, or an error naming the problem.
+    pub fn checked_div(&self, d: i64) -> Result<i64, String> {
+        if d == 0 {
+            return Err(format!("cannot divide {} by zero", self.x));
+        }
+        Ok(self.x / d)
+    }
+
+    pub fn boom(&self, message: String) -> i64 {
+        panic!("{message}")
+    }
+
+    pub fn echo(&self, bytes: Vec<u8>, text: &str) -> (Vec<u8>, String) {
+        (bytes, text.to_owned())
+    }
+
+    pub fn swap(&mut self) {
+        std::mem::swap(&mut self.x, &mut self.y);
+    }
+
+    /// Public but not exposed (reached only by the raw-call test, which must be refused).
+    #[allow(dead_code)]
+    pub fn reset(&mut self) {
+        self.x = 0;
+        self.y = 0;
+    }
+}
+
+impl std::fmt::Display for Pair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pair({}, {})", self.x, self.y)
+    }
+}
+
+/// A keyed counter with methods that prove concurrency and exclusion.
+#[derive(Default)]
+pub struct Store {
+    map: HashMap<String, u64>,
+    arrived: AtomicUsize,
+    all_here: Notify,
+    in_mut: AtomicBool,
+    overlaps: AtomicUsize,
+}
+
+#[shared]
+impl Store {
+    pub fn incr(&mut self, key: String) -> u64 {
+        let v = self.map.entry(key).or_insert(0);
+        *v += 1;
+        *v
+    }
+
+    pub fn get(&self, key: String) -> Option<u64> {
+        self.map.get(&key).copied()
+    }
+
+    /// Returns only once `parties` calls are inside at the same time: a `&self` method
+    /// that would deadlock if calls were serialised.
+    pub async fn rendezvous(&self, parties: usize) -> usize {
+        let n = self.arrived.fetch_add(1, Ordering::SeqCst) + 1;
+        if n >= parties {
+            self.all_here.notify_waiters();
+        } else {
+            loop {
+                let notified = self.all_here.notified();
+                if self.arrived.load(Ordering::SeqCst) >= parties {
+                    break;
+                }
+                notified.await;
+            }
+        }
+        n
+    }
+
+    /// How many `rendezvous` calls have arrived so far.
+    pub fn arrived(&self) -> usize {
+        self.arrived.load(Ordering::SeqCst)
+    }
+
+    /// A `&mut self` method that yields in the middle and records any overlap.
+    pub async fn exclusive(&mut self) -> usize {
+        if self.in_mut.swap(true, Ordering::SeqCst) {
+            self.overlaps.fetch_add(1, Ordering::SeqCst);
+        }
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        self.in_mut.store(false, Ordering::SeqCst);
+        self.overlaps.load(Ordering::SeqCst)
+    }
+
+    /// Never returns.
+    pub async fn forever(&self) {
+        std::future::pending::<()>().await
+    }
+
+    pub fn _private_by_convention(&self) {}
+}
+
+/// A type without `Display`.
+pub struct Opaque;
+
+#[shared]
+impl Opaque {
+    pub fn ping(&self) -> u8 {
+        1
+    }
+}

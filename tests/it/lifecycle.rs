@@ -1,0 +1,107 @@
+//! Running servers: serve_forever, start/shutdown, connect, addresses.
+
+use std::time::Duration;
+
+use managers::{Address, Client, Error, ServerBuilder};
+
+use crate::common::{builder, register_all, PairProxy, Transport, TRANSPORTS};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_forever_until_shutdown() {
+    for transport in TRANSPORTS {
+        let (builder, _dir) = builder(transport);
+        let server = builder.bind().await.unwrap();
+        let address = server.address().clone();
+        match (&address, transport) {
+            (Address::Tcp(a), Transport::Tcp) => assert!(!a.ends_with(":0"), "{a}"),
+            (Address::Unix(p), Transport::Unix) => assert!(p.exists()),
+            other => panic!("unexpected address {other:?}"),
+        }
+        let stop = server.shutdown_handle();
+        let serving = tokio::spawn(server.serve_forever());
+        let client = Client::connect(&address, "test-key").await.unwrap();
+        let pair: PairProxy = client.create("get_pair", (2, 3)).await.unwrap();
+        assert_eq!(pair.sum().await.unwrap(), 5);
+        stop.shutdown();
+        serving.await.unwrap().unwrap();
+        // The connection is gone, and so is the listener.
+        assert!(pair.sum().await.unwrap_err().is_transport());
+        assert!(Client::connect(&address, "test-key").await.is_err());
+        if let Address::Unix(p) = &address {
+            assert!(!p.exists(), "socket file removed on shutdown");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_until_a_signal() {
+    let server = register_all(ServerBuilder::new()).bind().await.unwrap();
+    let address = server.address().clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.serve_until(async move {
+        let _ = rx.await;
+    }));
+    Client::connect(&address, "test-key").await.unwrap();
+    tx.send(()).unwrap();
+    serving.await.unwrap().unwrap();
+    assert!(Client::connect(&address, "test-key").await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_then_shutdown_or_drop() {
+    let manager = register_all(ServerBuilder::new()).start().await.unwrap();
+    let address = manager.address().clone();
+    let remote = Client::connect(&address, "test-key").await.unwrap();
+    let pair: PairProxy = remote.create("get_pair", (1, 1)).await.unwrap();
+    assert!(manager.shutdown(), "stopped within the shutdown timeout");
+    let err = pair.get_x().await.unwrap_err();
+    assert!(matches!(err, Error::Transport(_)), "{err:?}");
+
+    let manager = register_all(ServerBuilder::new()).start().await.unwrap();
+    let address = manager.address().clone();
+    drop(manager);
+    assert!(Client::connect(&address, "test-key").await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_addresses_are_typed_errors() {
+    let err = ServerBuilder::new()
+        .address("no port")
+        .bind()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Address(_)), "{err:?}");
+    let err = Client::connect("nonsense", "k").await.unwrap_err();
+    assert!(matches!(err, Error::Address(_)), "{err:?}");
+    // Nobody listens on a port we just released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let err = Client::connect(port, "k").await.unwrap_err();
+    assert!(matches!(err, Error::Transport(_)), "{err:?}");
+    // A second server cannot take a bound address.
+    let first = ServerBuilder::new().bind().await.unwrap();
+    let err = ServerBuilder::new()
+        .address(first.address())
+        .bind()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Transport(_)), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_a_call_stuck_in_a_method_still_finishes() {
+    let manager = register_all(ServerBuilder::new())
+        .shutdown_timeout(Duration::from_millis(200))
+        .start()
+        .await
+        .unwrap();
+    let store: crate::common::StoreProxy = manager.create("store", ()).await.unwrap();
+    let stuck = tokio::spawn(async move { store.forever().await });
+    // A later call on the same connection has been read after `forever` started.
+    manager.number_of_objects().await.unwrap();
+    assert!(manager.shutdown());
+    let err = stuck.await.unwrap().unwrap_err();
+    assert!(err.is_transport(), "{err:?}");
+}

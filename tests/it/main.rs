@@ -1,0 +1,16 @@
+//! Integration tests through the public API, over real sockets and real processes.
+//!
+//! One binary (one link step). Child processes are this same binary re-executed in a
+//! role (see `child`).
+
+#![allow(unreachable_pub)] // helpers are `pub` inside this one test binary
+
+mod auth;
+mod bad_input;
+mod basics;
+mod child;
+mod common;
+mod lifecycle;
+mod pipeline;
+mod raw;
+mod refcount;

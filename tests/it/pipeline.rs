@@ -1,0 +1,78 @@
+//! Many calls in flight on one connection.
+
+use futures_util::future::join_all;
+use managers::{Client, Error};
+
+use crate::common::{register_all, start, PairProxy, StoreProxy, Transport, TRANSPORTS};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_concurrent_calls_on_one_connection() {
+    for transport in TRANSPORTS {
+        let server = start(transport).await;
+        let store: StoreProxy = server.create("store", ()).await.unwrap();
+        let pair: PairProxy = server.create("get_pair", (0, 0)).await.unwrap();
+        let incrs = join_all((0..100).map(|i| store.incr(format!("k{}", i % 10)))).await;
+        let mut values: Vec<u64> = incrs.into_iter().map(Result::unwrap).collect();
+        values.sort();
+        // Ten keys, each incremented ten times: every value 1..=10 appears ten times.
+        let expected: Vec<u64> = (1..=10).flat_map(|v| std::iter::repeat_n(v, 10)).collect();
+        assert_eq!(values, expected, "{transport:?}");
+        // Replies are matched to their requests, not to their order.
+        let echoes = join_all((0..100u8).map(|i| pair.echo(vec![i; i as usize], "x"))).await;
+        for (i, echo) in echoes.into_iter().enumerate() {
+            assert_eq!(echo.unwrap().0, vec![i as u8; i]);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_complete_independently() {
+    let server = start(Transport::Tcp).await;
+    let store: StoreProxy = server.create("store", ()).await.unwrap();
+    let blocked = store.rendezvous(2);
+    tokio::pin!(blocked);
+    // The first call is in flight and waiting; a later one on the same connection
+    // completes, and then releases the first.
+    tokio::select! {
+        _ = &mut blocked => panic!("rendezvous(2) cannot finish alone"),
+        n = store.incr("x".into()) => assert_eq!(n.unwrap(), 1),
+    }
+    let (first, second) = tokio::join!(blocked, store.rendezvous(2));
+    assert_eq!(first.unwrap() + second.unwrap(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_pending_call_gets_the_same_error_when_the_connection_fails() {
+    let server = register_all(managers::ServerBuilder::new())
+        .bind()
+        .await
+        .unwrap();
+    let address = server.address().clone();
+    let stop = server.shutdown_handle();
+    let serving = tokio::spawn(server.serve_forever());
+    let client = Client::connect(&address, "test-key").await.unwrap();
+    let store: StoreProxy = client.create("store", ()).await.unwrap();
+    let pending: Vec<_> = (0..10)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.forever().await })
+        })
+        .collect();
+    // Wait until all ten increfs and calls were read by the server.
+    let rows = client.debug_info().await.unwrap();
+    assert_eq!(rows[0].refcount, 11);
+    stop.shutdown();
+    serving.await.unwrap().unwrap();
+    let mut errors = Vec::new();
+    for call in pending {
+        errors.push(call.await.unwrap().unwrap_err());
+    }
+    assert!(
+        errors.iter().all(|e| matches!(e, Error::Transport(_))),
+        "{errors:?}"
+    );
+    let first = errors[0].to_string();
+    assert!(errors.iter().all(|e| e.to_string() == first), "{errors:?}");
+    // Later calls fail at once with it too.
+    assert_eq!(store.get("k".into()).await.unwrap_err().to_string(), first);
+}

@@ -1,0 +1,8 @@
+use managers::shared;
+
+#[shared]
+pub struct Store {
+    items: Vec<String>,
+}
+
+fn main() {}

@@ -1,0 +1,14 @@
+use managers::shared;
+
+pub struct Counter {
+    value: i64,
+}
+
+#[shared(expose = [get])]
+impl Counter {
+    pub fn get(&self) -> i64 {
+        self.value
+    }
+}
+
+fn main() {}

@@ -1,0 +1,32 @@
+//! `typeid = "..."` and `proxy = Name` rename the typeid and the generated proxy.
+
+use managers::core::Shared;
+use managers::{shared, Proxy};
+
+/// A thing with a custom typeid and proxy name.
+pub struct Thing {
+    value: u8,
+}
+
+#[shared(typeid = "renamed.Thing", proxy = RemoteThing)]
+impl Thing {
+    /// The value.
+    pub fn value(&self) -> u8 {
+        self.value
+    }
+}
+
+/// Names the renamed proxy in a signature: this only compiles if `RemoteThing` exists.
+async fn read(thing: &RemoteThing) -> Result<u8, managers::Error> {
+    thing.value().await
+}
+
+/// The renamed proxy still targets `Thing`.
+fn target_of<P: Proxy<Target = Thing>>() {}
+
+fn main() {
+    assert_eq!(<Thing as Shared>::TYPEID, "renamed.Thing");
+    assert_eq!(Thing { value: 7 }.value(), 7);
+    target_of::<RemoteThing>();
+    let _ = read;
+}
