@@ -1,8 +1,8 @@
 //! The `#[shared]` attribute of `managers`. Use it through the `managers` crate, which
 //! documents it; this crate is its implementation.
 //!
-//! Pipeline: [`args`] parses the attribute, [`model`] reads the `impl` block into plain
-//! structs, [`validate`] checks them, [`codegen`] writes the dispatch table and the proxy.
+//! Pipeline: `args` parses the attribute, `model` reads the `impl` block into plain
+//! structs, `validate` checks them, `codegen` writes the dispatch table and the proxy.
 
 mod args;
 mod codegen;

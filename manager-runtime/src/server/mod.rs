@@ -233,7 +233,7 @@ impl ServerBuilder {
     }
 
     /// Run the server in the background of this process, on a thread of its own, and
-    /// return a [`Manager`] connected to it (Python's `BaseManager.start()`).
+    /// return a [`Manager`](crate::Manager) connected to it (Python's `BaseManager.start()`).
     pub async fn start(self) -> Result<crate::Manager> {
         crate::manager::start(self).await
     }

@@ -1,0 +1,139 @@
+//! Every example runs as its own set of processes and exits 0 by itself.
+//!
+//! `cargo test` builds the examples next to this binary (`target/<profile>/examples/`); each
+//! test runs one with no arguments, as CI and the README do, and checks what it printed.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The built example binary `name`.
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/it-<hash> -> target/<profile>/examples/<name>
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory");
+    let path = dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`, which builds the examples",
+        path.display()
+    );
+    path
+}
+
+/// Run example `name` (120 s at most); returns its stdout; fails unless it exits 0.
+fn run(name: &str) -> String {
+    let mut child = Command::new(example(name))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("example starts");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().expect("poll example").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("example {name} did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().expect("example output");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "example {name} failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+fn assert_contains(output: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(output.contains(needle), "missing {needle:?} in:\n{output}");
+    }
+}
+
+#[test]
+fn quickstart() {
+    let out = run("quickstart");
+    assert_contains(
+        &out,
+        &[
+            "[alice] posted",
+            "[bob] posted",
+            "[parent] the board now reads:",
+        ],
+    );
+    assert_eq!(out.matches("[parent]   ").count(), 2, "{out}");
+}
+
+#[test]
+fn shared_string() {
+    let out = run("shared_string");
+    assert_contains(
+        &out,
+        &[
+            "repr(proxy) = SharedStringProxy { typeid: \"get_my_string\"",
+            "str(proxy)  = hello World",
+            "proxy.capitalize() = \"Hello world\"",
+            "call_method(\"capitalize\", ()) = \"Hello world\"",
+        ],
+    );
+}
+
+#[test]
+fn authkey() {
+    let out = run("authkey");
+    assert_contains(
+        &out,
+        &[
+            "[client] connected",
+            "[intruder] refused: authentication failed",
+        ],
+    );
+}
+
+#[test]
+fn exposed() {
+    let out = run("exposed");
+    assert_contains(
+        &out,
+        &[
+            "refused: method `set_x` of typeid `get_pair` is not exposed",
+            "(unchanged)",
+        ],
+    );
+}
+
+#[test]
+fn class_registration() {
+    let out = run("class_registration");
+    assert_contains(
+        &out,
+        &[
+            "str(a) = Pair(1, 3), str(b) = Pair(2, 4)",
+            "number_of_objects() = 2",
+        ],
+    );
+}
+
+#[test]
+fn remote() {
+    let out = run("remote");
+    assert_contains(
+        &out,
+        &[
+            "[get] counter = 42",
+            "[stats] number_of_objects = 5",
+            "the server stopped gracefully",
+        ],
+    );
+    assert!(
+        out.matches("[stats] number_of_objects = 0").count() >= 2,
+        "{out}"
+    );
+}
