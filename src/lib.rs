@@ -109,6 +109,11 @@ pub mod core {
 
 mod manager_macro;
 
+/// The README's code blocks run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// The only paths generated code names. Not public API.
 #[doc(hidden)]
 pub mod __private {
