@@ -30,8 +30,9 @@ pub struct Manager {
     client: Client,
     authkey: AuthKey,
     stop: ShutdownHandle,
-    /// Signalled by the server thread when it has stopped.
-    stopped: std_mpsc::Receiver<()>,
+    /// Signalled by the server thread when it has stopped (in a mutex only to make
+    /// `Manager` `Sync`; it is used once, from `&mut self`).
+    stopped: std::sync::Mutex<std_mpsc::Receiver<()>>,
     thread: Option<JoinHandle<()>>,
     shutdown_timeout: Duration,
 }
@@ -90,7 +91,7 @@ pub(crate) async fn start(builder: ServerBuilder) -> Result<Manager> {
         client,
         authkey,
         stop,
-        stopped,
+        stopped: std::sync::Mutex::new(stopped),
         thread: Some(thread),
         shutdown_timeout,
     })
@@ -128,7 +129,8 @@ impl Manager {
         // The server waits up to `shutdown_timeout` for calls; allow a little on top for
         // the thread to wind down.
         let limit = self.shutdown_timeout + Duration::from_millis(500);
-        match self.stopped.recv_timeout(limit) {
+        let stopped = self.stopped.get_mut().unwrap_or_else(|e| e.into_inner());
+        match stopped.recv_timeout(limit) {
             Ok(()) | Err(std_mpsc::RecvTimeoutError::Disconnected) => {
                 let _ = thread.join();
                 true

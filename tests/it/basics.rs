@@ -48,6 +48,22 @@ async fn a_panicking_method_is_reported_and_the_server_keeps_serving() {
         "{err:?}"
     );
     assert_eq!(pair.sum().await.unwrap(), 3);
+    // The same for an async `&mut self` method (driven on its own task), and a constructor.
+    let err = pair.boom_async().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Remote(RemoteError::Panicked { method, message })
+            if method == "boom_async" && message == "async kaboom"),
+        "{err:?}"
+    );
+    pair.set_x(4).await.unwrap(); // the write lock was released by the panicking call
+    let err = server
+        .create::<PairProxy, _>("bad_pair", (-1,))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Remote(RemoteError::Panicked { message, .. }) if message == "negative x"),
+        "{err:?}"
+    );
     let other = connect(&server).await;
     let second: PairProxy = other.create("get_pair", (2, 2)).await.unwrap();
     assert_eq!(second.sum().await.unwrap(), 4);
@@ -230,6 +246,25 @@ fn proxies_are_clone_send_sync() {
     fn check_client<C: Clone + Send + Sync>() {}
     check_client::<managers::Client>();
     check_client::<managers::ProxyHandle>();
+    check_client::<managers::Error>();
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<managers::Manager>();
+    send_sync::<managers::Server>();
+}
+
+/// Every future a user awaits can be spawned on a multi-threaded runtime.
+#[allow(dead_code, clippy::manual_async_fn)]
+fn futures_are_send(pair: &PairProxy, client: &managers::Client, server: managers::Server) {
+    fn send<T: Send>(_: T) {}
+    send(pair.get_x());
+    send(pair.add_async(1, 2));
+    send(pair.referent_to_string());
+    send(pair.handle().call_method::<_, i64>("sum", ()));
+    send(client.create::<PairProxy, _>("get_pair", (1, 2)));
+    send(client.debug_info());
+    send(managers::Client::connect("127.0.0.1:1", "k"));
+    send(managers::ServerBuilder::new().start());
+    send(server.serve_forever());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

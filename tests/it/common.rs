@@ -68,6 +68,10 @@ pub fn register_all(builder: ServerBuilder) -> ServerBuilder {
         .register(Registration::constructor("store", |()| Store::default()))
         .register(Registration::instance("shared_store", Store::default()))
         .register(Registration::constructor("opaque", |()| Opaque))
+        .register(Registration::constructor("bad_pair", |(x,): (i64,)| {
+            assert!(x >= 0, "negative x");
+            Pair::new(x, 0)
+        }))
 }
 
 /// Start a background server on `transport`.
@@ -93,7 +97,7 @@ pub struct Pair {
     y: i64,
 }
 
-#[shared(exposed = [get_x, set_x, sum, add_async, checked_div, boom, echo, swap])]
+#[shared(exposed = [get_x, set_x, sum, add_async, checked_div, boom, boom_async, echo, swap])]
 impl Pair {
     pub fn new(x: i64, y: i64) -> Self {
         Pair { x, y }
@@ -131,6 +135,11 @@ impl Pair {
 
     pub fn boom(&self, message: String) -> i64 {
         panic!("{message}")
+    }
+
+    pub async fn boom_async(&mut self) -> i64 {
+        tokio::task::yield_now().await;
+        panic!("async kaboom")
     }
 
     pub fn echo(&self, bytes: Vec<u8>, text: &str) -> (Vec<u8>, String) {
