@@ -1,18 +1,18 @@
 //! Authentication keys: only clients that know the server's key get in.
 //!
-//! The server shares a string with the key `b"MySecretKey"`. One client process connects
-//! with that key and uses the string; another tries `b"WrongKey"` and is refused during the
+//! The server shares a vault with the key `b"MySecretKey"`. One client process connects
+//! with that key and reads it; another tries `b"WrongKey"` and is refused during the
 //! handshake with [`managers::Error::Auth`], before any request is read. The key itself is
 //! never sent: both sides prove they know it with HMAC challenges, as in Python.
 //!
 //! Python equivalent:
 //! ```python
 //! manager = BaseManager(address=('127.0.0.1', port), authkey=b'MySecretKey')
-//! manager.register('get_my_string', callable=lambda: my_string); manager.start()
+//! manager.register('get_vault', callable=lambda: vault); manager.start()
 //! # in another process
 //! m = BaseManager(address=('127.0.0.1', port), authkey=b'MySecretKey')
-//! m.register('get_my_string'); m.connect()      # a wrong key raises AuthenticationError
-//! proxy = m.get_my_string(); print(proxy.isdigit(), proxy.capitalize())
+//! m.register('get_vault'); m.connect()      # a wrong key raises AuthenticationError
+//! proxy = m.get_vault(); print(proxy.read())
 //! ```
 //!
 //! Run: `cargo run --example authkey`. Each client exits 0 only if it saw what the parent
@@ -31,33 +31,23 @@ const SERVER_KEY: &str = "MySecretKey";
 /// What the intruder tries.
 const WRONG_KEY: &str = "WrongKey";
 
-/// The shared string.
+/// What the key protects.
 #[derive(Debug)]
-pub struct Text(String);
+pub struct Vault {
+    secret: String,
+}
 
 #[shared]
-impl Text {
-    /// Python's `str.isdigit`.
-    pub fn isdigit(&self) -> bool {
-        !self.0.is_empty() && self.0.chars().all(|c| c.is_ascii_digit())
-    }
-
-    /// Python's `str.capitalize`.
-    pub fn capitalize(&self) -> String {
-        let mut chars = self.0.chars();
-        match chars.next() {
-            Some(first) => first
-                .to_uppercase()
-                .chain(chars.flat_map(char::to_lowercase))
-                .collect(),
-            None => String::new(),
-        }
+impl Vault {
+    /// The secret text.
+    pub fn read(&self) -> String {
+        self.secret.clone()
     }
 }
 
-impl fmt::Display for Text {
+impl fmt::Display for Vault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        write!(f, "a vault holding {} bytes", self.secret.len())
     }
 }
 
@@ -99,8 +89,10 @@ async fn server(key: &str) -> Result<()> {
     let server = ServerBuilder::new()
         .authkey(key)
         .register(Registration::instance(
-            "get_my_string",
-            Text("educative".to_owned()),
+            "get_vault",
+            Vault {
+                secret: "educative".to_owned(),
+            },
         ))
         .bind()
         .await?;
@@ -112,11 +104,10 @@ async fn client(address: &str, key: &str, should_be_accepted: bool) -> Result<()
     match Client::connect(address, key).await {
         Ok(client) => {
             println!("connected");
-            let proxy: TextProxy = client.create("get_my_string", ()).await?;
+            let proxy: VaultProxy = client.create("get_vault", ()).await?;
             println!("repr(proxy) = {proxy:?}");
             println!("str(proxy) = {}", proxy.referent_to_string().await?);
-            println!("proxy.isdigit() = {}", proxy.isdigit().await?);
-            println!("proxy.capitalize() = {:?}", proxy.capitalize().await?);
+            println!("proxy.read() = {:?}", proxy.read().await?);
             if !should_be_accepted {
                 bail!("a wrong key was accepted");
             }

@@ -22,7 +22,7 @@ mod support;
 
 use std::fmt;
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{ensure, Result};
 use managers::{manager, shared, Registration, ServerBuilder};
 
 /// Two numbers; every method is public, so every method is exposed.
@@ -71,28 +71,10 @@ manager! {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    support::init_tracing();
-    let args = support::args();
-    match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        [] => parent().await,
-        ["server", key] => server(key).await,
-        ["client", address, key] => client(address, key).await,
-        _ => bail!("usage: class_registration [server KEY | client ADDRESS KEY]"),
-    }
+    support::server_and_client(server, client).await
 }
 
-async fn parent() -> Result<()> {
-    let key = support::random_key();
-    let mut server = support::spawn("server", &["server", &key])?;
-    let address = server.expect("ADDRESS ").await?;
-    support::spawn("client", &["client", &address, &key])?
-        .finish()
-        .await?;
-    server.finish().await?;
-    Ok(())
-}
-
-async fn server(key: &str) -> Result<()> {
+async fn server(key: String) -> Result<()> {
     let server = ServerBuilder::new()
         .authkey(key)
         // Python: manager.register('get_pair', Pair)
@@ -105,7 +87,7 @@ async fn server(key: &str) -> Result<()> {
     support::serve(server).await
 }
 
-async fn client(address: &str, key: &str) -> Result<()> {
+async fn client(address: String, key: String) -> Result<()> {
     let manager = PairManager::connect(address, key).await?;
     let a = manager.get_pair(1, 3).await?;
     let b = manager.get_pair(2, 4).await?;

@@ -55,29 +55,10 @@ impl Pair {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    support::init_tracing();
-    let args = support::args();
-    match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        [] => parent().await,
-        ["server", key] => server(key).await,
-        ["client", address, key] => client(address, key).await,
-        _ => bail!("usage: exposed [server KEY | client ADDRESS KEY]"),
-    }
+    support::server_and_client(server, client).await
 }
 
-async fn parent() -> Result<()> {
-    let key = support::random_key();
-    let mut server = support::spawn("server", &["server", &key])?;
-    let address = server.expect("ADDRESS ").await?;
-    support::spawn("client", &["client", &address, &key])?
-        .finish()
-        .await?;
-    server.finish().await?;
-    println!("[parent] the server refused the unexposed method and kept serving");
-    Ok(())
-}
-
-async fn server(key: &str) -> Result<()> {
+async fn server(key: String) -> Result<()> {
     // The server's own code may use every public method.
     let mut pair = Pair::new(0, 0);
     pair.set_x(5);
@@ -91,7 +72,7 @@ async fn server(key: &str) -> Result<()> {
     support::serve(server).await
 }
 
-async fn client(address: &str, key: &str) -> Result<()> {
+async fn client(address: String, key: String) -> Result<()> {
     let client = Client::connect(address, key).await?;
     let pair: PairProxy = client.create("get_pair", ()).await?;
     println!("pair.get_x() = {}", pair.get_x().await?);

@@ -26,7 +26,7 @@ mod support;
 
 use std::fmt;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use managers::{shared, Client, Registration, ServerBuilder};
 
 /// A string living in the server (Python's `str` object behind an AutoProxy).
@@ -77,35 +77,11 @@ impl fmt::Display for SharedString {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    support::init_tracing();
-    let args = support::args();
-    match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        [] => parent().await,
-        ["server", key] => server(key).await,
-        ["client", address, key] => client(address, key).await,
-        _ => bail!("usage: shared_string [server KEY | client ADDRESS KEY]"),
-    }
-}
-
-/// Start the server, run the client against it, stop the server.
-async fn parent() -> Result<()> {
-    let key = support::random_key();
-    let mut server = support::spawn("server", &["server", &key])?;
-    let address = server.expect("ADDRESS ").await?;
-    println!("[parent] server listens on {address}");
-
-    support::spawn("client", &["client", &address, &key])?
-        .finish()
-        .await?;
-
-    println!("[parent] client done; closing the server's stdin");
-    server.finish().await?;
-    println!("[parent] all processes exited 0");
-    Ok(())
+    support::server_and_client(server, client).await
 }
 
 /// Process A: share one string and serve it.
-async fn server(key: &str) -> Result<()> {
+async fn server(key: String) -> Result<()> {
     let server = ServerBuilder::new()
         .authkey(key)
         // Python: manager.register('get_my_string', callable=lambda: my_string)
@@ -119,7 +95,7 @@ async fn server(key: &str) -> Result<()> {
 }
 
 /// Process B: connect and use the string through a proxy.
-async fn client(address: &str, key: &str) -> Result<()> {
+async fn client(address: String, key: String) -> Result<()> {
     let client = Client::connect(address, key).await?;
     let proxy: SharedStringProxy = client.create("get_my_string", ()).await?;
 

@@ -57,6 +57,38 @@ pub(crate) fn random_key() -> String {
         .collect()
 }
 
+/// The shape most examples share. With no arguments: the parent, which starts the
+/// `server` role, waits for its address, runs one `client` role against it and stops the
+/// server. With `server KEY` or `client ADDRESS KEY`: play that role.
+pub(crate) async fn server_and_client<S, C>(
+    server: impl FnOnce(String) -> S,
+    client: impl FnOnce(String, String) -> C,
+) -> Result<()>
+where
+    S: std::future::Future<Output = Result<()>>,
+    C: std::future::Future<Output = Result<()>>,
+{
+    init_tracing();
+    let args = args();
+    match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        [] => {
+            let key = random_key();
+            let mut server = spawn("server", &["server", &key])?;
+            let address = server.expect("ADDRESS ").await?;
+            println!("[parent] server listens on {address}");
+            spawn("client", &["client", &address, &key])?
+                .finish()
+                .await?;
+            server.finish().await?;
+            println!("[parent] all processes exited 0");
+            Ok(())
+        }
+        ["server", key] => server(key.to_owned()).await,
+        ["client", address, key] => client(address.to_owned(), key.to_owned()).await,
+        _ => bail!("usage: [server KEY | client ADDRESS KEY]"),
+    }
+}
+
 /// A child process playing one role of the example.
 pub(crate) struct Child {
     role: String,
