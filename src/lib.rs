@@ -96,15 +96,16 @@
 
 pub use manager_core::{Address, Codec, ObjectId, RemoteError, Token};
 pub use manager_macros::shared;
+pub use manager_macros::Proxy;
 pub use manager_runtime::{
-    shutdown_signal, AuthKey, Client, ClientBuilder, Error, HandshakeError, IntoAddress, Manager,
-    ObjectInfo, Proxy, ProxyHandle, Registration, Result, Server, ServerBuilder, ShutdownHandle,
-    TransportError, DEFAULT_MAX_FRAME,
+    shutdown_signal, AuthKey, Client, ClientBuilder, Error, HandshakeError, HasProxy, Holder,
+    IntoAddress, Manager, ObjectInfo, Proxy, ProxyHandle, Registration, Result, Server,
+    ServerBuilder, ShutdownHandle, TransportError, DEFAULT_MAX_FRAME,
 };
 
 /// The traits generated code implements, for hand-written implementations.
-pub mod core {
-    pub use manager_core::{CallOutcome, MethodInfo, Receiver, Shared};
+pub mod traits {
+    pub use manager_core::{CallOutcome, CallResult, MethodInfo, Receiver, Returned, Shared};
 }
 
 mod manager_macro;
@@ -122,6 +123,8 @@ pub mod __private {
         CallOutcome, Codec, DisplayFallback, DisplayViaTrait, MethodInfo, Receiver, RemoteError,
         Shared, Unsupported,
     };
-    pub use manager_runtime::{AuthKey, Client, Error, IntoAddress, Proxy, ProxyHandle};
+    pub use manager_runtime::generated;
+    pub use manager_runtime::{AuthKey, Client, Error, HasProxy, IntoAddress, Proxy, ProxyHandle};
+    pub use serde;
     pub use std::boxed::Box;
 }

@@ -27,15 +27,45 @@ pub struct MethodInfo {
     pub doc: &'static str,
 }
 
-/// A boxed future computing a call's codec-encoded result.
-pub type CallFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<u8>, RemoteError>> + Send + 'a>>;
+/// What a method call produced.
+pub enum Returned {
+    /// The codec-encoded return value, copied to the caller.
+    Value(Vec<u8>),
+    /// A new object to share (a `method_to_typeid` method): the server adds it to its
+    /// table under `typeid` and gives the caller a reference. `object` is the runtime's
+    /// type-erased object, made by generated code through the runtime.
+    Object {
+        /// The new object's typeid (its type's `Shared::TYPEID`).
+        typeid: &'static str,
+        /// The runtime's erased object.
+        object: Box<dyn Any + Send>,
+    },
+}
+
+impl std::fmt::Debug for Returned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Returned::Value(v) => f.debug_tuple("Value").field(&v.len()).finish(),
+            Returned::Object { typeid, .. } => f
+                .debug_struct("Object")
+                .field("typeid", typeid)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// The result of a call.
+pub type CallResult = Result<Returned, RemoteError>;
+
+/// A boxed future computing a call's result.
+pub type CallFuture<'a> = Pin<Box<dyn Future<Output = CallResult> + Send + 'a>>;
 
 /// The result of starting a call: done already (a plain `fn`) or a future to drive (an
 /// `async fn`). A server runs ready calls inline and spawns pending ones.
 #[must_use]
 pub enum CallOutcome<'a> {
-    /// The encoded result, or the error.
-    Ready(Result<Vec<u8>, RemoteError>),
+    /// The result.
+    Ready(CallResult),
     /// The call still has to be awaited.
     Pending(CallFuture<'a>),
 }
@@ -148,11 +178,14 @@ pub fn encode_value<T: serde::Serialize + ?Sized>(
     codec: Codec,
     method: &str,
     value: &T,
-) -> Result<Vec<u8>, RemoteError> {
-    codec.encode(value).map_err(|e| RemoteError::Encode {
-        method: method.to_owned(),
-        reason: e.to_string(),
-    })
+) -> CallResult {
+    codec
+        .encode(value)
+        .map(Returned::Value)
+        .map_err(|e| RemoteError::Encode {
+            method: method.to_owned(),
+            reason: e.to_string(),
+        })
 }
 
 /// Encode a method's `Ok` value, or turn its `Err` into a remote error with its text.
@@ -161,7 +194,7 @@ pub fn encode_result<T: serde::Serialize, E: Display>(
     codec: Codec,
     method: &str,
     result: Result<T, E>,
-) -> Result<Vec<u8>, RemoteError> {
+) -> CallResult {
     match result {
         Ok(value) => encode_value(codec, method, &value),
         Err(e) => Err(RemoteError::Method {

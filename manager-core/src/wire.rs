@@ -84,7 +84,28 @@ pub enum Request<'a> {
         /// Echoed in the reply.
         id: RequestId,
     },
+    /// Put one reference to `object` in transit under `hold`: a proxy was serialised to
+    /// travel. The server keeps the reference until a connection (or an object of the
+    /// server) adopts the hold, or until the hold expires.
+    Hold {
+        /// The object.
+        object: ObjectId,
+        /// A random, unguessable id for this hand-off.
+        hold: HoldId,
+    },
+    /// Take over the reference in transit under `hold` (a proxy was deserialised). If the
+    /// `Hold` has not arrived yet (it travels on another connection), the server waits for
+    /// it until the hold expiry.
+    Adopt {
+        /// The object.
+        object: ObjectId,
+        /// The hold to take over.
+        hold: HoldId,
+    },
 }
+
+/// Identifies one proxy hand-off: 16 random bytes.
+pub type HoldId = [u8; 16];
 
 /// A frame sent by a server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,8 +147,31 @@ pub struct ObjectInfo {
     pub typeid: String,
     /// The object's id.
     pub id: ObjectId,
-    /// How many references all connections hold to it.
+    /// How many references exist in total (the sum over `holders`).
     pub refcount: u64,
+    /// Who holds those references, and how many each.
+    pub holders: Vec<(Holder, u64)>,
+}
+
+/// Who holds a reference to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Holder {
+    /// A client connection (numbered by the server in accept order).
+    Connection(u64),
+    /// Proxies stored inside other shared objects of the same server.
+    Objects,
+    /// Proxies serialised and not adopted yet.
+    InTransit,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Holder::Connection(n) => write!(f, "connection #{n}"),
+            Holder::Objects => f.write_str("shared objects"),
+            Holder::InTransit => f.write_str("in transit"),
+        }
+    }
 }
 
 /// Encode a message into a frame body (no length prefix).
@@ -190,6 +234,14 @@ mod tests {
             Request::Display { id: 3, object: o },
             Request::NumberOfObjects { id: 4 },
             Request::DebugInfo { id: 5 },
+            Request::Hold {
+                object: o,
+                hold: [1; 16],
+            },
+            Request::Adopt {
+                object: o,
+                hold: [2; 16],
+            },
         ] {
             round_trip_client(ClientMessage::V1(r));
         }
@@ -205,7 +257,12 @@ mod tests {
         let info = ObjectInfo {
             typeid: "Pair".into(),
             id: ObjectId(3),
-            refcount: 2,
+            refcount: 3,
+            holders: vec![
+                (Holder::Connection(1), 1),
+                (Holder::Objects, 1),
+                (Holder::InTransit, 1),
+            ],
         };
         for result in [
             Ok(Reply::Value(&[0, 255])),

@@ -30,8 +30,12 @@ pub(crate) struct Args {
     pub(crate) typeid: Option<LitStr>,
     /// `proxy = PairProxy`: the generated proxy's name.
     pub(crate) proxy: Option<Ident>,
-    /// `method_to_typeid = { get_item: ItemWrapper }` (reserved).
+    /// `method_to_typeid = { get_item: ItemWrapper }`.
     pub(crate) method_to_typeid: Option<(syn::Path, Vec<TypeidMapping>)>,
+    /// `custom_proxy = MyProxy`: a hand-written proxy replaces the generated one.
+    pub(crate) custom_proxy: Option<syn::Path>,
+    /// `get_value`: generate Python's `_getvalue()` (needs `Serialize + Deserialize`).
+    pub(crate) get_value: Option<syn::Path>,
 }
 
 fn duplicate(meta: &syn::meta::ParseNestedMeta<'_>, name: &str) -> syn::Error {
@@ -73,9 +77,20 @@ pub(crate) fn parse(tokens: TokenStream) -> syn::Result<Args> {
             syn::braced!(content in value);
             let entries = Punctuated::<TypeidMapping, Token![,]>::parse_terminated(&content)?;
             args.method_to_typeid = Some((meta.path.clone(), entries.into_iter().collect()));
+        } else if meta.path.is_ident("custom_proxy") {
+            if args.custom_proxy.is_some() {
+                return Err(duplicate(&meta, "custom_proxy"));
+            }
+            args.custom_proxy = Some(meta.value()?.parse()?);
+        } else if meta.path.is_ident("get_value") {
+            if args.get_value.is_some() {
+                return Err(duplicate(&meta, "get_value"));
+            }
+            args.get_value = Some(meta.path.clone());
         } else {
             return Err(meta.error(
-                "unknown #[shared] argument; expected `exposed`, `typeid`, `proxy` or `method_to_typeid`",
+                "unknown #[shared] argument; expected `exposed`, `typeid`, `proxy`, \
+                 `custom_proxy`, `method_to_typeid` or `get_value`",
             ));
         }
         Ok(())

@@ -6,6 +6,7 @@
 
 mod args;
 mod codegen;
+mod derive;
 mod model;
 mod validate;
 
@@ -43,4 +44,16 @@ fn expand(
             quote::quote!(#item #errors)
         }
     }
+}
+
+/// Implement `managers::Proxy` for a hand-written proxy type (Python's `proxytype`).
+///
+/// The struct has one field of type `managers::ProxyHandle` (any other fields must
+/// implement `Default`), and names the shared type it calls with
+/// `#[proxy(target = Type)]`.
+#[proc_macro_derive(Proxy, attributes(proxy))]
+pub fn derive_proxy(item: TokenStream) -> TokenStream {
+    derive::proxy(item.into())
+        .unwrap_or_else(|e| e.to_compile_error())
+        .into()
 }

@@ -47,6 +47,8 @@ pub(crate) struct Method {
     pub(crate) output: Output,
     /// The `#[doc]` attributes, copied onto the proxy method.
     pub(crate) docs: Vec<syn::Attribute>,
+    /// `method_to_typeid` target: the shared type its result becomes.
+    pub(crate) returns_shared: Option<syn::Path>,
     /// The original item, for spans.
     pub(crate) item: ImplItemFn,
 }
@@ -99,6 +101,7 @@ impl Method {
                 .filter(|a| a.path().is_ident("doc"))
                 .cloned()
                 .collect(),
+            returns_shared: None,
             item: item.clone(),
         }
     }
@@ -166,6 +169,12 @@ pub(crate) struct SharedImpl {
     /// The names given in `exposed = [...]`, if any (for spans and validation).
     pub(crate) exposed_list: Option<Vec<Ident>>,
     pub(crate) method_to_typeid: Option<(syn::Path, Vec<TypeidMapping>)>,
+    /// `custom_proxy = MyProxy`.
+    pub(crate) custom_proxy: Option<syn::Path>,
+    /// The `proxy = Name` argument, kept for a conflict check with `custom_proxy`.
+    pub(crate) proxy_arg: Option<Ident>,
+    /// `get_value` was given (its path, for spans).
+    pub(crate) get_value: Option<syn::Path>,
 }
 
 impl SharedImpl {
@@ -183,7 +192,7 @@ impl SharedImpl {
         .ok_or_else(|| {
             syn::Error::new_spanned(&item.self_ty, "#[shared] needs a named type such as `Pair`")
         })?;
-        let methods: Vec<Method> = item
+        let mut methods: Vec<Method> = item
             .items
             .iter()
             .filter_map(|i| match i {
@@ -217,6 +226,13 @@ impl SharedImpl {
             .proxy
             .clone()
             .unwrap_or_else(|| Ident::new(&format!("{type_ident}Proxy"), type_ident.span()));
+        if let Some((_, entries)) = &args.method_to_typeid {
+            for entry in entries {
+                if let Some(m) = methods.iter_mut().find(|m| m.ident == entry.method) {
+                    m.returns_shared = Some(entry.target.clone());
+                }
+            }
+        }
         Ok(Self {
             item,
             type_ident,
@@ -226,6 +242,9 @@ impl SharedImpl {
             exposed,
             exposed_list: args.exposed,
             method_to_typeid: args.method_to_typeid,
+            custom_proxy: args.custom_proxy,
+            proxy_arg: args.proxy,
+            get_value: args.get_value,
         })
     }
 

@@ -58,8 +58,15 @@ pub(crate) fn check(model: &SharedImpl) -> syn::Result<()> {
             }
         }
     }
-    if let Some((path, entries)) = &model.method_to_typeid {
+    if let Some((_, entries)) = &model.method_to_typeid {
+        let mut seen = HashSet::new();
         for entry in entries {
+            if !seen.insert(entry.method.to_string()) {
+                errors.push(Error::new_spanned(
+                    &entry.method,
+                    format!("`{}` is mapped twice in `method_to_typeid`", entry.method),
+                ));
+            }
             if !model.exposed_methods().any(|m| m.ident == entry.method) {
                 errors.push(Error::new_spanned(
                     &entry.method,
@@ -70,17 +77,22 @@ pub(crate) fn check(model: &SharedImpl) -> syn::Result<()> {
                 ));
             }
         }
-        let targets: Vec<String> = entries
-            .iter()
-            .map(|e| quote::ToTokens::to_token_stream(&e.target).to_string())
-            .collect();
-        errors.push(Error::new_spanned(
-            path,
-            format!(
-                "`method_to_typeid` is reserved: returning proxies ({}) from methods is not implemented yet",
-                targets.join(", ")
-            ),
-        ));
+    }
+    if let (Some(name), Some(custom)) = (&model.proxy_arg, &model.custom_proxy) {
+        let mut e = Error::new_spanned(
+            name,
+            "`proxy` names the generated proxy, but `custom_proxy` replaces it: give one of them",
+        );
+        e.combine(Error::new_spanned(custom, "`custom_proxy` given here"));
+        errors.push(e);
+    }
+    if let Some(path) = &model.get_value {
+        if model.exposed_methods().any(|m| m.ident == "get_value") {
+            errors.push(Error::new_spanned(
+                path,
+                "`get_value` generates a proxy method `get_value`, and this type already exposes one",
+            ));
+        }
     }
     for method in model.exposed_methods() {
         check_method(method, &mut errors);
@@ -124,6 +136,12 @@ fn check_method(m: &Method, errors: &mut Errors) {
         Output::Unit => None,
         Output::Value(t) | Output::Fallible(t) => Some(t),
     };
+    if let (Some(target), None) = (&m.returns_shared, ret) {
+        errors.push(Error::new_spanned(
+            target,
+            format!("`method_to_typeid` maps `{name}`, but it returns nothing to share"),
+        ));
+    }
     if let Some(borrowed) = ret.and_then(find_borrow_or_impl) {
         errors.push(Error::new_spanned(
             borrowed,

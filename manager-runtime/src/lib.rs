@@ -11,18 +11,52 @@
 mod auth;
 mod client;
 mod error;
+mod handoff;
 mod manager;
 mod server;
 mod transport;
 
 pub use auth::AuthKey;
-pub use client::{Client, ClientBuilder, Proxy, ProxyHandle};
+pub use client::{Client, ClientBuilder, HasProxy, Proxy, ProxyHandle};
 pub use error::{Error, HandshakeError, Result, TransportError};
 pub use manager::Manager;
-pub use manager_core::wire::ObjectInfo;
+pub use manager_core::wire::{Holder, ObjectInfo};
 pub use manager_core::{Address, AddressParseError, ObjectId, RemoteError, Token};
 pub use server::{Registration, Server, ServerBuilder, ShutdownHandle};
 pub use transport::DEFAULT_MAX_FRAME;
+
+/// Helpers that `#[shared]` generated code calls. Not public API.
+#[doc(hidden)]
+pub mod generated {
+    use std::fmt::Display;
+
+    use manager_core::{CallResult, RemoteError, Returned, Shared};
+
+    /// Share what a `method_to_typeid` method returned, as a new `T`.
+    pub fn share_value<T: Shared + From<R>, R>(value: R) -> CallResult {
+        Ok(Returned::Object {
+            typeid: T::TYPEID,
+            object: crate::server::objects::erase_boxed(T::from(value)),
+        })
+    }
+
+    /// Share the `Ok` value of a fallible `method_to_typeid` method.
+    pub fn share_result<T: Shared + From<R>, R, E: Display>(
+        method: &str,
+        result: Result<R, E>,
+    ) -> CallResult {
+        match result {
+            Ok(value) => share_value::<T, R>(value),
+            Err(e) => Err(RemoteError::Method {
+                method: method.to_owned(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    /// Fails to compile unless `T` is a shared type with a proxy.
+    pub fn assert_shared<T: crate::HasProxy>() {}
+}
 
 /// Anything that names a manager address: `&str`/`String` (parsed as `host:port`,
 /// `unix:PATH` or a path), an [`Address`], or a `SocketAddr`.

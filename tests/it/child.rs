@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use managers::{Address, Client};
 
-use crate::common::{PairProxy, StoreProxy};
+use crate::common::{CounterProxy, PairProxy, StoreProxy};
 
 const ROLE: &str = "MANAGERS_IT_ROLE";
 const ADDRESS: &str = "MANAGERS_IT_ADDRESS";
 const COUNT: &str = "MANAGERS_IT_COUNT";
+const BYTES: &str = "MANAGERS_IT_BYTES";
 
 /// A running child process and the lines it prints.
 pub struct ChildProcess {
@@ -23,6 +24,16 @@ pub struct ChildProcess {
 impl ChildProcess {
     /// Start this binary in `role` against the server at `address`.
     pub fn spawn(role: &str, address: &Address, count: usize) -> Self {
+        Self::start(role, address, count, &[])
+    }
+
+    /// Start a role that receives `bytes` (a serialised proxy).
+    pub fn spawn_with(role: &str, address: &Address, bytes: &[u8]) -> Self {
+        Self::start(role, address, 0, bytes)
+    }
+
+    fn start(role: &str, address: &Address, count: usize, bytes: &[u8]) -> Self {
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let exe = std::env::current_exe().expect("test binary path");
         let mut child = Command::new(exe)
             .args([
@@ -35,6 +46,7 @@ impl ChildProcess {
             .env(ROLE, role)
             .env(ADDRESS, address.to_string())
             .env(COUNT, count.to_string())
+            .env(BYTES, hex)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -93,6 +105,11 @@ fn role() {
     };
     let address = std::env::var(ADDRESS).expect("address");
     let count: usize = std::env::var(COUNT).expect("count").parse().expect("count");
+    let hex = std::env::var(BYTES).unwrap_or_default();
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async move {
         let client = Client::connect(address, "test-key")
@@ -108,12 +125,35 @@ fn role() {
                 println!("HOLDING {}", held.len());
                 std::future::pending::<()>().await;
             }
+            // Take `count` references to the shared pair and wait to be killed.
+            "hold_shared" => {
+                let mut held: Vec<PairProxy> = Vec::new();
+                for _ in 0..count {
+                    held.push(client.create("the_pair", ()).await.unwrap());
+                }
+                println!("HOLDING {}", held.len());
+                std::future::pending::<()>().await;
+            }
             // Take a reference to the shared store, then block in a call that never ends.
             "stuck_in_call" => {
                 let store: StoreProxy = client.create("shared_store", ()).await.unwrap();
                 println!("CALLING");
                 store.rendezvous(usize::MAX).await.unwrap();
                 unreachable!("rendezvous of usize::MAX parties cannot complete");
+            }
+            // Receive a serialised proxy, adopt it, use it.
+            "adopt_and_incr" => {
+                let counter: CounterProxy = postcard::from_bytes(&bytes).expect("adopt");
+                println!("INCR {}", counter.incr().await.unwrap());
+                drop(counter);
+                client.number_of_objects().await.unwrap(); // the decref went out
+                println!("DONE");
+            }
+            // Receive a serialised proxy but never get to adopt it.
+            "wait_then_adopt" => {
+                println!("READY");
+                std::future::pending::<()>().await;
+                let _never: CounterProxy = postcard::from_bytes(&bytes).expect("adopt");
             }
             other => panic!("unknown role {other}"),
         }

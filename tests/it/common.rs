@@ -68,6 +68,14 @@ pub fn register_all(builder: ServerBuilder) -> ServerBuilder {
         .register(Registration::constructor("store", |()| Store::default()))
         .register(Registration::instance("shared_store", Store::default()))
         .register(Registration::constructor("opaque", |()| Opaque))
+        .register(Registration::constructor("item_pair", |()| {
+            ItemPair::default()
+        }))
+        .register(Registration::constructor("counter", |(n,)| Counter { n }))
+        .register(Registration::constructor("registry", |()| {
+            Registry::default()
+        }))
+        .register(Registration::constructor("square", |(x,)| Square { x }))
         .register(Registration::constructor("bad_pair", |(x,): (i64,)| {
             assert!(x >= 0, "negative x");
             Pair::new(x, 0)
@@ -236,5 +244,166 @@ pub struct Opaque;
 impl Opaque {
     pub fn ping(&self) -> u8 {
         1
+    }
+}
+
+// ---- Types for proxies that return, travel and nest (issue: method_to_typeid & co) ----
+
+/// The tutorial's Item: plain data, shared by reference between a Pair and its wrappers.
+#[derive(Debug, Default)]
+pub struct Item {
+    pub value: i64,
+}
+
+/// A pair that holds an item and hands out shared wrappers of it.
+#[derive(Default)]
+pub struct ItemPair {
+    item: std::sync::Arc<std::sync::Mutex<Item>>,
+}
+
+#[shared(method_to_typeid = { get_item: ItemWrapper, try_item: ItemWrapper, make_square: Square })]
+impl ItemPair {
+    /// `x`, shared as a new `Square` (whose proxy is hand-written).
+    pub fn make_square(&self, x: i64) -> i64 {
+        x
+    }
+
+    /// The item, shared as a new `ItemWrapper` object.
+    pub fn get_item(&self) -> std::sync::Arc<std::sync::Mutex<Item>> {
+        self.item.clone()
+    }
+
+    /// The item, or an error when `allowed` is false.
+    pub fn try_item(
+        &self,
+        allowed: bool,
+    ) -> Result<std::sync::Arc<std::sync::Mutex<Item>>, String> {
+        if allowed {
+            Ok(self.item.clone())
+        } else {
+            Err("no item for you".into())
+        }
+    }
+
+    /// What the server-side pair sees.
+    pub fn item_value(&self) -> i64 {
+        self.item.lock().unwrap().value
+    }
+}
+
+/// The tutorial's wrapper around the pair's item.
+pub struct ItemWrapper(std::sync::Arc<std::sync::Mutex<Item>>);
+
+impl From<std::sync::Arc<std::sync::Mutex<Item>>> for ItemWrapper {
+    fn from(item: std::sync::Arc<std::sync::Mutex<Item>>) -> Self {
+        ItemWrapper(item)
+    }
+}
+
+#[shared]
+impl ItemWrapper {
+    pub fn get(&self) -> i64 {
+        self.0.lock().unwrap().value
+    }
+
+    pub fn set(&self, value: i64) {
+        self.0.lock().unwrap().value = value;
+    }
+}
+
+/// A counter, the unit of the nesting tests.
+#[derive(Default, serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+pub struct Counter {
+    pub n: i64,
+}
+
+#[shared(get_value)]
+impl Counter {
+    pub fn incr(&mut self) -> i64 {
+        self.n += 1;
+        self.n
+    }
+
+    pub fn get(&self) -> i64 {
+        self.n
+    }
+}
+
+/// A shared object holding proxies of other shared objects.
+#[derive(Default)]
+pub struct Registry {
+    counters: HashMap<String, CounterProxy>,
+    registries: HashMap<String, RegistryProxy>,
+}
+
+#[shared]
+impl Registry {
+    pub fn put(&mut self, name: String, counter: CounterProxy) {
+        self.counters.insert(name, counter);
+    }
+
+    pub fn get(&self, name: String) -> Option<CounterProxy> {
+        self.counters.get(&name).cloned()
+    }
+
+    pub fn remove(&mut self, name: String) -> bool {
+        self.counters.remove(&name).is_some()
+    }
+
+    pub fn link(&mut self, name: String, other: RegistryProxy) {
+        self.registries.insert(name, other);
+    }
+
+    pub fn clear(&mut self) {
+        self.counters.clear();
+        self.registries.clear();
+    }
+
+    /// Increment every counter through its proxy, from inside the server.
+    pub async fn incr_all(&self) -> Vec<i64> {
+        let mut out = Vec::new();
+        let mut names: Vec<_> = self.counters.keys().cloned().collect();
+        names.sort();
+        for name in names {
+            out.push(self.counters[&name].incr().await.expect("inner call"));
+        }
+        out
+    }
+
+    /// Pass a counter proxy through this object and back (argument in, result out).
+    pub fn bounce(&self, counter: CounterProxy) -> CounterProxy {
+        counter
+    }
+}
+
+/// A type whose proxy is hand-written (`custom_proxy`).
+pub struct Square {
+    x: i64,
+}
+
+impl From<i64> for Square {
+    fn from(x: i64) -> Self {
+        Square { x }
+    }
+}
+
+#[shared(custom_proxy = SquareProxy)]
+impl Square {
+    pub fn get_x(&self) -> i64 {
+        self.x
+    }
+}
+
+/// The tutorial's `MyProxy`: `get_x` comes back squared, through a raw call.
+#[derive(Clone, Debug, managers::Proxy)]
+#[proxy(target = Square)]
+pub struct SquareProxy {
+    handle: managers::ProxyHandle,
+}
+
+impl SquareProxy {
+    pub async fn get_x(&self) -> Result<i64, managers::Error> {
+        let x: i64 = self.handle.call_method("get_x", ()).await?;
+        Ok(x * x)
     }
 }

@@ -11,6 +11,7 @@ mod basics;
 mod child;
 mod common;
 mod examples;
+mod handoff;
 mod lifecycle;
 mod pipeline;
 mod raw;

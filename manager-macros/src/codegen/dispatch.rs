@@ -1,8 +1,9 @@
 //! The server side: `impl Shared for T`, the dispatch table.
 
 use proc_macro2::TokenStream;
-use quote::{quote, ToTokens};
+use quote::{quote, quote_spanned, ToTokens};
 use syn::ext::IdentExt;
+use syn::spanned::Spanned;
 use syn::LitStr;
 
 use crate::model::{Method, Output, ReceiverKind, SharedImpl};
@@ -10,7 +11,27 @@ use crate::model::{Method, Output, ReceiverKind, SharedImpl};
 pub(crate) fn shared_impl(model: &SharedImpl) -> TokenStream {
     let self_ty = &model.item.self_ty;
     let typeid = LitStr::new(&model.typeid, model.type_ident.span());
-    let infos = model.exposed_methods().map(method_info);
+    let mut infos: Vec<TokenStream> = model.exposed_methods().map(method_info).collect();
+    let getvalue_index = model.exposed.len();
+    let getvalue_arm = model.get_value.as_ref().map(|_| {
+        infos.push(quote! {
+            __p::MethodInfo {
+                name: "#getvalue",
+                receiver: __p::Receiver::Ref,
+                is_async: false,
+                doc: "A copy of the object (Python's `_getvalue()`).",
+            }
+        });
+        quote! {
+            #getvalue_index => __p::CallOutcome::Ready(__p::encode_value(__codec, "#getvalue", self)),
+        }
+    });
+    let asserts = model.exposed_methods().filter_map(|m| {
+        let target = m.returns_shared.as_ref()?;
+        Some(quote_spanned! {target.span()=>
+            __p::generated::assert_shared::<#target>();
+        })
+    });
     let hidden = model
         .methods
         .iter()
@@ -37,6 +58,10 @@ pub(crate) fn shared_impl(model: &SharedImpl) -> TokenStream {
         .map(|(i, m)| call_arm(i, m));
     quote! {
         use ::managers::__private as __p;
+        // `method_to_typeid` targets must be shared types (an error here points at them).
+        const _: fn() = || {
+            #(#asserts)*
+        };
         #[automatically_derived]
         impl __p::Shared for #self_ty {
             const TYPEID: &'static str = #typeid;
@@ -52,6 +77,7 @@ pub(crate) fn shared_impl(model: &SharedImpl) -> TokenStream {
             ) -> __p::CallOutcome<'__a> {
                 match __method {
                     #(#ref_arms)*
+                    #getvalue_arm
                     _ => __p::CallOutcome::Ready(::core::result::Result::Err(
                         __p::unknown_method_index(<Self as __p::Shared>::TYPEID, __method),
                     )),
@@ -67,6 +93,7 @@ pub(crate) fn shared_impl(model: &SharedImpl) -> TokenStream {
             ) -> __p::CallOutcome<'__a> {
                 match __method {
                     #(#mut_arms)*
+                    #getvalue_arm
                     _ => __p::CallOutcome::Ready(::core::result::Result::Err(
                         __p::unknown_method_index(<Self as __p::Shared>::TYPEID, __method),
                     )),
@@ -111,10 +138,16 @@ fn call_arm(index: usize, m: &Method) -> TokenStream {
     if m.is_async {
         call = quote!(#call.await);
     }
-    let encode = match m.output {
-        Output::Unit => quote! {{ #call; __p::encode_value(__codec, #name, &()) }},
-        Output::Value(_) => quote!(__p::encode_value(__codec, #name, &#call)),
-        Output::Fallible(_) => quote!(__p::encode_result(__codec, #name, #call)),
+    let encode = match (&m.output, &m.returns_shared) {
+        (Output::Unit, _) => quote! {{ #call; __p::encode_value(__codec, #name, &()) }},
+        (Output::Value(_), None) => quote!(__p::encode_value(__codec, #name, &#call)),
+        (Output::Fallible(_), None) => quote!(__p::encode_result(__codec, #name, #call)),
+        (Output::Value(_), Some(target)) => {
+            quote!(__p::generated::share_value::<#target, _>(#call))
+        }
+        (Output::Fallible(_), Some(target)) => {
+            quote!(__p::generated::share_result::<#target, _, _>(#name, #call))
+        }
     };
     let outcome = if m.is_async {
         quote!(__p::CallOutcome::Pending(__p::Box::pin(async move { #encode })))

@@ -8,6 +8,13 @@ use crate::model::{Method, Output, SharedImpl};
 
 pub(crate) fn proxy(model: &SharedImpl) -> TokenStream {
     let self_ty = &model.item.self_ty;
+    if let Some(custom) = &model.custom_proxy {
+        return quote! {
+            impl ::managers::__private::HasProxy for #self_ty {
+                type Proxy = #custom;
+            }
+        };
+    }
     let proxy = &model.proxy_ident;
     let proxy_name = proxy.to_string();
     let typeid = &model.typeid;
@@ -18,6 +25,16 @@ pub(crate) fn proxy(model: &SharedImpl) -> TokenStream {
         model.type_ident
     );
     let methods = model.exposed_methods().map(|m| method(m, typeid));
+    let get_value = model.get_value.as_ref().map(|_| {
+        quote! {
+            /// A copy of the remote object (Python's `_getvalue()`).
+            pub async fn get_value(
+                &self,
+            ) -> ::core::result::Result<#self_ty, ::managers::__private::Error> {
+                self.handle.call_method("#getvalue", ()).await
+            }
+        }
+    });
     quote! {
         #[doc = #struct_doc]
         #[derive(::core::clone::Clone)]
@@ -39,6 +56,31 @@ pub(crate) fn proxy(model: &SharedImpl) -> TokenStream {
             }
         }
 
+        impl ::managers::__private::HasProxy for #self_ty {
+            type Proxy = #proxy;
+        }
+
+        /// Serialising puts a new reference in transit for the receiver.
+        impl ::managers::__private::serde::Serialize for #proxy {
+            fn serialize<S: ::managers::__private::serde::Serializer>(
+                &self,
+                serializer: S,
+            ) -> ::core::result::Result<S::Ok, S::Error> {
+                ::managers::__private::serde::Serialize::serialize(&self.handle, serializer)
+            }
+        }
+
+        /// Deserialising adopts the reference the sender put in transit.
+        impl<'de> ::managers::__private::serde::Deserialize<'de> for #proxy {
+            fn deserialize<D: ::managers::__private::serde::Deserializer<'de>>(
+                deserializer: D,
+            ) -> ::core::result::Result<Self, D::Error> {
+                <::managers::__private::ProxyHandle as ::managers::__private::serde::Deserialize>
+                    ::deserialize(deserializer)
+                    .map(|handle| Self { handle })
+            }
+        }
+
         impl ::core::fmt::Debug for #proxy {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 f.debug_struct(#proxy_name)
@@ -52,6 +94,8 @@ pub(crate) fn proxy(model: &SharedImpl) -> TokenStream {
         #[allow(private_interfaces, private_bounds, clippy::too_many_arguments)]
         impl #proxy {
             #(#methods)*
+
+            #get_value
 
             /// The referent's `Display` text, fetched from the manager (Python's
             /// `str(proxy)`).
@@ -80,11 +124,32 @@ fn method(m: &Method, typeid: &str) -> TokenStream {
         quote!(#n: #t)
     });
     let names = m.params.iter().map(|p| &p.name);
+    let separator = (!docs.is_empty()).then(|| quote!(#[doc = ""]));
+    if let Some(target) = &m.returns_shared {
+        let note = format!(
+            " Calls `{}` on the remote `{typeid}` object; the manager shares the result as a \
+             new object and this returns a proxy for it.",
+            name.value()
+        );
+        return quote! {
+            #(#docs)*
+            #separator
+            #[doc = #note]
+            pub async fn #ident(
+                &self,
+                #(#params),*
+            ) -> ::core::result::Result<
+                <#target as ::managers::__private::HasProxy>::Proxy,
+                ::managers::__private::Error,
+            > {
+                self.handle.call_for_proxy(#name, (#(#names,)*)).await
+            }
+        };
+    }
     let ret = match &m.output {
         Output::Unit => quote!(()),
         Output::Value(t) | Output::Fallible(t) => quote!(#t),
     };
-    let separator = (!docs.is_empty()).then(|| quote!(#[doc = ""]));
     quote! {
         #(#docs)*
         #separator

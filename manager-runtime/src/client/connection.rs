@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -105,6 +105,8 @@ pub(crate) struct ConnectOptions {
 /// the writer then flushes what is queued (decrefs included) and closes the socket.
 pub(crate) struct Connection {
     address: Address,
+    /// The address the server names itself by in tokens, learned from the first token.
+    server_address: OnceLock<Address>,
     codec: Codec,
     /// Frames for the writer task. Unbounded because proxy `Clone` and `Drop` must enqueue
     /// their incref/decref synchronously and in order with calls; every call waits for its
@@ -150,6 +152,7 @@ impl Connection {
         let reader = tokio::spawn(read_loop(reader, pending.clone())).abort_handle();
         Ok(Self {
             address,
+            server_address: OnceLock::new(),
             codec: Codec::Postcard,
             outbox,
             pending,
@@ -164,6 +167,24 @@ impl Connection {
 
     pub(crate) fn codec(&self) -> Codec {
         self.codec
+    }
+
+    /// Remember the address the server gives in its tokens, so that proxies for it that
+    /// arrive by any route find this connection.
+    pub(crate) fn learn_server_address(self: &Arc<Self>, address: &Address) {
+        if self.server_address.set(address.clone()).is_ok() && *address != self.address {
+            crate::handoff::register(address, self);
+        }
+    }
+
+    /// Whether this connection leads to the manager known as `address`.
+    pub(crate) fn serves(&self, address: &Address) -> bool {
+        self.address == *address || self.server_address.get() == Some(address)
+    }
+
+    /// Whether the connection still works.
+    pub(crate) fn is_open(&self) -> bool {
+        self.pending.lock().closed.is_none()
     }
 
     fn enqueue(&self, request: Request<'_>) -> Result<()> {

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 pub(crate) use connection::Connection;
 use connection::{ConnectOptions, OwnedReply};
-pub use proxy::{Proxy, ProxyHandle};
+pub use proxy::{HasProxy, Proxy, ProxyHandle};
 
 use crate::transport::DEFAULT_MAX_FRAME;
 use crate::{AuthKey, IntoAddress, Result};
@@ -71,10 +71,9 @@ impl ClientBuilder {
         authkey: impl Into<AuthKey>,
     ) -> Result<Client> {
         let address = address.into_address()?;
-        let conn = Connection::open(address, &authkey.into(), &self.options).await?;
-        Ok(Client {
-            conn: Arc::new(conn),
-        })
+        let conn = Arc::new(Connection::open(address, &authkey.into(), &self.options).await?);
+        crate::handoff::register(conn.address(), &conn);
+        Ok(Client { conn })
     }
 }
 
@@ -134,6 +133,21 @@ impl Client {
             OwnedReply::Created(token) => Ok(ProxyHandle::adopt(self.conn.clone(), token)),
             other => Err(other.unexpected()),
         }
+    }
+
+    /// Run `f`, in which proxies being deserialised (for example from bytes another
+    /// process sent) adopt their reference over this client's connection.
+    ///
+    /// Outside of it, a deserialised proxy uses any connection this process has open to its
+    /// manager (and fails with a clear error if there is none).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: managers::Client, bytes: Vec<u8>) -> Result<(), Box<dyn std::error::Error>> {
+    /// let handle: managers::ProxyHandle = client.adopting(|| postcard::from_bytes(&bytes))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn adopting<R>(&self, f: impl FnOnce() -> R) -> R {
+        crate::handoff::with_context(&crate::handoff::AdoptContext::Client(self.conn.clone()), f)
     }
 
     /// How many objects the manager holds (Python's `_number_of_objects()`).

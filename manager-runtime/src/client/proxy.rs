@@ -1,35 +1,66 @@
-//! Proxy handles: one counted reference to a remote object.
+//! Proxy handles: one counted reference to a shared object.
 
 use std::fmt;
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Weak};
+use std::time::Instant;
 
 use bytes::Bytes;
-use manager_core::wire::Request;
-use manager_core::{Address, ObjectId, Shared, Token};
+use futures_util::FutureExt;
+use manager_core::wire::{Holder, Request};
+use manager_core::{panic_message, Address, Codec, ObjectId, RemoteError, Returned, Shared, Token};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::connection::{Connection, OwnedReply};
-use crate::Result;
+use crate::handoff::{self, with_context, AdoptContext, ProxyWire};
+use crate::server::objects::{Dispatch, Erased};
+use crate::server::ServerState;
+use crate::{Error, Result, TransportError};
 
-/// One reference to a shared object, over a client's connection: the base of every proxy
-/// (Python's `BaseProxy`).
+/// Where a handle's reference lives.
+enum Link {
+    /// Held by a client connection.
+    Remote(Arc<Connection>),
+    /// Held inside the server by one of its objects (a proxy stored in a shared object).
+    Local(Weak<ServerState>),
+}
+
+/// One reference to a shared object: the base of every proxy (Python's `BaseProxy`).
 ///
-/// Each live handle is one reference on the server. `Clone` takes another (an incref) and
-/// `Drop` releases it (a decref); both travel on the connection in order with the calls,
-/// so a reference is never released before a call made through it. When the connection
-/// closes, or the client process dies, the server releases every reference it held.
+/// Each live handle is one reference on the manager. `Clone` takes another (an incref)
+/// and `Drop` releases it (a decref); on a client both travel on the connection in order
+/// with the calls, so a reference is never released before a call made through it. When
+/// the connection closes, or the client process dies, the manager releases every
+/// reference it held.
+///
+/// Handles (and so proxies) are `Serialize + Deserialize`: a proxy can be an argument or
+/// result of a method, be stored in a shared object, or be sent to another process by any
+/// channel, and arrives as a live proxy (see the crate docs on proxies that travel).
 pub struct ProxyHandle {
-    conn: Arc<Connection>,
+    link: Link,
     token: Arc<Token>,
 }
 
 impl ProxyHandle {
     /// Take ownership of the reference a create reply carried.
     pub(crate) fn adopt(conn: Arc<Connection>, token: Token) -> Self {
+        conn.learn_server_address(&token.address);
         Self {
-            conn,
+            link: Link::Remote(conn),
             token: Arc::new(token),
+        }
+    }
+
+    /// A handle for a reference the server's objects hold.
+    pub(crate) fn local(state: &Arc<ServerState>, id: ObjectId, typeid: &str) -> Self {
+        Self {
+            link: Link::Local(Arc::downgrade(state)),
+            token: Arc::new(Token {
+                typeid: typeid.to_owned(),
+                address: state.address.clone(),
+                id,
+            }),
         }
     }
 
@@ -53,13 +84,36 @@ impl ProxyHandle {
         &self.token.address
     }
 
+    /// The codec of this handle's connection.
+    #[doc(hidden)]
+    pub fn codec(&self) -> Codec {
+        match &self.link {
+            Link::Remote(conn) => conn.codec(),
+            Link::Local(_) => Codec::Postcard,
+        }
+    }
+
+    fn context(&self) -> AdoptContext {
+        match &self.link {
+            Link::Remote(conn) => AdoptContext::Client(conn.clone()),
+            Link::Local(state) => AdoptContext::Server(state.clone()),
+        }
+    }
+
+    fn server(state: &Weak<ServerState>) -> Result<Arc<ServerState>> {
+        state
+            .upgrade()
+            .ok_or(Error::Transport(TransportError::ClosedLocally))
+    }
+
     /// Call `method` by name with `args`, a tuple of its arguments (`()` for none, `(x,)`
     /// for one): Python's `proxy._callmethod(name, args)`.
     ///
     /// The server refuses a method that is not exposed with
-    /// [`RemoteError::NotExposed`](crate::RemoteError::NotExposed), and arguments of the
-    /// wrong types with [`RemoteError::BadArguments`](crate::RemoteError::BadArguments); the
-    /// connection stays usable either way.
+    /// [`RemoteError::NotExposed`], and arguments that do not decode as the method's
+    /// parameters with [`RemoteError::BadArguments`]; the connection stays usable either
+    /// way. (The default format, postcard, is not self-describing: arguments of other
+    /// types that happen to decode are not detected. Generated proxies cannot send them.)
     ///
     /// Cancel safety: dropping the future abandons the reply, not the call: the method
     /// may still run on the server.
@@ -68,60 +122,161 @@ impl ProxyHandle {
         method: &str,
         args: A,
     ) -> Result<R> {
-        let codec = self.conn.codec();
+        let codec = self.codec();
         let args = codec.encode(&args)?;
         let value = self.call_encoded(method, &args).await?;
-        Ok(codec.decode(&value)?)
+        Ok(with_context(&self.context(), || codec.decode(&value))?)
     }
 
-    /// Call with arguments already encoded by the connection's codec; returns the encoded
-    /// result. Used by generated proxies.
+    /// Call a method that returns a new shared object (a `method_to_typeid` method) and
+    /// return a proxy of type `P` for it.
+    pub async fn call_for_proxy<P: Proxy, A: Serialize>(&self, method: &str, args: A) -> Result<P> {
+        let args = self.codec().encode(&args)?;
+        let handle = match &self.link {
+            Link::Remote(conn) => match self.request_call(conn, method, &args).await? {
+                OwnedReply::Created(token) => ProxyHandle::adopt(conn.clone(), token),
+                other => return Err(other.unexpected()),
+            },
+            Link::Local(state) => {
+                let state = Self::server(state)?;
+                match self.call_local(&state, method, args).await? {
+                    Returned::Object { typeid, object } => {
+                        let Ok(erased) = object.downcast::<Erased>() else {
+                            return Err(RemoteError::Protocol("foreign object".into()).into());
+                        };
+                        let id = state
+                            .objects
+                            .insert(typeid.into(), erased.0, Holder::Objects);
+                        ProxyHandle::local(&state, id, typeid)
+                    }
+                    Returned::Value(_) => {
+                        return Err(RemoteError::Protocol(format!(
+                            "`{method}` returns a value, not a shared object"
+                        ))
+                        .into())
+                    }
+                }
+            }
+        };
+        Ok(P::from_handle(handle))
+    }
+
+    /// Call with arguments already encoded by the handle's codec; returns the encoded
+    /// result.
     #[doc(hidden)]
     pub async fn call_encoded(&self, method: &str, args: &[u8]) -> Result<Bytes> {
-        let object = self.token.id;
-        let reply = self
-            .conn
-            .request(|id| Request::Call {
-                id,
-                object,
-                method,
-                args,
-            })
-            .await?;
-        match reply {
-            OwnedReply::Value(v) => Ok(v),
-            other => Err(other.unexpected()),
+        match &self.link {
+            Link::Remote(conn) => match self.request_call(conn, method, args).await? {
+                OwnedReply::Value(v) => Ok(v),
+                OwnedReply::Created(token) => {
+                    // Release the reference the reply carried.
+                    drop(ProxyHandle::adopt(conn.clone(), token));
+                    Err(Self::returns_object(method))
+                }
+                other => Err(other.unexpected()),
+            },
+            Link::Local(state) => {
+                let state = Self::server(state)?;
+                match self.call_local(&state, method, args.to_vec()).await? {
+                    Returned::Value(v) => Ok(Bytes::from(v)),
+                    Returned::Object { .. } => Err(Self::returns_object(method)),
+                }
+            }
         }
     }
 
-    /// The codec of this handle's connection.
-    #[doc(hidden)]
-    pub fn codec(&self) -> manager_core::Codec {
-        self.conn.codec()
+    fn returns_object(method: &str) -> Error {
+        Error::Remote(RemoteError::Protocol(format!(
+            "`{method}` returns a shared object: call it with `call_for_proxy`"
+        )))
+    }
+
+    async fn request_call(
+        &self,
+        conn: &Connection,
+        method: &str,
+        args: &[u8],
+    ) -> Result<OwnedReply> {
+        let object = self.token.id;
+        conn.request(|id| Request::Call {
+            id,
+            object,
+            method,
+            args,
+        })
+        .await
+    }
+
+    /// Call a method of an object of the same server, from inside the server.
+    async fn call_local(
+        &self,
+        state: &Arc<ServerState>,
+        method: &str,
+        args: Vec<u8>,
+    ) -> Result<Returned> {
+        let id = self.token.id;
+        let (object, typeid) = state
+            .objects
+            .get(id)
+            .ok_or(RemoteError::UnknownObject { id })?;
+        let context = AdoptContext::Server(Arc::downgrade(state));
+        let result = match object.call(typeid, method, Bytes::from(args), Codec::Postcard, context)
+        {
+            Dispatch::Ready(result) => result,
+            Dispatch::Spawn { method, task } => AssertUnwindSafe(task)
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|payload| {
+                    Err(RemoteError::Panicked {
+                        method: method.to_owned(),
+                        message: panic_message(&*payload),
+                    })
+                }),
+        };
+        Ok(result?)
     }
 
     /// The referent's `Display` text (Python's `str(proxy)`); `<typeid object>` when the
     /// type does not implement `Display`.
     pub async fn referent_to_string(&self) -> Result<String> {
         let object = self.token.id;
-        match self
-            .conn
-            .request(|id| Request::Display { id, object })
-            .await?
-        {
-            OwnedReply::Text(t) => Ok(t),
-            other => Err(other.unexpected()),
+        match &self.link {
+            Link::Remote(conn) => match conn.request(|id| Request::Display { id, object }).await? {
+                OwnedReply::Text(t) => Ok(t),
+                other => Err(other.unexpected()),
+            },
+            Link::Local(state) => {
+                let state = Self::server(state)?;
+                let (obj, typeid) = state
+                    .objects
+                    .get(object)
+                    .ok_or(RemoteError::UnknownObject { id: object })?;
+                Ok(obj
+                    .display()
+                    .await
+                    .unwrap_or_else(|| format!("<{typeid} object>")))
+            }
         }
     }
 }
 
 impl Clone for ProxyHandle {
     fn clone(&self) -> Self {
-        self.conn.send_oneway(Request::Incref {
-            object: self.token.id,
-        });
+        let object = self.token.id;
+        let link = match &self.link {
+            Link::Remote(conn) => {
+                conn.send_oneway(Request::Incref { object });
+                Link::Remote(conn.clone())
+            }
+            Link::Local(state) => {
+                if let Some(state) = state.upgrade() {
+                    state.objects.incref(object, Holder::Objects);
+                }
+                Link::Local(state.clone())
+            }
+        };
         Self {
-            conn: self.conn.clone(),
+            link,
             token: self.token.clone(),
         }
     }
@@ -129,9 +284,16 @@ impl Clone for ProxyHandle {
 
 impl Drop for ProxyHandle {
     fn drop(&mut self) {
-        self.conn.send_oneway(Request::Decref {
-            object: self.token.id,
-        });
+        let object = self.token.id;
+        match &self.link {
+            Link::Remote(conn) => conn.send_oneway(Request::Decref { object }),
+            Link::Local(state) => {
+                if let Some(state) = state.upgrade() {
+                    // Dropped here, outside the table's lock.
+                    drop(state.objects.decref(object, Holder::Objects));
+                }
+            }
+        }
     }
 }
 
@@ -145,8 +307,69 @@ impl fmt::Debug for ProxyHandle {
     }
 }
 
+impl Serialize for ProxyHandle {
+    /// Puts a new reference in transit for the receiver (the sender keeps its own).
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let hold = handoff::new_hold();
+        let object = self.token.id;
+        match &self.link {
+            Link::Remote(conn) => conn.send_oneway(Request::Hold { object, hold }),
+            Link::Local(state) => {
+                let state = state
+                    .upgrade()
+                    .ok_or_else(|| serde::ser::Error::custom("the manager has shut down"))?;
+                let expires = Instant::now() + state.limits.hold_timeout;
+                if !state.objects.hold(object, hold, expires) {
+                    return Err(serde::ser::Error::custom("the object is gone"));
+                }
+            }
+        }
+        ProxyWire {
+            token: (*self.token).clone(),
+            hold,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for ProxyHandle {
+    /// Adopts the reference the sender put in transit.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let wire = ProxyWire::deserialize(deserializer)?;
+        adopt(wire).map_err(serde::de::Error::custom)
+    }
+}
+
+fn adopt(wire: ProxyWire) -> std::result::Result<ProxyHandle, String> {
+    let ProxyWire { token, hold } = wire;
+    let object = token.id;
+    match handoff::current_context() {
+        AdoptContext::Server(state) => {
+            if let Some(state) = state.upgrade().filter(|s| s.address == token.address) {
+                let expires = Instant::now() + state.limits.hold_timeout;
+                state.objects.adopt(object, hold, Holder::Objects, expires);
+                return Ok(ProxyHandle::local(&state, object, &token.typeid));
+            }
+        }
+        AdoptContext::Client(conn) if conn.serves(&token.address) => {
+            conn.send_oneway(Request::Adopt { object, hold });
+            return Ok(ProxyHandle::adopt(conn, token));
+        }
+        _ => {}
+    }
+    let conn = handoff::find(&token.address).ok_or_else(|| {
+        format!(
+            "a proxy for the manager at {} arrived, but this process has no connection to it: \
+             connect a Client to that address (with its authkey) first",
+            token.address
+        )
+    })?;
+    conn.send_oneway(Request::Adopt { object, hold });
+    Ok(ProxyHandle::adopt(conn, token))
+}
+
 /// A typed proxy for objects of [`Proxy::Target`]: what `#[shared]` generates (Python's
-/// `AutoProxy`), or a hand-written proxy type.
+/// `AutoProxy`), or a hand-written proxy type (`#[derive(Proxy)]`).
 pub trait Proxy: Clone + Send + Sync + Sized + 'static {
     /// The shared type this proxy calls.
     type Target: Shared;
@@ -157,4 +380,11 @@ pub trait Proxy: Clone + Send + Sync + Sized + 'static {
 
     /// The underlying handle, for raw calls ([`ProxyHandle::call_method`]) and the token.
     fn handle(&self) -> &ProxyHandle;
+}
+
+/// The proxy type a shared type is returned as by `method_to_typeid` methods: the
+/// generated one, or the `custom_proxy` given to `#[shared]`.
+pub trait HasProxy: Shared {
+    /// The proxy.
+    type Proxy: Proxy<Target = Self>;
 }

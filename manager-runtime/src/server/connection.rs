@@ -1,21 +1,25 @@
 //! One authenticated client connection on the server: read requests, dispatch, reply.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use manager_core::ledger::Ledger;
-use manager_core::wire::{self, ClientMessage, Reply, Request, RequestId, Response, ServerMessage};
-use manager_core::{panic_message, Codec, ObjectId, RemoteError, Token};
+use manager_core::wire::{
+    self, ClientMessage, Holder, Reply, Request, RequestId, Response, ServerMessage,
+};
+use manager_core::{panic_message, CallResult, Codec, ObjectId, RemoteError, Returned, Token};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::objects::Dispatch;
+use super::objects::{ConnId, Dispatch, Erased};
 use super::ServerState;
 use crate::auth::{self, Reader, Writer};
+use crate::handoff::AdoptContext;
 use crate::transport::{frame_codec, ReadHalf, WriteHalf};
 use crate::TransportError;
 
@@ -44,9 +48,9 @@ pub(crate) async fn run(state: Arc<ServerState>, read: ReadHalf, write: WriteHal
     let (outbox, replies) = mpsc::channel(OUTBOX);
     state.tracker.spawn(write_loop(writer, replies));
     let mut conn = Connection {
+        id: state.next_connection_id(),
         state: state.clone(),
         outbox,
-        holds: Ledger::new(),
         codec: Codec::Postcard,
         cancel: state.cancel.child_token(),
         in_flight: Arc::new(Semaphore::new(state.limits.max_calls_in_flight)),
@@ -97,10 +101,10 @@ fn reply_frame(id: RequestId, result: Result<Reply<'_>, RemoteError>) -> Bytes {
 
 struct Connection {
     state: Arc<ServerState>,
+    /// This connection's number: it holds references as `Holder::Connection(id)`.
+    id: ConnId,
     /// Reply frames for the writer task.
     outbox: mpsc::Sender<Bytes>,
-    /// The references this connection holds, released when it closes.
-    holds: Ledger,
     /// The payload format of this connection.
     codec: Codec,
     /// Cancelled when the connection closes or the server shuts down: stops its calls.
@@ -109,7 +113,36 @@ struct Connection {
     in_flight: Arc<Semaphore>,
 }
 
+/// Turn a call's result into a reply: a value, or a new object held by `holder`.
+fn reply_to(state: &ServerState, holder: Holder, id: RequestId, result: CallResult) -> Bytes {
+    match result {
+        Ok(Returned::Value(bytes)) => reply_frame(id, Ok(Reply::Value(&bytes))),
+        Ok(Returned::Object { typeid, object }) => match object.downcast::<Erased>() {
+            Ok(erased) => {
+                let object_id = state.objects.insert(typeid.into(), erased.0, holder);
+                let token = Token {
+                    typeid: typeid.to_owned(),
+                    address: state.address.clone(),
+                    id: object_id,
+                };
+                reply_frame(id, Ok(Reply::Created(token)))
+            }
+            Err(_) => reply_frame(
+                id,
+                Err(RemoteError::Protocol(
+                    "a method returned a foreign object".into(),
+                )),
+            ),
+        },
+        Err(e) => reply_frame(id, Err(e)),
+    }
+}
+
 impl Connection {
+    fn holder(&self) -> Holder {
+        Holder::Connection(self.id)
+    }
+
     async fn read_loop(&mut self, reader: &mut Reader) -> Result<(), TransportError> {
         loop {
             let frame = tokio::select! {
@@ -125,9 +158,13 @@ impl Connection {
         }
     }
 
-    async fn reply(&self, id: RequestId, result: Result<Reply<'_>, RemoteError>) {
+    async fn send(&self, frame: Bytes) {
         // A failed send means the writer is gone: the read loop will see the close.
-        let _ = self.outbox.send(reply_frame(id, result)).await;
+        let _ = self.outbox.send(frame).await;
+    }
+
+    async fn reply(&self, id: RequestId, result: Result<Reply<'_>, RemoteError>) {
+        self.send(reply_frame(id, result)).await;
     }
 
     async fn handle(&mut self, frame: &Bytes) -> Result<(), TransportError> {
@@ -150,28 +187,27 @@ impl Connection {
                 self.reply(id, result.map(Reply::Created)).await;
             }
             Request::Incref { object } => {
-                if self.state.objects.incref(object) {
-                    self.holds.incref(object);
-                } else {
+                if !self.state.objects.incref(object, self.holder()) {
                     warn!(id = %object, "incref of an unknown object ignored");
                 }
             }
-            Request::Decref { object } => self.decref(object),
-            Request::Display { id, object } => match self.state.objects.get(object) {
-                Some((obj, typeid)) => {
-                    let task = async move {
-                        let text = obj.display().await;
-                        Ok(text
-                            .unwrap_or_else(|| format!("<{typeid} object>"))
-                            .into_bytes())
-                    };
-                    self.spawn(id, "<display>", true, Box::pin(task)).await;
-                }
-                None => {
-                    self.reply(id, Err(RemoteError::UnknownObject { id: object }))
-                        .await
-                }
+            Request::Decref { object } => match self.state.objects.decref(object, self.holder()) {
+                Ok(released) => drop(released),
+                Err(e) => warn!(error = %e, "decref refused"),
             },
+            Request::Hold { object, hold } => {
+                let expires = Instant::now() + self.state.limits.hold_timeout;
+                if !self.state.objects.hold(object, hold, expires) {
+                    warn!(id = %object, "hold of an unknown object ignored");
+                }
+            }
+            Request::Adopt { object, hold } => {
+                let expires = Instant::now() + self.state.limits.hold_timeout;
+                self.state
+                    .objects
+                    .adopt(object, hold, self.holder(), expires);
+            }
+            Request::Display { id, object } => self.display(id, object).await,
             Request::NumberOfObjects { id } => {
                 let n = self.state.objects.len() as u64;
                 self.reply(id, Ok(Reply::Count(n))).await;
@@ -192,48 +228,56 @@ impl Connection {
             return;
         };
         debug!(typeid = %typeid, id = %object, method, "call");
-        match obj.call(typeid, method, args, self.codec) {
+        let context = AdoptContext::Server(Arc::downgrade(&self.state));
+        match obj.call(typeid, method, args, self.codec, context) {
             Dispatch::Ready(result) => {
-                let result = result.as_deref().map(Reply::Value).map_err(Clone::clone);
-                self.reply(id, result).await;
+                let frame = reply_to(&self.state, self.holder(), id, result);
+                self.send(frame).await;
             }
-            Dispatch::Spawn { method, task } => self.spawn(id, method, false, task).await,
+            Dispatch::Spawn { method, task } => {
+                let state = self.state.clone();
+                let holder = self.holder();
+                self.spawn(async move {
+                    let result = AssertUnwindSafe(task).catch_unwind().await;
+                    let result = result.unwrap_or_else(|payload| {
+                        Err(RemoteError::Panicked {
+                            method: method.to_owned(),
+                            message: panic_message(&*payload),
+                        })
+                    });
+                    reply_to(&state, holder, id, result)
+                })
+                .await;
+            }
         }
     }
 
-    /// Drive a call on its own task; its reply is sent when it finishes. `text` marks a
-    /// result that is a UTF-8 `Display` text rather than codec bytes.
-    async fn spawn(
-        &self,
-        id: RequestId,
-        method: &'static str,
-        text: bool,
-        task: super::objects::CallTask,
-    ) {
+    async fn display(&mut self, id: RequestId, object: ObjectId) {
+        let Some((obj, typeid)) = self.state.objects.get(object) else {
+            self.reply(id, Err(RemoteError::UnknownObject { id: object }))
+                .await;
+            return;
+        };
+        self.spawn(async move {
+            let text = obj.display().await;
+            let text = text.unwrap_or_else(|| format!("<{typeid} object>"));
+            reply_frame(id, Ok(Reply::Text(text)))
+        })
+        .await;
+    }
+
+    /// Drive `task` on its own tokio task and send the reply frame it makes. The task is
+    /// dropped (releasing any lock or wait it holds) if the connection closes first.
+    async fn spawn(&self, task: impl Future<Output = Bytes> + Send + 'static) {
         let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
             return;
         };
         let outbox = self.outbox.clone();
         let cancel = self.cancel.clone();
         self.state.tracker.spawn(async move {
-            let result = tokio::select! {
-                // The connection closed or the server is stopping: drop the call, which
-                // releases any lock or wait it holds.
+            let frame = tokio::select! {
                 _ = cancel.cancelled() => return,
-                r = AssertUnwindSafe(task).catch_unwind() => r,
-            };
-            let result = result.unwrap_or_else(|payload| {
-                Err(RemoteError::Panicked {
-                    method: method.to_owned(),
-                    message: panic_message(&*payload),
-                })
-            });
-            let frame = match (&result, text) {
-                (Ok(bytes), true) => {
-                    reply_frame(id, Ok(Reply::Text(String::from_utf8_lossy(bytes).into())))
-                }
-                (Ok(bytes), false) => reply_frame(id, Ok(Reply::Value(bytes))),
-                (Err(e), _) => reply_frame(id, Err(e.clone())),
+                frame = task => frame,
             };
             let _ = outbox.send(frame).await;
             drop(permit);
@@ -247,8 +291,7 @@ impl Connection {
         expected: Option<&str>,
     ) -> Result<Token, RemoteError> {
         let state = &self.state;
-        let id = state.create(typeid, args, self.codec, expected)?;
-        self.holds.incref(id);
+        let id = state.create(typeid, args, self.codec, expected, self.holder())?;
         debug!(typeid, %id, "created");
         Ok(Token {
             typeid: typeid.to_owned(),
@@ -257,25 +300,15 @@ impl Connection {
         })
     }
 
-    fn decref(&mut self, object: ObjectId) {
-        match self.holds.decref(object) {
-            Ok(_) => drop(self.state.objects.release(object, 1)),
-            Err(e) => warn!(error = %e, "decref refused"),
-        }
-    }
-
     /// Release every reference the connection still holds and stop its calls.
     fn close(&mut self) {
         self.cancel.cancel();
-        let released: Vec<_> = self.holds.drain().collect();
+        let released = self.state.objects.release_connection(self.id);
         if !released.is_empty() {
             info!(
                 objects = released.len(),
-                "releasing references of a closed connection"
+                "freed objects of a closed connection"
             );
-        }
-        for (object, count) in released {
-            drop(self.state.objects.release(object, count));
         }
     }
 }

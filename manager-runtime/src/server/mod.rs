@@ -6,14 +6,16 @@ mod registry;
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use manager_core::wire::Holder;
 use manager_core::{Address, Codec, ObjectId, RemoteError};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use registry::Creator;
 pub use registry::Registration;
@@ -28,6 +30,7 @@ pub(crate) struct Limits {
     pub(crate) handshake_timeout: Duration,
     pub(crate) max_connections: usize,
     pub(crate) max_calls_in_flight: usize,
+    pub(crate) hold_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -37,6 +40,7 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(10),
             max_connections: 1024,
             max_calls_in_flight: 1024,
+            hold_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -52,17 +56,23 @@ pub(crate) struct ServerState {
     pub(crate) cancel: CancellationToken,
     /// Every task the server spawned, so shutdown can wait for them.
     pub(crate) tracker: TaskTracker,
+    /// Numbers connections for the object table's holder bookkeeping.
+    next_connection: AtomicU64,
 }
 
 impl ServerState {
-    /// Create (or take a reference to) an object of `typeid`; the reference is counted in
-    /// the table, the caller records it as held by its connection.
+    pub(crate) fn next_connection_id(&self) -> objects::ConnId {
+        self.next_connection.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Create (or take a reference to) an object of `typeid`, held by `holder`.
     pub(crate) fn create(
         &self,
         typeid: &str,
         args: &[u8],
         codec: Codec,
         expected: Option<&str>,
+        holder: Holder,
     ) -> Result<ObjectId, RemoteError> {
         let reg = self
             .registry
@@ -88,10 +98,11 @@ impl ServerState {
         match &reg.creator {
             Creator::Constructor(construct) => {
                 let object = construct(args, codec)?;
-                Ok(self.objects.insert(name, object))
+                Ok(self.objects.insert(name, object, holder))
             }
             Creator::Instance { id, object } => {
-                self.objects.insert_or_incref(*id, name, object.clone());
+                self.objects
+                    .insert_or_incref(*id, name, object.clone(), holder);
                 Ok(*id)
             }
             Creator::Nothing => Err(RemoteError::CreateNotAllowed {
@@ -191,6 +202,13 @@ impl ServerBuilder {
         self
     }
 
+    /// How long a proxy may be in transit (serialised and not yet deserialised by its
+    /// receiver) before the reference it carries is released (default 60 s).
+    pub fn hold_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.hold_timeout = timeout;
+        self
+    }
+
     /// How long a shutdown waits for running calls before abandoning them (default 1 s,
     /// Python's `shutdown_timeout`).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
@@ -224,6 +242,7 @@ impl ServerBuilder {
             objects,
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            next_connection: AtomicU64::new(0),
         });
         Ok(Server {
             state,
@@ -305,6 +324,7 @@ impl Server {
         let _stop_on_drop = state.cancel.clone().drop_guard();
         info!(address = %state.address, "manager serving");
         let limit = Arc::new(Semaphore::new(state.limits.max_connections));
+        state.tracker.spawn(expire_handoffs(Arc::downgrade(&state)));
         tokio::pin!(signal);
         let mut backoff = Duration::from_millis(1);
         loop {
@@ -348,5 +368,35 @@ impl Server {
         state.objects.clear();
         drop(self.listener);
         Ok(())
+    }
+}
+
+/// Release references in transit that were never adopted, a few times per hold timeout.
+async fn expire_handoffs(state: std::sync::Weak<ServerState>) {
+    let period = {
+        let Some(state) = state.upgrade() else { return };
+        (state.limits.hold_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+    };
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let cancel = match state.upgrade() {
+            Some(state) => state.cancel.clone(),
+            None => return,
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let Some(state) = state.upgrade() else { return };
+        let released = state.objects.expire(std::time::Instant::now());
+        if !released.is_empty() {
+            debug!(
+                objects = released.len(),
+                "freed objects whose hand-off expired"
+            );
+        }
+        drop(state);
+        drop(released);
     }
 }

@@ -1,25 +1,33 @@
-//! The object table: every live shared object, its typeid and its total refcount, and the
-//! type-erased view of an object the connection code dispatches through.
+//! The object table: every live shared object, who holds references to it, the
+//! references in transit between processes, and the type-erased view of an object that
+//! calls dispatch through.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use bytes::Bytes;
-use manager_core::wire::ObjectInfo;
-use manager_core::{panic_message, CallOutcome, Codec, ObjectId, Receiver, RemoteError, Shared};
+use manager_core::ledger::{Ledger, NotHeld};
+use manager_core::wire::{HoldId, Holder, ObjectInfo};
+use manager_core::{
+    panic_message, CallOutcome, CallResult, Codec, ObjectId, Receiver, RemoteError, Shared,
+};
 use tokio::sync::RwLock;
 
+use crate::handoff::{with_context, AdoptContext};
+
 /// A call that has to be driven on its own task.
-pub(crate) type CallTask = Pin<Box<dyn Future<Output = Result<Vec<u8>, RemoteError>> + Send>>;
+pub(crate) type CallTask = Pin<Box<dyn Future<Output = CallResult> + Send>>;
 
 /// How a call proceeds after lookup.
 pub(crate) enum Dispatch {
     /// Finished inline (a plain `fn` whose lock was free).
-    Ready(Result<Vec<u8>, RemoteError>),
-    /// Must be spawned: an `async fn`, or a lock that is busy.
+    Ready(CallResult),
+    /// Must be driven on its own: an `async fn`, or a lock that is busy.
     Spawn {
         method: &'static str,
         task: CallTask,
@@ -29,25 +37,55 @@ pub(crate) enum Dispatch {
 /// A shared object with its type erased. Implemented for `RwLock<T>`: `&self` methods take
 /// the read lock (so they run concurrently), `&mut self` methods the write lock.
 pub(crate) trait ErasedObject: Send + Sync {
-    /// Start a call of `method`.
-    /// Start a call of `method`; errors name the object's registered `typeid`.
-    fn call(self: Arc<Self>, typeid: Arc<str>, method: &str, args: Bytes, codec: Codec)
-        -> Dispatch;
+    /// Start a call of `method`. Errors name the object's registered `typeid`; proxies in
+    /// the arguments are adopted in `context`.
+    fn call(
+        self: Arc<Self>,
+        typeid: Arc<str>,
+        method: &str,
+        args: Bytes,
+        codec: Codec,
+        context: AdoptContext,
+    ) -> Dispatch;
     /// The object's `Display` text.
     fn display(self: Arc<Self>) -> Pin<Box<dyn Future<Output = Option<String>> + Send>>;
 }
 
+/// An erased object travelling inside [`manager_core::Returned::Object`].
+pub(crate) struct Erased(pub(crate) Arc<dyn ErasedObject>);
+
+/// Wrap a value as a table object.
+pub(crate) fn erase<T: Shared>(value: T) -> Arc<dyn ErasedObject> {
+    Arc::new(RwLock::new(value))
+}
+
+/// Wrap a value for [`manager_core::Returned::Object`].
+pub(crate) fn erase_boxed<T: Shared>(value: T) -> Box<dyn Any + Send> {
+    Box::new(Erased(erase(value)))
+}
+
 /// Run a plain method inline, turning a panic into a remote error.
-fn run_inline(method: &'static str, f: impl FnOnce() -> Result<Vec<u8>, RemoteError>) -> Dispatch {
-    Dispatch::Ready(catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+fn run_inline(method: &'static str, typeid: &str, f: impl FnOnce() -> CallResult) -> Dispatch {
+    let result = catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
         Err(RemoteError::Panicked {
             method: method.to_owned(),
             message: panic_message(&*payload),
         })
-    }))
+    });
+    Dispatch::Ready(result.map_err(|e| e.with_typeid(typeid)))
 }
 
-async fn finish(outcome: CallOutcome<'_>) -> Result<Vec<u8>, RemoteError> {
+/// The result of an outcome that must already be complete.
+fn ready(outcome: CallOutcome<'_>) -> CallResult {
+    match outcome {
+        CallOutcome::Ready(r) => r,
+        CallOutcome::Pending(_) => Err(RemoteError::Protocol(
+            "a plain method returned a future".to_owned(),
+        )),
+    }
+}
+
+async fn finish(outcome: CallOutcome<'_>) -> CallResult {
     match outcome {
         CallOutcome::Ready(r) => r,
         CallOutcome::Pending(f) => f.await,
@@ -61,6 +99,7 @@ impl<T: Shared> ErasedObject for RwLock<T> {
         method: &str,
         args: Bytes,
         codec: Codec,
+        context: AdoptContext,
     ) -> Dispatch {
         let index = match T::method_index(method) {
             Ok(i) => i,
@@ -72,29 +111,33 @@ impl<T: Shared> ErasedObject for RwLock<T> {
             match info.receiver {
                 Receiver::Ref => {
                     if let Ok(guard) = self.try_read() {
-                        return run_inline(info.name, || {
-                            ready(guard.call_ref(index, &args, codec))
+                        return run_inline(info.name, &typeid, || {
+                            with_context(&context, || ready(guard.call_ref(index, &args, codec)))
                         });
                     }
                 }
                 Receiver::Mut => {
                     if let Ok(mut guard) = self.try_write() {
-                        return run_inline(info.name, || {
-                            ready(guard.call_mut(index, &args, codec))
+                        return run_inline(info.name, &typeid, || {
+                            with_context(&context, || ready(guard.call_mut(index, &args, codec)))
                         });
                     }
                 }
             }
         }
         let task: CallTask = Box::pin(async move {
+            // Arguments are decoded when the call starts, inside `with_context`; the
+            // future it returns runs outside it.
             let result = match info.receiver {
                 Receiver::Ref => {
                     let guard = self.read().await;
-                    finish(guard.call_ref(index, &args, codec)).await
+                    let outcome = with_context(&context, || guard.call_ref(index, &args, codec));
+                    finish(outcome).await
                 }
                 Receiver::Mut => {
                     let mut guard = self.write().await;
-                    finish(guard.call_mut(index, &args, codec)).await
+                    let outcome = with_context(&context, || guard.call_mut(index, &args, codec));
+                    finish(outcome).await
                 }
             };
             result.map_err(|e| e.with_typeid(&typeid))
@@ -110,34 +153,115 @@ impl<T: Shared> ErasedObject for RwLock<T> {
     }
 }
 
-/// The result of an outcome that must already be complete.
-fn ready(outcome: CallOutcome<'_>) -> Result<Vec<u8>, RemoteError> {
-    match outcome {
-        CallOutcome::Ready(r) => r,
-        CallOutcome::Pending(_) => Err(RemoteError::Protocol(
-            "a plain method returned a future".to_owned(),
-        )),
-    }
-}
+/// Objects whose last reference went, to drop once the table lock is released (dropping
+/// one may release proxies it held, which takes the lock again).
+pub(crate) type Released = Vec<Arc<dyn ErasedObject>>;
 
-/// Wrap a value as a table object.
-pub(crate) fn erase<T: Shared>(value: T) -> Arc<dyn ErasedObject> {
-    Arc::new(RwLock::new(value))
-}
+/// Numbers the connections of one server.
+pub(crate) type ConnId = u64;
 
 struct Entry {
     typeid: Arc<str>,
     object: Arc<dyn ErasedObject>,
     refcount: u64,
+    /// `refcount` split by holder; a handful of entries at most.
+    holders: Vec<(Holder, u64)>,
+}
+
+impl Entry {
+    fn add(&mut self, holder: Holder, n: u64) {
+        self.refcount += n;
+        match self.holders.iter_mut().find(|(h, _)| *h == holder) {
+            Some((_, count)) => *count += n,
+            None => self.holders.push((holder, n)),
+        }
+    }
+
+    /// Remove `n` references of `holder`; false (and no change) if it has fewer.
+    fn sub(&mut self, holder: Holder, n: u64) -> bool {
+        let Some(pos) = self.holders.iter().position(|(h, _)| *h == holder) else {
+            return false;
+        };
+        let count = &mut self.holders[pos].1;
+        if *count < n {
+            return false;
+        }
+        *count -= n;
+        if *count == 0 {
+            self.holders.swap_remove(pos);
+        }
+        self.refcount -= n;
+        true
+    }
+}
+
+/// A reference in transit: a serialised proxy not adopted yet.
+struct Transit {
+    object: ObjectId,
+    expires: Instant,
+}
+
+/// An adoption that arrived before its hold (the two travel on different connections).
+struct EarlyAdopt {
+    object: ObjectId,
+    /// Who gets the reference when the hold arrives; `None` once the adopted proxy was
+    /// already released (its decref overtook the hold), so the hold is simply dropped.
+    holder: Option<Holder>,
+    expires: Instant,
 }
 
 #[derive(Default)]
 struct Inner {
     entries: HashMap<ObjectId, Entry>,
     next_id: u64,
+    /// What each connection holds, so its references can be released when it closes.
+    connections: HashMap<ConnId, Ledger>,
+    transit: HashMap<HoldId, Transit>,
+    early: HashMap<HoldId, EarlyAdopt>,
 }
 
-/// All live objects. A plain mutex: every critical section is a map operation.
+impl Inner {
+    fn add(&mut self, id: ObjectId, holder: Holder, n: u64) -> bool {
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return false;
+        };
+        entry.add(holder, n);
+        if let Holder::Connection(c) = holder {
+            let ledger = self.connections.entry(c).or_default();
+            for _ in 0..n {
+                ledger.incref(id);
+            }
+        }
+        true
+    }
+
+    /// Remove `n` references of `holder`, collecting the object if they were the last.
+    fn sub(
+        &mut self,
+        id: ObjectId,
+        holder: Holder,
+        n: u64,
+        released: &mut Released,
+    ) -> Result<(), NotHeld> {
+        let entry = self.entries.get_mut(&id).ok_or(NotHeld(id))?;
+        if let Holder::Connection(c) = holder {
+            let ledger = self.connections.get_mut(&c).ok_or(NotHeld(id))?;
+            ledger.release(id, n)?;
+        }
+        if !entry.sub(holder, n) {
+            return Err(NotHeld(id));
+        }
+        if entry.refcount == 0 {
+            if let Some(e) = self.entries.remove(&id) {
+                released.push(e.object);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// All live objects and references. A plain mutex: every critical section is a few map
+/// operations, and no object is dropped while it is held.
 #[derive(Default)]
 pub(crate) struct ObjectTable {
     inner: Mutex<Inner>,
@@ -164,31 +288,35 @@ impl ObjectTable {
         ObjectId(inner.next_id)
     }
 
-    /// Insert a new object with one reference.
-    pub(crate) fn insert(&self, typeid: Arc<str>, object: Arc<dyn ErasedObject>) -> ObjectId {
+    /// Insert a new object with one reference, held by `holder`.
+    pub(crate) fn insert(
+        &self,
+        typeid: Arc<str>,
+        object: Arc<dyn ErasedObject>,
+        holder: Holder,
+    ) -> ObjectId {
         let id = self.allocate_id();
-        self.insert_or_incref(id, typeid, object);
+        self.insert_or_incref(id, typeid, object, holder);
         id
     }
 
-    /// Take a reference to `id`, inserting `object` under it if it is not live (a shared
-    /// instance that all clients see).
+    /// Take a reference to `id` for `holder`, inserting `object` under it if it is not live
+    /// (a shared instance that all clients see).
     pub(crate) fn insert_or_incref(
         &self,
         id: ObjectId,
         typeid: Arc<str>,
         object: Arc<dyn ErasedObject>,
+        holder: Holder,
     ) {
         let mut inner = self.lock();
-        inner
-            .entries
-            .entry(id)
-            .or_insert(Entry {
-                typeid,
-                object,
-                refcount: 0,
-            })
-            .refcount += 1;
+        inner.entries.entry(id).or_insert(Entry {
+            typeid,
+            object,
+            refcount: 0,
+            holders: Vec::new(),
+        });
+        inner.add(id, holder, 1);
     }
 
     /// The object and its typeid.
@@ -200,29 +328,126 @@ impl ObjectTable {
             .map(|e| (e.object.clone(), e.typeid.clone()))
     }
 
-    /// Take one more reference; false when the object is not live.
-    pub(crate) fn incref(&self, id: ObjectId) -> bool {
+    /// Take one more reference for `holder`; false when the object is not live.
+    pub(crate) fn incref(&self, id: ObjectId, holder: Holder) -> bool {
+        self.lock().add(id, holder, 1)
+    }
+
+    /// Release one reference of `holder`; returns what to drop outside the lock.
+    ///
+    /// A holder may release a reference it adopted before the matching hold arrived (the
+    /// hold travels on the sender's connection, the adoption and the release on the
+    /// receiver's); that cancels the pending adoption instead.
+    pub(crate) fn decref(&self, id: ObjectId, holder: Holder) -> Result<Released, NotHeld> {
+        let mut released = Vec::new();
         let mut inner = self.lock();
-        match inner.entries.get_mut(&id) {
-            Some(e) => {
-                e.refcount += 1;
-                true
+        match inner.sub(id, holder, 1, &mut released) {
+            Ok(()) => Ok(released),
+            Err(not_held) => {
+                let early = inner
+                    .early
+                    .values_mut()
+                    .find(|a| a.object == id && a.holder == Some(holder))
+                    .ok_or(not_held)?;
+                early.holder = None;
+                Ok(released)
             }
-            None => false,
         }
     }
 
-    /// Release `n` references; returns the object if that was the last one, so the caller
-    /// drops it outside the lock.
-    pub(crate) fn release(&self, id: ObjectId, n: u64) -> Option<Arc<dyn ErasedObject>> {
+    /// Release everything a closed connection held, and its pending adoptions.
+    pub(crate) fn release_connection(&self, conn: ConnId) -> Released {
+        let mut released = Vec::new();
         let mut inner = self.lock();
-        let entry = inner.entries.get_mut(&id)?;
-        entry.refcount = entry.refcount.saturating_sub(n);
-        if entry.refcount == 0 {
-            inner.entries.remove(&id).map(|e| e.object)
-        } else {
-            None
+        let holder = Holder::Connection(conn);
+        inner.early.retain(|_, a| a.holder != Some(holder));
+        if let Some(mut ledger) = inner.connections.remove(&conn) {
+            for (id, n) in ledger.drain() {
+                if let Some(entry) = inner.entries.get_mut(&id) {
+                    entry.sub(holder, n);
+                    if entry.refcount == 0 {
+                        if let Some(e) = inner.entries.remove(&id) {
+                            released.push(e.object);
+                        }
+                    }
+                }
+            }
         }
+        released
+    }
+
+    /// Put one new reference to `id` in transit under `hold` (a proxy was serialised),
+    /// or hand it straight to an adoption that arrived first.
+    pub(crate) fn hold(&self, id: ObjectId, hold: HoldId, expires: Instant) -> bool {
+        let mut inner = self.lock();
+        match inner.early.remove(&hold) {
+            Some(early) if early.object == id => match early.holder {
+                Some(holder) => inner.add(id, holder, 1),
+                // Adopted and released before the hold came: nothing to keep.
+                None => inner.entries.contains_key(&id),
+            },
+            _ => {
+                let added = inner.add(id, Holder::InTransit, 1);
+                if added {
+                    inner.transit.insert(
+                        hold,
+                        Transit {
+                            object: id,
+                            expires,
+                        },
+                    );
+                }
+                added
+            }
+        }
+    }
+
+    /// Give the reference in transit under `hold` to `holder`; if it has not arrived yet,
+    /// wait for it until `expires`.
+    pub(crate) fn adopt(&self, id: ObjectId, hold: HoldId, holder: Holder, expires: Instant) {
+        let mut inner = self.lock();
+        match inner.transit.remove(&hold) {
+            Some(t) if t.object == id => {
+                if let Some(entry) = inner.entries.get_mut(&id) {
+                    entry.sub(Holder::InTransit, 1);
+                }
+                inner.add(id, holder, 1);
+            }
+            Some(t) => {
+                // Not this object's hold: put it back and ignore the forged adoption.
+                inner.transit.insert(hold, t);
+            }
+            None => {
+                inner.early.insert(
+                    hold,
+                    EarlyAdopt {
+                        object: id,
+                        holder: Some(holder),
+                        expires,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Release references in transit that nobody adopted in time, and forget adoptions
+    /// whose hold never came.
+    pub(crate) fn expire(&self, now: Instant) -> Released {
+        let mut released = Vec::new();
+        let mut inner = self.lock();
+        inner.early.retain(|_, a| a.expires > now);
+        let expired: Vec<HoldId> = inner
+            .transit
+            .iter()
+            .filter(|(_, t)| t.expires <= now)
+            .map(|(h, _)| *h)
+            .collect();
+        for hold in expired {
+            if let Some(t) = inner.transit.remove(&hold) {
+                let _ = inner.sub(t.object, Holder::InTransit, 1, &mut released);
+            }
+        }
+        released
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -234,10 +459,15 @@ impl ObjectTable {
         let mut rows: Vec<ObjectInfo> = inner
             .entries
             .iter()
-            .map(|(id, e)| ObjectInfo {
-                typeid: e.typeid.to_string(),
-                id: *id,
-                refcount: e.refcount,
+            .map(|(id, e)| {
+                let mut holders = e.holders.clone();
+                holders.sort();
+                ObjectInfo {
+                    typeid: e.typeid.to_string(),
+                    id: *id,
+                    refcount: e.refcount,
+                    holders,
+                }
             })
             .collect();
         rows.sort_by_key(|r| r.id);
@@ -246,7 +476,13 @@ impl ObjectTable {
 
     /// Drop every object (server shutdown).
     pub(crate) fn clear(&self) {
-        let entries = std::mem::take(&mut self.lock().entries);
+        let entries = {
+            let mut inner = self.lock();
+            inner.transit.clear();
+            inner.early.clear();
+            inner.connections.clear();
+            std::mem::take(&mut inner.entries)
+        };
         drop(entries);
     }
 }

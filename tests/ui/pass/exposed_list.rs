@@ -1,6 +1,6 @@
 //! `exposed = [..]` picks the methods; a private helper stays on the server side.
 
-use managers::core::Shared;
+use managers::traits::Shared;
 use managers::shared;
 
 /// A temperature in tenths of a degree.

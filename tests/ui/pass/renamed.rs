@@ -1,6 +1,6 @@
 //! `typeid = "..."` and `proxy = Name` rename the typeid and the generated proxy.
 
-use managers::core::Shared;
+use managers::traits::Shared;
 use managers::{shared, Proxy};
 
 /// A thing with a custom typeid and proxy name.

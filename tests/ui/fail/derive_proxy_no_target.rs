@@ -1,0 +1,6 @@
+#[derive(Clone, managers::Proxy)]
+pub struct MyProxy {
+    handle: managers::ProxyHandle,
+}
+
+fn main() {}

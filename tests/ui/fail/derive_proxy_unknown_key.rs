@@ -1,0 +1,20 @@
+use managers::shared;
+
+pub struct Pair {
+    x: i64,
+}
+
+#[shared]
+impl Pair {
+    pub fn get_x(&self) -> i64 {
+        self.x
+    }
+}
+
+#[derive(Clone, managers::Proxy)]
+#[proxy(typeid = Pair)]
+pub struct MyProxy {
+    handle: managers::ProxyHandle,
+}
+
+fn main() {}
