@@ -71,8 +71,14 @@
 //!   [`RemoteError::NotExposed`].
 //! - `typeid = "Name"`: the type's typeid (default: the type's name).
 //! - `proxy = Name`: the generated proxy's name (default: `TProxy`).
-//! - `method_to_typeid = { method: Type }`: reserved for methods that return proxies; not
-//!   implemented yet, and a compile error for now.
+//! - `custom_proxy = MyProxy`: use a hand-written proxy (see [`derive@Proxy`]) as the
+//!   type's proxy instead of generating one (Python's `proxytype`).
+//! - `method_to_typeid = { method: Type }`: the value `method` returns becomes a new shared
+//!   object of `Type` (built with `Type: From<Return>`), and the proxy method returns
+//!   `Type`'s proxy. `Type` must be a `#[shared]` type, and `method` an exposed one: both
+//!   are checked at compile time.
+//! - `get_value`: generate `get_value()` on the proxy, returning a copy of the object
+//!   (Python's `_getvalue()`; needs `Serialize + Deserialize`).
 //!
 //! Exposed methods take `&self` (calls run concurrently) or `&mut self` (calls are
 //! serialised), any number of `Serialize + Deserialize` arguments, and return a
@@ -87,20 +93,75 @@
 //! one request (the connection is fine); [`Error::Transport`] and [`Error::Auth`] mean the
 //! connection failed: every call pending on it gets the same error.
 //!
+//! # Proxies that return, travel and nest
+//! The tutorial's `Pair` hands out its `Item` wrapped as a shared `ItemWrapper`:
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use managers::shared;
+//!
+//! #[derive(Default)]
+//! pub struct Item { value: i64 }
+//!
+//! #[derive(Default)]
+//! pub struct Pair { item: Arc<Mutex<Item>> }
+//!
+//! #[shared(method_to_typeid = { get_item: ItemWrapper })]
+//! impl Pair {
+//!     /// Shared as a new `ItemWrapper`; changes through it are seen by the pair.
+//!     pub fn get_item(&self) -> Arc<Mutex<Item>> { self.item.clone() }
+//! }
+//!
+//! pub struct ItemWrapper(Arc<Mutex<Item>>);
+//! impl From<Arc<Mutex<Item>>> for ItemWrapper {
+//!     fn from(item: Arc<Mutex<Item>>) -> Self { ItemWrapper(item) }
+//! }
+//!
+//! #[shared]
+//! impl ItemWrapper {
+//!     pub fn set(&self, value: i64) { self.0.lock().unwrap().value = value }
+//!     pub fn get(&self) -> i64 { self.0.lock().unwrap().value }
+//! }
+//! // `PairProxy::get_item(&self) -> Result<ItemWrapperProxy, Error>`
+//! ```
+//!
+//! Proxies are `Serialize + Deserialize`, so they can be arguments and results of methods,
+//! fields of shared objects (a registry of counters, a list of queues), or bytes sent to
+//! another process by any channel. Serialising puts one new reference *in transit* on the
+//! manager; deserialising *adopts* it, so the sender may drop its own proxy at once and the
+//! object still cannot be freed before the receiver holds it. A hold that nobody adopts is
+//! released after [`ServerBuilder::hold_timeout`] (60 s by default).
+//!
+//! - In a reply, the proxy adopts over the connection it arrived on.
+//! - Inside the server (an argument of a method), it becomes a reference held by the
+//!   server's objects: the object stays alive while a shared object keeps the proxy, and is
+//!   freed when the last reference anywhere goes, including when the outer object is freed.
+//! - Anywhere else (bytes from a pipe, a file, another manager), it adopts over a
+//!   connection this process has open to that manager: connect a [`Client`] with that
+//!   manager's key first (or deserialise inside [`Client::adopting`]). Without one,
+//!   deserialising fails with a clear error. Each serialised proxy is adopted once.
+//!
+//! **Cycles.** Objects that hold proxies to each other keep each other alive: a cycle with
+//! no outside holder is never freed (as in Python). Nothing deadlocks; break the cycle by
+//! removing a proxy (for example a `clear()` method) while you still hold one. Calling
+//! back into an object through a proxy from inside one of its own `&mut self` methods
+//! waits for itself: keep such calls in `&self` methods.
+//!
 //! # Reference counting
 //! Each live proxy is one reference. Cloning sends an incref, dropping a decref, on the
 //! client's one connection in order with its calls; the object is dropped when its count
 //! reaches zero. A connection that closes (or a client process that dies) releases every
 //! reference it held. [`Client::number_of_objects`] and [`Client::debug_info`] show the
-//! table.
+//! table, with every object's holders: each connection, the server's own objects, and
+//! references in transit.
 
 pub use manager_core::{Address, Codec, ObjectId, RemoteError, Token};
 pub use manager_macros::shared;
 pub use manager_macros::Proxy;
 pub use manager_runtime::{
-    shutdown_signal, AuthKey, Client, ClientBuilder, Error, HandshakeError, HasProxy, Holder,
-    IntoAddress, Manager, ObjectInfo, Proxy, ProxyHandle, Registration, Result, Server,
-    ServerBuilder, ShutdownHandle, TransportError, DEFAULT_MAX_FRAME,
+    shutdown_signal, AuthKey, Caller, CallerId, Client, ClientBuilder, DisconnectHook, Error,
+    HandshakeError, HasProxy, Holder, IntoAddress, Manager, ObjectInfo, Proxy, ProxyHandle,
+    Registration, Result, Server, ServerBuilder, ShutdownHandle, TransportError, DEFAULT_MAX_FRAME,
 };
 
 /// The traits generated code implements, for hand-written implementations.
@@ -109,6 +170,10 @@ pub mod traits {
 }
 
 mod manager_macro;
+pub mod sync;
+
+// `#[shared]` expands to `::managers::...` paths; this lets the `sync` types use it here.
+extern crate self as managers;
 
 /// The README's code blocks run as doc tests.
 #[cfg(doctest)]

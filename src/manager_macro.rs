@@ -2,8 +2,9 @@
 /// `create_method`: `manager.get_pair(1, 3)` returning a proxy).
 ///
 /// Each line `fn typeid(args...) -> ProxyType;` becomes an `async fn` that creates an
-/// object of that typeid on the server and returns the typed proxy. The type wraps a
-/// [`Client`](crate::Client) and derefs to it.
+/// object of that typeid on the server and returns the typed proxy; write
+/// `fn method(args...) -> ProxyType as "Typeid";` when the typeid is not the method's name.
+/// The type wraps a [`Client`](crate::Client) and derefs to it.
 ///
 /// ```
 /// use managers::{manager, shared, Registration, ServerBuilder};
@@ -39,12 +40,14 @@
 /// ```
 #[macro_export]
 macro_rules! manager {
+    (@typeid $method:ident $typeid:literal) => { $typeid };
+    (@typeid $method:ident) => { stringify!($method) };
     (
         $(#[$meta:meta])*
         $vis:vis struct $name:ident {
             $(
                 $(#[$fmeta:meta])*
-                fn $typeid:ident ( $($arg:ident : $ty:ty),* $(,)? ) -> $proxy:ty;
+                fn $method:ident ( $($arg:ident : $ty:ty),* $(,)? ) -> $proxy:ty $(as $typeid:literal)?;
             )*
         }
     ) => {
@@ -78,12 +81,18 @@ macro_rules! manager {
             $(
                 $(#[$fmeta])*
                 #[doc = ""]
-                #[doc = concat!(" Creates an object of typeid `", stringify!($typeid), "` on the manager.")]
-                $vis async fn $typeid(
+                #[doc = concat!(
+                    " Creates an object of typeid `",
+                    $crate::manager!(@typeid $method $($typeid)?),
+                    "` on the manager."
+                )]
+                $vis async fn $method(
                     &self,
                     $($arg: $ty),*
                 ) -> ::core::result::Result<$proxy, $crate::__private::Error> {
-                    self.client.create(stringify!($typeid), ($($arg,)*)).await
+                    self.client
+                        .create($crate::manager!(@typeid $method $($typeid)?), ($($arg,)*))
+                        .await
                 }
             )*
         }

@@ -40,7 +40,7 @@ pub(crate) enum AdoptContext {
 }
 
 thread_local! {
-    static CONTEXT: RefCell<AdoptContext> = RefCell::new(AdoptContext::Process);
+    static CONTEXT: RefCell<AdoptContext> = const { RefCell::new(AdoptContext::Process) };
 }
 
 /// Run `f` (a decode) with `context` as the source of proxies it deserialises.

@@ -22,7 +22,9 @@ pub use error::{Error, HandshakeError, Result, TransportError};
 pub use manager::Manager;
 pub use manager_core::wire::{Holder, ObjectInfo};
 pub use manager_core::{Address, AddressParseError, ObjectId, RemoteError, Token};
-pub use server::{Registration, Server, ServerBuilder, ShutdownHandle};
+pub use server::{
+    Caller, CallerId, DisconnectHook, Registration, Server, ServerBuilder, ShutdownHandle,
+};
 pub use transport::DEFAULT_MAX_FRAME;
 
 /// Helpers that `#[shared]` generated code calls. Not public API.

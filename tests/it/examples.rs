@@ -137,3 +137,52 @@ fn remote() {
         "{out}"
     );
 }
+
+#[test]
+fn method_to_typeid() {
+    let out = run("method_to_typeid");
+    assert_contains(
+        &out,
+        &[
+            "[client] proxy1 = ItemWrapperProxy { typeid: \"ItemWrapper\"",
+            "[client] proxy1 changes item from \"initialized\" to \"7\"",
+            "[client] proxy2 sees item as \"7\"",
+            "[client] proxy2 changes item from \"7\" to \"11\"",
+            "[client] proxy1 sees item as \"11\"",
+            "[client] pair.item_value() = \"11\"",
+            "[server] after the changes in the client process, the server's pair sees item as \"11\"",
+        ],
+    );
+}
+
+#[test]
+fn custom_proxy() {
+    let out = run("custom_proxy");
+    assert_contains(
+        &out,
+        &[
+            "[client] mine = MyProxy { handle: ProxyHandle { typeid: \"get_pair\"",
+            "get_x = 3 through PairProxy, 9 through MyProxy",
+            "get_x = 5 through PairProxy, 25 through MyProxy",
+            "client.create::<MyProxy, _>(\"get_pair\", (1, 2)).get_x() = 1",
+        ],
+    );
+}
+
+#[test]
+fn proxy_handoff() {
+    let out = run("proxy_handoff");
+    assert_contains(
+        &out,
+        &[
+            "[A] counter.incr() = 1",
+            "[A]   counter 0x2: refcount 2, held by connection #2 x1, shared objects x1",
+            "[parent]   counter 0x2: refcount 1, held by shared objects x1",
+            "[parent] mailbox.count() = 1",
+            "[B] counter.incr() = 2",
+            "[B]   counter 0x2: refcount 1, held by connection #3 x1",
+            "[parent] B has exited; its reference was the last one, so the counter is freed",
+            "[parent] mailbox.count() = 0",
+        ],
+    );
+}

@@ -142,11 +142,17 @@ fn call_arm(index: usize, m: &Method) -> TokenStream {
         (Output::Unit, _) => quote! {{ #call; __p::encode_value(__codec, #name, &()) }},
         (Output::Value(_), None) => quote!(__p::encode_value(__codec, #name, &#call)),
         (Output::Fallible(_), None) => quote!(__p::encode_result(__codec, #name, #call)),
-        (Output::Value(_), Some(target)) => {
-            quote!(__p::generated::share_value::<#target, _>(#call))
+        // The return type is named so that a missing `From` impl is reported as
+        // "`Target: From<Return>` is not satisfied", at the target.
+        (Output::Value(ret), Some(target)) => {
+            let share =
+                quote_spanned!(target.span()=> __p::generated::share_value::<#target, #ret>);
+            quote!(#share(#call))
         }
-        (Output::Fallible(_), Some(target)) => {
-            quote!(__p::generated::share_result::<#target, _, _>(#name, #call))
+        (Output::Fallible(ok), Some(target)) => {
+            let share =
+                quote_spanned!(target.span()=> __p::generated::share_result::<#target, #ok, _>);
+            quote!(#share(#name, #call))
         }
     };
     let outcome = if m.is_async {

@@ -1,7 +1,8 @@
 //! The client side: the proxy struct (Python's AutoProxy) and its methods.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 
 use super::dispatch::wire_name;
 use crate::model::{Method, Output, SharedImpl};
@@ -126,6 +127,9 @@ fn method(m: &Method, typeid: &str) -> TokenStream {
     let names = m.params.iter().map(|p| &p.name);
     let separator = (!docs.is_empty()).then(|| quote!(#[doc = ""]));
     if let Some(target) = &m.returns_shared {
+        let returned = quote_spanned!(target.span()=>
+            <#target as ::managers::__private::HasProxy>::Proxy
+        );
         let note = format!(
             " Calls `{}` on the remote `{typeid}` object; the manager shares the result as a \
              new object and this returns a proxy for it.",
@@ -138,10 +142,7 @@ fn method(m: &Method, typeid: &str) -> TokenStream {
             pub async fn #ident(
                 &self,
                 #(#params),*
-            ) -> ::core::result::Result<
-                <#target as ::managers::__private::HasProxy>::Proxy,
-                ::managers::__private::Error,
-            > {
+            ) -> ::core::result::Result<#returned, ::managers::__private::Error> {
                 self.handle.call_for_proxy(#name, (#(#names,)*)).await
             }
         };

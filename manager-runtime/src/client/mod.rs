@@ -142,8 +142,8 @@ impl Client {
     /// manager (and fails with a clear error if there is none).
     ///
     /// ```no_run
-    /// # async fn demo(client: managers::Client, bytes: Vec<u8>) -> Result<(), Box<dyn std::error::Error>> {
-    /// let handle: managers::ProxyHandle = client.adopting(|| postcard::from_bytes(&bytes))?;
+    /// # async fn demo(client: manager_runtime::Client, bytes: Vec<u8>) -> Result<(), Box<dyn std::error::Error>> {
+    /// let handle: manager_runtime::ProxyHandle = client.adopting(|| postcard::from_bytes(&bytes))?;
     /// # Ok(()) }
     /// ```
     pub fn adopting<R>(&self, f: impl FnOnce() -> R) -> R {

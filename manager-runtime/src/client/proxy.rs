@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::connection::{Connection, OwnedReply};
 use crate::handoff::{self, with_context, AdoptContext, ProxyWire};
 use crate::server::objects::{Dispatch, Erased};
-use crate::server::ServerState;
+use crate::server::{Caller, ServerState};
 use crate::{Error, Result, TransportError};
 
 /// Where a handle's reference lives.
@@ -220,8 +220,18 @@ impl ProxyHandle {
             .get(id)
             .ok_or(RemoteError::UnknownObject { id })?;
         let context = AdoptContext::Server(Arc::downgrade(state));
-        let result = match object.call(typeid, method, Bytes::from(args), Codec::Postcard, context)
-        {
+        let caller = Caller {
+            connection: None,
+            server: Arc::downgrade(state),
+        };
+        let result = match object.call(
+            typeid,
+            method,
+            Bytes::from(args),
+            Codec::Postcard,
+            context,
+            caller,
+        ) {
             Dispatch::Ready(result) => result,
             Dispatch::Spawn { method, task } => AssertUnwindSafe(task)
                 .catch_unwind()
@@ -387,4 +397,33 @@ pub trait Proxy: Clone + Send + Sync + Sized + 'static {
 pub trait HasProxy: Shared {
     /// The proxy.
     type Proxy: Proxy<Target = Self>;
+}
+
+impl ProxyHandle {
+    /// Call `method` without waiting for its reply, which is discarded (for releases in
+    /// `Drop`). On a client connection it is ordered after every call made before it; the
+    /// result, including any error, is not reported.
+    pub fn call_detached<A: Serialize>(&self, method: &str, args: A) {
+        let Ok(args) = self.codec().encode(&args) else {
+            return;
+        };
+        match &self.link {
+            Link::Remote(conn) => conn.send_oneway(Request::Call {
+                // Request ids start at 1: nobody waits for id 0, so its reply is dropped.
+                id: 0,
+                object: self.token.id,
+                method,
+                args: &args,
+            }),
+            Link::Local(_) => {
+                let handle = self.clone();
+                let method = method.to_owned();
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    runtime.spawn(async move {
+                        let _ = handle.call_encoded(&method, &args).await;
+                    });
+                }
+            }
+        }
+    }
 }

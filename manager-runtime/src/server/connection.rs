@@ -16,6 +16,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::caller::Caller;
 use super::objects::{ConnId, Dispatch, Erased};
 use super::ServerState;
 use crate::auth::{self, Reader, Writer};
@@ -47,8 +48,10 @@ pub(crate) async fn run(state: Arc<ServerState>, read: ReadHalf, write: WriteHal
 
     let (outbox, replies) = mpsc::channel(OUTBOX);
     state.tracker.spawn(write_loop(writer, replies));
+    let id = state.next_connection_id();
+    state.hooks.opened(id);
     let mut conn = Connection {
-        id: state.next_connection_id(),
+        id,
         state: state.clone(),
         outbox,
         codec: Codec::Postcard,
@@ -229,7 +232,11 @@ impl Connection {
         };
         debug!(typeid = %typeid, id = %object, method, "call");
         let context = AdoptContext::Server(Arc::downgrade(&self.state));
-        match obj.call(typeid, method, args, self.codec, context) {
+        let caller = Caller {
+            connection: Some(self.id),
+            server: Arc::downgrade(&self.state),
+        };
+        match obj.call(typeid, method, args, self.codec, context, caller) {
             Dispatch::Ready(result) => {
                 let frame = reply_to(&self.state, self.holder(), id, result);
                 self.send(frame).await;
@@ -300,9 +307,11 @@ impl Connection {
         })
     }
 
-    /// Release every reference the connection still holds and stop its calls.
+    /// Stop the connection's calls, undo what its client asked to be undone on disconnect,
+    /// and release every reference it still holds.
     fn close(&mut self) {
         self.cancel.cancel();
+        self.state.hooks.closed(self.id);
         let released = self.state.objects.release_connection(self.id);
         if !released.is_empty() {
             info!(

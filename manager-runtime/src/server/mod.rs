@@ -1,5 +1,6 @@
 //! The server: registry of typeids, object table, listener and lifecycle.
 
+mod caller;
 mod connection;
 pub(crate) mod objects;
 mod registry;
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
+pub use caller::{Caller, CallerId, DisconnectHook};
 use registry::Creator;
 pub use registry::Registration;
 
@@ -58,6 +60,8 @@ pub(crate) struct ServerState {
     pub(crate) tracker: TaskTracker,
     /// Numbers connections for the object table's holder bookkeeping.
     next_connection: AtomicU64,
+    /// What to undo when a connection closes.
+    pub(crate) hooks: caller::Hooks,
 }
 
 impl ServerState {
@@ -243,6 +247,7 @@ impl ServerBuilder {
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
             next_connection: AtomicU64::new(0),
+            hooks: caller::Hooks::default(),
         });
         Ok(Server {
             state,

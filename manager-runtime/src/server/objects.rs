@@ -18,6 +18,7 @@ use manager_core::{
 };
 use tokio::sync::RwLock;
 
+use super::caller::Caller;
 use crate::handoff::{with_context, AdoptContext};
 
 /// A call that has to be driven on its own task.
@@ -37,8 +38,8 @@ pub(crate) enum Dispatch {
 /// A shared object with its type erased. Implemented for `RwLock<T>`: `&self` methods take
 /// the read lock (so they run concurrently), `&mut self` methods the write lock.
 pub(crate) trait ErasedObject: Send + Sync {
-    /// Start a call of `method`. Errors name the object's registered `typeid`; proxies in
-    /// the arguments are adopted in `context`.
+    /// Start a call of `method` on behalf of `caller`. Errors name the object's
+    /// registered `typeid`; proxies in the arguments are adopted in `context`.
     fn call(
         self: Arc<Self>,
         typeid: Arc<str>,
@@ -46,6 +47,7 @@ pub(crate) trait ErasedObject: Send + Sync {
         args: Bytes,
         codec: Codec,
         context: AdoptContext,
+        caller: Caller,
     ) -> Dispatch;
     /// The object's `Display` text.
     fn display(self: Arc<Self>) -> Pin<Box<dyn Future<Output = Option<String>> + Send>>;
@@ -100,6 +102,7 @@ impl<T: Shared> ErasedObject for RwLock<T> {
         args: Bytes,
         codec: Codec,
         context: AdoptContext,
+        caller: Caller,
     ) -> Dispatch {
         let index = match T::method_index(method) {
             Ok(i) => i,
@@ -112,20 +115,28 @@ impl<T: Shared> ErasedObject for RwLock<T> {
                 Receiver::Ref => {
                     if let Ok(guard) = self.try_read() {
                         return run_inline(info.name, &typeid, || {
-                            with_context(&context, || ready(guard.call_ref(index, &args, codec)))
+                            Caller::scope_sync(caller, || {
+                                with_context(&context, || {
+                                    ready(guard.call_ref(index, &args, codec))
+                                })
+                            })
                         });
                     }
                 }
                 Receiver::Mut => {
                     if let Ok(mut guard) = self.try_write() {
                         return run_inline(info.name, &typeid, || {
-                            with_context(&context, || ready(guard.call_mut(index, &args, codec)))
+                            Caller::scope_sync(caller, || {
+                                with_context(&context, || {
+                                    ready(guard.call_mut(index, &args, codec))
+                                })
+                            })
                         });
                     }
                 }
             }
         }
-        let task: CallTask = Box::pin(async move {
+        let task: CallTask = Box::pin(Caller::scope(caller, async move {
             // Arguments are decoded when the call starts, inside `with_context`; the
             // future it returns runs outside it.
             let result = match info.receiver {
@@ -141,7 +152,7 @@ impl<T: Shared> ErasedObject for RwLock<T> {
                 }
             };
             result.map_err(|e| e.with_typeid(&typeid))
-        });
+        }));
         Dispatch::Spawn {
             method: info.name,
             task,

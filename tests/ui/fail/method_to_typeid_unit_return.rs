@@ -6,7 +6,9 @@ pub struct Item {
 
 impl From<()> for Item {
     fn from((): ()) -> Self {
-        Item { name: String::new() }
+        Item {
+            name: String::new(),
+        }
     }
 }
 

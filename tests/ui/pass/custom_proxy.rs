@@ -28,17 +28,17 @@ struct PairProxy;
 /// A proxy that returns the square of `get_x`.
 #[derive(Clone, managers::Proxy)]
 #[proxy(target = Pair)]
-struct MyProxy {
+pub struct MyProxy {
     handle: managers::ProxyHandle,
 }
 
 impl MyProxy {
-    async fn get_x(&self) -> Result<i64, managers::Error> {
+    pub async fn get_x(&self) -> Result<i64, managers::Error> {
         let x: i64 = self.handle.call_method("get_x", ()).await?;
         Ok(x * x)
     }
 
-    async fn set_x(&self, x: i64) -> Result<(), managers::Error> {
+    pub async fn set_x(&self, x: i64) -> Result<(), managers::Error> {
         self.handle.call_method("set_x", (x,)).await
     }
 }
@@ -60,7 +60,8 @@ async fn run() -> Result<(), Error> {
     assert_eq!(pair.get_x().await?, 9);
     pair.set_x(-4).await?;
     assert_eq!(pair.get_x().await?, 16);
-    assert_eq!(pair.handle().typeid(), "Pair");
+    // The token names the registered typeid, as in Python.
+    assert_eq!(pair.handle().typeid(), "get_pair");
 
     drop(pair);
     manager.shutdown();

@@ -19,7 +19,10 @@ impl Counter {
 /// A hand-written proxy that counts the calls it made; the handle is the second field.
 #[derive(Clone, managers::Proxy)]
 #[proxy(target = Counter)]
-struct CountingProxy(std::sync::Arc<std::sync::atomic::AtomicUsize>, managers::ProxyHandle);
+struct CountingProxy(
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    managers::ProxyHandle,
+);
 
 impl CountingProxy {
     async fn get(&self) -> Result<u32, Error> {
@@ -37,12 +40,12 @@ fn serde_traits<T: serde::Serialize + serde::de::DeserializeOwned>() {}
 
 async fn run() -> Result<(), Error> {
     let manager = ServerBuilder::new()
-        .register(Registration::constructor("Counter", |(n,): (u32,)| Counter {
-            n,
+        .register(Registration::constructor("Counter", |(n,): (u32,)| {
+            Counter { n }
         }))
         .start()
         .await?;
-    let counter: CountingProxy = manager.create("Counter", (5,)).await?;
+    let counter: CountingProxy = manager.create("Counter", (5u32,)).await?;
     // The other field starts at its default.
     assert_eq!(counter.calls(), 0);
     assert_eq!(counter.get().await?, 5);

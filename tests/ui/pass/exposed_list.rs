@@ -1,7 +1,7 @@
 //! `exposed = [..]` picks the methods; a private helper stays on the server side.
 
-use managers::traits::Shared;
 use managers::shared;
+use managers::traits::Shared;
 
 /// A temperature in tenths of a degree.
 pub struct Thermometer {

@@ -1,0 +1,180 @@
+//! Who is calling: lets a shared object tie state to the client connection that made a call
+//! and undo it when that client goes away (a lock it held, a permit it took).
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, Weak};
+
+use tracing::warn;
+
+use super::objects::ConnId;
+use super::ServerState;
+
+tokio::task_local! {
+    static CALLER: Caller;
+}
+
+type Callback = Box<dyn FnOnce() + Send>;
+
+/// The disconnect callbacks of one server.
+#[derive(Default)]
+pub(crate) struct Hooks {
+    state: Mutex<HookState>,
+    next: AtomicU64,
+}
+
+#[derive(Default)]
+struct HookState {
+    open: HashSet<ConnId>,
+    callbacks: HashMap<ConnId, HashMap<u64, Callback>>,
+}
+
+impl Hooks {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HookState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn opened(&self, conn: ConnId) {
+        self.lock().open.insert(conn);
+    }
+
+    /// Run every callback registered for `conn` (it closed).
+    pub(crate) fn closed(&self, conn: ConnId) {
+        let callbacks = {
+            let mut state = self.lock();
+            state.open.remove(&conn);
+            state.callbacks.remove(&conn).unwrap_or_default()
+        };
+        for (_, callback) in callbacks {
+            run(callback);
+        }
+    }
+
+    fn register(&self, conn: ConnId, callback: Callback) -> Option<u64> {
+        let mut state = self.lock();
+        if !state.open.contains(&conn) {
+            drop(state);
+            // Already gone: undo right away.
+            run(callback);
+            return None;
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        state
+            .callbacks
+            .entry(conn)
+            .or_default()
+            .insert(id, callback);
+        Some(id)
+    }
+
+    fn cancel(&self, conn: ConnId, id: u64) {
+        let mut state = self.lock();
+        if let Some(map) = state.callbacks.get_mut(&conn) {
+            map.remove(&id);
+        }
+    }
+}
+
+fn run(callback: Callback) {
+    if catch_unwind(AssertUnwindSafe(callback)).is_err() {
+        warn!("a disconnect callback panicked");
+    }
+}
+
+/// Identifies who made a call: one client connection, or the server itself (a proxy held
+/// inside a shared object). Two calls have equal ids when they came over the same
+/// connection.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallerId(Option<ConnId>);
+
+impl fmt::Debug for CallerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(c) => write!(f, "connection #{c}"),
+            None => f.write_str("the server"),
+        }
+    }
+}
+
+/// The caller of the shared-object method that is running now.
+///
+/// Available inside methods called through a proxy ([`Caller::current`]); use it to
+/// remember who acquired something and to undo it when that client disconnects.
+#[derive(Clone)]
+pub struct Caller {
+    pub(crate) connection: Option<ConnId>,
+    pub(crate) server: Weak<ServerState>,
+}
+
+impl fmt::Debug for Caller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Caller").field(&self.id()).finish()
+    }
+}
+
+impl Caller {
+    /// The caller of the method running on this task, if a method is running.
+    pub fn current() -> Option<Caller> {
+        CALLER.try_with(Clone::clone).ok()
+    }
+
+    /// Who this is.
+    pub fn id(&self) -> CallerId {
+        CallerId(self.connection)
+    }
+
+    /// Run `callback` when this caller's connection closes (or the client process dies).
+    /// If it has closed already, `callback` runs now. Calls from inside the server never
+    /// disconnect. Dropping the returned hook cancels the callback.
+    pub fn on_disconnect(&self, callback: impl FnOnce() + Send + 'static) -> DisconnectHook {
+        let registered = match (self.connection, self.server.upgrade()) {
+            (Some(conn), Some(server)) => server
+                .hooks
+                .register(conn, Box::new(callback))
+                .map(|id| (conn, id)),
+            _ => None,
+        };
+        DisconnectHook {
+            server: self.server.clone(),
+            registered,
+        }
+    }
+
+    /// Run `f` as a method called by `caller`.
+    pub(crate) fn scope_sync<R>(caller: Caller, f: impl FnOnce() -> R) -> R {
+        CALLER.sync_scope(caller, f)
+    }
+
+    /// Wrap a method's future so that it runs as called by `caller`.
+    pub(crate) fn scope<F: std::future::Future>(
+        caller: Caller,
+        future: F,
+    ) -> impl std::future::Future<Output = F::Output> {
+        CALLER.scope(caller, future)
+    }
+}
+
+/// A callback registered with [`Caller::on_disconnect`]; dropping it cancels the callback.
+#[must_use = "dropping the hook cancels the callback"]
+pub struct DisconnectHook {
+    server: Weak<ServerState>,
+    registered: Option<(ConnId, u64)>,
+}
+
+impl fmt::Debug for DisconnectHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DisconnectHook")
+            .field("armed", &self.registered.is_some())
+            .finish()
+    }
+}
+
+impl Drop for DisconnectHook {
+    fn drop(&mut self) {
+        if let (Some((conn, id)), Some(server)) = (self.registered, self.server.upgrade()) {
+            server.hooks.cancel(conn, id);
+        }
+    }
+}
