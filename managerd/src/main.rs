@@ -1,0 +1,95 @@
+//! `managerd`: a standalone manager server serving the SyncManager types (Python's
+//! `multiprocessing.Manager()` as a daemon).
+//!
+//! ```text
+//! MANAGERS_AUTHKEY=secret managerd --address 127.0.0.1:50000
+//! managerd --address /run/managers.sock --authkey-file /etc/managers/key
+//! ```
+//!
+//! The key is read from `MANAGERS_AUTHKEY` or from `--authkey-file`, never from the command
+//! line (where other users could read it in the process list). The bound address is printed
+//! on stdout as `listening on ADDRESS`; logs go to stderr (`RUST_LOG` filters them, default
+//! `info`). SIGINT or SIGTERM stops the server gracefully.
+//!
+//! To serve your own `#[shared]` types next to the standard ones, build a binary of your
+//! own: `managers::sync::register(ServerBuilder::new()).register(...)`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use managers::ServerBuilder;
+
+/// Serve the SyncManager types (Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event,
+/// Barrier, Queue, JoinableQueue, Value, Array, dict, list, Namespace) to `managers` clients.
+///
+/// The authentication key comes from the MANAGERS_AUTHKEY environment variable or from
+/// --authkey-file, never from the command line.
+#[derive(Debug, Parser)]
+#[command(name = "managerd", version, about, long_about)]
+struct Args {
+    /// Where to listen: HOST:PORT (port 0 picks a free one), unix:PATH, or a socket path.
+    #[arg(long, default_value = "127.0.0.1:50000")]
+    address: String,
+
+    /// Read the authentication key from this file (its bytes, minus one trailing newline).
+    #[arg(long, value_name = "PATH")]
+    authkey_file: Option<PathBuf>,
+
+    /// How long shutdown waits for running calls, in seconds.
+    #[arg(long, default_value_t = 1.0)]
+    shutdown_timeout: f64,
+}
+
+/// The environment variable holding the key.
+const AUTHKEY_ENV: &str = "MANAGERS_AUTHKEY";
+
+fn authkey(args: &Args) -> Result<Vec<u8>> {
+    if let Some(path) = &args.authkey_file {
+        let mut key = std::fs::read(path)
+            .with_context(|| format!("cannot read the key file {}", path.display()))?;
+        if key.last() == Some(&b'\n') {
+            key.pop();
+        }
+        if key.is_empty() {
+            bail!("the key file {} is empty", path.display());
+        }
+        return Ok(key);
+    }
+    match std::env::var_os(AUTHKEY_ENV) {
+        Some(key) if !key.is_empty() => Ok(key.into_encoded_bytes()),
+        _ => bail!(
+            "no authentication key: set {AUTHKEY_ENV} or pass --authkey-file PATH \
+             (see managerd --help)"
+        ),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let key = authkey(&args)?;
+    let timeout = Duration::try_from_secs_f64(args.shutdown_timeout)
+        .context("--shutdown-timeout must be a non-negative number of seconds")?;
+    let server = managers::sync::register(ServerBuilder::new())
+        .address(args.address.as_str())
+        .authkey(key)
+        .shutdown_timeout(timeout)
+        .bind()
+        .await
+        .with_context(|| format!("cannot listen on {}", args.address))?;
+    // Install the signal handlers before announcing the address.
+    let stop = managers::shutdown_signal();
+    println!("listening on {}", server.address());
+    server.serve_until(stop).await?;
+    tracing::info!("managerd stopped");
+    Ok(())
+}

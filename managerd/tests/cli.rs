@@ -1,0 +1,122 @@
+//! `managerd` as users run it: a real process, real sockets, real signals.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use managers::sync::SyncManager;
+
+struct Daemon {
+    child: Child,
+    address: String,
+}
+
+impl Daemon {
+    /// Start managerd with `args` and `env`; wait (30 s at most) for its address line.
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_managerd"));
+        cmd.args(args)
+            .env_remove("MANAGERS_AUTHKEY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("managerd starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("managerd prints its address");
+        let address = line
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Daemon { child, address }
+    }
+
+    /// SIGTERM, and the exit status (30 s at most).
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+        assert!(ok.success());
+        for _ in 0..600 {
+            if let Some(status) = self.child.try_wait().expect("poll") {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("managerd did not stop on SIGTERM");
+    }
+}
+
+#[tokio::test]
+async fn serves_sync_types_with_the_key_from_the_environment() {
+    let daemon = Daemon::start(&["--address", "127.0.0.1:0"], &[("MANAGERS_AUTHKEY", "s3cret")]);
+    let manager = SyncManager::connect(daemon.address.as_str(), "s3cret").await.unwrap();
+    let lock = manager.lock().await.unwrap();
+    assert!(lock.try_acquire().await.unwrap());
+    assert!(lock.locked().await.unwrap());
+    let event = manager.event().await.unwrap();
+    event.set().await.unwrap();
+    assert!(event.is_set().await.unwrap());
+    // The wrong key is refused.
+    assert!(SyncManager::connect(daemon.address.as_str(), "nope").await.is_err());
+    drop((lock, event, manager));
+    assert!(daemon.terminate().success(), "graceful exit on SIGTERM");
+}
+
+#[tokio::test]
+async fn reads_the_key_from_a_file_and_listens_on_a_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, "from-a-file\n").unwrap();
+    let socket = dir.path().join("managerd.sock");
+    let daemon = Daemon::start(
+        &[
+            "--address",
+            socket.to_str().unwrap(),
+            "--authkey-file",
+            key_file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(daemon.address, format!("unix:{}", socket.display()));
+    let manager = SyncManager::connect(socket.as_path(), "from-a-file").await.unwrap();
+    let sem = manager.semaphore(2).await.unwrap();
+    assert_eq!(sem.value().await.unwrap(), 2);
+    drop((sem, manager));
+    assert!(daemon.terminate().success());
+    assert!(!socket.exists(), "the socket file is removed on shutdown");
+}
+
+#[test]
+fn refuses_to_start_without_a_key() {
+    let out = Command::new(env!("CARGO_BIN_EXE_managerd"))
+        .args(["--address", "127.0.0.1:0"])
+        .env_remove("MANAGERS_AUTHKEY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("MANAGERS_AUTHKEY"), "{stderr}");
+}
+
+#[test]
+fn help_explains_the_key() {
+    let out = Command::new(env!("CARGO_BIN_EXE_managerd"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("MANAGERS_AUTHKEY") && help.contains("--authkey-file"), "{help}");
+}
