@@ -15,6 +15,7 @@ mod handoff;
 mod manager;
 mod server;
 mod transport;
+pub mod value;
 
 pub use auth::AuthKey;
 pub use client::{Client, ClientBuilder, HasProxy, Proxy, ProxyHandle};
@@ -26,6 +27,7 @@ pub use server::{
     Caller, CallerId, DisconnectHook, Registration, Server, ServerBuilder, ShutdownHandle,
 };
 pub use transport::DEFAULT_MAX_FRAME;
+pub use value::{from_value, to_value, Value, ValueError};
 
 /// Helpers that `#[shared]` generated code calls. Not public API.
 #[doc(hidden)]

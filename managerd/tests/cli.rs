@@ -45,7 +45,10 @@ impl Daemon {
     /// SIGTERM, and the exit status (30 s at most).
     fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        let ok = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+        let ok = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
         assert!(ok.success());
         for _ in 0..600 {
             if let Some(status) = self.child.try_wait().expect("poll") {
@@ -60,8 +63,13 @@ impl Daemon {
 
 #[tokio::test]
 async fn serves_sync_types_with_the_key_from_the_environment() {
-    let daemon = Daemon::start(&["--address", "127.0.0.1:0"], &[("MANAGERS_AUTHKEY", "s3cret")]);
-    let manager = SyncManager::connect(daemon.address.as_str(), "s3cret").await.unwrap();
+    let daemon = Daemon::start(
+        &["--address", "127.0.0.1:0"],
+        &[("MANAGERS_AUTHKEY", "s3cret")],
+    );
+    let manager = SyncManager::connect(daemon.address.as_str(), "s3cret")
+        .await
+        .unwrap();
     let lock = manager.lock().await.unwrap();
     assert!(lock.try_acquire().await.unwrap());
     assert!(lock.locked().await.unwrap());
@@ -69,7 +77,9 @@ async fn serves_sync_types_with_the_key_from_the_environment() {
     event.set().await.unwrap();
     assert!(event.is_set().await.unwrap());
     // The wrong key is refused.
-    assert!(SyncManager::connect(daemon.address.as_str(), "nope").await.is_err());
+    assert!(SyncManager::connect(daemon.address.as_str(), "nope")
+        .await
+        .is_err());
     drop((lock, event, manager));
     assert!(daemon.terminate().success(), "graceful exit on SIGTERM");
 }
@@ -90,7 +100,9 @@ async fn reads_the_key_from_a_file_and_listens_on_a_unix_socket() {
         &[],
     );
     assert_eq!(daemon.address, format!("unix:{}", socket.display()));
-    let manager = SyncManager::connect(socket.as_path(), "from-a-file").await.unwrap();
+    let manager = SyncManager::connect(socket.as_path(), "from-a-file")
+        .await
+        .unwrap();
     let sem = manager.semaphore(2).await.unwrap();
     assert_eq!(sem.value().await.unwrap(), 2);
     drop((sem, manager));
@@ -118,5 +130,8 @@ fn help_explains_the_key() {
         .unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    assert!(help.contains("MANAGERS_AUTHKEY") && help.contains("--authkey-file"), "{help}");
+    assert!(
+        help.contains("MANAGERS_AUTHKEY") && help.contains("--authkey-file"),
+        "{help}"
+    );
 }

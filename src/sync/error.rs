@@ -31,8 +31,16 @@ pub enum SyncError {
     /// `task_done` was called more times than items were put.
     #[error("task_done() called too many times")]
     TooManyTaskDone,
-    /// An argument is out of range (for example an index).
-    #[error("invalid argument: {0}")]
+    /// A key or attribute that is not there (Python's `KeyError` / `AttributeError`), or a
+    /// value `index`/`remove` did not find (`ValueError`).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// An index out of range (Python's `IndexError`), or a `pop` from an empty container.
+    #[error("index out of range: {0}")]
+    OutOfRange(String),
+    /// A value could not be converted to or from the stored form, or another invalid
+    /// argument.
+    #[error("invalid value: {0}")]
     Invalid(String),
     /// The manager failed: transport, authentication, or a remote error.
     #[error(transparent)]

@@ -63,6 +63,7 @@ macro_rules! wrap_proxy {
         }
     };
 }
+pub(crate) use wrap_proxy;
 
 // ---------------------------------------------------------------------------------------
 // Lock
@@ -358,8 +359,12 @@ impl RLockInner {
             if self.try_take(me) {
                 return true;
             }
-            if !blocking || !wait_until(notified, deadline).await {
-                return self.try_take(me) && blocking;
+            if !blocking {
+                return false;
+            }
+            if !wait_until(notified, deadline).await {
+                // Timed out: one last try (a take must never be reported as a failure).
+                return self.try_take(me);
             }
         }
     }
@@ -612,9 +617,10 @@ impl SemInner {
                 dropped = Some(held.swap_remove(pos));
             }
         }
+        // Still under `held`: two releases must not both pass the bound check above.
+        self.permits.add_permits(1);
         drop(held);
         drop(dropped);
-        self.permits.add_permits(1);
         Ok(())
     }
 }

@@ -17,9 +17,19 @@
 //! A call that already completed on the server is not undone: an item a dead client
 //! received just before dying is gone with it.
 
+mod containers;
 mod error;
 mod locks;
 
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use containers::{
+    ArrayCalls, ArrayCell, ArrayProxy, Dict, DictCalls, DictProxy, List, ListCalls, ListProxy,
+    Namespace, NamespaceCalls, NamespaceProxy, Queue, QueueCalls, QueueProxy, ValueCalls,
+    ValueCell, ValueProxy,
+};
 pub use error::SyncError;
 pub use locks::{
     Barrier, BarrierCalls, BarrierProxy, BoundedSemaphore, BoundedSemaphoreCalls,
@@ -28,10 +38,14 @@ pub use locks::{
     SemaphoreProxy,
 };
 
-use crate::{Registration, ServerBuilder};
+use crate::{AuthKey, Client, IntoAddress, Registration, ServerBuilder, Value};
 
-/// Register every SyncManager type under Python's typeids (`Lock`, `RLock`, `Semaphore`,
-/// `BoundedSemaphore`, `Event`, `Barrier`, ...).
+/// Register every SyncManager type under Python's typeids: `Lock`, `RLock`, `Semaphore`,
+/// `BoundedSemaphore`, `Condition`, `Event`, `Barrier`, `Queue`, `JoinableQueue`, `dict`,
+/// `list`, `Namespace`, `Value`, `Array`.
+///
+/// Add your own `#[shared]` types to the same server with more
+/// [`register`](ServerBuilder::register) calls.
 pub fn register(builder: ServerBuilder) -> ServerBuilder {
     builder
         .register(Registration::constructor("Lock", |()| Lock::new()))
@@ -50,25 +64,198 @@ pub fn register(builder: ServerBuilder) -> ServerBuilder {
             "Barrier",
             |(parties, timeout)| Barrier::new(parties, timeout),
         ))
+        .register(Registration::constructor("Queue", |(maxsize,)| {
+            Queue::new(maxsize)
+        }))
+        .register(Registration::constructor("JoinableQueue", |(maxsize,)| {
+            Queue::new(maxsize)
+        }))
+        .register(Registration::constructor("dict", |(entries,)| {
+            Dict::new(entries)
+        }))
+        .register(Registration::constructor("list", |(items,)| {
+            List::new(items)
+        }))
+        .register(Registration::constructor("Namespace", |()| {
+            Namespace::new()
+        }))
+        .register(Registration::constructor("Value", |(value,)| {
+            ValueCell::new(value)
+        }))
+        .register(Registration::constructor("Array", |(items,)| {
+            ArrayCell::new(items)
+        }))
 }
 
-crate::manager! {
-    /// A client for a SyncManager server (Python's `multiprocessing.Manager()` proxy
-    /// factory): one method per standard type.
-    pub struct SyncManager {
-        /// A new lock (Python's `manager.Lock()`).
-        fn lock() -> LockProxy as "Lock";
-        /// A new re-entrant lock (Python's `manager.RLock()`).
-        fn rlock() -> RLockProxy as "RLock";
-        /// A new semaphore with `value` permits.
-        fn semaphore(value: usize) -> SemaphoreProxy as "Semaphore";
-        /// A new bounded semaphore with `value` permits.
-        fn bounded_semaphore(value: usize) -> BoundedSemaphoreProxy as "BoundedSemaphore";
-        /// A new condition variable with its own re-entrant lock.
-        fn condition() -> ConditionProxy as "Condition";
-        /// A new event, initially clear.
-        fn event() -> EventProxy as "Event";
-        /// A new barrier for `parties` waiters, with a default wait timeout.
-        fn barrier(parties: usize, timeout: Option<std::time::Duration>) -> BarrierProxy as "Barrier";
+/// A client for a SyncManager server (Python's `multiprocessing.Manager()`): one method
+/// per standard type, each creating a new shared object and returning its typed proxy.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use managers::sync::{self, SyncManager};
+/// let server = sync::register(managers::ServerBuilder::new()).start().await?;
+/// let manager = SyncManager::from_client(server.client().clone());
+/// let scores = manager.dict::<String, u32>().await?;
+/// scores.set(&"ada".to_owned(), &36).await?;
+/// let jobs = manager.queue::<String>(0).await?;
+/// jobs.put("compile".into()).await?;
+/// assert_eq!(jobs.get().await?, "compile");
+/// assert_eq!(scores.get(&"ada".to_owned()).await?, Some(36));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SyncManager {
+    client: Client,
+}
+
+impl SyncManager {
+    /// Connect to the SyncManager server at `address` with `authkey`.
+    pub async fn connect(
+        address: impl IntoAddress,
+        authkey: impl Into<AuthKey>,
+    ) -> Result<Self, crate::Error> {
+        Ok(SyncManager {
+            client: Client::connect(address, authkey).await?,
+        })
+    }
+
+    /// Use an existing connection.
+    pub fn from_client(client: Client) -> Self {
+        SyncManager { client }
+    }
+
+    /// The underlying connection.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// A new lock (`manager.Lock()`).
+    pub async fn lock(&self) -> Result<LockProxy, crate::Error> {
+        self.client.create("Lock", ()).await
+    }
+
+    /// A new re-entrant lock (`manager.RLock()`).
+    pub async fn rlock(&self) -> Result<RLockProxy, crate::Error> {
+        self.client.create("RLock", ()).await
+    }
+
+    /// A new semaphore with `value` permits (`manager.Semaphore(value)`).
+    pub async fn semaphore(&self, value: usize) -> Result<SemaphoreProxy, crate::Error> {
+        self.client.create("Semaphore", (value,)).await
+    }
+
+    /// A new bounded semaphore (`manager.BoundedSemaphore(value)`).
+    pub async fn bounded_semaphore(
+        &self,
+        value: usize,
+    ) -> Result<BoundedSemaphoreProxy, crate::Error> {
+        self.client.create("BoundedSemaphore", (value,)).await
+    }
+
+    /// A new condition variable with its own re-entrant lock (`manager.Condition()`).
+    pub async fn condition(&self) -> Result<ConditionProxy, crate::Error> {
+        self.client.create("Condition", ()).await
+    }
+
+    /// A new event, initially clear (`manager.Event()`).
+    pub async fn event(&self) -> Result<EventProxy, crate::Error> {
+        self.client.create("Event", ()).await
+    }
+
+    /// A new barrier for `parties`, with a default wait timeout
+    /// (`manager.Barrier(parties, timeout=...)`).
+    pub async fn barrier(
+        &self,
+        parties: usize,
+        timeout: Option<Duration>,
+    ) -> Result<BarrierProxy, crate::Error> {
+        self.client.create("Barrier", (parties, timeout)).await
+    }
+
+    /// A new queue of `T` holding at most `maxsize` items, 0 for unbounded
+    /// (`manager.Queue(maxsize)`).
+    pub async fn queue<T>(&self, maxsize: usize) -> Result<QueueProxy<T>, crate::Error>
+    where
+        T: 'static,
+    {
+        self.client.create("Queue", (maxsize,)).await
+    }
+
+    /// A new joinable queue (`manager.JoinableQueue(maxsize)`): the same as
+    /// [`queue`](Self::queue), whose proxies all have `task_done` and `join`.
+    pub async fn joinable_queue<T>(&self, maxsize: usize) -> Result<QueueProxy<T>, crate::Error>
+    where
+        T: 'static,
+    {
+        self.client.create("JoinableQueue", (maxsize,)).await
+    }
+
+    /// A new empty dict from `K` to `V` (`manager.dict()`).
+    pub async fn dict<K: 'static, V: 'static>(&self) -> Result<DictProxy<K, V>, crate::Error> {
+        self.client
+            .create("dict", (Vec::<(Value, Value)>::new(),))
+            .await
+    }
+
+    /// A new dict with `entries` (`manager.dict(mapping)`).
+    pub async fn dict_from<K, V>(
+        &self,
+        entries: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<DictProxy<K, V>, SyncError>
+    where
+        K: Serialize + 'static,
+        V: Serialize + 'static,
+    {
+        let entries = entries
+            .into_iter()
+            .map(|(k, v)| Ok((containers::encode(&k)?, containers::encode(&v)?)))
+            .collect::<Result<Vec<_>, SyncError>>()?;
+        Ok(self.client.create("dict", (entries,)).await?)
+    }
+
+    /// A new empty list of `T` (`manager.list()`).
+    pub async fn list<T: 'static>(&self) -> Result<ListProxy<T>, crate::Error> {
+        self.client.create("list", (Vec::<Value>::new(),)).await
+    }
+
+    /// A new list of `items` (`manager.list(sequence)`).
+    pub async fn list_from<T: Serialize + 'static>(
+        &self,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<ListProxy<T>, SyncError> {
+        let items = containers::encode_all(items)?;
+        Ok(self.client.create("list", (items,)).await?)
+    }
+
+    /// A new namespace (`manager.Namespace()`).
+    pub async fn namespace(&self) -> Result<NamespaceProxy, crate::Error> {
+        self.client.create("Namespace", ()).await
+    }
+
+    /// A new shared value (`manager.Value(typecode, value)`).
+    pub async fn value<T: Serialize + 'static>(
+        &self,
+        value: T,
+    ) -> Result<ValueProxy<T>, SyncError> {
+        let value = containers::encode(&value)?;
+        Ok(self.client.create("Value", (value,)).await?)
+    }
+
+    /// A new fixed-length array (`manager.Array(typecode, sequence)`).
+    pub async fn array<T: Serialize + 'static>(
+        &self,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<ArrayProxy<T>, SyncError> {
+        let items = containers::encode_all(items)?;
+        Ok(self.client.create("Array", (items,)).await?)
+    }
+}
+
+impl std::ops::Deref for SyncManager {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
     }
 }

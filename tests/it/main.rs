@@ -16,3 +16,4 @@ mod lifecycle;
 mod pipeline;
 mod raw;
 mod refcount;
+mod values;

@@ -10,12 +10,14 @@ use futures_util::FutureExt;
 use manager_core::wire::{Holder, Request};
 use manager_core::{panic_message, Address, Codec, ObjectId, RemoteError, Returned, Shared, Token};
 use serde::de::DeserializeOwned;
+use serde::de::Visitor;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::connection::{Connection, OwnedReply};
 use crate::handoff::{self, with_context, AdoptContext, ProxyWire};
 use crate::server::objects::{Dispatch, Erased};
 use crate::server::{Caller, ServerState};
+use crate::value;
 use crate::{Error, Result, TransportError};
 
 /// Where a handle's reference lives.
@@ -319,10 +321,29 @@ impl fmt::Debug for ProxyHandle {
 
 impl Serialize for ProxyHandle {
     /// Puts a new reference in transit for the receiver (the sender keeps its own).
+    ///
+    /// Written as a newtype struct with a private name around a `ProxyWire`; postcard
+    /// writes newtype structs as their content, so the bytes are the `ProxyWire`'s. The
+    /// name lets [`crate::to_value`] take a clone of the handle instead (see
+    /// `value/wire.rs`): no reference in transit, nothing to adopt.
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_newtype_struct(value::PROXY_MARKER, &InTransit(self))
+    }
+}
+
+/// The content of a serialised handle: a reference put in transit.
+struct InTransit<'a>(&'a ProxyHandle);
+
+impl Serialize for InTransit<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let handle = self.0;
+        if value::offer(|| crate::Value::Proxy(handle.clone())) {
+            // The value serializer took a clone of the live handle.
+            return serializer.serialize_unit();
+        }
         let hold = handoff::new_hold();
-        let object = self.token.id;
-        match &self.link {
+        let object = handle.token.id;
+        match &handle.link {
             Link::Remote(conn) => conn.send_oneway(Request::Hold { object, hold }),
             Link::Local(state) => {
                 let state = state
@@ -335,7 +356,7 @@ impl Serialize for ProxyHandle {
             }
         }
         ProxyWire {
-            token: (*self.token).clone(),
+            token: (*handle.token).clone(),
             hold,
         }
         .serialize(serializer)
@@ -343,10 +364,38 @@ impl Serialize for ProxyHandle {
 }
 
 impl<'de> Deserialize<'de> for ProxyHandle {
-    /// Adopts the reference the sender put in transit.
+    /// Adopts the reference the sender put in transit; from a [`crate::Value`], takes the
+    /// handle it holds.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        let wire = ProxyWire::deserialize(deserializer)?;
-        adopt(wire).map_err(serde::de::Error::custom)
+        deserializer.deserialize_newtype_struct(value::PROXY_MARKER, HandleVisitor)
+    }
+}
+
+struct HandleVisitor;
+
+impl<'de> Visitor<'de> for HandleVisitor {
+    type Value = ProxyHandle;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a proxy")
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> std::result::Result<ProxyHandle, D::Error> {
+        match value::take_delivered() {
+            // From the value deserializer: the live handle a `Value::Proxy` held.
+            Some(crate::Value::Proxy(handle)) => Ok(handle),
+            Some(other) => Err(serde::de::Error::invalid_type(
+                serde::de::Unexpected::Other(other.type_name()),
+                &self,
+            )),
+            None => {
+                let wire = ProxyWire::deserialize(deserializer)?;
+                adopt(wire).map_err(serde::de::Error::custom)
+            }
+        }
     }
 }
 

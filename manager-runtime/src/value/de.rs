@@ -57,9 +57,7 @@ impl<'de> de::Deserializer<'de> for Value {
             Value::List(items) => visit_list(items, visitor),
             Value::Map(entries) => visit_map(entries, visitor),
             // As self-describing formats write an externally tagged enum.
-            Value::Variant(name, payload) => {
-                visit_map(vec![(Value::Str(name), *payload)], visitor)
-            }
+            Value::Variant(name, payload) => visit_map(vec![(Value::Str(name), *payload)], visitor),
             Value::Proxy(_) => Err(self.invalid_type(&"a proxy type to read a proxy")),
         }
     }
@@ -167,13 +165,11 @@ impl<'de> de::Deserializer<'de> for Value {
                 payload: Value::None,
             }),
             // `{name: payload}`, as self-describing formats write enums.
-            Value::Map(mut entries) if entries.len() == 1 && entries[0].0.as_str().is_some() => {
-                let (name, payload) = entries.remove(0);
-                let Value::Str(name) = name else {
-                    unreachable!("checked above")
-                };
-                visitor.visit_enum(Enum { name, payload })
-            }
+            Value::Map(entries) => match <[_; 1]>::try_from(entries) {
+                Ok([(Value::Str(name), payload)]) => visitor.visit_enum(Enum { name, payload }),
+                Ok([entry]) => Err(Value::Map(vec![entry]).invalid_type(&"an enum variant")),
+                Err(entries) => Err(Value::Map(entries).invalid_type(&"an enum variant")),
+            },
             other => Err(other.invalid_type(&"an enum variant")),
         }
     }

@@ -72,6 +72,12 @@
 //! iteration only); proxies by their manager's address and object id. Unlike Python,
 //! `1` and `1.0` are different values. Values of different kinds order by kind: `None`,
 //! bool, integers, floats, strings, bytes, lists, maps, variants, proxies.
+//!
+//! Clippy's `mutable_key_type` lint fires on a `HashSet<Value>` or `BTreeMap<Value, _>`
+//! because a proxy handle holds its (internally mutable) connection. It is a false
+//! positive: comparing and hashing read only the handle's immutable token. Allow the lint
+//! there, or list `manager_runtime::Value` under `ignore-interior-mutability` in
+//! `clippy.toml`.
 
 mod cmp;
 mod de;
