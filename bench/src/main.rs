@@ -1,0 +1,123 @@
+//! `managers-bench`: measures every call path of `managers` against a hand-written tokio
+//! floor over the same socket, and against Python's `multiprocessing.managers`, in one run.
+//!
+//! ```text
+//! cargo run --release -p managers-bench -- --quick          # about a minute
+//! cargo run --release -p managers-bench                     # the full run, a few minutes
+//! cargo run --release -p managers-bench -- --quick --out bench.md
+//! ```
+//!
+//! Servers run in their own processes (this binary re-executed with `serve`), clients in
+//! this one. Contenders run interleaved (floor, managers, floor, managers, ...) for several
+//! rounds; each figure is the median over rounds, and each ratio the median of the
+//! per-round ratios, so that a noisy neighbour hits both sides of a ratio alike. Latency
+//! ratios are `managers / floor` (lower is better); throughput ratios `managers / floor`
+//! (higher is better).
+
+mod floor;
+mod procfs;
+mod python;
+mod store;
+mod workloads;
+
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// How much to measure.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scale {
+    pub(crate) rounds: usize,
+    pub(crate) latency_calls: usize,
+    pub(crate) payload_calls: usize,
+    pub(crate) duration: Duration,
+    pub(crate) client_counts: &'static [usize],
+    pub(crate) pipelined_calls: usize,
+    pub(crate) create_drops: usize,
+    pub(crate) memory_objects: usize,
+}
+
+const SMOKE: Scale = Scale {
+    rounds: 1,
+    latency_calls: 50,
+    payload_calls: 10,
+    duration: Duration::from_millis(50),
+    client_counts: &[1, 4],
+    pipelined_calls: 256,
+    create_drops: 50,
+    memory_objects: 1_000,
+};
+
+const QUICK: Scale = Scale {
+    rounds: 3,
+    latency_calls: 2_000,
+    payload_calls: 300,
+    duration: Duration::from_millis(300),
+    client_counts: &[1, 4, 16, 64],
+    pipelined_calls: 20_000,
+    create_drops: 2_000,
+    memory_objects: 100_000,
+};
+
+const FULL: Scale = Scale {
+    rounds: 7,
+    latency_calls: 10_000,
+    payload_calls: 1_000,
+    duration: Duration::from_secs(1),
+    client_counts: &[1, 4, 16, 64],
+    pipelined_calls: 100_000,
+    create_drops: 10_000,
+    memory_objects: 100_000,
+};
+
+#[derive(Debug, Parser)]
+#[command(about = "Benchmark managers against a tokio floor and Python's managers")]
+struct Args {
+    #[command(subcommand)]
+    role: Option<Role>,
+    /// A short run (under 2 minutes).
+    #[arg(long)]
+    quick: bool,
+    /// The smallest run: proves the benchmark builds and runs (CI).
+    #[arg(long, conflicts_with = "quick")]
+    smoke: bool,
+    /// Skip the Python contender.
+    #[arg(long)]
+    no_python: bool,
+    /// Also write the table to this file.
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Role {
+    /// Serve one contender until stdin closes (used by the benchmark itself).
+    Serve {
+        /// `floor` or `managers`.
+        kind: String,
+        /// Where to listen: `127.0.0.1:0` or a socket path.
+        address: String,
+    },
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if let Some(Role::Serve { kind, address }) = args.role {
+        return workloads::serve(&kind, &address);
+    }
+    let scale = if args.smoke {
+        SMOKE
+    } else if args.quick {
+        QUICK
+    } else {
+        FULL
+    };
+    let table = workloads::run(scale, !args.no_python && !args.smoke)?;
+    println!("{table}");
+    if let Some(path) = args.out {
+        std::fs::write(&path, &table)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}

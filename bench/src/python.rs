@@ -1,0 +1,40 @@
+//! Run the Python contender (`python/bench_manager.py`) and read its results.
+
+use anyhow::{bail, Context, Result};
+
+use crate::Scale;
+
+/// What Python's manager achieved.
+pub(crate) struct PythonResults {
+    pub(crate) latency_p50: f64,
+    pub(crate) throughput_16: f64,
+    pub(crate) create_drop: f64,
+}
+
+pub(crate) fn run(scale: Scale) -> Result<PythonResults> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/bench_manager.py");
+    let duration = scale.duration.as_secs_f64().max(0.3);
+    let output = std::process::Command::new("python3")
+        .arg(script)
+        .args(["--calls", &scale.latency_calls.min(5_000).to_string()])
+        .args(["--clients", "16"])
+        .args(["--duration", &duration.to_string()])
+        .args(["--creates", &scale.create_drops.min(2_000).to_string()])
+        .output()
+        .context("python3 is not available")?;
+    if !output.status.success() {
+        bail!("python3 failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let get = |name: &str| -> Result<f64> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("result "))
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .with_context(|| format!("python printed no {name}"))
+    };
+    Ok(PythonResults {
+        latency_p50: get("latency_p50")?,
+        throughput_16: get("throughput_16")?,
+        create_drop: get("create_drop")?,
+    })
+}

@@ -1,0 +1,506 @@
+//! The workloads, the servers they run against, and the table.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use managers::{Client, Registration, ServerBuilder};
+use serde_bytes::ByteBuf;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+
+use crate::floor::{self, FloorClient, Request};
+use crate::store::{SmallProxy, Store, StoreProxy};
+use crate::{procfs, python, Scale};
+
+const KEY: &str = "bench-key";
+
+/// A socket of either kind.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+type BoxStream = Box<dyn Stream>;
+
+// ---------------------------------------------------------------------------------------
+// Servers
+
+/// The `serve` role: serve one contender until stdin closes.
+pub(crate) fn serve(kind: &str, address: &str) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let stop = async {
+            // A blocking read on its own thread: EOF when the benchmark is done.
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+                let _ = tx.send(());
+            });
+            let _ = rx.await;
+        };
+        match kind {
+            "floor" => serve_floor(address, stop).await,
+            "managers" => {
+                let server = ServerBuilder::new()
+                    .address(address)
+                    .authkey(KEY)
+                    .register(Registration::instance("store", Store::default()))
+                    .register(Registration::constructor("small", |(n,)| crate::store::Small(n)))
+                    .bind()
+                    .await?;
+                println!("ADDRESS {}", server.address());
+                server.serve_until(stop).await?;
+                Ok(())
+            }
+            other => bail!("unknown contender {other}"),
+        }
+    })
+}
+
+async fn serve_floor(address: &str, stop: impl std::future::Future<Output = ()>) -> Result<()> {
+    let store = Arc::new(Mutex::new(HashMap::new()));
+    tokio::pin!(stop);
+    if address.contains('/') {
+        let listener = UnixListener::bind(address)?;
+        println!("ADDRESS {address}");
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                accepted = listener.accept() => {
+                    let (s, _) = accepted?;
+                    tokio::spawn(floor::serve_connection(s, store.clone()));
+                }
+            }
+        }
+        let _ = std::fs::remove_file(address);
+    } else {
+        let listener = TcpListener::bind(address).await?;
+        println!("ADDRESS {}", listener.local_addr()?);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                accepted = listener.accept() => {
+                    let (s, _) = accepted?;
+                    s.set_nodelay(true)?;
+                    tokio::spawn(floor::serve_connection(s, store.clone()));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A server process of this benchmark.
+struct ServerProcess {
+    child: Child,
+    address: String,
+}
+
+impl ServerProcess {
+    fn start(kind: &str, address: &str) -> Result<Self> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["serve", kind, address])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdout = child.stdout.take().context("server stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let address = line
+            .trim()
+            .strip_prefix("ADDRESS ")
+            .ok_or_else(|| anyhow!("server said {line:?}"))?
+            .to_owned();
+        Ok(ServerProcess { child, address })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn cpu(&self) -> f64 {
+        procfs::cpu_seconds(self.pid()).unwrap_or(0.0)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn connect_floor(address: &str) -> Result<FloorClient<BoxStream>> {
+    let stream: BoxStream = if address.contains('/') {
+        Box::new(UnixStream::connect(address.trim_start_matches("unix:")).await?)
+    } else {
+        let s = TcpStream::connect(address).await?;
+        s.set_nodelay(true)?;
+        Box::new(s)
+    };
+    Ok(FloorClient::new(stream))
+}
+
+async fn connect_managers(address: &str) -> Result<(Client, StoreProxy)> {
+    let client = Client::connect(address, KEY).await?;
+    let store: StoreProxy = client.create("store", ()).await?;
+    Ok((client, store))
+}
+
+fn key(i: usize) -> String {
+    format!("k{}", i % 100)
+}
+
+// ---------------------------------------------------------------------------------------
+// Workloads: each returns one number for one contender
+
+/// Per-call latencies of `n` sequential calls (payload: `size` bytes echoed, or an incr).
+async fn latency(contender: &str, address: &str, n: usize, size: usize) -> Result<Vec<f64>> {
+    let payload = vec![7u8; size];
+    let mut samples = Vec::with_capacity(n);
+    if contender == "floor" {
+        let mut c = connect_floor(address).await?;
+        for i in 0..n + n / 10 {
+            let request = if size > 0 { Request::Echo(payload.clone()) } else { Request::Incr(key(i)) };
+            let t = Instant::now();
+            c.call(&request).await?;
+            if i >= n / 10 {
+                samples.push(t.elapsed().as_secs_f64());
+            }
+        }
+    } else {
+        let (_client, store) = connect_managers(address).await?;
+        for i in 0..n + n / 10 {
+            let t = Instant::now();
+            if size > 0 {
+                store.echo(ByteBuf::from(payload.clone())).await?;
+            } else {
+                store.incr(key(i)).await?;
+            }
+            if i >= n / 10 {
+                samples.push(t.elapsed().as_secs_f64());
+            }
+        }
+    }
+    Ok(samples)
+}
+
+/// Calls per second with `clients` connections calling back to back for `duration`.
+async fn throughput(contender: &str, address: &str, clients: usize, duration: Duration) -> Result<(f64, u64)> {
+    let start = Arc::new(tokio::sync::Barrier::new(clients + 1));
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let start = start.clone();
+        let address = address.to_owned();
+        let contender = contender.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut calls = 0u64;
+            if contender == "floor" {
+                let mut conn = connect_floor(&address).await?;
+                start.wait().await;
+                let end = Instant::now() + duration;
+                while Instant::now() < end {
+                    conn.call(&Request::Incr(key(c))).await?;
+                    calls += 1;
+                }
+            } else {
+                let (_client, store) = connect_managers(&address).await?;
+                start.wait().await;
+                let end = Instant::now() + duration;
+                while Instant::now() < end {
+                    store.incr(key(c)).await?;
+                    calls += 1;
+                }
+            }
+            anyhow::Ok(calls)
+        }));
+    }
+    start.wait().await;
+    let t = Instant::now();
+    let mut total = 0;
+    for task in tasks {
+        total += task.await??;
+    }
+    Ok((total as f64 / t.elapsed().as_secs_f64(), total))
+}
+
+/// Calls per second with 64 calls in flight on one connection.
+async fn pipelined(contender: &str, address: &str, total: usize) -> Result<f64> {
+    const DEPTH: usize = 64;
+    let t;
+    if contender == "floor" {
+        let mut c = connect_floor(address).await?;
+        t = Instant::now();
+        let mut sent = 0;
+        while sent < DEPTH.min(total) {
+            c.send(&Request::Incr(key(sent))).await?;
+            sent += 1;
+        }
+        c.flush().await?;
+        for _ in 0..total {
+            c.recv().await?;
+            if sent < total {
+                c.send(&Request::Incr(key(sent))).await?;
+                sent += 1;
+            }
+            if !c.has_buffered_reply() {
+                c.flush().await?;
+            }
+        }
+    } else {
+        let (_client, store) = connect_managers(address).await?;
+        t = Instant::now();
+        let mut in_flight = FuturesUnordered::new();
+        let mut sent = 0;
+        while sent < DEPTH.min(total) {
+            in_flight.push(store.incr(key(sent)));
+            sent += 1;
+        }
+        while let Some(r) = in_flight.next().await {
+            r?;
+            if sent < total {
+                in_flight.push(store.incr(key(sent)));
+                sent += 1;
+            }
+        }
+    }
+    Ok(total as f64 / t.elapsed().as_secs_f64())
+}
+
+/// Proxies created, called once and dropped, per second.
+async fn create_drop(address: &str, n: usize) -> Result<f64> {
+    let client = Client::connect(address, KEY).await?;
+    let t = Instant::now();
+    for i in 0..n {
+        let small: SmallProxy = client.create("small", (i as u64,)).await?;
+        small.get().await?;
+    }
+    client.number_of_objects().await?;
+    Ok(n as f64 / t.elapsed().as_secs_f64())
+}
+
+/// Server memory per live small object, beyond the object's own size.
+async fn memory(address: &str, pid: u32, n: usize) -> Result<f64> {
+    let client = Client::connect(address, KEY).await?;
+    // Warm up the allocator and the table.
+    for i in 0..1000u64 {
+        let _: SmallProxy = client.create("small", (i,)).await?;
+    }
+    client.number_of_objects().await?;
+    let before = procfs::rss_bytes(pid).context("rss")?;
+    let mut held = Vec::with_capacity(n);
+    let mut in_flight = FuturesUnordered::new();
+    let mut sent = 0u64;
+    while (sent as usize) < n.min(64) {
+        in_flight.push(client.create::<SmallProxy, _>("small", (sent,)));
+        sent += 1;
+    }
+    while let Some(r) = in_flight.next().await {
+        held.push(r?);
+        if (sent as usize) < n {
+            in_flight.push(client.create::<SmallProxy, _>("small", (sent,)));
+            sent += 1;
+        }
+    }
+    let live = client.number_of_objects().await?;
+    let after = procfs::rss_bytes(pid).context("rss")?;
+    drop(held);
+    let own = std::mem::size_of::<crate::store::Small>() as f64;
+    Ok((after.saturating_sub(before)) as f64 / live.max(1) as f64 - own)
+}
+
+// ---------------------------------------------------------------------------------------
+// Statistics and the table
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[v.len() / 2]
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+/// One row: per-round values of both contenders.
+#[derive(Default)]
+struct Row {
+    floor: Vec<f64>,
+    managers: Vec<f64>,
+}
+
+impl Row {
+    fn push(&mut self, floor: f64, managers: f64) {
+        self.floor.push(floor);
+        self.managers.push(managers);
+    }
+
+    /// Medians and the median of per-round ratios.
+    fn summary(&self) -> (f64, f64, f64) {
+        let mut ratios: Vec<f64> = self.floor.iter().zip(&self.managers).map(|(f, m)| m / f).collect();
+        (median(&mut self.floor.clone()), median(&mut self.managers.clone()), median(&mut ratios))
+    }
+}
+
+fn us(s: f64) -> String {
+    format!("{:.1} µs", s * 1e6)
+}
+
+fn per_s(x: f64) -> String {
+    if x >= 1e6 {
+        format!("{:.2} M/s", x / 1e6)
+    } else {
+        format!("{:.0} k/s", x / 1e3)
+    }
+}
+
+pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let dir = std::env::temp_dir().join(format!("managers-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut table = String::new();
+    writeln!(table, "| workload | transport | floor | managers | managers / floor | target |")?;
+    writeln!(table, "|---|---|---|---|---|---|")?;
+    let mut extra = String::new();
+    let mut managers_16 = None;
+    let mut managers_create = None;
+    for transport in ["tcp", "unix"] {
+        let (floor_addr, managers_addr) = match transport {
+            "tcp" => ("127.0.0.1:0".to_owned(), "127.0.0.1:0".to_owned()),
+            _ => (
+                dir.join("floor.sock").display().to_string(),
+                dir.join("managers.sock").display().to_string(),
+            ),
+        };
+        let floor_server = ServerProcess::start("floor", &floor_addr)?;
+        let managers_server = ServerProcess::start("managers", &managers_addr)?;
+        let (fa, ma) = (floor_server.address.clone(), managers_server.address.clone());
+        let mut rows: Vec<(String, String, Row, bool)> = Vec::new();
+        let mut seq_mean = Row::default();
+        let mut seq_p50 = Row::default();
+        let mut seq_p99 = Row::default();
+        let mut big_p50 = Row::default();
+        let mut tput: Vec<Row> = scale.client_counts.iter().map(|_| Row::default()).collect();
+        let mut cpu = Row::default();
+        let mut pipe = Row::default();
+        for _round in 0..scale.rounds {
+            rt.block_on(async {
+                let mut f = latency("floor", &fa, scale.latency_calls, 0).await?;
+                let mut m = latency("managers", &ma, scale.latency_calls, 0).await?;
+                seq_mean.push(mean(&f), mean(&m));
+                seq_p50.push(percentile(&mut f, 0.5), percentile(&mut m, 0.5));
+                seq_p99.push(percentile(&mut f, 0.99), percentile(&mut m, 0.99));
+                let mut f = latency("floor", &fa, scale.payload_calls, 64 * 1024).await?;
+                let mut m = latency("managers", &ma, scale.payload_calls, 64 * 1024).await?;
+                big_p50.push(percentile(&mut f, 0.5), percentile(&mut m, 0.5));
+                for (i, &clients) in scale.client_counts.iter().enumerate() {
+                    let c0 = floor_server.cpu();
+                    let (f, fcalls) = throughput("floor", &fa, clients, scale.duration).await?;
+                    let c1 = floor_server.cpu();
+                    let m0 = managers_server.cpu();
+                    let (m, mcalls) = throughput("managers", &ma, clients, scale.duration).await?;
+                    let m1 = managers_server.cpu();
+                    tput[i].push(f, m);
+                    if clients == 16 || (clients == *scale.client_counts.last().unwrap_or(&1) && !scale.client_counts.contains(&16)) {
+                        cpu.push((c1 - c0) / fcalls.max(1) as f64, (m1 - m0) / mcalls.max(1) as f64);
+                    }
+                }
+                let f = pipelined("floor", &fa, scale.pipelined_calls).await?;
+                let m = pipelined("managers", &ma, scale.pipelined_calls).await?;
+                pipe.push(f, m);
+                anyhow::Ok(())
+            })?;
+        }
+        rows.push(("sequential latency, mean".into(), "".into(), seq_mean, true));
+        rows.push(("sequential latency, p50".into(), "<= 1.10x".into(), seq_p50, true));
+        rows.push(("sequential latency, p99".into(), "".into(), seq_p99, true));
+        rows.push(("64 KiB echo latency, p50".into(), "".into(), big_p50, true));
+        for (i, &clients) in scale.client_counts.iter().enumerate() {
+            let target = if clients >= 16 { ">= 0.85x" } else { "" };
+            let row = std::mem::take(&mut tput[i]);
+            if clients == 16 {
+                managers_16 = Some(row.summary().1);
+            }
+            rows.push((format!("throughput, {clients} client(s)"), target.into(), row, false));
+        }
+        rows.push(("pipelined throughput, 64 in flight".into(), ">= 0.80x".into(), pipe, false));
+        for (name, target, row, is_latency) in &rows {
+            let (f, m, ratio) = row.summary();
+            let fmt = |x: f64| if *is_latency { us(x) } else { per_s(x) };
+            writeln!(table, "| {name} | {transport} | {} | {} | {ratio:.2}x | {target} |", fmt(f), fmt(m))?;
+        }
+        let (f, m, ratio) = cpu.summary();
+        writeln!(
+            table,
+            "| server CPU per call (16 clients) | {transport} | {} | {} | {ratio:.2}x | <= 1.5x |",
+            us(f),
+            us(m)
+        )?;
+        let create = rt.block_on(create_drop(&ma, scale.create_drops))?;
+        if transport == "tcp" {
+            managers_create = Some(create);
+        }
+        writeln!(extra, "| proxy create + call + drop | {transport} | {} | |", per_s(create))?;
+        drop(managers_server);
+        drop(floor_server);
+        // Memory on a fresh server, so earlier workloads do not blur the delta.
+        let fresh = ServerProcess::start("managers", &managers_addr)?;
+        let bytes = rt.block_on(memory(&fresh.address, fresh.pid(), scale.memory_objects))?;
+        writeln!(
+            extra,
+            "| server memory per live small object ({} objects) | {transport} | {bytes:.0} bytes | <= 150 bytes |",
+            scale.memory_objects
+        )?;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    writeln!(table)?;
+    writeln!(table, "| managers only | transport | value | target |")?;
+    writeln!(table, "|---|---|---|---|")?;
+    table.push_str(&extra);
+    if with_python {
+        writeln!(table)?;
+        match python::run(scale) {
+            Ok(py) => {
+                writeln!(table, "| vs Python's manager (TCP) | python | managers | managers / python | target |")?;
+                writeln!(table, "|---|---|---|---|---|")?;
+                if let Some(m) = managers_16 {
+                    writeln!(table, "| throughput, 16 clients | {} | {} | {:.1}x | >= 3x |", per_s(py.throughput_16), per_s(m), m / py.throughput_16)?;
+                }
+                if let Some(m) = managers_create {
+                    writeln!(table, "| proxy create + call + drop | {} | {} | {:.1}x | >= 50x |", per_s(py.create_drop), per_s(m), m / py.create_drop)?;
+                }
+                writeln!(table, "| sequential latency, p50 | {} | | | |", us(py.latency_p50))?;
+            }
+            Err(e) => writeln!(table, "Python contender skipped: {e}")?,
+        }
+    }
+    Ok(table)
+}
