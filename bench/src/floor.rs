@@ -50,7 +50,10 @@ pub(crate) async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, body: &[u8]) -
 
 /// Serve one connection: requests in, replies out, in order; flush when no request is
 /// buffered (so pipelined requests share system calls, as the library's writer does).
-pub(crate) async fn serve_connection<S>(stream: S, store: std::sync::Arc<std::sync::Mutex<HashMap<String, u64>>>) -> Result<()>
+pub(crate) async fn serve_connection<S>(
+    stream: S,
+    store: std::sync::Arc<std::sync::Mutex<HashMap<String, u64>>>,
+) -> Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -94,7 +97,11 @@ pub(crate) struct FloorClient<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> FloorClient<S> {
     pub(crate) fn new(stream: S) -> Self {
         let (r, w) = tokio::io::split(stream);
-        FloorClient { r: BufReader::new(r), w: BufWriter::new(w), buf: Vec::new() }
+        FloorClient {
+            r: BufReader::new(r),
+            w: BufWriter::new(w),
+            buf: Vec::new(),
+        }
     }
 
     pub(crate) async fn send(&mut self, request: &Request) -> Result<()> {

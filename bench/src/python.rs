@@ -23,7 +23,10 @@ pub(crate) fn run(scale: Scale) -> Result<PythonResults> {
         .output()
         .context("python3 is not available")?;
     if !output.status.success() {
-        bail!("python3 failed: {}", String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "python3 failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     let text = String::from_utf8_lossy(&output.stdout);
     let get = |name: &str| -> Result<f64> {

@@ -51,7 +51,9 @@ pub(crate) fn serve(kind: &str, address: &str) -> Result<()> {
                     .address(address)
                     .authkey(KEY)
                     .register(Registration::instance("store", Store::default()))
-                    .register(Registration::constructor("small", |(n,)| crate::store::Small(n)))
+                    .register(Registration::constructor("small", |(n,)| {
+                        crate::store::Small(n)
+                    }))
                     .bind()
                     .await?;
                 println!("ADDRESS {}", server.address());
@@ -176,7 +178,11 @@ async fn latency(contender: &str, address: &str, n: usize, size: usize) -> Resul
     if contender == "floor" {
         let mut c = connect_floor(address).await?;
         for i in 0..n + n / 10 {
-            let request = if size > 0 { Request::Echo(payload.clone()) } else { Request::Incr(key(i)) };
+            let request = if size > 0 {
+                Request::Echo(payload.clone())
+            } else {
+                Request::Incr(key(i))
+            };
             let t = Instant::now();
             c.call(&request).await?;
             if i >= n / 10 {
@@ -201,7 +207,12 @@ async fn latency(contender: &str, address: &str, n: usize, size: usize) -> Resul
 }
 
 /// Calls per second with `clients` connections calling back to back for `duration`.
-async fn throughput(contender: &str, address: &str, clients: usize, duration: Duration) -> Result<(f64, u64)> {
+async fn throughput(
+    contender: &str,
+    address: &str,
+    clients: usize,
+    duration: Duration,
+) -> Result<(f64, u64)> {
     let start = Arc::new(tokio::sync::Barrier::new(clients + 1));
     let mut tasks = Vec::new();
     for c in 0..clients {
@@ -362,8 +373,17 @@ impl Row {
 
     /// Medians and the median of per-round ratios.
     fn summary(&self) -> (f64, f64, f64) {
-        let mut ratios: Vec<f64> = self.floor.iter().zip(&self.managers).map(|(f, m)| m / f).collect();
-        (median(&mut self.floor.clone()), median(&mut self.managers.clone()), median(&mut ratios))
+        let mut ratios: Vec<f64> = self
+            .floor
+            .iter()
+            .zip(&self.managers)
+            .map(|(f, m)| m / f)
+            .collect();
+        (
+            median(&mut self.floor.clone()),
+            median(&mut self.managers.clone()),
+            median(&mut ratios),
+        )
     }
 }
 
@@ -387,7 +407,10 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
     let dir = std::env::temp_dir().join(format!("managers-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let mut table = String::new();
-    writeln!(table, "| workload | transport | floor | managers | managers / floor | target |")?;
+    writeln!(
+        table,
+        "| workload | transport | floor | managers | managers / floor | target |"
+    )?;
     writeln!(table, "|---|---|---|---|---|---|")?;
     let mut extra = String::new();
     let mut managers_16 = None;
@@ -402,7 +425,10 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
         };
         let floor_server = ServerProcess::start("floor", &floor_addr)?;
         let managers_server = ServerProcess::start("managers", &managers_addr)?;
-        let (fa, ma) = (floor_server.address.clone(), managers_server.address.clone());
+        let (fa, ma) = (
+            floor_server.address.clone(),
+            managers_server.address.clone(),
+        );
         let mut rows: Vec<(String, String, Row, bool)> = Vec::new();
         let mut seq_mean = Row::default();
         let mut seq_p50 = Row::default();
@@ -429,8 +455,14 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
                     let (m, mcalls) = throughput("managers", &ma, clients, scale.duration).await?;
                     let m1 = managers_server.cpu();
                     tput[i].push(f, m);
-                    if clients == 16 || (clients == *scale.client_counts.last().unwrap_or(&1) && !scale.client_counts.contains(&16)) {
-                        cpu.push((c1 - c0) / fcalls.max(1) as f64, (m1 - m0) / mcalls.max(1) as f64);
+                    if clients == 16
+                        || (clients == *scale.client_counts.last().unwrap_or(&1)
+                            && !scale.client_counts.contains(&16))
+                    {
+                        cpu.push(
+                            (c1 - c0) / fcalls.max(1) as f64,
+                            (m1 - m0) / mcalls.max(1) as f64,
+                        );
                     }
                 }
                 let f = pipelined("floor", &fa, scale.pipelined_calls).await?;
@@ -440,7 +472,12 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
             })?;
         }
         rows.push(("sequential latency, mean".into(), "".into(), seq_mean, true));
-        rows.push(("sequential latency, p50".into(), "<= 1.10x".into(), seq_p50, true));
+        rows.push((
+            "sequential latency, p50".into(),
+            "<= 1.10x".into(),
+            seq_p50,
+            true,
+        ));
         rows.push(("sequential latency, p99".into(), "".into(), seq_p99, true));
         rows.push(("64 KiB echo latency, p50".into(), "".into(), big_p50, true));
         for (i, &clients) in scale.client_counts.iter().enumerate() {
@@ -449,13 +486,28 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
             if clients == 16 {
                 managers_16 = Some(row.summary().1);
             }
-            rows.push((format!("throughput, {clients} client(s)"), target.into(), row, false));
+            rows.push((
+                format!("throughput, {clients} client(s)"),
+                target.into(),
+                row,
+                false,
+            ));
         }
-        rows.push(("pipelined throughput, 64 in flight".into(), ">= 0.80x".into(), pipe, false));
+        rows.push((
+            "pipelined throughput, 64 in flight".into(),
+            ">= 0.80x".into(),
+            pipe,
+            false,
+        ));
         for (name, target, row, is_latency) in &rows {
             let (f, m, ratio) = row.summary();
             let fmt = |x: f64| if *is_latency { us(x) } else { per_s(x) };
-            writeln!(table, "| {name} | {transport} | {} | {} | {ratio:.2}x | {target} |", fmt(f), fmt(m))?;
+            writeln!(
+                table,
+                "| {name} | {transport} | {} | {} | {ratio:.2}x | {target} |",
+                fmt(f),
+                fmt(m)
+            )?;
         }
         let (f, m, ratio) = cpu.summary();
         writeln!(
@@ -468,7 +520,11 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
         if transport == "tcp" {
             managers_create = Some(create);
         }
-        writeln!(extra, "| proxy create + call + drop | {transport} | {} | |", per_s(create))?;
+        writeln!(
+            extra,
+            "| proxy create + call + drop | {transport} | {} | |",
+            per_s(create)
+        )?;
         drop(managers_server);
         drop(floor_server);
         // Memory on a fresh server, so earlier workloads do not blur the delta.
@@ -492,12 +548,28 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
                 writeln!(table, "| vs Python's manager (TCP) | python | managers | managers / python | target |")?;
                 writeln!(table, "|---|---|---|---|---|")?;
                 if let Some(m) = managers_16 {
-                    writeln!(table, "| throughput, 16 clients | {} | {} | {:.1}x | >= 3x |", per_s(py.throughput_16), per_s(m), m / py.throughput_16)?;
+                    writeln!(
+                        table,
+                        "| throughput, 16 clients | {} | {} | {:.1}x | >= 3x |",
+                        per_s(py.throughput_16),
+                        per_s(m),
+                        m / py.throughput_16
+                    )?;
                 }
                 if let Some(m) = managers_create {
-                    writeln!(table, "| proxy create + call + drop | {} | {} | {:.1}x | >= 50x |", per_s(py.create_drop), per_s(m), m / py.create_drop)?;
+                    writeln!(
+                        table,
+                        "| proxy create + call + drop | {} | {} | {:.1}x | >= 50x |",
+                        per_s(py.create_drop),
+                        per_s(m),
+                        m / py.create_drop
+                    )?;
                 }
-                writeln!(table, "| sequential latency, p50 | {} | | | |", us(py.latency_p50))?;
+                writeln!(
+                    table,
+                    "| sequential latency, p50 | {} | | | |",
+                    us(py.latency_p50)
+                )?;
             }
             Err(e) => writeln!(table, "Python contender skipped: {e}")?,
         }

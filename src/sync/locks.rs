@@ -561,9 +561,10 @@ impl SemInner {
                 let mut held = lock(&inner.held);
                 if let Some(pos) = held.iter().position(|e| e.0 == id) {
                     let (_, n, hook) = held.swap_remove(pos);
+                    // Under `held`, like `release`, so that the bound check stays exact.
+                    inner.permits.add_permits(n);
                     drop(held);
                     drop(hook);
-                    inner.permits.add_permits(n);
                 }
             }
         });
@@ -854,8 +855,12 @@ impl Barrier {
         }
     }
 
-    fn break_now(state: &Mutex<BarrierState>, changed: &Notify) {
+    /// Break the barrier; with `generation`, only if that generation is still waiting.
+    fn break_now(state: &Mutex<BarrierState>, changed: &Notify, generation: Option<u64>) {
         let mut s = lock(state);
+        if generation.is_some_and(|g| g != s.generation) {
+            return;
+        }
         s.broken = true;
         drop(s);
         changed.notify_waiters();
@@ -865,13 +870,20 @@ impl Barrier {
 /// Breaks the barrier if a waiter goes away (its client disconnected) before it is done.
 struct BreakOnDrop<'a> {
     barrier: &'a Barrier,
+    /// The generation the waiter waits in: once it has passed (or was reset), a late drop
+    /// must not break the next one.
+    generation: u64,
     armed: bool,
 }
 
 impl Drop for BreakOnDrop<'_> {
     fn drop(&mut self) {
         if self.armed {
-            Barrier::break_now(&self.barrier.state, &self.barrier.changed);
+            Barrier::break_now(
+                &self.barrier.state,
+                &self.barrier.changed,
+                Some(self.generation),
+            );
         }
     }
 }
@@ -899,6 +911,7 @@ impl Barrier {
         };
         let mut guard = BreakOnDrop {
             barrier: self,
+            generation,
             armed: true,
         };
         loop {
@@ -935,7 +948,7 @@ impl Barrier {
 
     /// Break the barrier: current and later waiters get [`SyncError::BrokenBarrier`].
     pub fn abort(&self) {
-        Barrier::break_now(&self.state, &self.changed);
+        Barrier::break_now(&self.state, &self.changed, None);
     }
 
     /// Return to the initial state; current waiters get [`SyncError::BrokenBarrier`].
@@ -1025,6 +1038,9 @@ impl BarrierProxy {
 struct CondWaiter {
     woken: std::sync::atomic::AtomicBool,
     wake: Notify,
+    /// Its client disconnected. Set by a disconnect hook as soon as the server notices;
+    /// the call itself is dropped only later, and a notify in between must skip it.
+    gone: std::sync::atomic::AtomicBool,
 }
 
 /// A condition variable over its own re-entrant lock (Python's `manager.Condition()`).
@@ -1095,6 +1111,15 @@ impl Condition {
         let waiter = Arc::new(CondWaiter {
             woken: std::sync::atomic::AtomicBool::new(false),
             wake: Notify::new(),
+            gone: std::sync::atomic::AtomicBool::new(false),
+        });
+        let _gone = Caller::current().map(|caller| {
+            let weak = Arc::downgrade(&waiter);
+            caller.on_disconnect(move || {
+                if let Some(waiter) = weak.upgrade() {
+                    waiter.gone.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            })
         });
         lock(&self.waiters).push_back(waiter.clone());
         let withdraw = Withdraw {
@@ -1126,10 +1151,15 @@ impl Condition {
             return Err(SyncError::NotOwner);
         }
         let mut waiters = lock(&self.waiters);
-        for _ in 0..n {
+        let mut woken = 0;
+        while woken < n {
             let Some(w) = waiters.pop_front() else { break };
+            if w.gone.load(std::sync::atomic::Ordering::SeqCst) {
+                continue; // a dead client's waiter consumes nothing
+            }
             w.woken.store(true, std::sync::atomic::Ordering::SeqCst);
             w.wake.notify_one();
+            woken += 1;
         }
         Ok(())
     }
@@ -1223,5 +1253,46 @@ impl ConditionProxy {
     /// Wake every waiter (the lock must be held).
     pub async fn notify_all(&self) -> Result<(), SyncError> {
         flatten(self.raw.notify_all(self.owner).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_party_dropped_after_its_round_passed_does_not_break_the_next() {
+        let barrier = Barrier::new(2, None);
+        let mut first = Box::pin(barrier.wait(None));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(
+            first.as_mut().poll(&mut cx).is_pending(),
+            "waits for a second party"
+        );
+        assert!(matches!(barrier.wait(None).await, Ok(1)));
+        // The first party's call goes away (its client died) before it saw the round pass.
+        drop(first);
+        assert!(!barrier.broken());
+        assert!(matches!(
+            futures_util::join!(barrier.wait(None), barrier.wait(None)),
+            (Ok(0), Ok(1))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_party_dropped_while_waiting_breaks_the_barrier() {
+        let barrier = Barrier::new(2, None);
+        let mut first = Box::pin(barrier.wait(None));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(matches!(first.as_mut().poll(&mut cx), Poll::Pending));
+        drop(first);
+        assert!(barrier.broken());
+        assert!(matches!(
+            barrier.wait(None).await,
+            Err(SyncError::BrokenBarrier)
+        ));
     }
 }

@@ -17,26 +17,32 @@
 //! A call that already completed on the server is not undone: an item a dead client
 //! received just before dying is gone with it.
 
-mod containers;
+mod cells;
+mod dict;
 mod error;
+mod list;
 mod locks;
+mod queue;
+mod values;
 
 use std::time::Duration;
 
 use serde::Serialize;
 
-pub use containers::{
-    ArrayCalls, ArrayCell, ArrayProxy, Dict, DictCalls, DictProxy, List, ListCalls, ListProxy,
-    Namespace, NamespaceCalls, NamespaceProxy, Queue, QueueCalls, QueueProxy, ValueCalls,
+pub use cells::{
+    ArrayCalls, ArrayCell, ArrayProxy, Namespace, NamespaceCalls, NamespaceProxy, ValueCalls,
     ValueCell, ValueProxy,
 };
+pub use dict::{Dict, DictCalls, DictProxy};
 pub use error::SyncError;
+pub use list::{List, ListCalls, ListProxy};
 pub use locks::{
     Barrier, BarrierCalls, BarrierProxy, BoundedSemaphore, BoundedSemaphoreCalls,
     BoundedSemaphoreProxy, Condition, ConditionCalls, ConditionProxy, Event, EventProxy, Lock,
     LockCalls, LockGuard, LockProxy, RLock, RLockCalls, RLockProxy, Semaphore, SemaphoreCalls,
     SemaphoreProxy,
 };
+pub use queue::{Queue, QueueCalls, QueueProxy};
 
 use crate::{AuthKey, Client, IntoAddress, Registration, ServerBuilder, Value};
 
@@ -207,10 +213,7 @@ impl SyncManager {
         K: Serialize + 'static,
         V: Serialize + 'static,
     {
-        let entries = entries
-            .into_iter()
-            .map(|(k, v)| Ok((containers::encode(&k)?, containers::encode(&v)?)))
-            .collect::<Result<Vec<_>, SyncError>>()?;
+        let entries = values::encode_pairs(entries)?;
         Ok(self.client.create("dict", (entries,)).await?)
     }
 
@@ -224,7 +227,7 @@ impl SyncManager {
         &self,
         items: impl IntoIterator<Item = T>,
     ) -> Result<ListProxy<T>, SyncError> {
-        let items = containers::encode_all(items)?;
+        let items = values::encode_all(items)?;
         Ok(self.client.create("list", (items,)).await?)
     }
 
@@ -238,7 +241,7 @@ impl SyncManager {
         &self,
         value: T,
     ) -> Result<ValueProxy<T>, SyncError> {
-        let value = containers::encode(&value)?;
+        let value = values::encode(&value)?;
         Ok(self.client.create("Value", (value,)).await?)
     }
 
@@ -247,7 +250,7 @@ impl SyncManager {
         &self,
         items: impl IntoIterator<Item = T>,
     ) -> Result<ArrayProxy<T>, SyncError> {
-        let items = containers::encode_all(items)?;
+        let items = values::encode_all(items)?;
         Ok(self.client.create("Array", (items,)).await?)
     }
 }

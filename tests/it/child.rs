@@ -6,6 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use managers::sync::{BarrierProxy, ConditionProxy, LockProxy, RLockProxy, SemaphoreProxy};
 use managers::{Address, Client};
 
 use crate::common::{CounterProxy, PairProxy, StoreProxy};
@@ -154,6 +155,64 @@ fn role() {
                 println!("READY");
                 std::future::pending::<()>().await;
                 let _never: CounterProxy = postcard::from_bytes(&bytes).expect("adopt");
+            }
+            // Receive a lock, acquire it, say so, and wait to be killed holding it.
+            "lock_acquire" => {
+                let lock: LockProxy = postcard::from_bytes(&bytes).expect("adopt");
+                lock.acquire().await.unwrap();
+                println!("ACQUIRED");
+                std::future::pending::<()>().await;
+            }
+            // Receive a re-entrant lock, acquire it twice, and wait to be killed.
+            "rlock_acquire" => {
+                let rlock: RLockProxy = postcard::from_bytes(&bytes).expect("adopt");
+                rlock.acquire().await.unwrap();
+                rlock.acquire().await.unwrap();
+                assert!(rlock.is_owned().await.unwrap());
+                println!("ACQUIRED 2");
+                std::future::pending::<()>().await;
+            }
+            // Receive a semaphore, take every free permit, and wait to be killed.
+            "semaphore_drain" => {
+                let semaphore: SemaphoreProxy = postcard::from_bytes(&bytes).expect("adopt");
+                let mut taken = 0;
+                while semaphore.try_acquire().await.unwrap() {
+                    taken += 1;
+                }
+                println!("ACQUIRED {taken}");
+                std::future::pending::<()>().await;
+            }
+            // Receive a barrier and wait at it (the parent kills us there).
+            "barrier_wait" => {
+                let barrier: BarrierProxy = postcard::from_bytes(&bytes).expect("adopt");
+                println!("WAITING");
+                let result = barrier.wait().await;
+                println!("WAITED {result:?}");
+                std::future::pending::<()>().await;
+            }
+            // Receive a condition and a lock; hold the lock (a disconnect marker for the
+            // parent), then wait on the condition (the parent kills us there).
+            "condition_wait" => {
+                let (condition, marker): (ConditionProxy, LockProxy) =
+                    postcard::from_bytes(&bytes).expect("adopt");
+                marker.acquire().await.unwrap();
+                condition.acquire().await.unwrap();
+                println!("ACQUIRED");
+                let woken = condition.wait(None).await;
+                println!("WOKEN {woken:?}");
+                std::future::pending::<()>().await;
+            }
+            // Receive a queue and block in `get` on it (the parent kills us there).
+            "queue_get" => {
+                let queue: managers::sync::QueueProxy<i64> =
+                    postcard::from_bytes(&bytes).expect("adopt");
+                let (got, ()) = tokio::join!(queue.get(), async {
+                    // Sent after the get on this connection: the get is on the server.
+                    queue.qsize().await.unwrap();
+                    println!("GETTING");
+                });
+                println!("GOT {got:?}");
+                std::future::pending::<()>().await;
             }
             other => panic!("unknown role {other}"),
         }

@@ -40,15 +40,41 @@ impl From<Manager> for Running {
 
 /// A builder bound to a fresh address of `transport`, with every test type registered.
 pub fn builder(transport: Transport) -> (ServerBuilder, Option<tempfile::TempDir>) {
-    let (builder, dir) = match transport {
+    let (builder, dir) = fresh_address(transport);
+    (register_all(builder), dir)
+}
+
+/// A bare builder bound to a fresh address of `transport`.
+fn fresh_address(transport: Transport) -> (ServerBuilder, Option<tempfile::TempDir>) {
+    match transport {
         Transport::Tcp => (ServerBuilder::new().address("127.0.0.1:0"), None),
         Transport::Unix => {
             let dir = tempfile::tempdir().expect("temp dir");
             let path = dir.path().join("manager.sock");
             (ServerBuilder::new().address(path), Some(dir))
         }
-    };
-    (register_all(builder), dir)
+    }
+}
+
+/// Start a background server on `transport` with only the SyncManager types
+/// (`managers::sync::register`), as `managerd` serves them.
+pub async fn start_sync(transport: Transport) -> Running {
+    let (builder, dir) = fresh_address(transport);
+    let builder = builder
+        .authkey("test-key")
+        .shutdown_timeout(Duration::from_secs(2));
+    Running {
+        manager: managers::sync::register(builder)
+            .start()
+            .await
+            .expect("sync server starts"),
+        _dir: dir,
+    }
+}
+
+/// A SyncManager client on a new connection to `running`.
+pub async fn sync_client(running: &Running) -> managers::sync::SyncManager {
+    managers::sync::SyncManager::from_client(connect(running).await)
 }
 
 pub fn register_all(builder: ServerBuilder) -> ServerBuilder {

@@ -186,3 +186,19 @@ fn proxy_handoff() {
         ],
     );
 }
+
+#[test]
+fn lock_release_on_crash() {
+    let out = run("lock_release_on_crash");
+    assert_contains(
+        &out,
+        &[
+            "[A] ACQUIRED the shared lock",
+            "[B] WAITING: the lock is held",
+            "[parent] killing A with SIGKILL while it holds the lock",
+            "[B] acquired the lock after waiting ",
+            "[B] released it",
+            "[parent] all processes exited; B got the lock A died holding",
+        ],
+    );
+}

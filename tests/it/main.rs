@@ -16,4 +16,6 @@ mod lifecycle;
 mod pipeline;
 mod raw;
 mod refcount;
+mod sync_containers;
+mod sync_locks;
 mod values;

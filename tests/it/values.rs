@@ -41,6 +41,21 @@ async fn proxies_in_values_stay_live_and_do_not_leak() {
     assert_eq!(back.incr().await.unwrap(), 1);
     assert_eq!(counter.get().await.unwrap(), 1);
     assert_eq!(holders(&server, id).await, vec![(Holder::Connection(1), 2)]);
+    let maybe: Option<CounterProxy> = from_value(to_value(&Some(&back)).unwrap()).unwrap();
+    assert_eq!(maybe.expect("some").get().await.unwrap(), 1);
+    assert!(from_value::<Option<CounterProxy>>(Value::None)
+        .unwrap()
+        .is_none());
+    let err = from_value::<CounterProxy>(Value::Int(3)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid type: integer `3`, expected a proxy"
+    );
+    let err = from_value::<String>(to_value(&back).unwrap()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid type: proxy, expected a string: a proxy is read only by a proxy type"
+    );
 
     // A dict of lists of proxies, through postcard on the same client.
     let dict: BTreeMap<String, Vec<CounterProxy>> =

@@ -1,7 +1,7 @@
 //! Who is calling: lets a shared object tie state to the client connection that made a call
 //! and undo it when that client goes away (a lock it held, a permit it took).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,7 +28,8 @@ pub(crate) struct Hooks {
 #[derive(Default)]
 struct HookState {
     open: HashSet<ConnId>,
-    callbacks: HashMap<ConnId, HashMap<u64, Callback>>,
+    /// By connection, then by registration number: ordered, so that they run newest first.
+    callbacks: HashMap<ConnId, BTreeMap<u64, Callback>>,
 }
 
 impl Hooks {
@@ -40,14 +41,15 @@ impl Hooks {
         self.lock().open.insert(conn);
     }
 
-    /// Run every callback registered for `conn` (it closed).
+    /// Run every callback registered for `conn` (it closed), newest first: undo in the
+    /// reverse order of doing, like unwinding, and the same order every time.
     pub(crate) fn closed(&self, conn: ConnId) {
         let callbacks = {
             let mut state = self.lock();
             state.open.remove(&conn);
             state.callbacks.remove(&conn).unwrap_or_default()
         };
-        for (_, callback) in callbacks {
+        for (_, callback) in callbacks.into_iter().rev() {
             run(callback);
         }
     }
@@ -127,7 +129,8 @@ impl Caller {
 
     /// Run `callback` when this caller's connection closes (or the client process dies).
     /// If it has closed already, `callback` runs now. Calls from inside the server never
-    /// disconnect. Dropping the returned hook cancels the callback.
+    /// disconnect. Dropping the returned hook cancels the callback. The callbacks of one
+    /// connection run one after another, the most recently registered first.
     pub fn on_disconnect(&self, callback: impl FnOnce() + Send + 'static) -> DisconnectHook {
         let registered = match (self.connection, self.server.upgrade()) {
             (Some(conn), Some(server)) => server

@@ -58,7 +58,10 @@ impl<'de> de::Deserializer<'de> for Value {
             Value::Map(entries) => visit_map(entries, visitor),
             // As self-describing formats write an externally tagged enum.
             Value::Variant(name, payload) => visit_map(vec![(Value::Str(name), *payload)], visitor),
-            Value::Proxy(_) => Err(self.invalid_type(&"a proxy type to read a proxy")),
+            Value::Proxy(_) => Err(ValueError::custom(format_args!(
+                "invalid type: proxy, expected {}: a proxy is read only by a proxy type",
+                &visitor as &dyn Expected
+            ))),
         }
     }
 

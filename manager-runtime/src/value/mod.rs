@@ -60,9 +60,10 @@
 //! in the current context: a value travelling client, server, client keeps its proxies
 //! live.
 //!
-//! A proxy can only be read back as a proxy type: not through a buffering
-//! `#[serde(untagged)]`/`#[serde(flatten)]` container, which sees values without their
-//! handles.
+//! A proxy can only be read back as a proxy type, and a `Value` nested in a type read
+//! with [`from_value`] is handed over as it is: neither works through a buffering
+//! `#[serde(untagged)]`/`#[serde(flatten)]` container, which sees plain content
+//! without handles (the wire format avoids those attributes anyway).
 //!
 //! # Comparing, ordering, hashing
 //! [`Value`] is `Eq + Ord + Hash` by value, so it can be a key: integers compare as
@@ -97,6 +98,11 @@ pub(crate) use wire::{offer, take_delivered, PROXY_MARKER};
 /// the content), so it travels over formats that are not self-describing such as postcard.
 /// [`to_value`] of a `Value` is a clone of it, and [`from_value`] into `Value` returns it
 /// unchanged.
+///
+/// A `Value` is also a serde `Deserializer` (consumed by reading): [`from_value`] is
+/// `T::deserialize(value)`. Both directions report `is_human_readable() == true`, so types
+/// with a textual form (IP addresses, for one) are stored as their strings, as Python
+/// would hold them.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Value {

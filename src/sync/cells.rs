@@ -1,0 +1,261 @@
+//! `Namespace`, `Value` and `Array`: named attributes, a single value and a fixed-length
+//! array, each stored as format-neutral [`Value`]s.
+
+use std::marker::PhantomData;
+
+use indexmap::IndexMap;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::error::{flatten, Outcome, SyncError};
+use super::values::{decode, decode_all, encode, position, repr, typed_proxy};
+use crate::{shared, Value};
+
+/// Named attributes (Python's `manager.Namespace()`); `Display` shows them all.
+///
+/// Attributes are stored as copies, as in Python (`ns.x.append(1)` changes a temporary
+/// copy); a proxy stored as an attribute stays a live reference.
+pub struct Namespace {
+    attrs: IndexMap<String, Value>,
+}
+
+impl Default for Namespace {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Namespace {
+    /// An empty namespace.
+    pub fn new() -> Self {
+        Namespace {
+            attrs: IndexMap::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_string())
+    }
+}
+
+impl std::fmt::Display for Namespace {
+    /// `Namespace(a=1, b="x")`, like Python's repr.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = String::from("Namespace(");
+        for (i, (name, value)) in self.attrs.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(name);
+            out.push('=');
+            repr(value, &mut out);
+        }
+        out.push(')');
+        f.write_str(&out)
+    }
+}
+
+#[shared(proxy = NamespaceCalls, typeid = "Namespace")]
+impl Namespace {
+    /// The attribute `name`.
+    pub fn get(&self, name: String) -> Outcome<Value> {
+        self.attrs
+            .get(&name)
+            .cloned()
+            .ok_or(SyncError::NotFound(name))
+    }
+
+    /// Set the attribute `name`.
+    pub fn set(&mut self, name: String, value: Value) {
+        self.attrs.insert(name, value);
+    }
+
+    /// Delete the attribute `name`.
+    pub fn delete(&mut self, name: String) -> Outcome<()> {
+        self.attrs
+            .shift_remove(&name)
+            .map(|_| ())
+            .ok_or(SyncError::NotFound(name))
+    }
+
+    /// Every attribute name.
+    pub fn names(&self) -> Vec<String> {
+        self.attrs.keys().cloned().collect()
+    }
+}
+
+/// A proxy for a shared [`Namespace`]; each attribute has its own type.
+#[derive(Clone, Debug)]
+pub struct NamespaceProxy {
+    raw: NamespaceCalls,
+}
+super::locks::wrap_proxy!(NamespaceProxy, NamespaceCalls, Namespace);
+
+impl NamespaceProxy {
+    fn wrap(raw: NamespaceCalls) -> Self {
+        NamespaceProxy { raw }
+    }
+
+    /// The attribute `name` ([`SyncError::NotFound`] if unset).
+    pub async fn get<T: DeserializeOwned>(&self, name: &str) -> Result<T, SyncError> {
+        decode(flatten(self.raw.get(name.to_owned()).await)?)
+    }
+
+    /// Set the attribute `name`.
+    pub async fn set<T: Serialize + ?Sized>(&self, name: &str, value: &T) -> Result<(), SyncError> {
+        Ok(self.raw.set(name.to_owned(), encode(value)?).await?)
+    }
+
+    /// Delete the attribute `name`.
+    pub async fn delete(&self, name: &str) -> Result<(), SyncError> {
+        flatten(self.raw.delete(name.to_owned()).await)
+    }
+
+    /// Every attribute name.
+    pub async fn names(&self) -> Result<Vec<String>, SyncError> {
+        Ok(self.raw.names().await?)
+    }
+
+    /// `Namespace(a=1, b="x")`, fetched from the server.
+    pub async fn repr(&self) -> Result<String, SyncError> {
+        Ok(self.raw.referent_to_string().await?)
+    }
+}
+
+/// A single shared value (Python's `manager.Value(typecode, value)`; the type is the
+/// proxy's `T`, so there is no typecode).
+pub struct ValueCell {
+    value: Value,
+}
+
+impl std::fmt::Debug for ValueCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ValueCell").field(&self.value).finish()
+    }
+}
+
+impl ValueCell {
+    /// A cell holding `value`.
+    pub fn new(value: Value) -> Self {
+        ValueCell { value }
+    }
+}
+
+#[shared(proxy = ValueCalls, typeid = "Value")]
+impl ValueCell {
+    /// The value.
+    pub fn get(&self) -> Value {
+        self.value.clone()
+    }
+
+    /// Replace the value.
+    pub fn set(&mut self, value: Value) {
+        self.value = value;
+    }
+}
+
+/// A typed proxy for a shared [`ValueCell`] holding a `T`.
+pub struct ValueProxy<T> {
+    raw: ValueCalls,
+    _types: PhantomData<fn() -> T>,
+}
+typed_proxy!(ValueProxy<T>, ValueCalls, ValueCell);
+
+impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
+    /// The value (`v.value`).
+    pub async fn get(&self) -> Result<T, SyncError> {
+        decode(self.raw.get().await?)
+    }
+
+    /// Replace the value (`v.value = x`).
+    pub async fn set(&self, value: &T) -> Result<(), SyncError> {
+        Ok(self.raw.set(encode(value)?).await?)
+    }
+}
+
+/// A fixed-length shared array (Python's `manager.Array(typecode, sequence)`; the type is
+/// the proxy's `T`, so there is no typecode).
+pub struct ArrayCell {
+    items: Vec<Value>,
+}
+
+impl std::fmt::Debug for ArrayCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ArrayCell").field(&self.items.len()).finish()
+    }
+}
+
+impl ArrayCell {
+    /// An array of `items`.
+    pub fn new(items: Vec<Value>) -> Self {
+        ArrayCell { items }
+    }
+}
+
+#[shared(proxy = ArrayCalls, typeid = "Array")]
+impl ArrayCell {
+    /// The item at `index` (negative counts from the end).
+    pub fn get(&self, index: i64) -> Outcome<Value> {
+        Ok(self.items[position(index, self.items.len())?].clone())
+    }
+
+    /// Replace the item at `index`.
+    pub fn set(&mut self, index: i64, value: Value) -> Outcome<()> {
+        let at = position(index, self.items.len())?;
+        self.items[at] = value;
+        Ok(())
+    }
+
+    /// The length.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Every item, in one call.
+    pub fn to_vec(&self) -> Vec<Value> {
+        self.items.clone()
+    }
+}
+
+/// A typed proxy for a shared [`ArrayCell`] of `T`.
+pub struct ArrayProxy<T> {
+    raw: ArrayCalls,
+    _types: PhantomData<fn() -> T>,
+}
+typed_proxy!(ArrayProxy<T>, ArrayCalls, ArrayCell);
+
+impl<T: Serialize + DeserializeOwned> ArrayProxy<T> {
+    /// The item at `index` (`a[i]`; negative counts from the end;
+    /// [`SyncError::OutOfRange`] outside the array).
+    pub async fn get(&self, index: i64) -> Result<T, SyncError> {
+        decode(flatten(self.raw.get(index).await)?)
+    }
+
+    /// Replace the item at `index` (`a[i] = x`; [`SyncError::OutOfRange`] outside the
+    /// array).
+    pub async fn set(&self, index: i64, value: &T) -> Result<(), SyncError> {
+        flatten(self.raw.set(index, encode(value)?).await)
+    }
+
+    /// The length.
+    pub async fn len(&self) -> Result<usize, SyncError> {
+        Ok(self.raw.len().await?)
+    }
+
+    /// Whether it is empty.
+    pub async fn is_empty(&self) -> Result<bool, SyncError> {
+        Ok(self.raw.is_empty().await?)
+    }
+
+    /// Every item, in one call.
+    pub async fn to_vec(&self) -> Result<Vec<T>, SyncError> {
+        decode_all(self.raw.to_vec().await?)
+    }
+}

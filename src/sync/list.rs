@@ -1,0 +1,257 @@
+//! `list`: a sequence of stored [`Value`]s with Python's indexes and slices.
+
+use std::marker::PhantomData;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::error::{flatten, Outcome, SyncError};
+use super::values::typed_proxy;
+use super::values::{decode, decode_all, encode, encode_all, not_found, position, repr_list};
+use crate::{shared, Value};
+
+/// A list (Python's `manager.list()`). Indexes may be negative, counting from the end.
+///
+/// Items are stored as copies, as in Python: changing an item you read back does not
+/// change the stored one; [`set`](ListProxy::set) it again instead. A *proxy* stored as an
+/// item stays a live reference: a list of `QueueProxy` keeps those queues alive and
+/// shared, and reading the item back gives a working proxy of the same queue.
+pub struct List {
+    items: Vec<Value>,
+}
+
+impl std::fmt::Debug for List {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_string())
+    }
+}
+
+impl std::fmt::Display for List {
+    /// `[1, "a", None]`, like Python's repr.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = String::new();
+        repr_list(&self.items, &mut out);
+        f.write_str(&out)
+    }
+}
+
+impl List {
+    /// A list of `items`.
+    pub fn new(items: Vec<Value>) -> Self {
+        List { items }
+    }
+
+    /// `start..stop` of a slice, clamped to the list as Python does.
+    fn bounds(&self, start: Option<i64>, stop: Option<i64>) -> (usize, usize) {
+        let len = self.items.len() as i64;
+        let clamp = |i: i64| (if i < 0 { i + len } else { i }).clamp(0, len) as usize;
+        let start = start.map_or(0, clamp);
+        let stop = stop.map_or(len as usize, clamp);
+        (start, stop.max(start))
+    }
+}
+
+#[shared(proxy = ListCalls, typeid = "list")]
+impl List {
+    /// Add `item` at the end.
+    pub fn append(&mut self, item: Value) {
+        self.items.push(item);
+    }
+
+    /// Add every item of `items` at the end.
+    pub fn extend(&mut self, items: Vec<Value>) {
+        self.items.extend(items);
+    }
+
+    /// Insert `item` before `index` (clamped, as in Python).
+    pub fn insert(&mut self, index: i64, item: Value) {
+        let (at, _) = self.bounds(Some(index), None);
+        self.items.insert(at, item);
+    }
+
+    /// Remove and return the item at `index` (default: the last).
+    pub fn pop(&mut self, index: Option<i64>) -> Outcome<Value> {
+        if self.items.is_empty() {
+            return Err(SyncError::OutOfRange("pop from empty list".into()));
+        }
+        let at = position(index.unwrap_or(-1), self.items.len())?;
+        Ok(self.items.remove(at))
+    }
+
+    /// The position of the first item equal to `item`.
+    pub fn index(&self, item: Value) -> Outcome<usize> {
+        self.items
+            .iter()
+            .position(|v| *v == item)
+            .ok_or_else(|| not_found(&item))
+    }
+
+    /// How many items equal `item`.
+    pub fn count(&self, item: Value) -> usize {
+        self.items.iter().filter(|v| **v == item).count()
+    }
+
+    /// Remove the first item equal to `item`.
+    pub fn remove(&mut self, item: Value) -> Outcome<()> {
+        let at = self.index(item)?;
+        self.items.remove(at);
+        Ok(())
+    }
+
+    /// Reverse in place.
+    pub fn reverse(&mut self) {
+        self.items.reverse();
+    }
+
+    /// Sort in place (by value), optionally descending. Stable, as Python's: equal items
+    /// keep their order either way.
+    pub fn sort(&mut self, reverse: bool) {
+        if reverse {
+            self.items.sort_by(|a, b| b.cmp(a));
+        } else {
+            self.items.sort();
+        }
+    }
+
+    /// The number of items.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The item at `index` (`l[index]`).
+    pub fn get(&self, index: i64) -> Outcome<Value> {
+        Ok(self.items[position(index, self.items.len())?].clone())
+    }
+
+    /// Replace the item at `index` (`l[index] = item`).
+    pub fn set(&mut self, index: i64, item: Value) -> Outcome<()> {
+        let at = position(index, self.items.len())?;
+        self.items[at] = item;
+        Ok(())
+    }
+
+    /// The items from `start` to `stop` (`l[start:stop]`).
+    pub fn slice(&self, start: Option<i64>, stop: Option<i64>) -> Vec<Value> {
+        let (start, stop) = self.bounds(start, stop);
+        self.items[start..stop].to_vec()
+    }
+
+    /// Every item: one call for the whole list.
+    pub fn to_vec(&self) -> Vec<Value> {
+        self.items.clone()
+    }
+
+    /// Remove every item.
+    pub fn clear(&mut self) {
+        self.items.clear();
+    }
+}
+
+/// A typed proxy for a shared [`List`] of `T` (from [`SyncManager::list`] or
+/// [`SyncManager::list_from`]).
+///
+/// Items read back are copies, except proxies, which stay live (see [`List`]). Iterate
+/// over [`to_vec`](Self::to_vec) or a [`slice`](Self::slice): one round trip for all of
+/// them.
+///
+/// [`SyncManager::list`]: super::SyncManager::list
+/// [`SyncManager::list_from`]: super::SyncManager::list_from
+pub struct ListProxy<T> {
+    raw: ListCalls,
+    _types: PhantomData<fn() -> T>,
+}
+typed_proxy!(ListProxy<T>, ListCalls, List);
+
+impl<T: Serialize + DeserializeOwned> ListProxy<T> {
+    /// Add `item` at the end.
+    pub async fn append(&self, item: &T) -> Result<(), SyncError> {
+        Ok(self.raw.append(encode(item)?).await?)
+    }
+
+    /// Add every item at the end.
+    pub async fn extend(&self, items: impl IntoIterator<Item = T>) -> Result<(), SyncError> {
+        Ok(self.raw.extend(encode_all(items)?).await?)
+    }
+
+    /// Insert `item` before `index`.
+    pub async fn insert(&self, index: i64, item: &T) -> Result<(), SyncError> {
+        Ok(self.raw.insert(index, encode(item)?).await?)
+    }
+
+    /// Remove and return the last item ([`SyncError::OutOfRange`] if empty).
+    pub async fn pop(&self) -> Result<T, SyncError> {
+        decode(flatten(self.raw.pop(None).await)?)
+    }
+
+    /// Remove and return the item at `index` ([`SyncError::OutOfRange`] if none).
+    pub async fn pop_at(&self, index: i64) -> Result<T, SyncError> {
+        decode(flatten(self.raw.pop(Some(index)).await)?)
+    }
+
+    /// The position of the first item equal to `item` ([`SyncError::NotFound`] if none).
+    pub async fn index(&self, item: &T) -> Result<usize, SyncError> {
+        flatten(self.raw.index(encode(item)?).await)
+    }
+
+    /// How many items equal `item`.
+    pub async fn count(&self, item: &T) -> Result<usize, SyncError> {
+        Ok(self.raw.count(encode(item)?).await?)
+    }
+
+    /// Remove the first item equal to `item` ([`SyncError::NotFound`] if none).
+    pub async fn remove(&self, item: &T) -> Result<(), SyncError> {
+        flatten(self.raw.remove(encode(item)?).await)
+    }
+
+    /// Reverse in place.
+    pub async fn reverse(&self) -> Result<(), SyncError> {
+        Ok(self.raw.reverse().await?)
+    }
+
+    /// Sort in place by value (for numbers and strings, their natural order).
+    pub async fn sort(&self, reverse: bool) -> Result<(), SyncError> {
+        Ok(self.raw.sort(reverse).await?)
+    }
+
+    /// The number of items.
+    pub async fn len(&self) -> Result<usize, SyncError> {
+        Ok(self.raw.len().await?)
+    }
+
+    /// Whether it is empty.
+    pub async fn is_empty(&self) -> Result<bool, SyncError> {
+        Ok(self.raw.is_empty().await?)
+    }
+
+    /// The item at `index` (negative counts from the end; [`SyncError::OutOfRange`]
+    /// outside the list).
+    pub async fn get(&self, index: i64) -> Result<T, SyncError> {
+        decode(flatten(self.raw.get(index).await)?)
+    }
+
+    /// Replace the item at `index` ([`SyncError::OutOfRange`] outside the list).
+    pub async fn set(&self, index: i64, item: &T) -> Result<(), SyncError> {
+        flatten(self.raw.set(index, encode(item)?).await)
+    }
+
+    /// The items from `start` to `stop` (`l[start:stop]`; `None` for an open end,
+    /// negative counts from the end), in one call.
+    pub async fn slice(&self, start: Option<i64>, stop: Option<i64>) -> Result<Vec<T>, SyncError> {
+        decode_all(self.raw.slice(start, stop).await?)
+    }
+
+    /// Every item, in one call (iterate over this rather than calling per index).
+    pub async fn to_vec(&self) -> Result<Vec<T>, SyncError> {
+        decode_all(self.raw.to_vec().await?)
+    }
+
+    /// Remove every item.
+    pub async fn clear(&self) -> Result<(), SyncError> {
+        Ok(self.raw.clear().await?)
+    }
+}

@@ -1,0 +1,270 @@
+//! `Queue` and `JoinableQueue`: a FIFO of stored [`Value`]s whose blocking `put`/`get` wait
+//! on the server, with server-side timeouts.
+
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::error::{flatten, Outcome, SyncError};
+use super::values::{decode, encode, typed_proxy};
+use crate::{shared, Value};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct QueueState {
+    items: VecDeque<Value>,
+    /// Items put and not yet marked done (for `join`).
+    unfinished: usize,
+}
+
+/// A FIFO queue (Python's `manager.Queue(maxsize)` and `manager.JoinableQueue(maxsize)`:
+/// both have `task_done` and `join`). `maxsize` 0 means unbounded.
+///
+/// An item is stored as a copy, as in Python; a proxy put in the queue stays a live
+/// reference to its object until it is taken out (or the queue is freed).
+///
+/// A `get` whose client disconnects while it waits takes nothing: the next item goes to
+/// the next getter (Python loses it).
+pub struct Queue {
+    state: Mutex<QueueState>,
+    maxsize: usize,
+    /// Woken (one at a time) when an item arrives.
+    not_empty: Notify,
+    /// Woken (one at a time) when an item leaves a bounded queue.
+    not_full: Notify,
+    /// Woken (all) when the last unfinished item is marked done.
+    all_done: Notify,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("len", &lock(&self.state).items.len())
+            .field("maxsize", &self.maxsize)
+            .finish()
+    }
+}
+
+impl Queue {
+    /// A queue holding at most `maxsize` items (0: unbounded).
+    pub fn new(maxsize: usize) -> Self {
+        Queue {
+            state: Mutex::new(QueueState {
+                items: VecDeque::new(),
+                unfinished: 0,
+            }),
+            maxsize,
+            not_empty: Notify::new(),
+            not_full: Notify::new(),
+            all_done: Notify::new(),
+        }
+    }
+
+    fn is_full(&self, state: &QueueState) -> bool {
+        self.maxsize > 0 && state.items.len() >= self.maxsize
+    }
+}
+
+/// Wait for `notified` until `deadline` (forever if `None`); false on timeout. Dropping a
+/// `notify_one` wake-up that was not consumed passes it on to the next waiter, so a
+/// timed-out or cancelled waiter never swallows one.
+async fn wait_for(
+    notified: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
+    deadline: Option<Instant>,
+) -> bool {
+    match deadline {
+        Some(d) => tokio::time::timeout_at(d, notified).await.is_ok(),
+        None => {
+            notified.await;
+            true
+        }
+    }
+}
+
+#[shared(proxy = QueueCalls, typeid = "Queue")]
+impl Queue {
+    /// Add `item`; when full, wait (at most `timeout`) if `block`, else fail with `Full`.
+    pub async fn put(&self, item: Value, block: bool, timeout: Option<Duration>) -> Outcome<()> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let notified = self.not_full.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut state = lock(&self.state);
+                if !self.is_full(&state) {
+                    state.items.push_back(item);
+                    state.unfinished += 1;
+                    drop(state);
+                    self.not_empty.notify_one();
+                    return Ok(());
+                }
+            }
+            if !block || !wait_for(notified, deadline).await {
+                return Err(SyncError::Full);
+            }
+        }
+    }
+
+    /// Take the oldest item; when empty, wait (at most `timeout`) if `block`, else fail
+    /// with `Empty`.
+    pub async fn get(&self, block: bool, timeout: Option<Duration>) -> Outcome<Value> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let notified = self.not_empty.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut state = lock(&self.state);
+                if let Some(item) = state.items.pop_front() {
+                    let more = !state.items.is_empty();
+                    drop(state);
+                    self.not_full.notify_one();
+                    if more {
+                        // Pass the wake-up on if another getter may be waiting.
+                        self.not_empty.notify_one();
+                    }
+                    return Ok(item);
+                }
+            }
+            if !block || !wait_for(notified, deadline).await {
+                return Err(SyncError::Empty);
+            }
+        }
+    }
+
+    /// How many items are queued.
+    pub fn qsize(&self) -> usize {
+        lock(&self.state).items.len()
+    }
+
+    /// Whether it is empty.
+    pub fn empty(&self) -> bool {
+        lock(&self.state).items.is_empty()
+    }
+
+    /// Whether it is full.
+    pub fn full(&self) -> bool {
+        self.is_full(&lock(&self.state))
+    }
+
+    /// Mark one item as processed.
+    pub fn task_done(&self) -> Outcome<()> {
+        let mut state = lock(&self.state);
+        if state.unfinished == 0 {
+            return Err(SyncError::TooManyTaskDone);
+        }
+        state.unfinished -= 1;
+        if state.unfinished == 0 {
+            drop(state);
+            self.all_done.notify_waiters();
+        }
+        Ok(())
+    }
+
+    /// Wait until every item put has been marked done.
+    pub async fn join(&self) {
+        loop {
+            let notified = self.all_done.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if lock(&self.state).unfinished == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// A typed proxy for a shared [`Queue`] of `T` (from [`SyncManager::queue`] or
+/// [`SyncManager::joinable_queue`]).
+///
+/// `T` can hold proxies: a queue of `ListProxy<i64>` passes live lists around.
+///
+/// # Cancel safety
+/// Dropping the future of a call does not withdraw the request from the server (the
+/// connection has no cancel message): a dropped `get` still takes the next item, which is
+/// then lost, and a dropped `put` still adds its item. To give up waiting, pass a
+/// `timeout` to [`get_with`](Self::get_with) or [`put_with`](Self::put_with), which the
+/// server enforces. Only a closed connection (a client that exits or dies) withdraws its
+/// pending calls.
+///
+/// [`SyncManager::queue`]: super::SyncManager::queue
+/// [`SyncManager::joinable_queue`]: super::SyncManager::joinable_queue
+pub struct QueueProxy<T> {
+    raw: QueueCalls,
+    _types: PhantomData<fn() -> T>,
+}
+typed_proxy!(QueueProxy<T>, QueueCalls, Queue);
+
+impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
+    /// Add an item, waiting while the queue is full.
+    pub async fn put(&self, item: T) -> Result<(), SyncError> {
+        flatten(self.raw.put(encode(&item)?, true, None).await)
+    }
+
+    /// Add an item, waiting at most `timeout` (if `block`) while the queue is full;
+    /// [`SyncError::Full`] otherwise.
+    pub async fn put_with(
+        &self,
+        item: T,
+        block: bool,
+        timeout: Option<Duration>,
+    ) -> Result<(), SyncError> {
+        flatten(self.raw.put(encode(&item)?, block, timeout).await)
+    }
+
+    /// Add an item only if there is room now.
+    pub async fn put_nowait(&self, item: T) -> Result<(), SyncError> {
+        self.put_with(item, false, None).await
+    }
+
+    /// Take the oldest item, waiting while the queue is empty.
+    pub async fn get(&self) -> Result<T, SyncError> {
+        decode(flatten(self.raw.get(true, None).await)?)
+    }
+
+    /// Take the oldest item, waiting at most `timeout` (if `block`); [`SyncError::Empty`]
+    /// otherwise.
+    pub async fn get_with(&self, block: bool, timeout: Option<Duration>) -> Result<T, SyncError> {
+        decode(flatten(self.raw.get(block, timeout).await)?)
+    }
+
+    /// Take an item only if one is there now.
+    pub async fn get_nowait(&self) -> Result<T, SyncError> {
+        self.get_with(false, None).await
+    }
+
+    /// How many items are queued.
+    pub async fn qsize(&self) -> Result<usize, SyncError> {
+        Ok(self.raw.qsize().await?)
+    }
+
+    /// Whether it is empty.
+    pub async fn empty(&self) -> Result<bool, SyncError> {
+        Ok(self.raw.empty().await?)
+    }
+
+    /// Whether it is full.
+    pub async fn full(&self) -> Result<bool, SyncError> {
+        Ok(self.raw.full().await?)
+    }
+
+    /// Mark one item as processed ([`SyncError::TooManyTaskDone`] if none is pending).
+    pub async fn task_done(&self) -> Result<(), SyncError> {
+        flatten(self.raw.task_done().await)
+    }
+
+    /// Wait until every item put has been marked done.
+    pub async fn join(&self) -> Result<(), SyncError> {
+        Ok(self.raw.join().await?)
+    }
+}

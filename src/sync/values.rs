@@ -1,0 +1,225 @@
+//! What every container shares: elements are stored on the server as format-neutral
+//! [`Value`]s and converted by the typed proxies on the client; a Python-like `repr` for
+//! `Display`; Python-style indexes; and the `typed_proxy!` glue.
+
+use std::fmt::Write as _;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::error::{Outcome, SyncError};
+use crate::{from_value, to_value, Value};
+
+/// Convert a typed value into its stored form.
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Value, SyncError> {
+    to_value(value).map_err(|e| SyncError::Invalid(e.to_string()))
+}
+
+/// Convert typed items into their stored form (for constructors and `extend`).
+pub(crate) fn encode_all<T: Serialize>(
+    items: impl IntoIterator<Item = T>,
+) -> Result<Vec<Value>, SyncError> {
+    items.into_iter().map(|i| encode(&i)).collect()
+}
+
+/// Convert typed entries into their stored form (for constructors and `update`).
+pub(crate) fn encode_pairs<K: Serialize, V: Serialize>(
+    entries: impl IntoIterator<Item = (K, V)>,
+) -> Result<Vec<(Value, Value)>, SyncError> {
+    entries
+        .into_iter()
+        .map(|(k, v)| Ok((encode(&k)?, encode(&v)?)))
+        .collect()
+}
+
+/// Read a typed value out of its stored form.
+pub(super) fn decode<T: DeserializeOwned>(value: Value) -> Result<T, SyncError> {
+    from_value(value).map_err(|e| SyncError::Invalid(e.to_string()))
+}
+
+/// Read typed items out of their stored form.
+pub(super) fn decode_all<T: DeserializeOwned>(items: Vec<Value>) -> Result<Vec<T>, SyncError> {
+    items.into_iter().map(decode).collect()
+}
+
+/// Python-like `repr` of a stored value, for `Display` of containers.
+pub(super) fn repr(value: &Value, out: &mut String) {
+    match value {
+        Value::None => out.push_str("None"),
+        Value::Bool(b) => out.push_str(if *b { "True" } else { "False" }),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::UInt(u) => {
+            let _ = write!(out, "{u}");
+        }
+        Value::Float(f) => {
+            let _ = write!(out, "{f:?}");
+        }
+        Value::Str(s) => {
+            let _ = write!(out, "{s:?}");
+        }
+        Value::Bytes(b) => {
+            // Every byte, escaped where not printable ASCII (no lossy UTF-8 decoding).
+            let _ = write!(out, "b\"{}\"", b.escape_ascii());
+        }
+        Value::List(items) => repr_list(items, out),
+        Value::Map(entries) => repr_map(entries.iter().map(|(k, v)| (k, v)), out),
+        Value::Variant(name, payload) => {
+            out.push_str(name);
+            if !payload.is_none() {
+                out.push('(');
+                repr(payload, out);
+                out.push(')');
+            }
+        }
+        Value::Proxy(p) => {
+            let _ = write!(out, "<proxy {} {}>", p.typeid(), p.id());
+        }
+        other => {
+            let _ = write!(out, "{other:?}");
+        }
+    }
+}
+
+/// `[a, b]`.
+pub(super) fn repr_list<'a>(items: impl IntoIterator<Item = &'a Value>, out: &mut String) {
+    out.push('[');
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        repr(item, out);
+    }
+    out.push(']');
+}
+
+/// `{k: v, ...}`.
+pub(super) fn repr_map<'a>(
+    entries: impl IntoIterator<Item = (&'a Value, &'a Value)>,
+    out: &mut String,
+) {
+    out.push('{');
+    for (i, (k, v)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        repr(k, out);
+        out.push_str(": ");
+        repr(v, out);
+    }
+    out.push('}');
+}
+
+/// [`SyncError::NotFound`] naming `key` by its `repr`.
+pub(super) fn not_found(key: &Value) -> SyncError {
+    let mut out = String::new();
+    repr(key, &mut out);
+    SyncError::NotFound(out)
+}
+
+/// Normalise a Python-style index (negative counts from the end) into `0..len`, or
+/// [`SyncError::OutOfRange`].
+pub(super) fn position(index: i64, len: usize) -> Outcome<usize> {
+    let signed_len = i64::try_from(len).unwrap_or(i64::MAX);
+    let i = if index < 0 {
+        index.saturating_add(signed_len)
+    } else {
+        index
+    };
+    if (0..signed_len).contains(&i) {
+        Ok(i as usize)
+    } else {
+        Err(SyncError::OutOfRange(index.to_string()))
+    }
+}
+
+/// Implement `Proxy`, `Clone`, `Debug` and serde for a typed proxy (a struct with a
+/// generated proxy `raw` and a `_types` marker) over the generated one.
+macro_rules! typed_proxy {
+    ($proxy:ident<$($t:ident),+>, $raw:ident, $target:ty) => {
+        impl<$($t),+> ::std::clone::Clone for $proxy<$($t),+> {
+            fn clone(&self) -> Self {
+                Self { raw: self.raw.clone(), _types: ::std::marker::PhantomData }
+            }
+        }
+
+        impl<$($t),+> ::std::fmt::Debug for $proxy<$($t),+> {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                ::std::fmt::Debug::fmt(&self.raw, f)
+            }
+        }
+
+        impl<$($t: 'static),+> $crate::Proxy for $proxy<$($t),+> {
+            type Target = $target;
+            fn from_handle(handle: $crate::ProxyHandle) -> Self {
+                Self {
+                    raw: <$raw as $crate::Proxy>::from_handle(handle),
+                    _types: ::std::marker::PhantomData,
+                }
+            }
+            fn handle(&self) -> &$crate::ProxyHandle {
+                $crate::Proxy::handle(&self.raw)
+            }
+        }
+
+        impl<$($t),+> serde::Serialize for $proxy<$($t),+> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.raw.serialize(s)
+            }
+        }
+
+        impl<'de, $($t),+> serde::Deserialize<'de> for $proxy<$($t),+> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                <$raw as serde::Deserialize<'de>>::deserialize(d)
+                    .map(|raw| Self { raw, _types: ::std::marker::PhantomData })
+            }
+        }
+    };
+}
+pub(crate) use typed_proxy;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(value: &Value) -> String {
+        let mut out = String::new();
+        repr(value, &mut out);
+        out
+    }
+
+    #[test]
+    fn repr_is_pythonic() {
+        let value = Value::Map(vec![
+            (
+                Value::from("a"),
+                Value::List(vec![Value::Int(1), Value::None]),
+            ),
+            (Value::Int(2), Value::Bool(true)),
+        ]);
+        assert_eq!(text(&value), r#"{"a": [1, None], 2: True}"#);
+        assert_eq!(text(&Value::Float(1.0)), "1.0");
+        assert_eq!(
+            text(&Value::Bytes(vec![b'h', b'i', 0, 0xff])),
+            r#"b"hi\x00\xff""#
+        );
+        let unit = Value::Variant("Idle".into(), Box::new(Value::None));
+        assert_eq!(text(&unit), "Idle");
+        let newtype = Value::Variant("Busy".into(), Box::new(Value::Int(3)));
+        assert_eq!(text(&newtype), "Busy(3)");
+    }
+
+    #[test]
+    fn positions_count_from_either_end() {
+        assert_eq!(position(0, 3).unwrap(), 0);
+        assert_eq!(position(2, 3).unwrap(), 2);
+        assert_eq!(position(-1, 3).unwrap(), 2);
+        assert_eq!(position(-3, 3).unwrap(), 0);
+        for bad in [3, -4, i64::MIN, i64::MAX] {
+            assert!(matches!(position(bad, 3), Err(SyncError::OutOfRange(_))));
+        }
+        assert!(position(0, 0).is_err());
+        assert!(position(-1, 0).is_err());
+    }
+}
