@@ -127,7 +127,7 @@ async fn main() -> Result<()> {
         Command::Put { conn, text } => {
             let queue = conn.queue().await?;
             queue.put(text.clone()).await?;
-            println!("put {text:?}; {} item(s) queued", queue.qsize().await?);
+            println!("put {text:?}");
         }
         Command::Get { conn, timeout_ms } => {
             let queue = conn.queue().await?;

@@ -202,3 +202,43 @@ fn lock_release_on_crash() {
         ],
     );
 }
+
+#[test]
+fn remote_queue() {
+    let out = run("remote_queue");
+    assert_contains(
+        &out,
+        &[
+            "[get] waiting for an item (timeout: None)",
+            "[put] put \"hello\"",
+            "[get] got \"hello\"",
+            "[late get] nothing to get: the queue is empty",
+            "[parent] all processes exited 0",
+        ],
+    );
+}
+
+#[test]
+fn worker_pool() {
+    let out = run("worker_pool");
+    assert_contains(
+        &out,
+        &[
+            "[producer] queued 9 jobs; joining the queue",
+            "[producer] every job is done; the results:",
+            "[producer]   1^2 = 1 (worker ",
+            "[producer]   9^2 = 81 (worker ",
+            "[producer] sum of squares = 285",
+            "[producer] all processes exited 0",
+        ],
+    );
+    assert_eq!(out.matches("[producer]   ").count(), 9, "{out}");
+    // Every job was done exactly once, by one of the three workers.
+    let jobs: usize = out
+        .lines()
+        .filter_map(|line| line.split_once("] did ")?.1.strip_suffix(" job(s)"))
+        .map(|n| n.parse::<usize>().expect("a job count"))
+        .sum();
+    assert_eq!(jobs, 9, "{out}");
+    assert_eq!(out.matches("] did ").count(), 3, "{out}");
+}

@@ -178,7 +178,10 @@ async fn queue_put_get_in_order_and_empty_errors() {
     assert!(q.empty().await.unwrap());
     // Empty: at once without blocking, after the timeout (enforced by the server) with it.
     assert_err(q.get_nowait().await, empty);
-    assert_err(q.get_with(false, Some(Duration::from_secs(60))).await, empty);
+    assert_err(
+        q.get_with(false, Some(Duration::from_secs(60))).await,
+        empty,
+    );
     assert_err(q.get_with(true, Some(SHORT)).await, empty);
     assert_err(q.get_with(true, Some(Duration::ZERO)).await, empty);
     assert_eq!(q.qsize().await.unwrap(), 0);
@@ -247,7 +250,10 @@ async fn a_blocked_get_leaves_its_connection_free() {
     let mut got = [first.unwrap(), second.unwrap()];
     got.sort();
     assert_eq!(got, [10, 20]);
-    assert!(q.empty().await.unwrap(), "each item went to exactly one getter");
+    assert!(
+        q.empty().await.unwrap(),
+        "each item went to exactly one getter"
+    );
     drop((q, d));
     assert_back_to(&server, base, &[&m]).await;
 }
@@ -381,8 +387,16 @@ async fn dict_operations() {
     assert_err(d.pop(&k("a")).await, not_found);
     assert_eq!(d.pop_or(&k("a"), -1).await.unwrap(), -1);
     assert_eq!(d.pop_or(&k("c"), -1).await.unwrap(), 30);
-    assert_eq!(d.setdefault(&k("d"), &99).await.unwrap(), 4, "present: kept");
-    assert_eq!(d.setdefault(&k("e"), &5).await.unwrap(), 5, "absent: inserted");
+    assert_eq!(
+        d.setdefault(&k("d"), &99).await.unwrap(),
+        4,
+        "present: kept"
+    );
+    assert_eq!(
+        d.setdefault(&k("e"), &5).await.unwrap(),
+        5,
+        "absent: inserted"
+    );
     assert_eq!(d.popitem().await.unwrap(), (k("e"), 5), "the last entry");
     assert_eq!(d.len().await.unwrap(), 1);
     // copy() is a local snapshot.
@@ -398,7 +412,10 @@ async fn dict_operations() {
         .dict_from([(1u8, "x".to_owned()), (2, "y".into()), (1, "z".into())])
         .await
         .unwrap();
-    assert_eq!(from.items().await.unwrap(), [(1, "z".into()), (2, "y".into())]);
+    assert_eq!(
+        from.items().await.unwrap(),
+        [(1, "z".into()), (2, "y".into())]
+    );
     let wide: DictProxy<i64, String> = share(&from, m.client());
     assert_eq!(wide.get(&1).await.unwrap().as_deref(), Some("z"));
     drop((d, from, wide));
@@ -464,7 +481,11 @@ async fn values_written_by_one_client_are_read_by_another() {
         .unwrap();
     let mirrored: DictProxy<PointYx, String> = share(&points, b.client());
     assert_eq!(
-        mirrored.get(&PointYx { y: 2, x: 1 }).await.unwrap().as_deref(),
+        mirrored
+            .get(&PointYx { y: 2, x: 1 })
+            .await
+            .unwrap()
+            .as_deref(),
         Some("one-two")
     );
     mirrored
@@ -491,9 +512,17 @@ async fn values_written_by_one_client_are_read_by_another() {
         their_maps.get(0).await.unwrap(),
         BTreeMap::from([("xs".to_owned(), vec![1, 2, 3])])
     );
-    assert_eq!(their_maps.count(&[("xs".to_owned(), vec![1, 2, 3])].into()).await.unwrap(), 1);
+    assert_eq!(
+        their_maps
+            .count(&[("xs".to_owned(), vec![1, 2, 3])].into())
+            .await
+            .unwrap(),
+        1
+    );
 
-    drop((jobs, theirs, summaries, points, mirrored, q, their_q, maps, their_maps));
+    drop((
+        jobs, theirs, summaries, points, mirrored, q, their_q, maps, their_maps,
+    ));
     assert_back_to(&server, base, &[&a, &b]).await;
 }
 
@@ -539,7 +568,10 @@ async fn list_operations() {
     assert_eq!(l.slice(Some(-2), None).await.unwrap(), [4, 5]);
     assert_eq!(l.slice(Some(-100), Some(100)).await.unwrap().len(), 8);
     assert_eq!(l.slice(Some(5), Some(2)).await.unwrap(), Vec::<i32>::new());
-    assert_eq!(l.slice(None, None).await.unwrap(), l.to_vec().await.unwrap());
+    assert_eq!(
+        l.slice(None, None).await.unwrap(),
+        l.to_vec().await.unwrap()
+    );
 
     // pop, index, count, remove.
     assert_eq!(l.pop().await.unwrap(), 5);
@@ -568,7 +600,10 @@ async fn list_operations() {
 
     // Strings sort naturally; a descending sort is stable, as Python's: equal values
     // (0.0 and -0.0) keep their order.
-    let words = m.list_from(["pear", "apple", "fig"].map(String::from)).await.unwrap();
+    let words = m
+        .list_from(["pear", "apple", "fig"].map(String::from))
+        .await
+        .unwrap();
     words.sort(false).await.unwrap();
     assert_eq!(words.to_vec().await.unwrap(), ["apple", "fig", "pear"]);
     let floats = m.list_from([0.0f64, 1.5, -0.0]).await.unwrap();
@@ -695,7 +730,11 @@ async fn plain_nested_values_are_copies() {
     let mut got: Vec<i32> = ns.get("xs").await.unwrap();
     got.push(2);
     assert_eq!(ns.get::<Vec<i32>>("xs").await.unwrap(), [1]);
-    assert_eq!(m.number_of_objects().await.unwrap(), base + 3, "no objects made");
+    assert_eq!(
+        m.number_of_objects().await.unwrap(),
+        base + 3,
+        "no objects made"
+    );
     drop((d, l, ns));
     assert_back_to(&server, base, &[&m]).await;
 }
@@ -717,7 +756,7 @@ async fn namespace_attributes_and_display() {
     ns.set("nothing", &()).await.unwrap();
     ns.set("flags", &[true, false]).await.unwrap();
     ns.set("x", &2.5).await.unwrap(); // an attribute may change type
-    // Another client sees them.
+                                      // Another client sees them.
     let theirs = share::<_, managers::sync::NamespaceProxy>(&ns, b.client());
     assert_eq!(theirs.get::<f64>("x").await.unwrap(), 2.5);
     assert_eq!(theirs.get::<String>("name").await.unwrap(), "ada");
