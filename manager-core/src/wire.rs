@@ -93,6 +93,12 @@ pub enum Request<'a> {
         /// A random, unguessable id for this hand-off.
         hold: HoldId,
     },
+    /// The caller gave up on request `id` (its future was dropped): stop the call if it is
+    /// still running (a blocked `get` then takes nothing). No reply.
+    Cancel {
+        /// The request to stop.
+        id: RequestId,
+    },
     /// Take over the reference in transit under `hold` (a proxy was deserialised). If the
     /// `Hold` has not arrived yet (it travels on another connection), the server waits for
     /// it until the hold expiry.
@@ -242,6 +248,7 @@ mod tests {
                 object: o,
                 hold: [2; 16],
             },
+            Request::Cancel { id: 6 },
         ] {
             round_trip_client(ClientMessage::V1(r));
         }

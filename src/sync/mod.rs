@@ -27,6 +27,7 @@ mod values;
 
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use cells::{
@@ -210,8 +211,8 @@ impl SyncManager {
         entries: impl IntoIterator<Item = (K, V)>,
     ) -> Result<DictProxy<K, V>, SyncError>
     where
-        K: Serialize + 'static,
-        V: Serialize + 'static,
+        K: Serialize + DeserializeOwned + 'static,
+        V: Serialize + DeserializeOwned + 'static,
     {
         let entries = values::encode_pairs(entries)?;
         Ok(self.client.create("dict", (entries,)).await?)
@@ -223,7 +224,7 @@ impl SyncManager {
     }
 
     /// A new list of `items` (`manager.list(sequence)`).
-    pub async fn list_from<T: Serialize + 'static>(
+    pub async fn list_from<T: Serialize + DeserializeOwned + 'static>(
         &self,
         items: impl IntoIterator<Item = T>,
     ) -> Result<ListProxy<T>, SyncError> {
@@ -237,7 +238,7 @@ impl SyncManager {
     }
 
     /// A new shared value (`manager.Value(typecode, value)`).
-    pub async fn value<T: Serialize + 'static>(
+    pub async fn value<T: Serialize + DeserializeOwned + 'static>(
         &self,
         value: T,
     ) -> Result<ValueProxy<T>, SyncError> {
@@ -246,7 +247,7 @@ impl SyncManager {
     }
 
     /// A new fixed-length array (`manager.Array(typecode, sequence)`).
-    pub async fn array<T: Serialize + 'static>(
+    pub async fn array<T: Serialize + DeserializeOwned + 'static>(
         &self,
         items: impl IntoIterator<Item = T>,
     ) -> Result<ArrayProxy<T>, SyncError> {

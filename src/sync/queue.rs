@@ -190,12 +190,11 @@ impl Queue {
 /// `T` can hold proxies: a queue of `ListProxy<i64>` passes live lists around.
 ///
 /// # Cancel safety
-/// Dropping the future of a call does not withdraw the request from the server (the
-/// connection has no cancel message): a dropped `get` still takes the next item, which is
-/// then lost, and a dropped `put` still adds its item. To give up waiting, pass a
-/// `timeout` to [`get_with`](Self::get_with) or [`put_with`](Self::put_with), which the
-/// server enforces. Only a closed connection (a client that exits or dies) withdraws its
-/// pending calls.
+/// Dropping the future of a waiting `get` (or `put`) withdraws it: the client sends the
+/// server a cancel for that request, and a `get` stopped before an item reached it takes
+/// nothing, so the next item goes to the next getter. Only a `get` that had already taken
+/// its item when the cancel arrived loses it (its reply is discarded). A closed connection
+/// (a client that exits or dies) withdraws all its pending calls the same way.
 ///
 /// [`SyncManager::queue`]: super::SyncManager::queue
 /// [`SyncManager::joinable_queue`]: super::SyncManager::joinable_queue

@@ -827,3 +827,34 @@ async fn value_and_array_cells() {
     drop((v, theirs, point, arr, their_arr, none));
     assert_back_to(&server, base, &[&a, &b]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_whose_future_is_dropped_takes_nothing() {
+    let server = crate::common::start_sync(crate::common::Transport::Tcp).await;
+    let a = crate::common::sync_client(&server).await;
+    let b = crate::common::sync_client(&server).await;
+    let queue: managers::sync::QueueProxy<String> = a.queue(0).await.unwrap();
+    let bytes = postcard::to_stdvec(&queue).unwrap();
+    let queue_b: managers::sync::QueueProxy<String> = b
+        .client()
+        .adopting(|| postcard::from_bytes(&bytes))
+        .unwrap();
+    {
+        let get = queue.get();
+        tokio::pin!(get);
+        // Poll the get once (it is sent), then learn that the server has it running: a
+        // later call on the same connection was answered.
+        tokio::select! {
+            biased;
+            r = &mut get => panic!("nothing to get yet: {r:?}"),
+            n = queue.qsize() => assert_eq!(n.unwrap(), 0),
+        }
+    } // the get's future is dropped here: a cancel goes to the server
+    queue.qsize().await.unwrap(); // the cancel has been processed
+    queue_b.put("only item".into()).await.unwrap();
+    let got = queue_b
+        .get_with(true, Some(std::time::Duration::from_secs(10)))
+        .await
+        .expect("the dropped get swallowed the item");
+    assert_eq!(got, "only item");
+}

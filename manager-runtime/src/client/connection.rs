@@ -82,15 +82,17 @@ impl Pending {
     }
 }
 
-/// Removes a call's waiter if the caller gives up before the reply (cancel safety).
+/// If the caller gives up before the reply (its future is dropped), forgets the call and
+/// tells the server to stop it.
 struct WaiterGuard<'a> {
-    pending: &'a Pending,
+    conn: &'a Connection,
     id: RequestId,
 }
 
 impl Drop for WaiterGuard<'_> {
     fn drop(&mut self) {
-        self.pending.lock().calls.remove(&self.id);
+        self.conn.pending.lock().calls.remove(&self.id);
+        self.conn.send_oneway(Request::Cancel { id: self.id });
     }
 }
 
@@ -211,8 +213,9 @@ impl Connection {
 
     /// Send a request built around a fresh id and wait for its reply.
     ///
-    /// Cancel safety: dropping the future forgets the call; its reply is discarded when it
-    /// arrives. The request itself may already have been sent and run.
+    /// Cancel safety: dropping the future forgets the call and sends the server a `Cancel`:
+    /// a call still running there (an `async` method, for example a blocked `get`) is
+    /// stopped. One that already finished is not undone, and its reply is discarded.
     pub(crate) async fn request<'b>(
         &self,
         build: impl FnOnce(RequestId) -> Request<'b>,
@@ -226,10 +229,7 @@ impl Connection {
             }
             state.calls.insert(id, tx);
         }
-        let guard = WaiterGuard {
-            pending: &self.pending,
-            id,
-        };
+        let guard = WaiterGuard { conn: self, id };
         self.enqueue(build(id))?;
         let reply = rx.await;
         std::mem::forget(guard);

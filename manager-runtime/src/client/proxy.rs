@@ -117,8 +117,9 @@ impl ProxyHandle {
     /// way. (The default format, postcard, is not self-describing: arguments of other
     /// types that happen to decode are not detected. Generated proxies cannot send them.)
     ///
-    /// Cancel safety: dropping the future abandons the reply, not the call: the method
-    /// may still run on the server.
+    /// Cancel safety: dropping the future sends the server a cancel for the call: an
+    /// `async` method still running there is stopped (dropped at its next await). A method
+    /// that already finished, or a plain `fn`, is not undone; its reply is discarded.
     pub async fn call_method<A: Serialize, R: DeserializeOwned>(
         &self,
         method: &str,

@@ -1,5 +1,6 @@
 //! One authenticated client connection on the server: read requests, dispatch, reply.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -57,6 +58,7 @@ pub(crate) async fn run(state: Arc<ServerState>, read: ReadHalf, write: WriteHal
         codec: Codec::Postcard,
         cancel: state.cancel.child_token(),
         in_flight: Arc::new(Semaphore::new(state.limits.max_calls_in_flight)),
+        running: Arc::default(),
     };
     let outcome = conn.read_loop(&mut reader).await;
     match &outcome {
@@ -83,6 +85,12 @@ async fn write_loop(mut writer: Writer, mut replies: mpsc::Receiver<Bytes>) {
             return;
         }
     }
+}
+
+fn lock_running(
+    running: &std::sync::Mutex<HashMap<RequestId, CancellationToken>>,
+) -> std::sync::MutexGuard<'_, HashMap<RequestId, CancellationToken>> {
+    running.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Encode one reply frame.
@@ -114,6 +122,8 @@ struct Connection {
     cancel: CancellationToken,
     /// Bounds the spawned calls of this connection (backpressure to the client).
     in_flight: Arc<Semaphore>,
+    /// The spawned calls still running, by request id, so a `Cancel` can stop one.
+    running: Arc<std::sync::Mutex<HashMap<RequestId, CancellationToken>>>,
 }
 
 /// Turn a call's result into a reply: a value, or a new object held by `holder`.
@@ -211,6 +221,13 @@ impl Connection {
                     .adopt(object, hold, self.holder(), expires);
             }
             Request::Display { id, object } => self.display(id, object).await,
+            Request::Cancel { id } => {
+                let token = lock_running(&self.running).remove(&id);
+                if let Some(token) = token {
+                    debug!(id, "call cancelled by the client");
+                    token.cancel();
+                }
+            }
             Request::NumberOfObjects { id } => {
                 let n = self.state.objects.len() as u64;
                 self.reply(id, Ok(Reply::Count(n))).await;
@@ -244,7 +261,7 @@ impl Connection {
             Dispatch::Spawn { method, task } => {
                 let state = self.state.clone();
                 let holder = self.holder();
-                self.spawn(async move {
+                self.spawn(id, async move {
                     let result = AssertUnwindSafe(task).catch_unwind().await;
                     let result = result.unwrap_or_else(|payload| {
                         Err(RemoteError::Panicked {
@@ -265,7 +282,7 @@ impl Connection {
                 .await;
             return;
         };
-        self.spawn(async move {
+        self.spawn(id, async move {
             let text = obj.display().await;
             let text = text.unwrap_or_else(|| format!("<{typeid} object>"));
             reply_frame(id, Ok(Reply::Text(text)))
@@ -274,19 +291,28 @@ impl Connection {
     }
 
     /// Drive `task` on its own tokio task and send the reply frame it makes. The task is
-    /// dropped (releasing any lock or wait it holds) if the connection closes first.
-    async fn spawn(&self, task: impl Future<Output = Bytes> + Send + 'static) {
+    /// dropped (releasing any lock or wait it holds) if the client cancels the request or
+    /// the connection closes first.
+    async fn spawn(&self, id: RequestId, task: impl Future<Output = Bytes> + Send + 'static) {
         let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
             return;
         };
         let outbox = self.outbox.clone();
-        let cancel = self.cancel.clone();
+        let cancel = self.cancel.child_token();
+        lock_running(&self.running).insert(id, cancel.clone());
+        let running = self.running.clone();
         self.state.tracker.spawn(async move {
             let frame = tokio::select! {
-                _ = cancel.cancelled() => return,
-                frame = task => frame,
+                // Checked first: a call whose client is gone must not complete (a `get`
+                // would take an item nobody receives).
+                biased;
+                _ = cancel.cancelled() => None,
+                frame = task => Some(frame),
             };
-            let _ = outbox.send(frame).await;
+            lock_running(&running).remove(&id);
+            if let Some(frame) = frame {
+                let _ = outbox.send(frame).await;
+            }
             drop(permit);
         });
     }
