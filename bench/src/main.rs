@@ -99,12 +99,31 @@ enum Role {
         /// Where to listen: `127.0.0.1:0` or a socket path.
         address: String,
     },
+    /// Drive one workload against a running server, for profiling it.
+    Load {
+        /// `floor` or `managers`.
+        kind: String,
+        /// The server's address.
+        address: String,
+        /// How many calls (64 in flight).
+        calls: usize,
+    },
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    if let Some(Role::Serve { kind, address }) = args.role {
-        return workloads::serve(&kind, &address);
+    match args.role {
+        Some(Role::Serve { kind, address }) => return workloads::serve(&kind, &address),
+        Some(Role::Load {
+            kind,
+            address,
+            calls,
+        }) => {
+            let rate = workloads::load(&kind, &address, calls)?;
+            println!("{rate:.0} calls/s");
+            return Ok(());
+        }
+        None => {}
     }
     let scale = if args.smoke {
         SMOKE

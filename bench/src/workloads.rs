@@ -293,6 +293,25 @@ async fn pipelined(contender: &str, address: &str, total: usize) -> Result<f64> 
     Ok(total as f64 / t.elapsed().as_secs_f64())
 }
 
+/// The pipelined workload alone (for profiling a server).
+pub(crate) fn load(kind: &str, address: &str, calls: usize) -> Result<f64> {
+    let rt = if std::env::var_os("BENCH_CURRENT_THREAD").is_some() {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?
+    };
+    if kind == "memory" {
+        let pid: u32 = std::env::var("BENCH_SERVER_PID")?.parse()?;
+        return rt.block_on(memory(address, pid, calls));
+    }
+    rt.block_on(pipelined(kind, address, calls))
+}
+
 /// Proxies created, called once and dropped, per second.
 async fn create_drop(address: &str, n: usize) -> Result<f64> {
     let client = Client::connect(address, KEY).await?;
@@ -483,7 +502,7 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
         for (i, &clients) in scale.client_counts.iter().enumerate() {
             let target = if clients >= 16 { ">= 0.85x" } else { "" };
             let row = std::mem::take(&mut tput[i]);
-            if clients == 16 {
+            if clients == 16 && transport == "tcp" {
                 managers_16 = Some(row.summary().1);
             }
             rows.push((

@@ -1,81 +1,163 @@
-//! Reference counting, kept separate from any lock or socket so it can be tested alone.
+//! Reference counting, kept apart from any lock or socket so it can be tested alone.
 //!
-//! A server keeps one [`Ledger`] for its object table (the total count of each object) and
-//! one per connection (what that connection holds), so that when a connection closes it
-//! can release exactly what it held and nothing else.
+//! A server keeps one [`RefCounts`] per live object: how many references each holder (a
+//! client connection, the server's own objects, or proxies in transit) has. The total is
+//! the object's refcount; a holder can only release what it holds, and a closed
+//! connection's references can all be released at once. Most objects have one holder, so
+//! the first is stored inline and the rest in a box: 24 bytes per object.
 
-use std::collections::HashMap;
-
-use crate::ObjectId;
-
-/// Counts of references per object.
-#[derive(Debug, Default, Clone)]
-pub struct Ledger {
-    counts: HashMap<ObjectId, u64>,
-}
+use crate::wire::Holder;
 
 /// A release of a reference that was never taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("no reference to object {0} is held here")]
-pub struct NotHeld(pub ObjectId);
+pub struct NotHeld(pub crate::ObjectId);
 
-impl Ledger {
-    /// An empty ledger.
+const OBJECTS: u64 = u64::MAX - 1;
+const IN_TRANSIT: u64 = u64::MAX;
+
+fn pack(holder: Holder) -> u64 {
+    match holder {
+        // Connection numbers come from a counter and never reach the two reserved values.
+        Holder::Connection(n) => n.min(OBJECTS - 1),
+        Holder::Objects => OBJECTS,
+        Holder::InTransit => IN_TRANSIT,
+    }
+}
+
+fn unpack(packed: u64) -> Holder {
+    match packed {
+        OBJECTS => Holder::Objects,
+        IN_TRANSIT => Holder::InTransit,
+        n => Holder::Connection(n),
+    }
+}
+
+/// The references to one object, by holder.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RefCounts {
+    /// The first holder, packed; meaningless while `first_count` is 0.
+    first: u64,
+    first_count: u64,
+    /// Any further holders.
+    more: Option<Box<Vec<(Holder, u64)>>>,
+}
+
+impl RefCounts {
+    /// No references.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Take one reference; returns the new count.
-    pub fn incref(&mut self, id: ObjectId) -> u64 {
-        let count = self.counts.entry(id).or_insert(0);
-        *count += 1;
-        *count
-    }
-
-    /// Release one reference; returns the remaining count (0 means the last one went, and
-    /// the id is forgotten).
-    pub fn decref(&mut self, id: ObjectId) -> Result<u64, NotHeld> {
-        let count = self.counts.get_mut(&id).ok_or(NotHeld(id))?;
-        *count -= 1;
-        let left = *count;
-        if left == 0 {
-            self.counts.remove(&id);
+    /// Add `n` references of `holder`.
+    pub fn add(&mut self, holder: Holder, n: u64) {
+        let packed = pack(holder);
+        if self.first_count == 0 {
+            self.first = packed;
+            self.first_count = n;
+        } else if self.first == packed {
+            self.first_count += n;
+        } else {
+            let more = self.more.get_or_insert_with(Default::default);
+            match more.iter_mut().find(|(h, _)| *h == holder) {
+                Some((_, count)) => *count += n,
+                None => more.push((holder, n)),
+            }
         }
-        Ok(left)
     }
 
-    /// Release `n` references at once; returns the remaining count.
-    pub fn release(&mut self, id: ObjectId, n: u64) -> Result<u64, NotHeld> {
-        let count = self.counts.get_mut(&id).ok_or(NotHeld(id))?;
-        if *count < n {
-            return Err(NotHeld(id));
+    /// Remove `n` references of `holder`; false (and no change) if it holds fewer.
+    pub fn sub(&mut self, holder: Holder, n: u64) -> bool {
+        let packed = pack(holder);
+        if self.first_count > 0 && self.first == packed {
+            if self.first_count < n {
+                return false;
+            }
+            self.first_count -= n;
+            if self.first_count == 0 {
+                self.promote();
+            }
+            return true;
         }
-        *count -= n;
-        let left = *count;
-        if left == 0 {
-            self.counts.remove(&id);
+        let Some(more) = self.more.as_mut() else {
+            return false;
+        };
+        let Some(pos) = more.iter().position(|(h, _)| *h == holder) else {
+            return false;
+        };
+        if more[pos].1 < n {
+            return false;
         }
-        Ok(left)
+        more[pos].1 -= n;
+        if more[pos].1 == 0 {
+            more.swap_remove(pos);
+            if more.is_empty() {
+                self.more = None;
+            }
+        }
+        true
     }
 
-    /// The current count of `id` (0 when not held).
-    pub fn count(&self, id: ObjectId) -> u64 {
-        self.counts.get(&id).copied().unwrap_or(0)
+    /// Remove every reference of `holder`; returns how many there were.
+    pub fn remove_all(&mut self, holder: Holder) -> u64 {
+        let n = self.count(holder);
+        if n > 0 {
+            self.sub(holder, n);
+        }
+        n
     }
 
-    /// How many distinct objects are held.
-    pub fn len(&self) -> usize {
-        self.counts.len()
+    /// Move a held-over holder into the inline slot after the first one emptied.
+    fn promote(&mut self) {
+        self.first = 0;
+        if let Some(more) = self.more.as_mut() {
+            if let Some((holder, count)) = more.pop() {
+                self.first = pack(holder);
+                self.first_count = count;
+            }
+            if more.is_empty() {
+                self.more = None;
+            }
+        }
     }
 
-    /// Whether nothing is held.
+    /// The references `holder` has.
+    pub fn count(&self, holder: Holder) -> u64 {
+        let packed = pack(holder);
+        if self.first_count > 0 && self.first == packed {
+            return self.first_count;
+        }
+        self.more
+            .as_ref()
+            .and_then(|m| m.iter().find(|(h, _)| *h == holder))
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// The total: the object's refcount.
+    pub fn total(&self) -> u64 {
+        self.first_count
+            + self
+                .more
+                .as_ref()
+                .map_or(0, |m| m.iter().map(|(_, n)| n).sum())
+    }
+
+    /// Whether nobody holds a reference.
     pub fn is_empty(&self) -> bool {
-        self.counts.is_empty()
+        self.total() == 0
     }
 
-    /// Empty the ledger, yielding every held id with its count.
-    pub fn drain(&mut self) -> impl Iterator<Item = (ObjectId, u64)> + '_ {
-        self.counts.drain()
+    /// Every holder with its count, sorted by holder.
+    pub fn holders(&self) -> Vec<(Holder, u64)> {
+        let mut all = Vec::new();
+        if self.first_count > 0 {
+            all.push((unpack(self.first), self.first_count));
+        }
+        if let Some(more) = &self.more {
+            all.extend(more.iter().copied());
+        }
+        all.sort();
+        all
     }
 }
 
@@ -83,31 +165,54 @@ impl Ledger {
 mod tests {
     use super::*;
 
+    const A: Holder = Holder::Connection(1);
+    const B: Holder = Holder::Connection(2);
+
     #[test]
-    fn counts_up_and_down() {
-        let mut l = Ledger::new();
-        let a = ObjectId(1);
-        assert_eq!(l.incref(a), 1);
-        assert_eq!(l.incref(a), 2);
-        assert_eq!(l.decref(a), Ok(1));
-        assert_eq!(l.count(a), 1);
-        assert_eq!(l.decref(a), Ok(0));
-        assert!(l.is_empty());
-        assert_eq!(l.decref(a), Err(NotHeld(a)));
+    fn counts_per_holder() {
+        let mut r = RefCounts::new();
+        assert!(r.is_empty());
+        r.add(A, 2);
+        r.add(Holder::Objects, 1);
+        r.add(B, 1);
+        r.add(A, 1);
+        assert_eq!(r.total(), 5);
+        assert_eq!(r.count(A), 3);
+        assert_eq!(r.holders(), vec![(A, 3), (B, 1), (Holder::Objects, 1)]);
+        assert!(!r.sub(B, 2), "cannot release more than held");
+        assert!(
+            !r.sub(Holder::InTransit, 1),
+            "cannot release what is not held"
+        );
+        assert_eq!(r.total(), 5);
+        assert!(r.sub(A, 3));
+        assert_eq!(r.count(A), 0);
+        assert_eq!(r.total(), 2);
+        assert_eq!(r.remove_all(B), 1);
+        assert_eq!(r.holders(), vec![(Holder::Objects, 1)]);
+        assert!(r.sub(Holder::Objects, 1));
+        assert!(r.is_empty());
+        assert_eq!(r, RefCounts::new());
     }
 
     #[test]
-    fn release_and_drain() {
-        let mut l = Ledger::new();
-        for _ in 0..3 {
-            l.incref(ObjectId(1));
+    fn holders_round_trip_through_packing() {
+        for h in [
+            Holder::Connection(0),
+            Holder::Connection(7),
+            Holder::Objects,
+            Holder::InTransit,
+        ] {
+            assert_eq!(unpack(pack(h)), h);
         }
-        l.incref(ObjectId(2));
-        assert_eq!(l.release(ObjectId(1), 4), Err(NotHeld(ObjectId(1))));
-        assert_eq!(l.release(ObjectId(1), 2), Ok(1));
-        let mut all: Vec<_> = l.drain().collect();
-        all.sort();
-        assert_eq!(all, vec![(ObjectId(1), 1), (ObjectId(2), 1)]);
-        assert_eq!(l.len(), 0);
+    }
+
+    #[test]
+    fn one_holder_needs_no_allocation() {
+        let mut r = RefCounts::new();
+        r.add(A, 1);
+        r.add(A, 1);
+        assert!(r.more.is_none());
+        assert_eq!(std::mem::size_of::<RefCounts>(), 24);
     }
 }

@@ -147,9 +147,7 @@ impl ProxyHandle {
                         let Ok(erased) = object.downcast::<Erased>() else {
                             return Err(RemoteError::Protocol("foreign object".into()).into());
                         };
-                        let id = state
-                            .objects
-                            .insert(typeid.into(), erased.0, Holder::Objects);
+                        let id = state.objects.insert(typeid, erased.0, Holder::Objects);
                         ProxyHandle::local(&state, id, typeid)
                     }
                     Returned::Value(_) => {

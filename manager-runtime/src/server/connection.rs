@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,7 +13,7 @@ use manager_core::wire::{
     self, ClientMessage, Holder, Reply, Request, RequestId, Response, ServerMessage,
 };
 use manager_core::{panic_message, CallResult, Codec, ObjectId, RemoteError, Returned, Token};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -24,10 +25,6 @@ use crate::auth::{self, Reader, Writer};
 use crate::handoff::AdoptContext;
 use crate::transport::{frame_codec, ReadHalf, WriteHalf};
 use crate::TransportError;
-
-/// Replies waiting for the writer; bounded, so a client that stops reading stalls its own
-/// connection and nobody else's.
-const OUTBOX: usize = 1024;
 
 /// Serve one accepted connection until it closes or the server shuts down.
 pub(crate) async fn run(state: Arc<ServerState>, read: ReadHalf, write: WriteHalf, peer: String) {
@@ -47,14 +44,13 @@ pub(crate) async fn run(state: Arc<ServerState>, read: ReadHalf, write: WriteHal
         Ok(Ok(())) => debug!(%peer, "client authenticated"),
     }
 
-    let (outbox, replies) = mpsc::channel(OUTBOX);
-    state.tracker.spawn(write_loop(writer, replies));
     let id = state.next_connection_id();
     state.hooks.opened(id);
     let mut conn = Connection {
         id,
         state: state.clone(),
-        outbox,
+        writer: Arc::new(tokio::sync::Mutex::new(writer)),
+        unflushed: AtomicBool::new(false),
         codec: Codec::Postcard,
         cancel: state.cancel.child_token(),
         in_flight: Arc::new(Semaphore::new(state.limits.max_calls_in_flight)),
@@ -67,24 +63,6 @@ pub(crate) async fn run(state: Arc<ServerState>, read: ReadHalf, write: WriteHal
         Err(e) => warn!(%peer, error = %e, "closing connection"),
     }
     conn.close();
-}
-
-/// Write queued reply frames, flushing only when the queue is momentarily empty, so that
-/// pipelined replies share system calls.
-async fn write_loop(mut writer: Writer, mut replies: mpsc::Receiver<Bytes>) {
-    while let Some(frame) = replies.recv().await {
-        if writer.feed(frame).await.is_err() {
-            return;
-        }
-        while let Ok(frame) = replies.try_recv() {
-            if writer.feed(frame).await.is_err() {
-                return;
-            }
-        }
-        if SinkExt::<Bytes>::flush(&mut writer).await.is_err() {
-            return;
-        }
-    }
 }
 
 fn lock_running(
@@ -114,8 +92,13 @@ struct Connection {
     state: Arc<ServerState>,
     /// This connection's number: it holds references as `Holder::Connection(id)`.
     id: ConnId,
-    /// Reply frames for the writer task.
-    outbox: mpsc::Sender<Bytes>,
+    /// The socket's write half. The read loop writes the replies of plain calls itself and
+    /// flushes once it has no more requests buffered, so pipelined replies share system
+    /// calls; spawned calls write and flush their own reply. A client that stops reading
+    /// stalls its own connection only.
+    writer: Arc<tokio::sync::Mutex<Writer>>,
+    /// Whether the read loop wrote replies that are not flushed yet.
+    unflushed: AtomicBool,
     /// The payload format of this connection.
     codec: Codec,
     /// Cancelled when the connection closes or the server shuts down: stops its calls.
@@ -132,7 +115,7 @@ fn reply_to(state: &ServerState, holder: Holder, id: RequestId, result: CallResu
         Ok(Returned::Value(bytes)) => reply_frame(id, Ok(Reply::Value(&bytes))),
         Ok(Returned::Object { typeid, object }) => match object.downcast::<Erased>() {
             Ok(erased) => {
-                let object_id = state.objects.insert(typeid.into(), erased.0, holder);
+                let object_id = state.objects.insert(typeid, erased.0, holder);
                 let token = Token {
                     typeid: typeid.to_owned(),
                     address: state.address.clone(),
@@ -168,16 +151,24 @@ impl Connection {
                 None => return Ok(()),
             };
             self.handle(&frame).await?;
+            if reader.read_buffer().is_empty() && self.unflushed.swap(false, Ordering::Relaxed) {
+                SinkExt::<Bytes>::flush(&mut *self.writer.lock().await).await?;
+            }
         }
     }
 
-    async fn send(&self, frame: Bytes) {
-        // A failed send means the writer is gone: the read loop will see the close.
-        let _ = self.outbox.send(frame).await;
+    async fn send(&self, frame: Bytes) -> Result<(), TransportError> {
+        self.writer.lock().await.feed(frame).await?;
+        self.unflushed.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
-    async fn reply(&self, id: RequestId, result: Result<Reply<'_>, RemoteError>) {
-        self.send(reply_frame(id, result)).await;
+    async fn reply(
+        &self,
+        id: RequestId,
+        result: Result<Reply<'_>, RemoteError>,
+    ) -> Result<(), TransportError> {
+        self.send(reply_frame(id, result)).await
     }
 
     async fn handle(&mut self, frame: &Bytes) -> Result<(), TransportError> {
@@ -189,7 +180,7 @@ impl Connection {
                 object,
                 method,
                 args,
-            } => self.call(id, object, method, frame.slice_ref(args)).await,
+            } => self.call(id, object, method, frame.slice_ref(args)).await?,
             Request::Create {
                 id,
                 typeid,
@@ -197,7 +188,7 @@ impl Connection {
                 expected,
             } => {
                 let result = self.create(typeid, args, expected);
-                self.reply(id, result.map(Reply::Created)).await;
+                self.reply(id, result.map(Reply::Created)).await?;
             }
             Request::Incref { object } => {
                 if !self.state.objects.incref(object, self.holder()) {
@@ -220,7 +211,7 @@ impl Connection {
                     .objects
                     .adopt(object, hold, self.holder(), expires);
             }
-            Request::Display { id, object } => self.display(id, object).await,
+            Request::Display { id, object } => self.display(id, object).await?,
             Request::Cancel { id } => {
                 let token = lock_running(&self.running).remove(&id);
                 if let Some(token) = token {
@@ -230,22 +221,28 @@ impl Connection {
             }
             Request::NumberOfObjects { id } => {
                 let n = self.state.objects.len() as u64;
-                self.reply(id, Ok(Reply::Count(n))).await;
+                self.reply(id, Ok(Reply::Count(n))).await?;
             }
             Request::DebugInfo { id } => {
                 let rows = self.state.objects.debug_info();
-                self.reply(id, Ok(Reply::DebugInfo(rows))).await;
+                self.reply(id, Ok(Reply::DebugInfo(rows))).await?;
             }
         }
         Ok(())
     }
 
-    async fn call(&mut self, id: RequestId, object: ObjectId, method: &str, args: Bytes) {
+    async fn call(
+        &mut self,
+        id: RequestId,
+        object: ObjectId,
+        method: &str,
+        args: Bytes,
+    ) -> Result<(), TransportError> {
         let Some((obj, typeid)) = self.state.objects.get(object) else {
             debug!(id = %object, method, "call on unknown object");
-            self.reply(id, Err(RemoteError::UnknownObject { id: object }))
+            return self
+                .reply(id, Err(RemoteError::UnknownObject { id: object }))
                 .await;
-            return;
         };
         debug!(typeid = %typeid, id = %object, method, "call");
         let context = AdoptContext::Server(Arc::downgrade(&self.state));
@@ -256,7 +253,7 @@ impl Connection {
         match obj.call(typeid, method, args, self.codec, context, caller) {
             Dispatch::Ready(result) => {
                 let frame = reply_to(&self.state, self.holder(), id, result);
-                self.send(frame).await;
+                self.send(frame).await?;
             }
             Dispatch::Spawn { method, task } => {
                 let state = self.state.clone();
@@ -274,13 +271,14 @@ impl Connection {
                 .await;
             }
         }
+        Ok(())
     }
 
-    async fn display(&mut self, id: RequestId, object: ObjectId) {
+    async fn display(&mut self, id: RequestId, object: ObjectId) -> Result<(), TransportError> {
         let Some((obj, typeid)) = self.state.objects.get(object) else {
-            self.reply(id, Err(RemoteError::UnknownObject { id: object }))
+            return self
+                .reply(id, Err(RemoteError::UnknownObject { id: object }))
                 .await;
-            return;
         };
         self.spawn(id, async move {
             let text = obj.display().await;
@@ -288,6 +286,7 @@ impl Connection {
             reply_frame(id, Ok(Reply::Text(text)))
         })
         .await;
+        Ok(())
     }
 
     /// Drive `task` on its own tokio task and send the reply frame it makes. The task is
@@ -297,7 +296,7 @@ impl Connection {
         let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
             return;
         };
-        let outbox = self.outbox.clone();
+        let writer = self.writer.clone();
         let cancel = self.cancel.child_token();
         lock_running(&self.running).insert(id, cancel.clone());
         let running = self.running.clone();
@@ -311,7 +310,8 @@ impl Connection {
             };
             lock_running(&running).remove(&id);
             if let Some(frame) = frame {
-                let _ = outbox.send(frame).await;
+                // A failed write means the client is gone: the read loop will see it.
+                let _ = writer.lock().await.send(frame).await;
             }
             drop(permit);
         });

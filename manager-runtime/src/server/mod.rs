@@ -98,15 +98,14 @@ impl ServerState {
                 });
             }
         }
-        let name: Arc<str> = Arc::from(typeid);
         match &reg.creator {
             Creator::Constructor(construct) => {
                 let object = construct(args, codec)?;
-                Ok(self.objects.insert(name, object, holder))
+                Ok(self.objects.insert(typeid, object, holder))
             }
             Creator::Instance { id, object } => {
                 self.objects
-                    .insert_or_incref(*id, name, object.clone(), holder);
+                    .insert_or_incref(*id, typeid, object.clone(), holder);
                 Ok(*id)
             }
             Creator::Nothing => Err(RemoteError::CreateNotAllowed {

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bytes::Bytes;
-use manager_core::ledger::{Ledger, NotHeld};
+use manager_core::ledger::{NotHeld, RefCounts};
 use manager_core::wire::{HoldId, Holder, ObjectInfo};
 use manager_core::{
     panic_message, CallOutcome, CallResult, Codec, ObjectId, Receiver, RemoteError, Shared,
@@ -171,39 +171,12 @@ pub(crate) type Released = Vec<Arc<dyn ErasedObject>>;
 /// Numbers the connections of one server.
 pub(crate) type ConnId = u64;
 
+/// One live object: 48 bytes in the table, plus the object itself.
 struct Entry {
-    typeid: Arc<str>,
     object: Arc<dyn ErasedObject>,
-    refcount: u64,
-    /// `refcount` split by holder; a handful of entries at most.
-    holders: Vec<(Holder, u64)>,
-}
-
-impl Entry {
-    fn add(&mut self, holder: Holder, n: u64) {
-        self.refcount += n;
-        match self.holders.iter_mut().find(|(h, _)| *h == holder) {
-            Some((_, count)) => *count += n,
-            None => self.holders.push((holder, n)),
-        }
-    }
-
-    /// Remove `n` references of `holder`; false (and no change) if it has fewer.
-    fn sub(&mut self, holder: Holder, n: u64) -> bool {
-        let Some(pos) = self.holders.iter().position(|(h, _)| *h == holder) else {
-            return false;
-        };
-        let count = &mut self.holders[pos].1;
-        if *count < n {
-            return false;
-        }
-        *count -= n;
-        if *count == 0 {
-            self.holders.swap_remove(pos);
-        }
-        self.refcount -= n;
-        true
-    }
+    /// Index into `Inner::typeids`.
+    typeid: u32,
+    refs: RefCounts,
 }
 
 /// A reference in transit: a serialised proxy not adopted yet.
@@ -225,25 +198,33 @@ struct EarlyAdopt {
 struct Inner {
     entries: HashMap<ObjectId, Entry>,
     next_id: u64,
-    /// What each connection holds, so its references can be released when it closes.
-    connections: HashMap<ConnId, Ledger>,
+    /// Every typeid objects were created under, once each.
+    typeids: Vec<Arc<str>>,
+    typeid_index: HashMap<Arc<str>, u32>,
     transit: HashMap<HoldId, Transit>,
     early: HashMap<HoldId, EarlyAdopt>,
 }
 
 impl Inner {
-    fn add(&mut self, id: ObjectId, holder: Holder, n: u64) -> bool {
-        let Some(entry) = self.entries.get_mut(&id) else {
-            return false;
-        };
-        entry.add(holder, n);
-        if let Holder::Connection(c) = holder {
-            let ledger = self.connections.entry(c).or_default();
-            for _ in 0..n {
-                ledger.incref(id);
-            }
+    fn intern(&mut self, typeid: &str) -> u32 {
+        if let Some(&i) = self.typeid_index.get(typeid) {
+            return i;
         }
-        true
+        let name: Arc<str> = Arc::from(typeid);
+        let i = self.typeids.len() as u32;
+        self.typeids.push(name.clone());
+        self.typeid_index.insert(name, i);
+        i
+    }
+
+    fn add(&mut self, id: ObjectId, holder: Holder, n: u64) -> bool {
+        match self.entries.get_mut(&id) {
+            Some(entry) => {
+                entry.refs.add(holder, n);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Remove `n` references of `holder`, collecting the object if they were the last.
@@ -255,14 +236,10 @@ impl Inner {
         released: &mut Released,
     ) -> Result<(), NotHeld> {
         let entry = self.entries.get_mut(&id).ok_or(NotHeld(id))?;
-        if let Holder::Connection(c) = holder {
-            let ledger = self.connections.get_mut(&c).ok_or(NotHeld(id))?;
-            ledger.release(id, n)?;
-        }
-        if !entry.sub(holder, n) {
+        if !entry.refs.sub(holder, n) {
             return Err(NotHeld(id));
         }
-        if entry.refcount == 0 {
+        if entry.refs.is_empty() {
             if let Some(e) = self.entries.remove(&id) {
                 released.push(e.object);
             }
@@ -302,12 +279,24 @@ impl ObjectTable {
     /// Insert a new object with one reference, held by `holder`.
     pub(crate) fn insert(
         &self,
-        typeid: Arc<str>,
+        typeid: &str,
         object: Arc<dyn ErasedObject>,
         holder: Holder,
     ) -> ObjectId {
-        let id = self.allocate_id();
-        self.insert_or_incref(id, typeid, object, holder);
+        let mut inner = self.lock();
+        inner.next_id += 1;
+        let id = ObjectId(inner.next_id);
+        let typeid = inner.intern(typeid);
+        let mut refs = RefCounts::new();
+        refs.add(holder, 1);
+        inner.entries.insert(
+            id,
+            Entry {
+                object,
+                typeid,
+                refs,
+            },
+        );
         id
     }
 
@@ -316,27 +305,33 @@ impl ObjectTable {
     pub(crate) fn insert_or_incref(
         &self,
         id: ObjectId,
-        typeid: Arc<str>,
+        typeid: &str,
         object: Arc<dyn ErasedObject>,
         holder: Holder,
     ) {
         let mut inner = self.lock();
-        inner.entries.entry(id).or_insert(Entry {
-            typeid,
-            object,
-            refcount: 0,
-            holders: Vec::new(),
-        });
+        if !inner.entries.contains_key(&id) {
+            let typeid = inner.intern(typeid);
+            inner.entries.insert(
+                id,
+                Entry {
+                    object,
+                    typeid,
+                    refs: RefCounts::new(),
+                },
+            );
+        }
         inner.add(id, holder, 1);
     }
 
     /// The object and its typeid.
     pub(crate) fn get(&self, id: ObjectId) -> Option<(Arc<dyn ErasedObject>, Arc<str>)> {
         let inner = self.lock();
-        inner
-            .entries
-            .get(&id)
-            .map(|e| (e.object.clone(), e.typeid.clone()))
+        let entry = inner.entries.get(&id)?;
+        Some((
+            entry.object.clone(),
+            inner.typeids[entry.typeid as usize].clone(),
+        ))
     }
 
     /// Take one more reference for `holder`; false when the object is not live.
@@ -366,24 +361,21 @@ impl ObjectTable {
         }
     }
 
-    /// Release everything a closed connection held, and its pending adoptions.
+    /// Release everything a closed connection held, and its pending adoptions. Scans the
+    /// table: connections close far less often than references change, and keeping no
+    /// per-connection index saves memory on every object.
     pub(crate) fn release_connection(&self, conn: ConnId) -> Released {
         let mut released = Vec::new();
         let mut inner = self.lock();
         let holder = Holder::Connection(conn);
         inner.early.retain(|_, a| a.holder != Some(holder));
-        if let Some(mut ledger) = inner.connections.remove(&conn) {
-            for (id, n) in ledger.drain() {
-                if let Some(entry) = inner.entries.get_mut(&id) {
-                    entry.sub(holder, n);
-                    if entry.refcount == 0 {
-                        if let Some(e) = inner.entries.remove(&id) {
-                            released.push(e.object);
-                        }
-                    }
-                }
+        inner.entries.retain(|_, entry| {
+            if entry.refs.remove_all(holder) > 0 && entry.refs.is_empty() {
+                released.push(entry.object.clone());
+                return false;
             }
-        }
+            true
+        });
         released
     }
 
@@ -420,9 +412,9 @@ impl ObjectTable {
         match inner.transit.remove(&hold) {
             Some(t) if t.object == id => {
                 if let Some(entry) = inner.entries.get_mut(&id) {
-                    entry.sub(Holder::InTransit, 1);
+                    entry.refs.sub(Holder::InTransit, 1);
+                    entry.refs.add(holder, 1);
                 }
-                inner.add(id, holder, 1);
             }
             Some(t) => {
                 // Not this object's hold: put it back and ignore the forged adoption.
@@ -470,15 +462,11 @@ impl ObjectTable {
         let mut rows: Vec<ObjectInfo> = inner
             .entries
             .iter()
-            .map(|(id, e)| {
-                let mut holders = e.holders.clone();
-                holders.sort();
-                ObjectInfo {
-                    typeid: e.typeid.to_string(),
-                    id: *id,
-                    refcount: e.refcount,
-                    holders,
-                }
+            .map(|(id, e)| ObjectInfo {
+                typeid: inner.typeids[e.typeid as usize].to_string(),
+                id: *id,
+                refcount: e.refs.total(),
+                holders: e.refs.holders(),
             })
             .collect();
         rows.sort_by_key(|r| r.id);
@@ -491,7 +479,6 @@ impl ObjectTable {
             let mut inner = self.lock();
             inner.transit.clear();
             inner.early.clear();
-            inner.connections.clear();
             std::mem::take(&mut inner.entries)
         };
         drop(entries);
