@@ -39,7 +39,9 @@ pub struct RefCounts {
     /// The first holder, packed; meaningless while `first_count` is 0.
     first: u64,
     first_count: u64,
-    /// Any further holders.
+    /// Any further holders. Boxed on purpose: 8 bytes in every object's entry instead of
+    /// 24 for a `Vec`, and most objects never need it.
+    #[allow(clippy::box_collection)]
     more: Option<Box<Vec<(Holder, u64)>>>,
 }
 
