@@ -91,7 +91,7 @@ impl Namespace {
 pub struct NamespaceProxy {
     raw: NamespaceCalls,
 }
-super::locks::wrap_proxy!(NamespaceProxy, NamespaceCalls, Namespace);
+super::support::wrap_proxy!(NamespaceProxy, NamespaceCalls, Namespace);
 
 impl NamespaceProxy {
     fn wrap(raw: NamespaceCalls) -> Self {

@@ -17,12 +17,17 @@
 //! A call that already completed on the server is not undone: an item a dead client
 //! received just before dying is gone with it.
 
+mod barrier;
 mod cells;
 mod dict;
 mod error;
+mod event;
 mod list;
-mod locks;
+mod lock;
 mod queue;
+mod rlock;
+mod semaphore;
+mod support;
 mod values;
 
 use std::time::Duration;
@@ -30,20 +35,22 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use barrier::{Barrier, BarrierCalls, BarrierProxy};
 pub use cells::{
     ArrayCalls, ArrayCell, ArrayProxy, Namespace, NamespaceCalls, NamespaceProxy, ValueCalls,
     ValueCell, ValueProxy,
 };
 pub use dict::{Dict, DictCalls, DictProxy};
 pub use error::SyncError;
+pub use event::{Event, EventProxy};
 pub use list::{List, ListCalls, ListProxy};
-pub use locks::{
-    Barrier, BarrierCalls, BarrierProxy, BoundedSemaphore, BoundedSemaphoreCalls,
-    BoundedSemaphoreProxy, Condition, ConditionCalls, ConditionProxy, Event, EventProxy, Lock,
-    LockCalls, LockGuard, LockProxy, RLock, RLockCalls, RLockProxy, Semaphore, SemaphoreCalls,
+pub use lock::{Lock, LockCalls, LockGuard, LockProxy};
+pub use queue::{Queue, QueueCalls, QueueProxy};
+pub use rlock::{Condition, ConditionCalls, ConditionProxy, RLock, RLockCalls, RLockProxy};
+pub use semaphore::{
+    BoundedSemaphore, BoundedSemaphoreCalls, BoundedSemaphoreProxy, Semaphore, SemaphoreCalls,
     SemaphoreProxy,
 };
-pub use queue::{Queue, QueueCalls, QueueProxy};
 
 use crate::{AuthKey, Client, IntoAddress, Registration, ServerBuilder, Value};
 

@@ -3,21 +3,17 @@
 
 use std::collections::VecDeque;
 use std::marker::PhantomData;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::Notify;
-use tokio::time::Instant;
 
 use super::error::{flatten, Outcome, SyncError};
+use super::support::{deadline, lock, wait_until};
 use super::values::{decode, encode, typed_proxy};
 use crate::{shared, Value};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 struct QueueState {
     items: VecDeque<Value>,
@@ -73,27 +69,11 @@ impl Queue {
     }
 }
 
-/// Wait for `notified` until `deadline` (forever if `None`); false on timeout. Dropping a
-/// `notify_one` wake-up that was not consumed passes it on to the next waiter, so a
-/// timed-out or cancelled waiter never swallows one.
-async fn wait_for(
-    notified: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
-    deadline: Option<Instant>,
-) -> bool {
-    match deadline {
-        Some(d) => tokio::time::timeout_at(d, notified).await.is_ok(),
-        None => {
-            notified.await;
-            true
-        }
-    }
-}
-
 #[shared(proxy = QueueCalls, typeid = "Queue")]
 impl Queue {
     /// Add `item`; when full, wait (at most `timeout`) if `block`, else fail with `Full`.
     pub async fn put(&self, item: Value, block: bool, timeout: Option<Duration>) -> Outcome<()> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = deadline(timeout);
         loop {
             let notified = self.not_full.notified();
             tokio::pin!(notified);
@@ -108,7 +88,7 @@ impl Queue {
                     return Ok(());
                 }
             }
-            if !block || !wait_for(notified, deadline).await {
+            if !block || !wait_until(notified, deadline).await {
                 return Err(SyncError::Full);
             }
         }
@@ -117,7 +97,7 @@ impl Queue {
     /// Take the oldest item; when empty, wait (at most `timeout`) if `block`, else fail
     /// with `Empty`.
     pub async fn get(&self, block: bool, timeout: Option<Duration>) -> Outcome<Value> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = deadline(timeout);
         loop {
             let notified = self.not_empty.notified();
             tokio::pin!(notified);
@@ -135,7 +115,7 @@ impl Queue {
                     return Ok(item);
                 }
             }
-            if !block || !wait_for(notified, deadline).await {
+            if !block || !wait_until(notified, deadline).await {
                 return Err(SyncError::Empty);
             }
         }

@@ -1,10 +1,13 @@
 //! Shared types and helpers for the integration tests.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use managers::{shared, Client, Manager, Registration, ServerBuilder};
+use managers::sync::SyncError;
+use managers::{shared, Client, Holder, Manager, ObjectId, Proxy, Registration, ServerBuilder};
+use serde::{de::DeserializeOwned, Serialize};
 use tokio::sync::Notify;
 
 /// Which socket a test runs over.
@@ -122,6 +125,106 @@ pub async fn connect(running: &Running) -> Client {
     Client::connect(running.address(), "test-key")
         .await
         .expect("second client connects")
+}
+
+// ---- What the server holds, and waiting for what it does asynchronously ----
+
+/// Holders of object `id`, as `debug_info` reports them.
+pub async fn holders(client: &Client, id: ObjectId) -> Vec<(Holder, u64)> {
+    client
+        .debug_info()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|row| row.id == id)
+        .map(|row| row.holders)
+        .unwrap_or_default()
+}
+
+/// Poll `check` until it returns `Ok`, for at most 10 s, failing with its last `Err`: the
+/// server frees objects and releases references asynchronously (after a hold expires, or
+/// once it notices a dead client's closed socket, which happens in another process).
+pub async fn eventually_ok(mut check: impl AsyncFnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Err(message) = check().await {
+        assert!(Instant::now() < deadline, "{message}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Poll `check` until it holds, for at most 10 s (see [`eventually_ok`]).
+pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    eventually_ok(async || {
+        if check().await {
+            Ok(())
+        } else {
+            Err(format!("timed out waiting until {what}"))
+        }
+    })
+    .await
+}
+
+/// Wait (10 s at most) until the server holds `n` objects: freeing after a hold expires or
+/// a process dies happens asynchronously on the server.
+pub async fn objects_become(client: &Client, n: u64) {
+    eventually_ok(async || {
+        let now = client.number_of_objects().await.unwrap();
+        if now == n {
+            Ok(())
+        } else {
+            Err(format!("still {now} objects, expected {n}"))
+        }
+    })
+    .await
+}
+
+// ---- For the SyncManager tests, where nothing is timed ----
+
+/// For calls that must time out: nobody puts, gets, sets, notifies or marks a task done,
+/// or the lock is held.
+pub const SHORT: Duration = Duration::from_millis(50);
+
+/// Await `future`, failing the test if it has not completed after 20 s (a hang guard, not
+/// a timed assertion).
+pub async fn bounded<F: Future>(what: &str, future: F) -> F::Output {
+    match tokio::time::timeout(Duration::from_secs(20), future).await {
+        Ok(output) => output,
+        Err(_) => panic!("{what} did not complete within 20 s"),
+    }
+}
+
+/// Wait until `check` holds (20 s at most): for example, a blocked call has reached the
+/// server when the object's state says so. Each check is a round trip; the pause only
+/// paces the polling.
+pub async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    bounded(what, async {
+        while !check().await {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+}
+
+/// The same object as `proxy`, through the connection `to` (a handoff, as between
+/// processes). The proxy type may differ from the sender's: the handle is all that travels.
+pub fn share_as<P: Proxy + Serialize, Q: Proxy + DeserializeOwned>(proxy: &P, to: &Client) -> Q {
+    let bytes = postcard::to_stdvec(proxy).expect("serialise proxy");
+    to.adopting(|| postcard::from_bytes(&bytes))
+        .expect("adopt proxy")
+}
+
+/// [`share_as`] with the sender's proxy type.
+pub fn share<P: Proxy + Serialize + DeserializeOwned>(proxy: &P, to: &Client) -> P {
+    share_as(proxy, to)
+}
+
+/// Fail unless `result` is an error that `want` accepts.
+#[track_caller]
+pub fn assert_err<T: std::fmt::Debug>(result: Result<T, SyncError>, want: fn(&SyncError) -> bool) {
+    match result {
+        Err(e) if want(&e) => {}
+        other => panic!("unexpected {other:?}"),
+    }
 }
 
 /// The tutorial's Pair, with a few extra methods to exercise every call shape.

@@ -1,43 +1,14 @@
 //! Proxies that return proxies, travel between processes, nest, and custom proxy types.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use managers::{manager, Client, Error, Holder, ObjectId, Proxy, ProxyHandle, RemoteError};
+use managers::{manager, Error, Holder, Proxy, ProxyHandle, RemoteError};
 
 use crate::child::ChildProcess;
 use crate::common::{
-    builder, connect, start, Counter, CounterProxy, ItemPairProxy, PairProxy, Registry,
-    RegistryProxy, Running, SquareProxy, Transport, TRANSPORTS,
+    builder, connect, eventually_ok, holders, objects_become, start, Counter, CounterProxy,
+    ItemPairProxy, PairProxy, Registry, RegistryProxy, Running, SquareProxy, Transport, TRANSPORTS,
 };
-
-/// Holders of object `id`, as `debug_info` reports them.
-async fn holders(client: &Client, id: ObjectId) -> Vec<(Holder, u64)> {
-    client
-        .debug_info()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|row| row.id == id)
-        .map(|row| row.holders)
-        .unwrap_or_default()
-}
-
-/// Wait (10 s at most) until the server holds `n` objects: freeing after a hold expires or
-/// a process dies happens asynchronously on the server.
-async fn objects_become(client: &Client, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let now = client.number_of_objects().await.unwrap();
-        if now == n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still {now} objects, expected {n}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn method_to_typeid_shares_the_tutorials_item() {
@@ -339,13 +310,13 @@ async fn debug_info_shows_who_holds_one_object_across_processes() {
     );
     two.kill();
     three.kill();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while holders(&server, id).await != vec![(Holder::Connection(1), 1)] {
-        assert!(
-            Instant::now() < deadline,
-            "{:?}",
-            holders(&server, id).await
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually_ok(async || {
+        let rows = holders(&server, id).await;
+        if rows == vec![(Holder::Connection(1), 1)] {
+            Ok(())
+        } else {
+            Err(format!("{rows:?}"))
+        }
+    })
+    .await;
 }

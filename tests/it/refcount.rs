@@ -1,11 +1,9 @@
 //! Reference counting: clones, drops, closed connections and killed client processes.
 
-use std::time::{Duration, Instant};
-
 use managers::Client;
 
 use crate::child::ChildProcess;
-use crate::common::{connect, start, PairProxy, StoreProxy, Transport, TRANSPORTS};
+use crate::common::{connect, eventually, start, PairProxy, StoreProxy, Transport, TRANSPORTS};
 
 /// The refcount of object `id`, or 0 when it is gone.
 async fn refcount(client: &Client, id: managers::ObjectId) -> u64 {
@@ -16,16 +14,6 @@ async fn refcount(client: &Client, id: managers::ObjectId) -> u64 {
         .iter()
         .find(|row| row.id == id)
         .map_or(0, |row| row.refcount)
-}
-
-/// Poll `check` until it holds, for at most 10 s: the server releases a dead client's
-/// references when it notices the closed socket, which happens in another process.
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,58 +9,17 @@
 //! objects.
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::time::Duration;
 
 use managers::sync::{DictProxy, ListProxy, QueueProxy, SyncError, SyncManager};
-use managers::{Client, Holder, ObjectId, Proxy};
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use managers::Proxy;
+use serde::{Deserialize, Serialize};
 
 use crate::child::ChildProcess;
-use crate::common::{start_sync, sync_client, Running, Transport, TRANSPORTS};
-
-/// For calls that must time out: nobody puts, gets or marks a task done.
-const SHORT: Duration = Duration::from_millis(50);
-
-/// Await `future`, failing the test if it has not completed after 20 s (a hang guard, not
-/// a timed assertion).
-async fn bounded<F: Future>(what: &str, future: F) -> F::Output {
-    match tokio::time::timeout(Duration::from_secs(20), future).await {
-        Ok(output) => output,
-        Err(_) => panic!("{what} did not complete within 20 s"),
-    }
-}
-
-/// Wait until `check` holds (20 s at most). Each check is a round trip; the pause only
-/// paces the polling.
-async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    bounded(what, async {
-        while !check().await {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-}
-
-/// The same object as `proxy`, through the connection `to` (a handoff, as between
-/// processes). The proxy type may differ from the sender's: the handle is all that travels.
-fn share<P: Proxy + Serialize, Q: Proxy + DeserializeOwned>(proxy: &P, to: &Client) -> Q {
-    let bytes = postcard::to_stdvec(proxy).expect("serialise proxy");
-    to.adopting(|| postcard::from_bytes(&bytes))
-        .expect("adopt proxy")
-}
-
-/// Holders of object `id`, as `debug_info` reports them.
-async fn holders(client: &Client, id: ObjectId) -> Vec<(Holder, u64)> {
-    client
-        .debug_info()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|row| row.id == id)
-        .map(|row| row.holders)
-        .unwrap_or_default()
-}
+use crate::common::{
+    assert_err, bounded, holders, share_as, start_sync, sync_client, until, Running, Transport,
+    SHORT, TRANSPORTS,
+};
 
 /// Check that the server is back at `base` objects once every client in `clients` has had
 /// its decrefs processed (a round trip on a connection follows everything sent before it).
@@ -69,14 +28,6 @@ async fn assert_back_to(server: &Running, base: u64, clients: &[&SyncManager]) {
         client.number_of_objects().await.unwrap();
     }
     assert_eq!(server.number_of_objects().await.unwrap(), base);
-}
-
-#[track_caller]
-fn assert_err<T: std::fmt::Debug>(result: Result<T, SyncError>, want: fn(&SyncError) -> bool) {
-    match result {
-        Err(e) if want(&e) => {}
-        other => panic!("unexpected {other:?}"),
-    }
 }
 
 fn empty(e: &SyncError) -> bool {
@@ -186,7 +137,7 @@ async fn queue_put_get_in_order_and_empty_errors() {
     assert_err(q.get_with(true, Some(Duration::ZERO)).await, empty);
     assert_eq!(q.qsize().await.unwrap(), 0);
     // An item that does not decode as `T` is an error of that call, not of the queue.
-    let raw: QueueProxy<u8> = share(&q, m.client());
+    let raw: QueueProxy<u8> = share_as(&q, m.client());
     raw.put(7).await.unwrap();
     assert_err(q.get().await, invalid);
     drop((q, raw));
@@ -210,7 +161,7 @@ async fn a_bounded_queue_refuses_or_waits_when_full() {
         assert_eq!(q.qsize().await.unwrap(), 2, "a refused put adds nothing");
 
         // A put blocked on another connection completes when a get makes room.
-        let theirs: QueueProxy<i32> = share(&q, b.client());
+        let theirs: QueueProxy<i32> = share_as(&q, b.client());
         let (put, got) = tokio::join!(bounded("the blocked put", theirs.put(3)), async {
             // Sent after the put on the same connection: the put is on the server.
             assert!(theirs.full().await.unwrap());
@@ -271,7 +222,7 @@ async fn joinable_queue_join_waits_for_every_task_done() {
     for job in ["a", "b", "c"] {
         q.put(job.into()).await.unwrap();
     }
-    let worker: QueueProxy<String> = share(&q, b.client());
+    let worker: QueueProxy<String> = share_as(&q, b.client());
     for _ in 0..3 {
         worker.get().await.unwrap();
     }
@@ -292,7 +243,7 @@ async fn joinable_queue_join_waits_for_every_task_done() {
     // The same for a plain `Queue` (Python's has task_done/join too) with two joiners.
     let plain = a.queue::<u8>(0).await.unwrap();
     plain.put(1).await.unwrap();
-    let theirs: QueueProxy<u8> = share(&plain, b.client());
+    let theirs: QueueProxy<u8> = share_as(&plain, b.client());
     let (x, y, ()) = tokio::join!(
         bounded("first join", plain.join()),
         bounded("second join", theirs.join()),
@@ -324,7 +275,7 @@ async fn a_getter_killed_while_blocked_swallows_no_item() {
         child.wait_for("GETTING");
         // A live getter on another connection, waiting behind the child.
         let other = sync_client(&server).await;
-        let live: QueueProxy<i64> = share(&q, other.client());
+        let live: QueueProxy<i64> = share_as(&q, other.client());
         let (got, ()) = tokio::join!(bounded("the live getter", live.get()), async {
             live.qsize().await.unwrap(); // the live get is on the server
             let before = holders(&m, id).await.len();
@@ -416,7 +367,7 @@ async fn dict_operations() {
         from.items().await.unwrap(),
         [(1, "z".into()), (2, "y".into())]
     );
-    let wide: DictProxy<i64, String> = share(&from, m.client());
+    let wide: DictProxy<i64, String> = share_as(&from, m.client());
     assert_eq!(wide.get(&1).await.unwrap().as_deref(), Some("z"));
     drop((d, from, wide));
     assert_back_to(&server, base, &[&m]).await;
@@ -442,13 +393,13 @@ async fn values_written_by_one_client_are_read_by_another() {
         jobs.set(&(i, format!("k{i}")), &j).await.unwrap();
     }
     // Client B declares the key with a wider integer: the same key by value.
-    let theirs: DictProxy<(i64, String), Job> = share(&jobs, b.client());
+    let theirs: DictProxy<(i64, String), Job> = share_as(&jobs, b.client());
     let got = theirs.get(&(3, "k3".into())).await.unwrap();
     assert_eq!(got, Some(job(3, State::Done { code: -7 })));
     assert!(theirs.contains(&(0, "k0".into())).await.unwrap());
     assert!(!theirs.contains(&(0, "k1".into())).await.unwrap());
     // And reads only what it knows of a job.
-    let summaries: DictProxy<(u64, String), JobSummary> = share(&jobs, b.client());
+    let summaries: DictProxy<(u64, String), JobSummary> = share_as(&jobs, b.client());
     let all = summaries.items().await.unwrap();
     assert_eq!(all.len(), 4);
     assert_eq!(
@@ -479,7 +430,7 @@ async fn values_written_by_one_client_are_read_by_another() {
         .set(&Point { x: 1, y: 2 }, &"one-two".into())
         .await
         .unwrap();
-    let mirrored: DictProxy<PointYx, String> = share(&points, b.client());
+    let mirrored: DictProxy<PointYx, String> = share_as(&points, b.client());
     assert_eq!(
         mirrored
             .get(&PointYx { y: 2, x: 1 })
@@ -500,14 +451,14 @@ async fn values_written_by_one_client_are_read_by_another() {
     for state in &states {
         q.put(state.clone()).await.unwrap();
     }
-    let their_q: QueueProxy<State> = share(&q, b.client());
+    let their_q: QueueProxy<State> = share_as(&q, b.client());
     for state in &states {
         assert_eq!(&their_q.get().await.unwrap(), state);
     }
     let maps = a.list::<HashMap<String, Vec<u16>>>().await.unwrap();
     let entry: HashMap<String, Vec<u16>> = [("xs".to_owned(), vec![1, 2, 3])].into();
     maps.append(&entry).await.unwrap();
-    let their_maps: ListProxy<BTreeMap<String, Vec<i32>>> = share(&maps, b.client());
+    let their_maps: ListProxy<BTreeMap<String, Vec<i32>>> = share_as(&maps, b.client());
     assert_eq!(
         their_maps.get(0).await.unwrap(),
         BTreeMap::from([("xs".to_owned(), vec![1, 2, 3])])
@@ -643,7 +594,7 @@ async fn a_dict_of_lists_holds_live_shared_lists() {
         );
 
         // Read back through the dict, on another connection: the same live list.
-        let theirs: DictProxy<String, ListProxy<i32>> = share(&d, b.client());
+        let theirs: DictProxy<String, ListProxy<i32>> = share_as(&d, b.client());
         let their_evens = theirs.get(&"evens".into()).await.unwrap().expect("set");
         assert_eq!(their_evens.handle().id(), evens_id);
         their_evens.append(&4).await.unwrap();
@@ -679,7 +630,7 @@ async fn a_list_of_queues_passes_live_queues_around() {
         queues.append(&q).await.unwrap();
     }
     assert_eq!(a.number_of_objects().await.unwrap(), base + 3);
-    let theirs: ListProxy<QueueProxy<String>> = share(&queues, b.client());
+    let theirs: ListProxy<QueueProxy<String>> = share_as(&queues, b.client());
     let all = theirs.to_vec().await.unwrap();
     assert_eq!(all.len(), 2);
     // B puts into the second queue; A gets from it through its own read of the list.
@@ -757,7 +708,7 @@ async fn namespace_attributes_and_display() {
     ns.set("flags", &[true, false]).await.unwrap();
     ns.set("x", &2.5).await.unwrap(); // an attribute may change type
                                       // Another client sees them.
-    let theirs = share::<_, managers::sync::NamespaceProxy>(&ns, b.client());
+    let theirs = share_as::<_, managers::sync::NamespaceProxy>(&ns, b.client());
     assert_eq!(theirs.get::<f64>("x").await.unwrap(), 2.5);
     assert_eq!(theirs.get::<String>("name").await.unwrap(), "ada");
     assert_eq!(
@@ -797,7 +748,7 @@ async fn value_and_array_cells() {
     let v = a.value(5i32).await.unwrap();
     assert_eq!(v.get().await.unwrap(), 5);
     v.set(&-7).await.unwrap();
-    let theirs: managers::sync::ValueProxy<i64> = share(&v, b.client());
+    let theirs: managers::sync::ValueProxy<i64> = share_as(&v, b.client());
     assert_eq!(theirs.get().await.unwrap(), -7);
     theirs.set(&(i64::from(i32::MAX) + 1)).await.unwrap();
     assert_err(v.get().await, invalid); // does not fit in our i32
@@ -818,7 +769,7 @@ async fn value_and_array_cells() {
     assert_err(arr.set(3, &0.0).await, out_of_range);
     assert_err(arr.set(-4, &0.0).await, out_of_range);
     assert_eq!(arr.len().await.unwrap(), 3, "fixed length");
-    let their_arr: managers::sync::ArrayProxy<f64> = share(&arr, b.client());
+    let their_arr: managers::sync::ArrayProxy<f64> = share_as(&arr, b.client());
     assert_eq!(their_arr.get(1).await.unwrap(), 20.0);
     let none = a.array(Vec::<u8>::new()).await.unwrap();
     assert!(none.is_empty().await.unwrap());

@@ -5,48 +5,17 @@
 //! Nothing here is timed: a short timeout is used only where the call must time out (the
 //! lock is held, nobody notifies), and `bounded` is a safety net around what must complete.
 
-use std::future::Future;
-use std::time::Duration;
-
 use managers::sync::{
     BarrierProxy, ConditionProxy, LockProxy, SemaphoreProxy, SyncError, SyncManager,
 };
-use managers::{Client, Proxy};
-use serde::{de::DeserializeOwned, Serialize};
+use managers::Client;
+use serde::Serialize;
 
 use crate::child::ChildProcess;
-use crate::common::{start_sync, sync_client, Running, Transport, TRANSPORTS};
-
-/// For calls that must time out: the lock is held, nobody sets or notifies.
-const SHORT: Duration = Duration::from_millis(50);
-
-/// Await `future`, failing the test if it has not completed after 20 s (a hang guard, not
-/// a timed assertion).
-async fn bounded<F: Future>(what: &str, future: F) -> F::Output {
-    match tokio::time::timeout(Duration::from_secs(20), future).await {
-        Ok(output) => output,
-        Err(_) => panic!("{what} did not complete within 20 s"),
-    }
-}
-
-/// Wait until `check` holds (20 s at most): a blocked call has reached the server when the
-/// object's state says so. Each check is a round trip; the pause only paces the polling.
-async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    bounded(what, async {
-        while !check().await {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-}
-
-/// The same object as `proxy`, through the connection `to` (a handoff, as between
-/// processes).
-fn share<P: Proxy + Serialize + DeserializeOwned>(proxy: &P, to: &Client) -> P {
-    let bytes = postcard::to_stdvec(proxy).expect("serialise proxy");
-    to.adopting(|| postcard::from_bytes(&bytes))
-        .expect("adopt proxy")
-}
+use crate::common::{
+    assert_err, bounded, share, start_sync, sync_client, until, Running, Transport, SHORT,
+    TRANSPORTS,
+};
 
 /// `n` more SyncManager clients of `server`.
 async fn clients(server: &Running, n: usize) -> Vec<SyncManager> {
@@ -60,14 +29,6 @@ async fn clients(server: &Running, n: usize) -> Vec<SyncManager> {
 /// Two SyncManager clients of `server`.
 async fn two_clients(server: &Running) -> (SyncManager, SyncManager) {
     (sync_client(server).await, sync_client(server).await)
-}
-
-#[track_caller]
-fn assert_err<T: std::fmt::Debug>(result: Result<T, SyncError>, want: fn(&SyncError) -> bool) {
-    match result {
-        Err(e) if want(&e) => {}
-        other => panic!("unexpected {other:?}"),
-    }
 }
 
 fn not_locked(e: &SyncError) -> bool {

@@ -4,21 +4,9 @@
 use std::collections::BTreeMap;
 
 use manager_runtime::{from_value, to_value, Value};
-use managers::{Client, Holder, ObjectId};
+use managers::Holder;
 
-use crate::common::{connect, start, CounterProxy, Transport};
-
-/// Holders of object `id`, as `debug_info` reports them.
-async fn holders(client: &Client, id: ObjectId) -> Vec<(Holder, u64)> {
-    client
-        .debug_info()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|row| row.id == id)
-        .map(|row| row.holders)
-        .unwrap_or_default()
-}
+use crate::common::{connect, holders, start, CounterProxy, Transport};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxies_in_values_stay_live_and_do_not_leak() {

@@ -1,0 +1,203 @@
+//! `Lock`, and the `LockGuard` that a lock or a semaphore permit is held by.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::error::{flatten, Outcome, SyncError};
+use super::support::{caller_id, lock, take_permit, wrap_proxy};
+use crate::{shared, Caller, CallerId, DisconnectHook, Proxy, ProxyHandle};
+
+/// Who holds a lock, and the hook that frees it if that client disconnects.
+struct Held {
+    by: Option<CallerId>,
+    _hook: Option<DisconnectHook>,
+}
+
+struct LockInner {
+    permits: tokio::sync::Semaphore,
+    holder: Mutex<Option<Held>>,
+}
+
+impl LockInner {
+    /// Record the current caller as the holder, to be released if it disconnects.
+    fn record(self: &Arc<Self>) {
+        let by = caller_id();
+        *lock(&self.holder) = Some(Held { by, _hook: None });
+        if let (Some(caller), Some(id)) = (Caller::current(), by) {
+            let weak = Arc::downgrade(self);
+            let hook = caller.on_disconnect(move || {
+                if let Some(inner) = weak.upgrade() {
+                    inner.release_if_held_by(id);
+                }
+            });
+            let mut holder = lock(&self.holder);
+            match holder.as_mut() {
+                Some(held) if held.by == Some(id) => held._hook = Some(hook),
+                _ => drop(hook),
+            }
+        }
+    }
+
+    fn release_if_held_by(&self, id: CallerId) {
+        let mut holder = lock(&self.holder);
+        if holder.as_ref().is_some_and(|h| h.by == Some(id)) {
+            *holder = None;
+            drop(holder);
+            self.permits.add_permits(1);
+        }
+    }
+
+    async fn acquire(self: &Arc<Self>, blocking: bool, timeout: Option<Duration>) -> bool {
+        let taken = take_permit(&self.permits, blocking, timeout).await;
+        if taken {
+            self.record();
+        }
+        taken
+    }
+
+    fn release(&self) -> Outcome<()> {
+        let mut holder = lock(&self.holder);
+        if holder.is_none() {
+            return Err(SyncError::NotLocked);
+        }
+        let held = holder.take();
+        drop(holder);
+        drop(held);
+        self.permits.add_permits(1);
+        Ok(())
+    }
+}
+
+/// A mutual-exclusion lock (Python's `threading.Lock` through `manager.Lock()`).
+///
+/// Any holder may release it, as in Python. If the client that acquired it disconnects,
+/// it is released.
+pub struct Lock {
+    inner: Arc<LockInner>,
+}
+
+impl std::fmt::Debug for Lock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lock")
+            .field("locked", &lock(&self.inner.holder).is_some())
+            .finish()
+    }
+}
+
+impl Default for Lock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Lock {
+    /// An unlocked lock.
+    pub fn new() -> Self {
+        Lock {
+            inner: Arc::new(LockInner {
+                permits: tokio::sync::Semaphore::new(1),
+                holder: Mutex::new(None),
+            }),
+        }
+    }
+}
+
+#[shared(proxy = LockCalls, typeid = "Lock")]
+impl Lock {
+    /// Acquire: wait (up to `timeout`, if given) when `blocking`, else try once. Returns
+    /// whether the lock was acquired.
+    pub async fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> bool {
+        self.inner.acquire(blocking, timeout).await
+    }
+
+    /// Release; fails if it is not locked.
+    pub fn release(&self) -> Outcome<()> {
+        self.inner.release()
+    }
+
+    /// Whether it is locked.
+    pub fn locked(&self) -> bool {
+        lock(&self.inner.holder).is_some()
+    }
+}
+
+/// A proxy for a shared [`Lock`].
+#[derive(Clone, Debug)]
+pub struct LockProxy {
+    raw: LockCalls,
+}
+wrap_proxy!(LockProxy, LockCalls, Lock);
+
+impl LockProxy {
+    fn wrap(raw: LockCalls) -> Self {
+        LockProxy { raw }
+    }
+
+    /// Acquire, waiting as long as it takes (`acquire(True)`).
+    pub async fn acquire(&self) -> Result<(), SyncError> {
+        self.raw.acquire(true, None).await?;
+        Ok(())
+    }
+
+    /// Acquire, waiting at most `timeout`; false if it timed out.
+    pub async fn acquire_timeout(&self, timeout: Duration) -> Result<bool, SyncError> {
+        Ok(self.raw.acquire(true, Some(timeout)).await?)
+    }
+
+    /// Acquire only if free right now (`acquire(False)`).
+    pub async fn try_acquire(&self) -> Result<bool, SyncError> {
+        Ok(self.raw.acquire(false, None).await?)
+    }
+
+    /// Release.
+    pub async fn release(&self) -> Result<(), SyncError> {
+        flatten(self.raw.release().await)
+    }
+
+    /// Whether it is locked.
+    pub async fn locked(&self) -> Result<bool, SyncError> {
+        Ok(self.raw.locked().await?)
+    }
+
+    /// Acquire and return a guard that releases the lock when dropped (`with lock:`).
+    pub async fn lock(&self) -> Result<LockGuard, SyncError> {
+        self.acquire().await?;
+        Ok(LockGuard::new(self))
+    }
+}
+
+/// Holds a lock, or a semaphore permit, until dropped (or [`LockGuard::unlock`]ed).
+///
+/// Dropping sends the release without waiting for its reply; it is ordered after every call
+/// made before on the same connection.
+#[derive(Debug)]
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct LockGuard {
+    handle: Option<ProxyHandle>,
+}
+
+impl LockGuard {
+    /// A guard that releases what `proxy` acquired (calls its object's `release`).
+    pub(super) fn new(proxy: &impl Proxy) -> Self {
+        LockGuard {
+            handle: Some(proxy.handle().clone()),
+        }
+    }
+
+    /// Release now and see whether that worked.
+    pub async fn unlock(mut self) -> Result<(), SyncError> {
+        let handle = self
+            .handle
+            .take()
+            .expect("a guard holds its handle until dropped");
+        flatten(handle.call_method::<_, Outcome<()>>("release", ()).await)
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.call_detached("release", ());
+        }
+    }
+}

@@ -1,0 +1,465 @@
+//! `RLock` and `Condition`, which share the re-entrant lock state: a holder is one proxy
+//! value on one connection.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::error::{flatten, Outcome, SyncError};
+use super::support::{caller_id, deadline, lock, wait_until, wrap_proxy};
+use crate::{shared, Caller, CallerId, DisconnectHook};
+
+struct RLockState {
+    /// The holder: its connection and the proxy's owner token.
+    owner: Option<(Option<CallerId>, u64)>,
+    count: usize,
+    hook: Option<DisconnectHook>,
+}
+
+struct RLockInner {
+    state: Mutex<RLockState>,
+    released: Notify,
+}
+
+impl RLockInner {
+    fn new() -> Arc<Self> {
+        Arc::new(RLockInner {
+            state: Mutex::new(RLockState {
+                owner: None,
+                count: 0,
+                hook: None,
+            }),
+            released: Notify::new(),
+        })
+    }
+
+    fn try_take(self: &Arc<Self>, me: (Option<CallerId>, u64)) -> bool {
+        let mut state = lock(&self.state);
+        match state.owner {
+            Some(owner) if owner == me => {
+                state.count += 1;
+                true
+            }
+            Some(_) => false,
+            None => {
+                state.owner = Some(me);
+                state.count = 1;
+                drop(state);
+                self.watch(me);
+                true
+            }
+        }
+    }
+
+    /// Free the lock if its holder's connection closes.
+    fn watch(self: &Arc<Self>, me: (Option<CallerId>, u64)) {
+        let Some(caller) = Caller::current() else {
+            return;
+        };
+        let weak: Weak<Self> = Arc::downgrade(self);
+        let hook = caller.on_disconnect(move || {
+            if let Some(inner) = weak.upgrade() {
+                let state = lock(&inner.state);
+                if state.owner.is_some_and(|o| o.0 == me.0) {
+                    inner.free(state);
+                }
+            }
+        });
+        let mut state = lock(&self.state);
+        if state.owner == Some(me) {
+            state.hook = Some(hook);
+        }
+    }
+
+    async fn acquire(
+        self: &Arc<Self>,
+        token: u64,
+        blocking: bool,
+        timeout: Option<Duration>,
+    ) -> bool {
+        let me = (caller_id(), token);
+        let deadline = deadline(timeout);
+        loop {
+            let notified = self.released.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.try_take(me) {
+                return true;
+            }
+            if !blocking {
+                return false;
+            }
+            if !wait_until(notified, deadline).await {
+                // Timed out: one last try (a take must never be reported as a failure).
+                return self.try_take(me);
+            }
+        }
+    }
+
+    /// Release one level; `Ok(true)` when the lock became free.
+    fn release(&self, token: u64) -> Outcome<bool> {
+        let me = (caller_id(), token);
+        let mut state = lock(&self.state);
+        if state.owner != Some(me) {
+            return Err(SyncError::NotOwner);
+        }
+        state.count -= 1;
+        if state.count > 0 {
+            return Ok(false);
+        }
+        self.free(state);
+        Ok(true)
+    }
+
+    /// Release every level (for `Condition::wait`); returns the count to restore.
+    fn release_all(&self, token: u64) -> Outcome<usize> {
+        let me = (caller_id(), token);
+        let state = lock(&self.state);
+        if state.owner != Some(me) {
+            return Err(SyncError::NotOwner);
+        }
+        let count = state.count;
+        self.free(state);
+        Ok(count)
+    }
+
+    /// Free the lock (`state` is its locked state) and wake one waiter. The disconnect
+    /// hook is dropped after the state is unlocked.
+    fn free(&self, mut state: MutexGuard<'_, RLockState>) {
+        state.owner = None;
+        state.count = 0;
+        let hook = state.hook.take();
+        drop(state);
+        drop(hook);
+        self.released.notify_one();
+    }
+
+    /// Restore the recursion count after `Condition::wait` re-acquired the lock.
+    fn set_count(&self, count: usize) {
+        lock(&self.state).count = count.max(1);
+    }
+
+    fn owned_by(&self, token: u64) -> bool {
+        lock(&self.state).owner == Some((caller_id(), token))
+    }
+}
+
+/// A re-entrant lock (Python's `manager.RLock()`): its holder may acquire it again, and
+/// only its holder may release it.
+///
+/// The holder is one proxy on one connection: each [`RLockProxy`] value (clones included)
+/// is a distinct holder, like a thread in Python. Releasing it from another holder fails
+/// with [`SyncError::NotOwner`]. If the holder's client disconnects, it is released.
+pub struct RLock {
+    inner: Arc<RLockInner>,
+}
+
+impl std::fmt::Debug for RLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RLock")
+            .field("count", &lock(&self.inner.state).count)
+            .finish()
+    }
+}
+
+impl Default for RLock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RLock {
+    /// An unlocked re-entrant lock.
+    pub fn new() -> Self {
+        RLock {
+            inner: RLockInner::new(),
+        }
+    }
+}
+
+#[shared(proxy = RLockCalls, typeid = "RLock")]
+impl RLock {
+    /// Acquire for holder `owner` (a token chosen by the proxy).
+    pub async fn acquire(&self, owner: u64, blocking: bool, timeout: Option<Duration>) -> bool {
+        self.inner.acquire(owner, blocking, timeout).await
+    }
+
+    /// Release one level for holder `owner`.
+    pub fn release(&self, owner: u64) -> Outcome<()> {
+        self.inner.release(owner).map(|_| ())
+    }
+
+    /// Whether `owner` holds it.
+    pub fn is_owned(&self, owner: u64) -> bool {
+        self.inner.owned_by(owner)
+    }
+}
+
+/// A fresh holder token.
+fn new_token() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    // Unique per process; the connection id distinguishes processes on the server.
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The glue and the lock methods of a proxy that is one holder of a re-entrant lock (a
+/// struct with its generated calls `raw` and its holder token `owner`, as [`RLockProxy`]
+/// and [`ConditionProxy`] are): `Proxy` and serde, a `Clone` that is another holder, and
+/// `acquire`, `acquire_timeout` and `release`.
+macro_rules! holder_proxy {
+    ($proxy:ident, $raw:ident, $target:ty) => {
+        wrap_proxy!($proxy, $raw, $target);
+
+        impl Clone for $proxy {
+            /// A clone is another holder (like another thread).
+            fn clone(&self) -> Self {
+                Self::wrap(self.raw.clone())
+            }
+        }
+
+        impl $proxy {
+            fn wrap(raw: $raw) -> Self {
+                $proxy {
+                    raw,
+                    owner: new_token(),
+                }
+            }
+
+            /// Acquire the lock (again, if this holder holds it already), waiting as long
+            /// as it takes.
+            pub async fn acquire(&self) -> Result<(), SyncError> {
+                self.raw.acquire(self.owner, true, None).await?;
+                Ok(())
+            }
+
+            /// Acquire the lock, waiting at most `timeout`; false if it timed out.
+            pub async fn acquire_timeout(&self, timeout: Duration) -> Result<bool, SyncError> {
+                Ok(self.raw.acquire(self.owner, true, Some(timeout)).await?)
+            }
+
+            /// Release one level; [`SyncError::NotOwner`] if this holder does not hold it.
+            pub async fn release(&self) -> Result<(), SyncError> {
+                flatten(self.raw.release(self.owner).await)
+            }
+        }
+    };
+}
+
+/// A proxy for a shared [`RLock`]; each value is one holder.
+#[derive(Debug)]
+pub struct RLockProxy {
+    raw: RLockCalls,
+    owner: u64,
+}
+holder_proxy!(RLockProxy, RLockCalls, RLock);
+
+impl RLockProxy {
+    /// Acquire only if possible right now.
+    pub async fn try_acquire(&self) -> Result<bool, SyncError> {
+        Ok(self.raw.acquire(self.owner, false, None).await?)
+    }
+
+    /// Whether this holder holds it.
+    pub async fn is_owned(&self) -> Result<bool, SyncError> {
+        Ok(self.raw.is_owned(self.owner).await?)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Condition
+
+/// One waiter of a condition.
+struct CondWaiter {
+    woken: AtomicBool,
+    wake: Notify,
+    /// Its client disconnected. Set by a disconnect hook as soon as the server notices;
+    /// the call itself is dropped only later, and a notify in between must skip it.
+    gone: AtomicBool,
+}
+
+/// A condition variable over its own re-entrant lock (Python's `manager.Condition()`).
+///
+/// Use it like Python's: acquire, check the state, `wait` (which releases the lock while
+/// waiting and re-acquires it), `notify`. A waiter whose client disconnects is withdrawn:
+/// it consumes no notification.
+pub struct Condition {
+    lock: Arc<RLockInner>,
+    waiters: Mutex<VecDeque<Arc<CondWaiter>>>,
+}
+
+impl std::fmt::Debug for Condition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Condition")
+            .field("waiters", &lock(&self.waiters).len())
+            .finish()
+    }
+}
+
+impl Default for Condition {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Condition {
+    /// A condition with a fresh re-entrant lock.
+    pub fn new() -> Self {
+        Condition {
+            lock: RLockInner::new(),
+            waiters: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    fn withdraw(&self, waiter: &Arc<CondWaiter>) {
+        lock(&self.waiters).retain(|w| !Arc::ptr_eq(w, waiter));
+    }
+}
+
+/// Withdraws a waiter that goes away before it is woken.
+struct Withdraw<'a> {
+    condition: &'a Condition,
+    waiter: Arc<CondWaiter>,
+}
+
+impl Drop for Withdraw<'_> {
+    fn drop(&mut self) {
+        self.condition.withdraw(&self.waiter);
+    }
+}
+
+#[shared(proxy = ConditionCalls, typeid = "Condition")]
+impl Condition {
+    /// Acquire the underlying lock for holder `owner`.
+    pub async fn acquire(&self, owner: u64, blocking: bool, timeout: Option<Duration>) -> bool {
+        self.lock.acquire(owner, blocking, timeout).await
+    }
+
+    /// Release the underlying lock (one level) for holder `owner`.
+    pub fn release(&self, owner: u64) -> Outcome<()> {
+        self.lock.release(owner).map(|_| ())
+    }
+
+    /// Release the lock, wait for a notification (at most `timeout`), re-acquire the lock.
+    /// Returns whether it was notified (false: timed out). The holder must hold the lock.
+    pub async fn wait(&self, owner: u64, timeout: Option<Duration>) -> Outcome<bool> {
+        let waiter = Arc::new(CondWaiter {
+            woken: AtomicBool::new(false),
+            wake: Notify::new(),
+            gone: AtomicBool::new(false),
+        });
+        let _gone = Caller::current().map(|caller| {
+            let weak = Arc::downgrade(&waiter);
+            caller.on_disconnect(move || {
+                if let Some(waiter) = weak.upgrade() {
+                    waiter.gone.store(true, Ordering::SeqCst);
+                }
+            })
+        });
+        lock(&self.waiters).push_back(waiter.clone());
+        let withdraw = Withdraw {
+            condition: self,
+            waiter: waiter.clone(),
+        };
+        let count = self.lock.release_all(owner)?;
+        let deadline = deadline(timeout);
+        let woken = loop {
+            let notified = waiter.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if waiter.woken.load(Ordering::SeqCst) {
+                break true;
+            }
+            if !wait_until(notified, deadline).await {
+                break waiter.woken.load(Ordering::SeqCst);
+            }
+        };
+        drop(withdraw);
+        self.lock.acquire(owner, true, None).await;
+        self.lock.set_count(count);
+        Ok(woken)
+    }
+
+    /// Wake up to `n` waiters. The holder must hold the lock.
+    pub fn notify(&self, owner: u64, n: usize) -> Outcome<()> {
+        if !self.lock.owned_by(owner) {
+            return Err(SyncError::NotOwner);
+        }
+        let mut waiters = lock(&self.waiters);
+        let mut woken = 0;
+        while woken < n {
+            let Some(w) = waiters.pop_front() else { break };
+            if w.gone.load(Ordering::SeqCst) {
+                continue; // a dead client's waiter consumes nothing
+            }
+            w.woken.store(true, Ordering::SeqCst);
+            w.wake.notify_one();
+            woken += 1;
+        }
+        Ok(())
+    }
+
+    /// Wake every waiter. The holder must hold the lock.
+    pub fn notify_all(&self, owner: u64) -> Outcome<()> {
+        self.notify(owner, usize::MAX)
+    }
+}
+
+/// A proxy for a shared [`Condition`]; each value is one holder of its lock.
+#[derive(Debug)]
+pub struct ConditionProxy {
+    raw: ConditionCalls,
+    owner: u64,
+}
+holder_proxy!(ConditionProxy, ConditionCalls, Condition);
+
+impl ConditionProxy {
+    /// Wait for a notification (the lock must be held; it is released while waiting).
+    /// Returns false if `timeout` passed first.
+    pub async fn wait(&self, timeout: Option<Duration>) -> Result<bool, SyncError> {
+        flatten(self.raw.wait(self.owner, timeout).await)
+    }
+
+    /// Wait until `predicate` holds (evaluated here, with the lock held), at most
+    /// `timeout`; returns the predicate's last value (Python's `wait_for`).
+    pub async fn wait_for<F, Fut>(
+        &self,
+        mut predicate: F,
+        timeout: Option<Duration>,
+    ) -> Result<bool, SyncError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<bool, SyncError>>,
+    {
+        let deadline = deadline(timeout);
+        loop {
+            if predicate().await? {
+                return Ok(true);
+            }
+            let remaining = match deadline {
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Ok(false);
+                    }
+                    Some(d - now)
+                }
+                None => None,
+            };
+            self.wait(remaining).await?;
+        }
+    }
+
+    /// Wake up to `n` waiters (the lock must be held).
+    pub async fn notify(&self, n: usize) -> Result<(), SyncError> {
+        flatten(self.raw.notify(self.owner, n).await)
+    }
+
+    /// Wake every waiter (the lock must be held).
+    pub async fn notify_all(&self) -> Result<(), SyncError> {
+        flatten(self.raw.notify_all(self.owner).await)
+    }
+}

@@ -1,0 +1,195 @@
+//! `Semaphore` and `BoundedSemaphore`, with the permits each client holds tracked so that
+//! a client that dies returns them.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::error::{flatten, Outcome, SyncError};
+use super::lock::LockGuard;
+use super::support::{caller_id, lock, take_permit, wrap_proxy};
+use crate::{shared, Caller, CallerId, DisconnectHook};
+
+struct SemInner {
+    permits: tokio::sync::Semaphore,
+    /// The initial value, for a bounded semaphore.
+    bound: Option<usize>,
+    /// Permits each client holds, with the hook that returns them if it disconnects.
+    held: Mutex<Vec<(CallerId, usize, Option<DisconnectHook>)>>,
+}
+
+impl SemInner {
+    fn new(value: usize, bounded: bool) -> Arc<Self> {
+        Arc::new(SemInner {
+            permits: tokio::sync::Semaphore::new(value),
+            bound: bounded.then_some(value),
+            held: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn record(self: &Arc<Self>) {
+        let Some(caller) = Caller::current() else {
+            return;
+        };
+        let id = caller.id();
+        let mut held = lock(&self.held);
+        if let Some(entry) = held.iter_mut().find(|e| e.0 == id) {
+            entry.1 += 1;
+            return;
+        }
+        held.push((id, 1, None));
+        drop(held);
+        let weak = Arc::downgrade(self);
+        let hook = caller.on_disconnect(move || {
+            if let Some(inner) = weak.upgrade() {
+                let mut held = lock(&inner.held);
+                if let Some(pos) = held.iter().position(|e| e.0 == id) {
+                    let (_, n, hook) = held.swap_remove(pos);
+                    // Under `held`, like `release`, so that the bound check stays exact.
+                    inner.permits.add_permits(n);
+                    drop(held);
+                    drop(hook);
+                }
+            }
+        });
+        let mut held = lock(&self.held);
+        match held.iter_mut().find(|e| e.0 == id) {
+            Some(entry) => entry.2 = Some(hook),
+            None => drop(hook),
+        }
+    }
+
+    async fn acquire(self: &Arc<Self>, blocking: bool, timeout: Option<Duration>) -> bool {
+        let taken = take_permit(&self.permits, blocking, timeout).await;
+        if taken {
+            self.record();
+        }
+        taken
+    }
+
+    fn release(&self) -> Outcome<()> {
+        let mut held = lock(&self.held);
+        if let Some(bound) = self.bound {
+            if self.permits.available_permits() >= bound {
+                return Err(SyncError::TooManyReleases);
+            }
+        }
+        // Count the release against the caller's permits, or anyone's (as in Python, any
+        // holder may release a semaphore).
+        let me = caller_id();
+        let pos = held
+            .iter()
+            .position(|e| Some(e.0) == me)
+            .or(if held.is_empty() { None } else { Some(0) });
+        let mut dropped = None;
+        if let Some(pos) = pos {
+            held[pos].1 -= 1;
+            if held[pos].1 == 0 {
+                dropped = Some(held.swap_remove(pos));
+            }
+        }
+        // Still under `held`: two releases must not both pass the bound check above.
+        self.permits.add_permits(1);
+        drop(held);
+        drop(dropped);
+        Ok(())
+    }
+}
+
+macro_rules! semaphore {
+    ($(#[$doc:meta])* $name:ident, $calls:ident, $proxy:ident, $typeid:literal, $bounded:expr) => {
+        $(#[$doc])*
+        pub struct $name {
+            inner: Arc<SemInner>,
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("value", &self.inner.permits.available_permits())
+                    .finish()
+            }
+        }
+
+        impl $name {
+            /// A semaphore with `value` permits.
+            pub fn new(value: usize) -> Self {
+                $name { inner: SemInner::new(value, $bounded) }
+            }
+        }
+
+        #[shared(proxy = $calls, typeid = $typeid)]
+        impl $name {
+            /// Take a permit: wait (up to `timeout`) when `blocking`, else try once.
+            pub async fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> bool {
+                self.inner.acquire(blocking, timeout).await
+            }
+
+            /// Return a permit.
+            pub fn release(&self) -> Outcome<()> {
+                self.inner.release()
+            }
+
+            /// Permits available now.
+            pub fn value(&self) -> usize {
+                self.inner.permits.available_permits()
+            }
+        }
+
+        #[doc = concat!("A proxy for a shared [`", stringify!($name), "`].")]
+        #[derive(Clone, Debug)]
+        pub struct $proxy {
+            raw: $calls,
+        }
+        wrap_proxy!($proxy, $calls, $name);
+
+        impl $proxy {
+            fn wrap(raw: $calls) -> Self {
+                $proxy { raw }
+            }
+
+            /// Take a permit, waiting as long as it takes.
+            pub async fn acquire(&self) -> Result<(), SyncError> {
+                self.raw.acquire(true, None).await?;
+                Ok(())
+            }
+
+            /// Take a permit, waiting at most `timeout`; false if it timed out.
+            pub async fn acquire_timeout(&self, timeout: Duration) -> Result<bool, SyncError> {
+                Ok(self.raw.acquire(true, Some(timeout)).await?)
+            }
+
+            /// Take a permit only if one is free now.
+            pub async fn try_acquire(&self) -> Result<bool, SyncError> {
+                Ok(self.raw.acquire(false, None).await?)
+            }
+
+            /// Return a permit.
+            pub async fn release(&self) -> Result<(), SyncError> {
+                flatten(self.raw.release().await)
+            }
+
+            /// Permits available now.
+            pub async fn value(&self) -> Result<usize, SyncError> {
+                Ok(self.raw.value().await?)
+            }
+
+            /// Take a permit and return a guard that gives it back when dropped.
+            pub async fn guard(&self) -> Result<LockGuard, SyncError> {
+                self.acquire().await?;
+                Ok(LockGuard::new(self))
+            }
+        }
+    };
+}
+
+semaphore!(
+    /// A counting semaphore (Python's `manager.Semaphore(value)`). Permits taken by a
+    /// client that disconnects are returned.
+    Semaphore, SemaphoreCalls, SemaphoreProxy, "Semaphore", false
+);
+semaphore!(
+    /// A semaphore that refuses to be released above its initial value (Python's
+    /// `manager.BoundedSemaphore(value)`): such a release fails with
+    /// [`SyncError::TooManyReleases`].
+    BoundedSemaphore, BoundedSemaphoreCalls, BoundedSemaphoreProxy, "BoundedSemaphore", true
+);

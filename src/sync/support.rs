@@ -1,0 +1,98 @@
+//! Helpers the lock types and the queue share: poison-free mutex access, the caller's id,
+//! deadlines and waits with a server-side timeout, taking a semaphore permit, and the
+//! `wrap_proxy!` glue.
+
+use std::pin::Pin;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::futures::Notified;
+use tokio::time::Instant;
+
+use crate::{Caller, CallerId};
+
+/// Lock `m`, taking the guard back if a panic poisoned it.
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The connection the current call came from, if it came from one.
+pub(super) fn caller_id() -> Option<CallerId> {
+    Caller::current().map(|c| c.id())
+}
+
+/// When a wait of at most `timeout` (forever if `None`) started now ends.
+pub(super) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.map(|t| Instant::now() + t)
+}
+
+/// Wait for `notified` until `deadline` (forever if `None`); false on timeout. Dropping a
+/// `notify_one` wake-up that was not consumed passes it on to the next waiter, so a
+/// timed-out or cancelled waiter never swallows one.
+pub(super) async fn wait_until(
+    notified: Pin<&mut Notified<'_>>,
+    deadline: Option<Instant>,
+) -> bool {
+    match deadline {
+        Some(d) => tokio::time::timeout_at(d, notified).await.is_ok(),
+        None => {
+            notified.await;
+            true
+        }
+    }
+}
+
+/// Take one permit from `permits` for good: wait (up to `timeout`, if given) when
+/// `blocking`, else try once. Returns whether a permit was taken.
+pub(super) async fn take_permit(
+    permits: &tokio::sync::Semaphore,
+    blocking: bool,
+    timeout: Option<Duration>,
+) -> bool {
+    let permit = if !blocking {
+        permits.try_acquire().ok()
+    } else {
+        match timeout {
+            Some(t) => tokio::time::timeout(t, permits.acquire())
+                .await
+                .ok()
+                .and_then(Result::ok),
+            None => permits.acquire().await.ok(),
+        }
+    };
+    match permit {
+        Some(p) => {
+            p.forget();
+            true
+        }
+        None => false,
+    }
+}
+
+/// Implement `Proxy` and serde for a typed proxy wrapping a generated one.
+macro_rules! wrap_proxy {
+    ($proxy:ident, $raw:ident, $target:ty) => {
+        impl $crate::Proxy for $proxy {
+            type Target = $target;
+            fn from_handle(handle: $crate::ProxyHandle) -> Self {
+                Self::wrap(<$raw as $crate::Proxy>::from_handle(handle))
+            }
+            fn handle(&self) -> &$crate::ProxyHandle {
+                $crate::Proxy::handle(&self.raw)
+            }
+        }
+
+        impl serde::Serialize for $proxy {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.raw.serialize(s)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $proxy {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                $raw::deserialize(d).map(Self::wrap)
+            }
+        }
+    };
+}
+pub(crate) use wrap_proxy;
