@@ -186,7 +186,7 @@ pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, postcard::Error> {
 }
 
 /// Encode a message, appending it to `buf`.
-pub fn encode_into<T: Serialize>(message: &T, buf: Vec<u8>) -> Result<Vec<u8>, postcard::Error> {
+pub fn encode_into<T: Serialize, W: Extend<u8>>(message: &T, buf: W) -> Result<W, postcard::Error> {
     postcard::to_extend(message, buf)
 }
 

@@ -8,6 +8,7 @@ use futures_util::{SinkExt, StreamExt};
 use manager_core::handshake::{
     ClientHandshake, HandshakeError, ServerHandshake, Step, MAX_MESSAGE_LEN, NONCE_LEN,
 };
+use tokio::io::AsyncWrite;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
 use crate::transport::{ReadHalf, WriteHalf};
@@ -85,6 +86,8 @@ fn nonce() -> [u8; NONCE_LEN] {
 
 pub(crate) type Reader = FramedRead<ReadHalf, LengthDelimitedCodec>;
 pub(crate) type Writer = FramedWrite<WriteHalf, LengthDelimitedCodec>;
+/// A framed writer over any write half (the server's boxed one, the client's socket).
+type Framed<W> = FramedWrite<W, LengthDelimitedCodec>;
 
 async fn recv(reader: &mut Reader) -> Result<Bytes, Error> {
     match reader.next().await {
@@ -94,12 +97,15 @@ async fn recv(reader: &mut Reader) -> Result<Bytes, Error> {
     }
 }
 
-async fn send(writer: &mut Writer, message: Vec<u8>) -> Result<(), Error> {
+async fn send<W: AsyncWrite + Unpin>(
+    writer: &mut Framed<W>,
+    message: Vec<u8>,
+) -> Result<(), Error> {
     writer.send(Bytes::from(message)).await.map_err(Error::from)
 }
 
 /// Run a step's sends; returns whether the handshake is finished.
-async fn apply(writer: &mut Writer, step: Step) -> Result<bool, Error> {
+async fn apply<W: AsyncWrite + Unpin>(writer: &mut Framed<W>, step: Step) -> Result<bool, Error> {
     match step {
         Step::Send(m) => send(writer, m).await.map(|_| false),
         Step::SendAndFinish(m) => send(writer, m).await.map(|_| true),
@@ -107,7 +113,7 @@ async fn apply(writer: &mut Writer, step: Step) -> Result<bool, Error> {
     }
 }
 
-async fn fail(writer: &mut Writer, e: HandshakeError) -> Error {
+async fn fail<W: AsyncWrite + Unpin>(writer: &mut Framed<W>, e: HandshakeError) -> Error {
     if let Some(reply) = e.reply() {
         let _ = send(writer, reply.to_vec()).await;
     }
@@ -117,9 +123,9 @@ async fn fail(writer: &mut Writer, e: HandshakeError) -> Error {
 /// Exchange handshake messages until `receive` says the handshake is over. Frames are
 /// capped at the handshake's size until it succeeds, then restored to `max_frame`, so an
 /// unauthenticated peer cannot make us buffer a large frame.
-async fn drive(
+async fn drive<W: AsyncWrite + Unpin>(
     reader: &mut Reader,
-    writer: &mut Writer,
+    writer: &mut Framed<W>,
     max_frame: usize,
     first: Option<Vec<u8>>,
     mut receive: impl FnMut(&[u8]) -> Result<Step, HandshakeError>,
@@ -158,9 +164,9 @@ pub(crate) async fn accept(
 }
 
 /// Authenticate to a server, and make sure it knows the key too.
-pub(crate) async fn connect(
+pub(crate) async fn connect<W: AsyncWrite + Unpin>(
     reader: &mut Reader,
-    writer: &mut Writer,
+    writer: &mut Framed<W>,
     key: &AuthKey,
     max_frame: usize,
 ) -> Result<(), Error> {

@@ -78,23 +78,82 @@ impl Drop for Listener {
 }
 
 /// Connect to `address`.
-pub(crate) async fn connect(address: &Address) -> io::Result<(ReadHalf, WriteHalf)> {
+pub(crate) async fn connect(address: &Address) -> io::Result<(ReadHalf, SocketWriter)> {
     match address {
         Address::Tcp(a) => {
             let s = TcpStream::connect(a.as_str()).await?;
             s.set_nodelay(true)?;
             let (r, w) = s.into_split();
-            Ok((Box::pin(r), Box::pin(w)))
+            Ok((Box::pin(r), SocketWriter::Tcp(w)))
         }
         Address::Unix(p) => {
             let s = UnixStream::connect(p).await?;
             let (r, w) = s.into_split();
-            Ok((Box::pin(r), Box::pin(w)))
+            Ok((Box::pin(r), SocketWriter::Unix(w)))
         }
         _ => Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "unsupported address kind",
         )),
+    }
+}
+
+/// A client's write half, concrete so that callers can write without awaiting
+/// ([`SocketWriter::try_write`]).
+#[derive(Debug)]
+pub(crate) enum SocketWriter {
+    Tcp(tokio::net::tcp::OwnedWriteHalf),
+    Unix(tokio::net::unix::OwnedWriteHalf),
+}
+
+impl SocketWriter {
+    /// Write what the socket takes right now, without waiting.
+    pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            SocketWriter::Tcp(w) => w.try_write(buf),
+            SocketWriter::Unix(w) => w.try_write(buf),
+        }
+    }
+
+    /// Wait until the socket may take more.
+    pub(crate) async fn writable(&self) -> io::Result<()> {
+        match self {
+            SocketWriter::Tcp(w) => w.writable().await,
+            SocketWriter::Unix(w) => w.writable().await,
+        }
+    }
+}
+
+impl AsyncWrite for SocketWriter {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        match self.get_mut() {
+            SocketWriter::Tcp(w) => Pin::new(w).poll_write(cx, buf),
+            SocketWriter::Unix(w) => Pin::new(w).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            SocketWriter::Tcp(w) => Pin::new(w).poll_flush(cx),
+            SocketWriter::Unix(w) => Pin::new(w).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            SocketWriter::Tcp(w) => Pin::new(w).poll_shutdown(cx),
+            SocketWriter::Unix(w) => Pin::new(w).poll_shutdown(cx),
+        }
     }
 }
 

@@ -7,17 +7,17 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use manager_core::wire::{
     self, ClientMessage, ObjectInfo, Reply, Request, RequestId, ServerMessage,
 };
 use manager_core::{Address, Codec, Token};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{oneshot, Notify};
 use tokio::task::AbortHandle;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-use crate::auth::{self, AuthKey, Reader, Writer};
-use crate::transport::{self, frame_codec};
+use crate::auth::{self, AuthKey, Reader};
+use crate::transport::{self, frame_codec, SocketWriter};
 use crate::{Error, Result, TransportError};
 
 /// A reply, detached from the frame it came in (values stay zero-copy slices of it).
@@ -110,10 +110,11 @@ pub(crate) struct Connection {
     /// The address the server names itself by in tokens, learned from the first token.
     server_address: OnceLock<Address>,
     codec: Codec,
-    /// Frames for the writer task. Unbounded because proxy `Clone` and `Drop` must enqueue
-    /// their incref/decref synchronously and in order with calls; every call waits for its
-    /// reply, so calls cannot pile up faster than the caller's own concurrency.
-    outbox: mpsc::UnboundedSender<Bytes>,
+    /// Where requests are written. Callers write their own frames, without a task hop;
+    /// proxy `Clone` and `Drop` enqueue their incref/decref synchronously and in order with
+    /// calls. Every call waits for its reply, so frames cannot pile up faster than the
+    /// callers' own concurrency.
+    output: Arc<Output>,
     pending: Arc<Pending>,
     next_id: AtomicU64,
     reader: AbortHandle,
@@ -129,6 +130,8 @@ impl std::fmt::Debug for Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
+        // The writer task writes what the socket did not take yet, then closes it.
+        self.output.shutdown();
         self.reader.abort();
         self.pending
             .close(Error::Transport(TransportError::ClosedLocally));
@@ -148,15 +151,20 @@ impl Connection {
         tokio::time::timeout(options.handshake_timeout, handshake)
             .await
             .map_err(|_| Error::Transport(TransportError::HandshakeTimeout))??;
-        let (outbox, frames) = mpsc::unbounded_channel();
         let pending = Arc::new(Pending::default());
-        tokio::spawn(write_loop(writer, frames, pending.clone()));
+        let output = Arc::new(Output {
+            state: Mutex::new(Outgoing::default()),
+            socket: writer.into_inner(),
+            wake: Notify::new(),
+            max_frame: options.max_frame,
+        });
+        tokio::spawn(write_task(output.clone(), pending.clone()));
         let reader = tokio::spawn(read_loop(reader, pending.clone())).abort_handle();
         Ok(Self {
             address,
             server_address: OnceLock::new(),
             codec: Codec::Postcard,
-            outbox,
+            output,
             pending,
             next_id: AtomicU64::new(1),
             reader,
@@ -189,12 +197,21 @@ impl Connection {
         self.pending.lock().closed.is_none()
     }
 
-    fn enqueue(&self, request: Request<'_>) -> Result<()> {
-        let frame = wire::encode(&ClientMessage::V1(request))
-            .map_err(|e| Error::Codec(manager_core::CodecError::new(e.to_string())))?;
-        self.outbox
-            .send(Bytes::from(frame))
-            .map_err(|_| self.closed_error())
+    /// Add a request to the output; `Ok(true)` when this caller must now write it
+    /// ([`Connection::write`]), because nobody else is about to.
+    fn enqueue(&self, request: Request<'_>) -> Result<bool> {
+        if let Some(e) = &self.pending.lock().closed {
+            return Err(e.clone());
+        }
+        self.output.push(&ClientMessage::V1(request))
+    }
+
+    /// Write what is queued, as far as the socket takes it now; the writer task does the
+    /// rest. A failed socket fails every pending call.
+    fn write(&self) {
+        if let Err(e) = self.output.write_now() {
+            self.pending.close(Error::Transport(e.into()));
+        }
     }
 
     fn closed_error(&self) -> Error {
@@ -208,7 +225,9 @@ impl Connection {
     /// Send a message that has no reply (incref, decref). Errors are ignored: a closed
     /// connection has released everything on the server already.
     pub(crate) fn send_oneway(&self, request: Request<'_>) {
-        let _ = self.enqueue(request);
+        if let Ok(true) = self.enqueue(request) {
+            self.write();
+        }
     }
 
     /// Send a request built around a fresh id and wait for its reply.
@@ -230,28 +249,151 @@ impl Connection {
             state.calls.insert(id, tx);
         }
         let guard = WaiterGuard { conn: self, id };
-        self.enqueue(build(id))?;
+        if self.enqueue(build(id))? {
+            // This call writes. When other calls are in flight (pipelining), let the
+            // caller's other futures queue theirs first, so one system call carries all.
+            let write = WriteOnDrop(self);
+            if self.pending.lock().calls.len() > 1 {
+                tokio::task::yield_now().await;
+            }
+            drop(write);
+        }
         let reply = rx.await;
         std::mem::forget(guard);
         reply.unwrap_or_else(|_| Err(self.closed_error()))
     }
 }
 
-async fn write_loop(
-    mut writer: Writer,
-    mut frames: mpsc::UnboundedReceiver<Bytes>,
-    pending: Arc<Pending>,
-) {
-    while let Some(frame) = frames.recv().await {
-        let mut result = writer.feed(frame).await;
-        while result.is_ok() {
-            match frames.try_recv() {
-                Ok(frame) => result = writer.feed(frame).await,
-                Err(_) => break,
+/// Makes sure a caller that undertook to write does so, even if its future is dropped.
+struct WriteOnDrop<'a>(&'a Connection);
+
+impl Drop for WriteOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.write();
+    }
+}
+
+/// Appends encoded bytes to a buffer it borrows (so a failed encode loses nothing else).
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl Extend<u8> for Append<'_> {
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {
+        self.0.extend(iter);
+    }
+}
+
+impl<'a> Extend<&'a u8> for Append<'_> {
+    fn extend<I: IntoIterator<Item = &'a u8>>(&mut self, iter: I) {
+        self.0.extend(iter);
+    }
+}
+
+/// Frames waiting to be written.
+#[derive(Default)]
+struct Outgoing {
+    /// Length-prefixed frames, in order.
+    buf: Vec<u8>,
+    /// Someone (a caller, or the writer task) has undertaken to write `buf`.
+    scheduled: bool,
+    /// The connection was dropped: the writer task writes what is left and stops.
+    shutdown: bool,
+}
+
+/// The write side of a connection, shared by callers and the writer task.
+struct Output {
+    state: Mutex<Outgoing>,
+    socket: SocketWriter,
+    /// Wakes the writer task: the socket was full, or the connection was dropped.
+    wake: Notify,
+    max_frame: usize,
+}
+
+/// What [`Output::write_now`] achieved.
+enum Written {
+    /// Everything queued was written.
+    All,
+    /// The socket is full; the rest waits for the writer task.
+    Blocked,
+}
+
+impl Output {
+    fn lock(&self) -> MutexGuard<'_, Outgoing> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Append one frame; true when the caller must now write, because nobody else is about to.
+    fn push(&self, message: &ClientMessage<'_>) -> Result<bool> {
+        let mut state = self.lock();
+        let start = state.buf.len();
+        state.buf.extend_from_slice(&[0; 4]);
+        if let Err(e) = wire::encode_into(message, Append(&mut state.buf)) {
+            state.buf.truncate(start);
+            return Err(Error::Codec(manager_core::CodecError::new(e.to_string())));
+        }
+        let buf = &mut state.buf;
+        let len = buf.len() - start - 4;
+        if len > self.max_frame {
+            buf.truncate(start);
+            return Err(Error::Transport(TransportError::FrameTooLarge));
+        }
+        buf[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
+        Ok(!std::mem::replace(&mut state.scheduled, true))
+    }
+
+    /// Write as much as the socket takes right now, without waiting.
+    fn try_flush(&self) -> std::io::Result<Written> {
+        let mut state = self.lock();
+        while !state.buf.is_empty() {
+            match self.socket.try_write(&state.buf) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    state.buf.drain(..n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    return Ok(Written::Blocked)
+                }
+                Err(e) => return Err(e),
             }
         }
-        if let Err(e) = result.and(SinkExt::<Bytes>::flush(&mut writer).await) {
-            pending.close(Error::Transport(e.into()));
+        state.scheduled = false;
+        Ok(Written::All)
+    }
+
+    /// A caller's write: what the socket does not take now goes to the writer task.
+    fn write_now(&self) -> std::io::Result<()> {
+        if let Written::Blocked = self.try_flush()? {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    fn shutdown(&self) {
+        self.lock().shutdown = true;
+        self.wake.notify_one();
+    }
+}
+
+/// Writes what callers could not (the socket was full), and what is left when the
+/// connection is dropped; then closes the socket by dropping it.
+async fn write_task(output: Arc<Output>, pending: Arc<Pending>) {
+    loop {
+        output.wake.notified().await;
+        loop {
+            match output.try_flush() {
+                Ok(Written::All) => break,
+                Ok(Written::Blocked) => {
+                    if let Err(e) = output.socket.writable().await {
+                        pending.close(Error::Transport(e.into()));
+                        return;
+                    }
+                }
+                Err(e) => {
+                    pending.close(Error::Transport(e.into()));
+                    return;
+                }
+            }
+        }
+        if output.lock().shutdown {
             return;
         }
     }

@@ -448,6 +448,24 @@ pub trait HasProxy: Shared {
 }
 
 impl ProxyHandle {
+    /// For a proxy held inside the server itself (an argument of a constructor or method,
+    /// or a field of a shared object): run `f` on the object it refers to, if it is a `T`
+    /// and not locked by a `&mut self` call right now. `None` for a client's proxy, another
+    /// type, a gone object or a busy one.
+    ///
+    /// This lets one shared type build on another's state, for example a condition
+    /// variable that shares the lock it was given.
+    pub fn with_local<T: Shared, R>(&self, f: impl FnOnce(&T) -> R) -> Option<R> {
+        let Link::Local(state) = &self.link else {
+            return None;
+        };
+        let state = state.upgrade()?;
+        let (object, _) = state.objects.get(self.token.id)?;
+        let lock = object.as_any().downcast_ref::<tokio::sync::RwLock<T>>()?;
+        let guard = lock.try_read().ok()?;
+        Some(f(&guard))
+    }
+
     /// Call `method` without waiting for its reply, which is discarded (for releases in
     /// `Drop`). On a client connection it is ordered after every call made before it; the
     /// result, including any error, is not reported.

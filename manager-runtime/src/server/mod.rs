@@ -71,7 +71,7 @@ impl ServerState {
 
     /// Create (or take a reference to) an object of `typeid`, held by `holder`.
     pub(crate) fn create(
-        &self,
+        self: &Arc<Self>,
         typeid: &str,
         args: &[u8],
         codec: Codec,
@@ -100,7 +100,9 @@ impl ServerState {
         }
         match &reg.creator {
             Creator::Constructor(construct) => {
-                let object = construct(args, codec)?;
+                // Proxies among the arguments become references held by the new object.
+                let context = crate::handoff::AdoptContext::Server(Arc::downgrade(self));
+                let object = crate::handoff::with_context(&context, || construct(args, codec))?;
                 Ok(self.objects.insert(typeid, object, holder))
             }
             Creator::Instance { id, object } => {

@@ -51,6 +51,8 @@ pub(crate) trait ErasedObject: Send + Sync {
     ) -> Dispatch;
     /// The object's `Display` text.
     fn display(self: Arc<Self>) -> Pin<Box<dyn Future<Output = Option<String>> + Send>>;
+    /// The object as `Any`, to reach its concrete type inside the server.
+    fn as_any(&self) -> &(dyn Any + Send + Sync);
 }
 
 /// An erased object travelling inside [`manager_core::Returned::Object`].
@@ -161,6 +163,10 @@ impl<T: Shared> ErasedObject for RwLock<T> {
 
     fn display(self: Arc<Self>) -> Pin<Box<dyn Future<Output = Option<String>> + Send>> {
         Box::pin(async move { self.read().await.display() })
+    }
+
+    fn as_any(&self) -> &(dyn Any + Send + Sync) {
+        self
     }
 }
 
