@@ -13,12 +13,19 @@ struct Held {
     _hook: Option<DisconnectHook>,
 }
 
-struct LockInner {
+pub(crate) struct LockInner {
     permits: tokio::sync::Semaphore,
     holder: Mutex<Option<Held>>,
 }
 
 impl LockInner {
+    /// Whether the current caller holds it (for a condition over this lock).
+    pub(crate) fn held_by_caller(&self) -> bool {
+        lock(&self.holder)
+            .as_ref()
+            .is_some_and(|h| h.by == caller_id())
+    }
+
     /// Record the current caller as the holder, to be released if it disconnects.
     fn record(self: &Arc<Self>) {
         let by = caller_id();
@@ -47,7 +54,11 @@ impl LockInner {
         }
     }
 
-    async fn acquire(self: &Arc<Self>, blocking: bool, timeout: Option<Duration>) -> bool {
+    pub(crate) async fn acquire(
+        self: &Arc<Self>,
+        blocking: bool,
+        timeout: Option<Duration>,
+    ) -> bool {
         let taken = take_permit(&self.permits, blocking, timeout).await;
         if taken {
             self.record();
@@ -55,7 +66,7 @@ impl LockInner {
         taken
     }
 
-    fn release(&self) -> Outcome<()> {
+    pub(crate) fn release(&self) -> Outcome<()> {
         let mut holder = lock(&self.holder);
         if holder.is_none() {
             return Err(SyncError::NotLocked);
@@ -73,7 +84,7 @@ impl LockInner {
 /// Any holder may release it, as in Python. If the client that acquired it disconnects,
 /// it is released.
 pub struct Lock {
-    inner: Arc<LockInner>,
+    pub(crate) inner: Arc<LockInner>,
 }
 
 impl std::fmt::Debug for Lock {
@@ -174,6 +185,8 @@ impl LockProxy {
 #[must_use = "the lock is released when the guard is dropped"]
 pub struct LockGuard {
     handle: Option<ProxyHandle>,
+    /// The holder token `release` takes, for re-entrant locks.
+    owner: Option<u64>,
 }
 
 impl LockGuard {
@@ -181,6 +194,15 @@ impl LockGuard {
     pub(super) fn new(proxy: &impl Proxy) -> Self {
         LockGuard {
             handle: Some(proxy.handle().clone()),
+            owner: None,
+        }
+    }
+
+    /// A guard that releases one level of a re-entrant lock for holder `owner`.
+    pub(super) fn for_holder(proxy: &impl Proxy, owner: u64) -> Self {
+        LockGuard {
+            handle: Some(proxy.handle().clone()),
+            owner: Some(owner),
         }
     }
 
@@ -190,14 +212,25 @@ impl LockGuard {
             .handle
             .take()
             .expect("a guard holds its handle until dropped");
-        flatten(handle.call_method::<_, Outcome<()>>("release", ()).await)
+        let released = match self.owner {
+            Some(owner) => {
+                handle
+                    .call_method::<_, Outcome<()>>("release", (owner,))
+                    .await
+            }
+            None => handle.call_method::<_, Outcome<()>>("release", ()).await,
+        };
+        flatten(released)
     }
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
         if let Some(handle) = self.handle.take() {
-            handle.call_detached("release", ());
+            match self.owner {
+                Some(owner) => handle.call_detached("release", (owner,)),
+                None => handle.call_detached("release", ()),
+            }
         }
     }
 }

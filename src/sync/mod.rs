@@ -46,7 +46,9 @@ pub use event::{Event, EventProxy};
 pub use list::{List, ListCalls, ListProxy};
 pub use lock::{Lock, LockCalls, LockGuard, LockProxy};
 pub use queue::{Queue, QueueCalls, QueueProxy};
-pub use rlock::{Condition, ConditionCalls, ConditionProxy, RLock, RLockCalls, RLockProxy};
+pub use rlock::{
+    Condition, ConditionCalls, ConditionLock, ConditionProxy, RLock, RLockCalls, RLockProxy,
+};
 pub use semaphore::{
     BoundedSemaphore, BoundedSemaphoreCalls, BoundedSemaphoreProxy, Semaphore, SemaphoreCalls,
     SemaphoreProxy,
@@ -71,8 +73,8 @@ pub fn register(builder: ServerBuilder) -> ServerBuilder {
             BoundedSemaphore::new(value)
         }))
         .register(Registration::constructor("Event", |()| Event::new()))
-        .register(Registration::constructor("Condition", |()| {
-            Condition::new()
+        .register(Registration::try_constructor("Condition", |(lock,)| {
+            Condition::over(lock)
         }))
         .register(Registration::constructor(
             "Barrier",
@@ -169,7 +171,32 @@ impl SyncManager {
 
     /// A new condition variable with its own re-entrant lock (`manager.Condition()`).
     pub async fn condition(&self) -> Result<ConditionProxy, crate::Error> {
-        self.client.create("Condition", ()).await
+        self.client
+            .create("Condition", (None::<ConditionLock>,))
+            .await
+    }
+
+    /// A new condition variable over a shared lock of this manager
+    /// (`manager.Condition(lock)`): acquiring the condition acquires `lock`, and a client
+    /// holding `lock` may `wait` and `notify` on the condition.
+    pub async fn condition_with_lock(
+        &self,
+        lock: &LockProxy,
+    ) -> Result<ConditionProxy, crate::Error> {
+        let lock = ConditionLock::Lock(lock.clone());
+        self.client.create("Condition", (Some(lock),)).await
+    }
+
+    /// A new condition variable over a shared re-entrant lock of this manager; the
+    /// returned proxy is the same holder as `rlock`, so `rlock.acquire()` then
+    /// `condition.wait(...)` works as in Python.
+    pub async fn condition_with_rlock(
+        &self,
+        rlock: &RLockProxy,
+    ) -> Result<ConditionProxy, crate::Error> {
+        let lock = ConditionLock::RLock(rlock.clone());
+        let condition: ConditionProxy = self.client.create("Condition", (Some(lock),)).await?;
+        Ok(condition.same_holder_as(rlock))
     }
 
     /// A new event, initially clear (`manager.Event()`).

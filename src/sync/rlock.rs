@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::error::{flatten, Outcome, SyncError};
 use super::support::{caller_id, deadline, lock, wait_until, wrap_proxy};
-use crate::{shared, Caller, CallerId, DisconnectHook};
+use crate::{shared, Caller, CallerId, DisconnectHook, Proxy};
 
 struct RLockState {
     /// The holder: its connection and the proxy's owner token.
@@ -20,7 +20,7 @@ struct RLockState {
     hook: Option<DisconnectHook>,
 }
 
-struct RLockInner {
+pub(crate) struct RLockInner {
     state: Mutex<RLockState>,
     released: Notify,
 }
@@ -155,7 +155,7 @@ impl RLockInner {
 /// is a distinct holder, like a thread in Python. Releasing it from another holder fails
 /// with [`SyncError::NotOwner`]. If the holder's client disconnects, it is released.
 pub struct RLock {
-    inner: Arc<RLockInner>,
+    pub(crate) inner: Arc<RLockInner>,
 }
 
 impl std::fmt::Debug for RLock {
@@ -236,6 +236,13 @@ macro_rules! holder_proxy {
                 Ok(())
             }
 
+            /// Acquire and return a guard that releases one level when dropped
+            /// (`with lock:`).
+            pub async fn lock(&self) -> Result<super::LockGuard, SyncError> {
+                self.acquire().await?;
+                Ok(super::lock::LockGuard::for_holder(self, self.owner))
+            }
+
             /// Acquire the lock, waiting at most `timeout`; false if it timed out.
             pub async fn acquire_timeout(&self, timeout: Duration) -> Result<bool, SyncError> {
                 Ok(self.raw.acquire(self.owner, true, Some(timeout)).await?)
@@ -287,8 +294,62 @@ struct CondWaiter {
 /// waiting and re-acquires it), `notify`. A waiter whose client disconnects is withdrawn:
 /// it consumes no notification.
 pub struct Condition {
-    lock: Arc<RLockInner>,
+    lock: CondLock,
     waiters: Mutex<VecDeque<Arc<CondWaiter>>>,
+}
+
+/// The lock under a condition: its own or a given re-entrant lock, or a given plain lock.
+enum CondLock {
+    Reentrant(Arc<RLockInner>),
+    Plain(Arc<super::lock::LockInner>),
+}
+
+impl CondLock {
+    async fn acquire(&self, owner: u64, blocking: bool, timeout: Option<Duration>) -> bool {
+        match self {
+            CondLock::Reentrant(l) => l.acquire(owner, blocking, timeout).await,
+            CondLock::Plain(l) => l.acquire(blocking, timeout).await,
+        }
+    }
+
+    fn release(&self, owner: u64) -> Outcome<()> {
+        match self {
+            CondLock::Reentrant(l) => l.release(owner).map(|_| ()),
+            CondLock::Plain(l) if l.held_by_caller() => l.release(),
+            CondLock::Plain(_) => Err(SyncError::NotOwner),
+        }
+    }
+
+    /// Release completely for a wait; returns what to restore.
+    fn release_all(&self, owner: u64) -> Outcome<usize> {
+        match self {
+            CondLock::Reentrant(l) => l.release_all(owner),
+            CondLock::Plain(_) => self.release(owner).map(|()| 1),
+        }
+    }
+
+    async fn reacquire(&self, owner: u64, count: usize) {
+        self.acquire(owner, true, None).await;
+        if let CondLock::Reentrant(l) = self {
+            l.set_count(count);
+        }
+    }
+
+    fn owned_by(&self, owner: u64) -> bool {
+        match self {
+            CondLock::Reentrant(l) => l.owned_by(owner),
+            CondLock::Plain(l) => l.held_by_caller(),
+        }
+    }
+}
+
+/// The lock a condition is created over (Python's `manager.Condition(lock)`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub enum ConditionLock {
+    /// A shared [`Lock`](super::Lock): held by a client connection.
+    Lock(super::LockProxy),
+    /// A shared [`RLock`]: the condition's proxy becomes the same holder as this proxy.
+    RLock(RLockProxy),
 }
 
 impl std::fmt::Debug for Condition {
@@ -309,9 +370,30 @@ impl Condition {
     /// A condition with a fresh re-entrant lock.
     pub fn new() -> Self {
         Condition {
-            lock: RLockInner::new(),
+            lock: CondLock::Reentrant(RLockInner::new()),
             waiters: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// A condition over `lock`, a lock of the same manager (inside the server, where the
+    /// constructor runs). Fails for a lock of another manager.
+    pub fn over(lock: Option<ConditionLock>) -> Result<Self, SyncError> {
+        let lock = match lock {
+            None => return Ok(Self::new()),
+            Some(ConditionLock::Lock(p)) => {
+                Proxy::handle(&p).with_local(|l: &super::Lock| CondLock::Plain(l.inner.clone()))
+            }
+            Some(ConditionLock::RLock(p)) => {
+                Proxy::handle(&p).with_local(|l: &RLock| CondLock::Reentrant(l.inner.clone()))
+            }
+        };
+        let lock = lock.ok_or_else(|| {
+            SyncError::Invalid("a condition's lock must be a lock of the same manager".into())
+        })?;
+        Ok(Condition {
+            lock,
+            waiters: Mutex::new(VecDeque::new()),
+        })
     }
 
     fn withdraw(&self, waiter: &Arc<CondWaiter>) {
@@ -340,7 +422,7 @@ impl Condition {
 
     /// Release the underlying lock (one level) for holder `owner`.
     pub fn release(&self, owner: u64) -> Outcome<()> {
-        self.lock.release(owner).map(|_| ())
+        self.lock.release(owner)
     }
 
     /// Release the lock, wait for a notification (at most `timeout`), re-acquire the lock.
@@ -378,8 +460,7 @@ impl Condition {
             }
         };
         drop(withdraw);
-        self.lock.acquire(owner, true, None).await;
-        self.lock.set_count(count);
+        self.lock.reacquire(owner, count).await;
         Ok(woken)
     }
 
@@ -417,6 +498,15 @@ pub struct ConditionProxy {
 holder_proxy!(ConditionProxy, ConditionCalls, Condition);
 
 impl ConditionProxy {
+    /// This proxy, acting as the same holder as `rlock`, for a condition created over that
+    /// re-entrant lock ([`SyncManager::condition_with_rlock`](super::SyncManager::condition_with_rlock)):
+    /// then holding the lock through `rlock` lets this proxy `wait` and `notify`, as a
+    /// Python thread does with `with lock: cond.wait()`.
+    pub fn same_holder_as(mut self, rlock: &RLockProxy) -> Self {
+        self.owner = rlock.owner;
+        self
+    }
+
     /// Wait for a notification (the lock must be held; it is released while waiting).
     /// Returns false if `timeout` passed first.
     pub async fn wait(&self, timeout: Option<Duration>) -> Result<bool, SyncError> {

@@ -760,3 +760,100 @@ async fn a_waiter_killed_in_condition_wait_consumes_no_notification() {
     assert!(bounded("the live waiter", live).await.unwrap());
     assert_eq!(woke.value().await.unwrap(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_condition_over_a_given_rlock_shares_its_holder() {
+    let server = crate::common::start_sync(crate::common::Transport::Tcp).await;
+    let m = crate::common::sync_client(&server).await;
+    let base = m.number_of_objects().await.unwrap();
+    let rlock = m.rlock().await.unwrap();
+    let cond = m.condition_with_rlock(&rlock).await.unwrap();
+    // Held through the lock's proxy, waited on through the condition's: one holder.
+    rlock.acquire().await.unwrap();
+    assert!(!cond.wait(Some(SHORT)).await.unwrap());
+    assert!(
+        rlock.is_owned().await.unwrap(),
+        "the wait gave the lock back"
+    );
+    // Another holder notifies: it must take the same lock first.
+    let other = cond.clone();
+    let waiter = tokio::spawn({
+        let cond = cond.clone();
+        let rlock = rlock.clone();
+        async move {
+            rlock.acquire().await.unwrap();
+            let cond = cond.same_holder_as(&rlock);
+            let woken = cond.wait(None).await.unwrap();
+            rlock.release().await.unwrap();
+            woken
+        }
+    });
+    rlock.release().await.unwrap();
+    // `other` gets the lock only once the waiter is waiting (it released it).
+    bounded("the waiter is notified", async {
+        loop {
+            other.acquire().await.unwrap();
+            other.notify(1).await.unwrap();
+            other.release().await.unwrap();
+            if waiter.is_finished() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(waiter.await.unwrap(), "notified, not timed out");
+    drop((rlock, cond, other));
+    assert_eq!(m.number_of_objects().await.unwrap(), base);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_condition_over_a_given_lock_uses_that_lock() {
+    let server = crate::common::start_sync(crate::common::Transport::Tcp).await;
+    let m = crate::common::sync_client(&server).await;
+    let lock = m.lock().await.unwrap();
+    let cond = m.condition_with_lock(&lock).await.unwrap();
+    assert!(matches!(
+        cond.wait(Some(SHORT)).await,
+        Err(SyncError::NotOwner)
+    ));
+    lock.acquire().await.unwrap();
+    assert!(!cond.wait(Some(SHORT)).await.unwrap());
+    assert!(lock.locked().await.unwrap(), "held again after the wait");
+    cond.notify(1).await.unwrap();
+    // Releasing through the condition releases the given lock.
+    cond.release().await.unwrap();
+    assert!(!lock.locked().await.unwrap());
+    // A lock of another manager is refused.
+    let elsewhere = crate::common::start_sync(crate::common::Transport::Tcp).await;
+    let m2 = crate::common::sync_client(&elsewhere).await;
+    let foreign = m2.lock().await.unwrap();
+    assert!(m.condition_with_lock(&foreign).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rlock_and_condition_guards_release_one_level() {
+    let server = crate::common::start_sync(crate::common::Transport::Tcp).await;
+    let m = crate::common::sync_client(&server).await;
+    let rlock = m.rlock().await.unwrap();
+    let outer = rlock.lock().await.unwrap();
+    let inner = rlock.lock().await.unwrap();
+    drop(inner);
+    assert!(rlock.is_owned().await.unwrap(), "one level left");
+    outer.unlock().await.unwrap();
+    assert!(!rlock.is_owned().await.unwrap());
+    let other = rlock.clone();
+    assert!(
+        other.try_acquire().await.unwrap(),
+        "free for another holder"
+    );
+    let cond = m.condition().await.unwrap();
+    {
+        let _held = cond.lock().await.unwrap();
+        cond.notify_all().await.unwrap();
+    }
+    assert!(
+        cond.clone().acquire_timeout(SHORT).await.unwrap(),
+        "the guard released it"
+    );
+}

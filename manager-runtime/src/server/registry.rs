@@ -80,20 +80,39 @@ impl Registration {
         A: DeserializeOwned,
         F: Fn(A) -> T + Send + Sync + 'static,
     {
+        Self::try_constructor(typeid, move |args| {
+            Ok::<T, std::convert::Infallible>(constructor(args))
+        })
+    }
+
+    /// Like [`constructor`](Self::constructor), for a constructor that can refuse its
+    /// arguments: its `Err(e)` reaches the client as [`RemoteError::Method`] with
+    /// `e.to_string()`, and no object is created.
+    pub fn try_constructor<T, A, E, F>(typeid: impl Into<String>, constructor: F) -> Self
+    where
+        T: Shared,
+        A: DeserializeOwned,
+        E: std::fmt::Display,
+        F: Fn(A) -> Result<T, E> + Send + Sync + 'static,
+    {
         let typeid = typeid.into();
         let name: Arc<str> = Arc::from(typeid.as_str());
         let construct = move |args: &[u8], codec: Codec| {
+            let method = || format!("<create {name}>");
             let args: A = codec.decode(args).map_err(|e| RemoteError::BadArguments {
                 method: "<create>".to_owned(),
                 typeid: name.to_string(),
                 reason: e.to_string(),
             })?;
-            let value = catch_unwind(AssertUnwindSafe(|| constructor(args))).map_err(|p| {
-                RemoteError::Panicked {
-                    method: format!("<create {name}>"),
+            let value = catch_unwind(AssertUnwindSafe(|| constructor(args)))
+                .map_err(|p| RemoteError::Panicked {
+                    method: method(),
                     message: panic_message(&*p),
-                }
-            })?;
+                })?
+                .map_err(|e| RemoteError::Method {
+                    method: method(),
+                    message: e.to_string(),
+                })?;
             Ok(erase(value))
         };
         Self {
