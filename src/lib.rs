@@ -93,6 +93,12 @@
 //! one request (the connection is fine); [`Error::Transport`] and [`Error::Auth`] mean the
 //! connection failed: every call pending on it gets the same error.
 //!
+//! # The standard shared types
+//! [`sync`] holds Python's SyncManager set (locks, semaphores, conditions, events,
+//! barriers, queues, dicts, lists, namespaces, values and arrays) with typed proxies, and
+//! what a client that dies held is released. `managerd` serves them as a daemon; a server
+//! of your own adds them with [`sync::register`].
+//!
 //! # Proxies that return, travel and nest
 //! The tutorial's `Pair` hands out its `Item` wrapped as a shared `ItemWrapper`:
 //!
