@@ -85,6 +85,11 @@ impl std::fmt::Debug for CallOutcome<'_> {
 /// `method` is an index into [`Shared::METHODS`]; the server looks names up and calls
 /// [`Shared::call_ref`] for [`Receiver::Ref`] methods and [`Shared::call_mut`] for
 /// [`Receiver::Mut`] ones. Arguments arrive as one codec-encoded tuple.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a shared type",
+    label = "not a `#[shared]` type",
+    note = "put `#[shared]` on an `impl {Self}` block to share it"
+)]
 pub trait Shared: Send + Sync + Sized + 'static {
     /// The default typeid (the type's name unless `typeid = "..."` was given).
     const TYPEID: &'static str;

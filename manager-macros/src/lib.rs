@@ -23,6 +23,10 @@ fn expand(
     args: proc_macro2::TokenStream,
     item: proc_macro2::TokenStream,
 ) -> proc_macro2::TokenStream {
+    // The fallback is the type's `Shared` impl with no methods, emitted next to the errors
+    // once the impl block is understood, so that code naming the type as shared (a proxy
+    // derive, a registration) does not add errors of its own.
+    let mut fallback = proc_macro2::TokenStream::new();
     let attempt = || -> syn::Result<proc_macro2::TokenStream> {
         let args = args::parse(args)?;
         let item: syn::ItemImpl = syn::parse2(item.clone()).map_err(|e| {
@@ -32,6 +36,9 @@ fn expand(
             )
         })?;
         let model = model::SharedImpl::from_syn(args, item)?;
+        if model.item.generics.params.is_empty() {
+            fallback = codegen::fallback(&model);
+        }
         validate::check(&model)?;
         Ok(codegen::expand(&model))
     };
@@ -41,7 +48,7 @@ fn expand(
         // drown in follow-on errors.
         Err(e) => {
             let errors = e.to_compile_error();
-            quote::quote!(#item #errors)
+            quote::quote!(#item #errors #fallback)
         }
     }
 }

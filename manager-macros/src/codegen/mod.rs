@@ -23,3 +23,43 @@ pub(crate) fn expand(model: &SharedImpl) -> TokenStream {
         };
     }
 }
+
+/// What an impl block that failed validation still provides: `impl Shared` with no
+/// methods (see `expand` in lib.rs).
+pub(crate) fn fallback(model: &SharedImpl) -> TokenStream {
+    let self_ty = &model.item.self_ty;
+    let typeid = &model.typeid;
+    quote! {
+        const _: () = {
+            use ::managers::__private as __p;
+            impl __p::Shared for #self_ty {
+                const TYPEID: &'static str = #typeid;
+                const METHODS: &'static [__p::MethodInfo] = &[];
+                const HIDDEN: &'static [&'static str] = &[];
+                fn call_ref<'__a>(
+                    &'__a self,
+                    __method: usize,
+                    _: &'__a [u8],
+                    _: __p::Codec,
+                ) -> __p::CallOutcome<'__a> {
+                    __p::CallOutcome::Ready(::core::result::Result::Err(
+                        __p::unknown_method_index(#typeid, __method),
+                    ))
+                }
+                fn call_mut<'__a>(
+                    &'__a mut self,
+                    __method: usize,
+                    _: &'__a [u8],
+                    _: __p::Codec,
+                ) -> __p::CallOutcome<'__a> {
+                    __p::CallOutcome::Ready(::core::result::Result::Err(
+                        __p::unknown_method_index(#typeid, __method),
+                    ))
+                }
+                fn display(&self) -> ::core::option::Option<::std::string::String> {
+                    ::core::option::Option::None
+                }
+            }
+        };
+    }
+}

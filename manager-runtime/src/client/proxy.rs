@@ -442,6 +442,11 @@ pub trait Proxy: Clone + Send + Sync + Sized + 'static {
 
 /// The proxy type a shared type is returned as by `method_to_typeid` methods: the
 /// generated one, or the `custom_proxy` given to `#[shared]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a shared type",
+    label = "not a `#[shared]` type",
+    note = "a `method_to_typeid` target must have an `impl` block with `#[shared]`"
+)]
 pub trait HasProxy: Shared {
     /// The proxy.
     type Proxy: Proxy<Target = Self>;
