@@ -857,3 +857,21 @@ async fn rlock_and_condition_guards_release_one_level() {
         "the guard released it"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_of_ones_own_serves_sync_types_next_to_its_own() {
+    // What a user's own server binary does: the SyncManager set plus their types.
+    let (builder, _dir) = crate::common::builder(Transport::Tcp);
+    let server = Running::from(
+        managers::sync::register(builder)
+            .start()
+            .await
+            .expect("server starts"),
+    );
+    let m = SyncManager::from_client(server.client().clone());
+    let pair: crate::common::PairProxy = m.create("get_pair", (2, 3)).await.unwrap();
+    let lock = m.lock().await.unwrap();
+    let _held = lock.lock().await.unwrap();
+    assert_eq!(pair.sum().await.unwrap(), 5);
+    assert!(lock.locked().await.unwrap());
+}
