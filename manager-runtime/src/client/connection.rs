@@ -230,6 +230,11 @@ impl Connection {
         }
     }
 
+    /// A request id never used before on this connection.
+    pub(crate) fn fresh_id(&self) -> RequestId {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
     /// Send a request built around a fresh id and wait for its reply.
     ///
     /// Cancel safety: dropping the future forgets the call and sends the server a `Cancel`:
@@ -239,7 +244,7 @@ impl Connection {
         &self,
         build: impl FnOnce(RequestId) -> Request<'b>,
     ) -> Result<OwnedReply> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = self.fresh_id();
         let (tx, rx) = oneshot::channel();
         {
             let mut state = self.pending.lock();

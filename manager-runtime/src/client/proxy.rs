@@ -480,8 +480,8 @@ impl ProxyHandle {
         };
         match &self.link {
             Link::Remote(conn) => conn.send_oneway(Request::Call {
-                // Request ids start at 1: nobody waits for id 0, so its reply is dropped.
-                id: 0,
+                // A fresh id nobody waits for: the reply is dropped when it arrives.
+                id: conn.fresh_id(),
                 object: self.token.id,
                 method,
                 args: &args,
