@@ -153,8 +153,25 @@ impl Barrier {
                 }
             }
             if !wait_until(notified, deadline).await {
-                // Timed out: break the barrier for everyone (the guard does it).
-                drop(guard);
+                // Timed out. If the round passed in the meantime, this party passed too;
+                // otherwise break the barrier for everyone, under the same lock.
+                guard.armed = false;
+                let mut s = lock(&self.state);
+                if s.generation != generation {
+                    let passed = s
+                        .ended
+                        .iter()
+                        .find(|e| e.0 == generation)
+                        .is_none_or(|e| e.1);
+                    return if passed {
+                        Ok(index)
+                    } else {
+                        Err(SyncError::BrokenBarrier)
+                    };
+                }
+                s.broken = true;
+                drop(s);
+                self.changed.notify_waiters();
                 return Err(SyncError::BrokenBarrier);
             }
         }

@@ -396,8 +396,29 @@ impl Condition {
         })
     }
 
-    fn withdraw(&self, waiter: &Arc<CondWaiter>) {
-        lock(&self.waiters).retain(|w| !Arc::ptr_eq(w, waiter));
+    /// Remove `waiter` from the queue; false if a notify took it out already.
+    fn withdraw(&self, waiter: &Arc<CondWaiter>) -> bool {
+        let mut waiters = lock(&self.waiters);
+        match waiters.iter().position(|w| Arc::ptr_eq(w, waiter)) {
+            Some(pos) => {
+                waiters.remove(pos);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Give a notification that a waiter could not use to the next live waiter.
+    fn pass_on(&self) {
+        let mut waiters = lock(&self.waiters);
+        while let Some(w) = waiters.pop_front() {
+            if w.gone.load(Ordering::SeqCst) {
+                continue;
+            }
+            w.woken.store(true, Ordering::SeqCst);
+            w.wake.notify_one();
+            break;
+        }
     }
 }
 
@@ -405,11 +426,18 @@ impl Condition {
 struct Withdraw<'a> {
     condition: &'a Condition,
     waiter: Arc<CondWaiter>,
+    /// The wait returned normally (the lock is held again).
+    done: bool,
 }
 
 impl Drop for Withdraw<'_> {
     fn drop(&mut self) {
-        self.condition.withdraw(&self.waiter);
+        let was_queued = self.condition.withdraw(&self.waiter);
+        // Notified, then dropped before it could use it (its client went away, or it was
+        // cancelled while re-acquiring the lock): the notification goes to the next waiter.
+        if !was_queued && !self.done && self.waiter.woken.load(Ordering::SeqCst) {
+            self.condition.pass_on();
+        }
     }
 }
 
@@ -442,9 +470,10 @@ impl Condition {
             })
         });
         lock(&self.waiters).push_back(waiter.clone());
-        let withdraw = Withdraw {
+        let mut withdraw = Withdraw {
             condition: self,
             waiter: waiter.clone(),
+            done: false,
         };
         let count = self.lock.release_all(owner)?;
         let deadline = deadline(timeout);
@@ -456,11 +485,13 @@ impl Condition {
                 break true;
             }
             if !wait_until(notified, deadline).await {
-                break waiter.woken.load(Ordering::SeqCst);
+                // Timed out, unless a notify took this waiter out of the queue meanwhile.
+                break !self.withdraw(&waiter);
             }
         };
-        drop(withdraw);
         self.lock.reacquire(owner, count).await;
+        withdraw.done = true;
+        drop(withdraw);
         Ok(woken)
     }
 

@@ -138,3 +138,49 @@ async fn a_bad_digest_gets_failure_and_a_closed_connection() {
     assert!(raw.is_closed_by_server().await);
     still_serving(&server).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_over_the_frame_limit_is_a_remote_error_not_a_dead_connection() {
+    let server = Running::from(
+        register_all(ServerBuilder::new())
+            .max_frame_length(4096)
+            .start()
+            .await
+            .unwrap(),
+    );
+    let pair: PairProxy = server.create("get_pair", (1, 2)).await.unwrap();
+    for big in [pair.big(10_000).await, pair.big_async(10_000).await] {
+        let err = big.unwrap_err();
+        assert!(
+            matches!(&err, managers::Error::Remote(RemoteError::Encode { reason, .. })
+                if reason.contains("maximum frame length")),
+            "{err:?}"
+        );
+    }
+    // Only those requests failed: the connection and its references are intact.
+    assert_eq!(pair.big(100).await.unwrap().len(), 100);
+    assert_eq!(pair.sum().await.unwrap(), 3);
+    // A request over the client's own limit is refused before it is sent.
+    let client = managers::Client::builder()
+        .max_frame_length(1024)
+        .connect(server.address(), "test-key")
+        .await
+        .unwrap();
+    let small: PairProxy = client.create("get_pair", (1, 1)).await.unwrap();
+    let err = small.echo(vec![0; 2000], "").await.unwrap_err();
+    assert!(matches!(err, managers::Error::Codec(_)), "{err:?}");
+    assert_eq!(small.sum().await.unwrap(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_display_that_panics_is_a_remote_error() {
+    let server = start(Transport::Tcp).await;
+    let grumpy: crate::common::GrumpyProxy = server.create("grumpy", ()).await.unwrap();
+    let err = grumpy.referent_to_string().await.unwrap_err();
+    assert!(
+        matches!(&err, managers::Error::Remote(RemoteError::Panicked { message, .. })
+            if message == "no text for you"),
+        "{err:?}"
+    );
+    assert_eq!(grumpy.ping().await.unwrap(), 2);
+}

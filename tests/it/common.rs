@@ -97,6 +97,7 @@ pub fn register_all(builder: ServerBuilder) -> ServerBuilder {
         .register(Registration::constructor("store", |()| Store::default()))
         .register(Registration::instance("shared_store", Store::default()))
         .register(Registration::constructor("opaque", |()| Opaque))
+        .register(Registration::constructor("grumpy", |()| Grumpy))
         .register(Registration::constructor("item_pair", |()| {
             ItemPair::default()
         }))
@@ -234,7 +235,7 @@ pub struct Pair {
     y: i64,
 }
 
-#[shared(exposed = [get_x, set_x, sum, add_async, checked_div, boom, boom_async, echo, swap])]
+#[shared(exposed = [get_x, set_x, sum, add_async, checked_div, boom, boom_async, echo, swap, big, big_async])]
 impl Pair {
     pub fn new(x: i64, y: i64) -> Self {
         Pair { x, y }
@@ -281,6 +282,17 @@ impl Pair {
 
     pub fn echo(&self, bytes: Vec<u8>, text: &str) -> (Vec<u8>, String) {
         (bytes, text.to_owned())
+    }
+
+    /// `n` bytes of result from a small request.
+    pub fn big(&self, n: usize) -> Vec<u8> {
+        vec![7; n]
+    }
+
+    /// The same from an async method (its reply is written by a spawned task).
+    pub async fn big_async(&self, n: usize) -> Vec<u8> {
+        tokio::task::yield_now().await;
+        vec![7; n]
     }
 
     pub fn swap(&mut self) {
@@ -364,6 +376,22 @@ impl Store {
     }
 
     pub fn _private_by_convention(&self) {}
+}
+
+/// A type whose `Display` panics.
+pub struct Grumpy;
+
+impl std::fmt::Display for Grumpy {
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        panic!("no text for you")
+    }
+}
+
+#[shared]
+impl Grumpy {
+    pub fn ping(&self) -> u8 {
+        2
+    }
 }
 
 /// A type without `Display`.

@@ -32,10 +32,12 @@ async fn calls_complete_independently() {
     let blocked = store.rendezvous(2);
     tokio::pin!(blocked);
     // The first call is in flight and waiting; a later one on the same connection
-    // completes, and then releases the first.
+    // completes, and then releases the first. (`get` takes `&self`, so it runs beside the
+    // waiting `&self` call; a `&mut self` call would wait for it, by design.)
     tokio::select! {
+        biased;
         _ = &mut blocked => panic!("rendezvous(2) cannot finish alone"),
-        n = store.incr("x".into()) => assert_eq!(n.unwrap(), 1),
+        n = store.get("x".into()) => assert_eq!(n.unwrap(), None),
     }
     let (first, second) = tokio::join!(blocked, store.rendezvous(2));
     assert_eq!(first.unwrap() + second.unwrap(), 3);
@@ -75,4 +77,31 @@ async fn every_pending_call_gets_the_same_error_when_the_connection_fails() {
     assert!(errors.iter().all(|e| e.to_string() == first), "{errors:?}");
     // Later calls fail at once with it too.
     assert_eq!(store.get("k".into()).await.unwrap_err().to_string(), first);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_kept_but_not_polled_does_not_stall_the_connection() {
+    let server = start(Transport::Tcp).await;
+    let store: StoreProxy = server.create("store", ()).await.unwrap();
+    // One call in flight elsewhere, so the next one is a pipelined write.
+    let waiting = tokio::spawn({
+        let store = store.clone();
+        async move { store.rendezvous(2).await }
+    });
+    store.get("sync".into()).await.unwrap(); // the rendezvous has been read by the server
+                                             // Poll a call once and then keep it without polling it again.
+    let kept = store.get("kept".into());
+    tokio::pin!(kept);
+    assert!(futures_util::poll!(kept.as_mut()).is_pending());
+    // Other calls, from other tasks, still go out and complete.
+    let other = tokio::spawn({
+        let store = store.clone();
+        async move { store.rendezvous(2).await }
+    });
+    let done = tokio::time::timeout(std::time::Duration::from_secs(20), other)
+        .await
+        .expect("a kept, unpolled call stalled the connection");
+    assert!(done.unwrap().is_ok());
+    assert!(waiting.await.unwrap().is_ok());
+    assert_eq!(kept.await.unwrap(), None);
 }

@@ -159,7 +159,8 @@ impl Connection {
             max_frame: options.max_frame,
         });
         tokio::spawn(write_task(output.clone(), pending.clone()));
-        let reader = tokio::spawn(read_loop(reader, pending.clone())).abort_handle();
+        let reader =
+            tokio::spawn(read_loop(reader, pending.clone(), output.clone())).abort_handle();
         Ok(Self {
             address,
             server_address: OnceLock::new(),
@@ -185,6 +186,11 @@ impl Connection {
         if self.server_address.set(address.clone()).is_ok() && *address != self.address {
             crate::handoff::register(address, self);
         }
+    }
+
+    /// Whether the server's own address is known (from a token it sent).
+    pub(crate) fn knows_server_address(&self) -> bool {
+        self.server_address.get().is_some()
     }
 
     /// Whether this connection leads to the manager known as `address`.
@@ -254,27 +260,24 @@ impl Connection {
             state.calls.insert(id, tx);
         }
         let guard = WaiterGuard { conn: self, id };
-        if self.enqueue(build(id))? {
-            // This call writes. When other calls are in flight (pipelining), let the
-            // caller's other futures queue theirs first, so one system call carries all.
-            let write = WriteOnDrop(self);
-            if self.pending.lock().calls.len() > 1 {
-                tokio::task::yield_now().await;
+        match self.enqueue(build(id)) {
+            // This call writes. While other calls are in flight (pipelining), the writer
+            // task does, so that the frames those calls queue meanwhile share one system
+            // call; a caller never keeps a duty to write across an await (a future kept
+            // but not polled would stall the connection).
+            Ok(true) if self.pending.lock().calls.len() > 1 => self.output.wake.notify_one(),
+            Ok(true) => self.write(),
+            Ok(false) => {}
+            Err(e) => {
+                // Never sent: nothing to cancel on the server.
+                self.pending.lock().calls.remove(&id);
+                std::mem::forget(guard);
+                return Err(e);
             }
-            drop(write);
         }
         let reply = rx.await;
         std::mem::forget(guard);
         reply.unwrap_or_else(|_| Err(self.closed_error()))
-    }
-}
-
-/// Makes sure a caller that undertook to write does so, even if its future is dropped.
-struct WriteOnDrop<'a>(&'a Connection);
-
-impl Drop for WriteOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.write();
     }
 }
 
@@ -339,7 +342,11 @@ impl Output {
         let len = buf.len() - start - 4;
         if len > self.max_frame {
             buf.truncate(start);
-            return Err(Error::Transport(TransportError::FrameTooLarge));
+            // The connection is fine: only this request is refused.
+            return Err(Error::Codec(manager_core::CodecError::new(format!(
+                "a request of {len} bytes exceeds the maximum frame length of {} bytes",
+                self.max_frame
+            ))));
         }
         buf[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
         Ok(!std::mem::replace(&mut state.scheduled, true))
@@ -404,7 +411,7 @@ async fn write_task(output: Arc<Output>, pending: Arc<Pending>) {
     }
 }
 
-async fn read_loop(mut reader: Reader, pending: Arc<Pending>) {
+async fn read_loop(mut reader: Reader, pending: Arc<Pending>, output: Arc<Output>) {
     let error = loop {
         let frame = match reader.next().await {
             Some(Ok(frame)) => frame.freeze(),
@@ -420,8 +427,19 @@ async fn read_loop(mut reader: Reader, pending: Arc<Pending>) {
             .map(|r| OwnedReply::from_frame(r, &frame))
             .map_err(Error::Remote);
         let waiter = pending.lock().calls.remove(&response.id);
-        if let Some(waiter) = waiter {
-            let _ = waiter.send(result);
+        match (waiter, result) {
+            (Some(waiter), result) => {
+                let _ = waiter.send(result);
+            }
+            // A new object for a call nobody waits for any more (a dropped future, a
+            // detached call): release the reference it carries.
+            (None, Ok(OwnedReply::Created(token))) => {
+                let decref = ClientMessage::V1(Request::Decref { object: token.id });
+                if let Ok(true) = output.push(&decref) {
+                    let _ = output.write_now();
+                }
+            }
+            (None, _) => {}
         }
     };
     pending.close(Error::Transport(error));

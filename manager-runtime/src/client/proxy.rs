@@ -262,10 +262,14 @@ impl ProxyHandle {
                     .objects
                     .get(object)
                     .ok_or(RemoteError::UnknownObject { id: object })?;
-                Ok(obj
-                    .display()
+                let text = AssertUnwindSafe(obj.display())
+                    .catch_unwind()
                     .await
-                    .unwrap_or_else(|| format!("<{typeid} object>")))
+                    .map_err(|payload| RemoteError::Panicked {
+                        method: "<display>".into(),
+                        message: panic_message(&*payload),
+                    })?;
+                Ok(text.unwrap_or_else(|| format!("<{typeid} object>")))
             }
         }
     }
@@ -409,7 +413,12 @@ fn adopt(wire: ProxyWire) -> std::result::Result<ProxyHandle, String> {
                 return Ok(ProxyHandle::local(&state, object, &token.typeid));
             }
         }
-        AdoptContext::Client(conn) if conn.serves(&token.address) => {
+        // A connection that has not learned its server's own address yet (no proxy has
+        // used it) is taken at its word: the caller said this proxy comes through it (a
+        // server bound to 0.0.0.0 names itself differently from the address dialled).
+        AdoptContext::Client(conn)
+            if conn.serves(&token.address) || !conn.knows_server_address() =>
+        {
             conn.send_oneway(Request::Adopt { object, hold });
             return Ok(ProxyHandle::adopt(conn, token));
         }

@@ -46,6 +46,7 @@ pub(crate) async fn run(state: Arc<ServerState>, read: ReadHalf, write: WriteHal
 
     let id = state.next_connection_id();
     state.hooks.opened(id);
+    state.objects.open_connection(id);
     let mut conn = Connection {
         id,
         state: state.clone(),
@@ -71,11 +72,22 @@ fn lock_running(
     running.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Encode one reply frame.
-fn reply_frame(id: RequestId, result: Result<Reply<'_>, RemoteError>) -> Bytes {
+/// Encode one reply frame, at most `max` bytes: a larger result is replaced by an error
+/// for that one request (the client could not read the frame; the connection is fine).
+fn reply_frame(id: RequestId, result: Result<Reply<'_>, RemoteError>, max: usize) -> Bytes {
     let message = ServerMessage::V1(Response { id, result });
     match wire::encode(&message) {
-        Ok(bytes) => Bytes::from(bytes),
+        Ok(bytes) if bytes.len() <= max => Bytes::from(bytes),
+        Ok(bytes) => {
+            let too_big = RemoteError::Encode {
+                method: "<reply>".into(),
+                reason: format!(
+                    "the reply of {} bytes exceeds the maximum frame length of {max} bytes",
+                    bytes.len()
+                ),
+            };
+            reply_frame(id, Err(too_big), max)
+        }
         Err(e) => {
             // Only a bug can get here; tell the caller rather than leave it waiting.
             warn!(error = %e, "could not encode a reply");
@@ -111,8 +123,9 @@ struct Connection {
 
 /// Turn a call's result into a reply: a value, or a new object held by `holder`.
 fn reply_to(state: &ServerState, holder: Holder, id: RequestId, result: CallResult) -> Bytes {
+    let max = state.limits.max_frame;
     match result {
-        Ok(Returned::Value(bytes)) => reply_frame(id, Ok(Reply::Value(&bytes))),
+        Ok(Returned::Value(bytes)) => reply_frame(id, Ok(Reply::Value(&bytes)), max),
         Ok(Returned::Object { typeid, object }) => match object.downcast::<Erased>() {
             Ok(erased) => {
                 let object_id = state.objects.insert(typeid, erased.0, holder);
@@ -121,16 +134,17 @@ fn reply_to(state: &ServerState, holder: Holder, id: RequestId, result: CallResu
                     address: state.address.clone(),
                     id: object_id,
                 };
-                reply_frame(id, Ok(Reply::Created(token)))
+                reply_frame(id, Ok(Reply::Created(token)), max)
             }
             Err(_) => reply_frame(
                 id,
                 Err(RemoteError::Protocol(
                     "a method returned a foreign object".into(),
                 )),
+                max,
             ),
         },
-        Err(e) => reply_frame(id, Err(e)),
+        Err(e) => reply_frame(id, Err(e), max),
     }
 }
 
@@ -168,7 +182,8 @@ impl Connection {
         id: RequestId,
         result: Result<Reply<'_>, RemoteError>,
     ) -> Result<(), TransportError> {
-        self.send(reply_frame(id, result)).await
+        self.send(reply_frame(id, result, self.state.limits.max_frame))
+            .await
     }
 
     async fn handle(&mut self, frame: &Bytes) -> Result<(), TransportError> {
@@ -280,10 +295,19 @@ impl Connection {
                 .reply(id, Err(RemoteError::UnknownObject { id: object }))
                 .await;
         };
+        let max = self.state.limits.max_frame;
         self.spawn(id, async move {
-            let text = obj.display().await;
-            let text = text.unwrap_or_else(|| format!("<{typeid} object>"));
-            reply_frame(id, Ok(Reply::Text(text)))
+            // A `Display` that panics is reported like a method that panics.
+            let result = match AssertUnwindSafe(obj.display()).catch_unwind().await {
+                Ok(text) => Ok(Reply::Text(
+                    text.unwrap_or_else(|| format!("<{typeid} object>")),
+                )),
+                Err(payload) => Err(RemoteError::Panicked {
+                    method: "<display>".into(),
+                    message: panic_message(&*payload),
+                }),
+            };
+            reply_frame(id, result, max)
         })
         .await;
         Ok(())

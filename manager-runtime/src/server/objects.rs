@@ -209,9 +209,16 @@ struct Inner {
     typeid_index: HashMap<Arc<str>, u32>,
     transit: HashMap<HoldId, Transit>,
     early: HashMap<HoldId, EarlyAdopt>,
+    /// Connections that may still hold references (a call finishing after its connection
+    /// closed must not leave an object held by it).
+    open: std::collections::HashSet<ConnId>,
 }
 
 impl Inner {
+    fn is_closed(&self, holder: Holder) -> bool {
+        matches!(holder, Holder::Connection(c) if !self.open.contains(&c))
+    }
+
     fn intern(&mut self, typeid: &str) -> u32 {
         if let Some(&i) = self.typeid_index.get(typeid) {
             return i;
@@ -282,7 +289,13 @@ impl ObjectTable {
         ObjectId(inner.next_id)
     }
 
-    /// Insert a new object with one reference, held by `holder`.
+    /// A connection starts: it may hold references from now on.
+    pub(crate) fn open_connection(&self, conn: ConnId) {
+        self.lock().open.insert(conn);
+    }
+
+    /// Insert a new object with one reference, held by `holder`. For a connection that has
+    /// closed already, the object is dropped at once.
     pub(crate) fn insert(
         &self,
         typeid: &str,
@@ -292,6 +305,11 @@ impl ObjectTable {
         let mut inner = self.lock();
         inner.next_id += 1;
         let id = ObjectId(inner.next_id);
+        if inner.is_closed(holder) {
+            drop(inner);
+            drop(object);
+            return id;
+        }
         let typeid = inner.intern(typeid);
         let mut refs = RefCounts::new();
         refs.add(holder, 1);
@@ -353,18 +371,19 @@ impl ObjectTable {
     pub(crate) fn decref(&self, id: ObjectId, holder: Holder) -> Result<Released, NotHeld> {
         let mut released = Vec::new();
         let mut inner = self.lock();
-        match inner.sub(id, holder, 1, &mut released) {
-            Ok(()) => Ok(released),
-            Err(not_held) => {
-                let early = inner
-                    .early
-                    .values_mut()
-                    .find(|a| a.object == id && a.holder == Some(holder))
-                    .ok_or(not_held)?;
-                early.holder = None;
-                Ok(released)
-            }
+        // A pending adoption by this holder goes first: if the proxy released is the one
+        // adopted before its hold arrived (or whose hold never arrives), releasing a
+        // reference the holder already had would free an object another proxy still uses.
+        if let Some(early) = inner
+            .early
+            .values_mut()
+            .find(|a| a.object == id && a.holder == Some(holder))
+        {
+            early.holder = None;
+            return Ok(released);
         }
+        inner.sub(id, holder, 1, &mut released)?;
+        Ok(released)
     }
 
     /// Release everything a closed connection held, and its pending adoptions. Scans the
@@ -374,6 +393,7 @@ impl ObjectTable {
         let mut released = Vec::new();
         let mut inner = self.lock();
         let holder = Holder::Connection(conn);
+        inner.open.remove(&conn);
         inner.early.retain(|_, a| a.holder != Some(holder));
         inner.entries.retain(|_, entry| {
             if entry.refs.remove_all(holder) > 0 && entry.refs.is_empty() {
@@ -395,7 +415,12 @@ impl ObjectTable {
                 // Adopted and released before the hold came: nothing to keep.
                 None => inner.entries.contains_key(&id),
             },
-            _ => {
+            Some(other) => {
+                // Not this object's adoption: keep it, ignore the mismatched hold.
+                inner.early.insert(hold, other);
+                false
+            }
+            None => {
                 let added = inner.add(id, Holder::InTransit, 1);
                 if added {
                     inner.transit.insert(
