@@ -261,11 +261,15 @@ impl Connection {
         }
         let guard = WaiterGuard { conn: self, id };
         match self.enqueue(build(id)) {
-            // This call writes. While other calls are in flight (pipelining), the writer
-            // task does, so that the frames those calls queue meanwhile share one system
-            // call; a caller never keeps a duty to write across an await (a future kept
-            // but not polled would stall the connection).
-            Ok(true) if self.pending.lock().calls.len() > 1 => self.output.wake.notify_one(),
+            // This call writes. While other calls are in flight (pipelining), it first lets
+            // the caller's other futures queue their frames (one system call for all). The
+            // writer task is woken too, so a future kept but not polled after the yield
+            // never stalls the connection: whoever comes first writes everything.
+            Ok(true) if self.pending.lock().calls.len() > 1 => {
+                self.output.wake.notify_one();
+                tokio::task::yield_now().await;
+                self.write();
+            }
             Ok(true) => self.write(),
             Ok(false) => {}
             Err(e) => {
@@ -390,6 +394,9 @@ impl Output {
 async fn write_task(output: Arc<Output>, pending: Arc<Pending>) {
     loop {
         output.wake.notified().await;
+        // Give a pipelining caller, which is about to write the same frames with its
+        // siblings', the first chance; this task is the fallback.
+        tokio::task::yield_now().await;
         loop {
             match output.try_flush() {
                 Ok(Written::All) => break,
