@@ -305,6 +305,10 @@ pub(crate) fn load(kind: &str, address: &str, calls: usize) -> Result<f64> {
             .enable_all()
             .build()?
     };
+    if let Some(contender) = kind.strip_prefix("latency-") {
+        let mut samples = rt.block_on(latency(contender, address, calls, 0))?;
+        return Ok(percentile(&mut samples, 0.5) * 1e6);
+    }
     if kind == "memory" {
         let pid: u32 = std::env::var("BENCH_SERVER_PID")?.parse()?;
         return rt.block_on(memory(address, pid, calls));
