@@ -20,6 +20,20 @@ struct BarrierState {
 }
 
 impl BarrierState {
+    /// What a party of round `generation` gets once that round has ended.
+    fn outcome(&self, generation: u64, index: usize) -> Outcome<usize> {
+        let passed = self
+            .ended
+            .iter()
+            .find(|e| e.0 == generation)
+            .is_none_or(|e| e.1);
+        if passed {
+            Ok(index)
+        } else {
+            Err(SyncError::BrokenBarrier)
+        }
+    }
+
     fn end(&mut self, passed: bool) {
         self.ended.push_back((self.generation, passed));
         if self.ended.len() > 32 {
@@ -136,16 +150,7 @@ impl Barrier {
                 let s = lock(&self.state);
                 if s.generation != generation {
                     guard.armed = false;
-                    let passed = s
-                        .ended
-                        .iter()
-                        .find(|e| e.0 == generation)
-                        .is_none_or(|e| e.1);
-                    return if passed {
-                        Ok(index)
-                    } else {
-                        Err(SyncError::BrokenBarrier)
-                    };
+                    return s.outcome(generation, index);
                 }
                 if s.broken {
                     guard.armed = false;
@@ -158,16 +163,7 @@ impl Barrier {
                 guard.armed = false;
                 let mut s = lock(&self.state);
                 if s.generation != generation {
-                    let passed = s
-                        .ended
-                        .iter()
-                        .find(|e| e.0 == generation)
-                        .is_none_or(|e| e.1);
-                    return if passed {
-                        Ok(index)
-                    } else {
-                        Err(SyncError::BrokenBarrier)
-                    };
+                    return s.outcome(generation, index);
                 }
                 s.broken = true;
                 drop(s);
