@@ -1,5 +1,6 @@
-//! The client side of one authenticated connection: a reader task, a writer task, and the
-//! table of calls waiting for their reply.
+//! The client side of one authenticated connection: callers write their own requests, a
+//! reader task hands each reply to its caller through the table of calls waiting for
+//! one, and a writer task finishes what the socket did not take at once.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -104,7 +105,8 @@ pub(crate) struct ConnectOptions {
 }
 
 /// One authenticated connection. Dropped when the last client and proxy using it are gone:
-/// the writer then flushes what is queued (decrefs included) and closes the socket.
+/// the writer task then writes what is still queued (decrefs included) and closes the
+/// socket.
 pub(crate) struct Connection {
     address: Address,
     /// The address the server names itself by in tokens, learned from the first token.

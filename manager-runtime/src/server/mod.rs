@@ -110,9 +110,6 @@ impl ServerState {
                     .insert_or_incref(*id, typeid, object.clone(), holder);
                 Ok(*id)
             }
-            Creator::Nothing => Err(RemoteError::CreateNotAllowed {
-                typeid: typeid.to_owned(),
-            }),
         }
     }
 }

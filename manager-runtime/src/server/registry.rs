@@ -21,8 +21,6 @@ pub(crate) enum Creator {
         id: ObjectId,
         object: Arc<dyn ErasedObject>,
     },
-    /// Registered for its type only; clients cannot create it.
-    Nothing,
 }
 
 /// How a server makes objects of one typeid: the counterpart of one
@@ -60,7 +58,6 @@ impl fmt::Debug for Registration {
         let creator = match self.creator {
             Creator::Constructor(_) => "constructor",
             Creator::Instance { .. } => "instance",
-            Creator::Nothing => "none",
         };
         f.debug_struct("Registration")
             .field("typeid", &self.typeid)
@@ -134,16 +131,6 @@ impl Registration {
                 object: erase(value),
             },
             create_method: true,
-        }
-    }
-
-    /// Register the typeid for type `T` without any way to create it from a client.
-    pub fn for_type<T: Shared>(typeid: impl Into<String>) -> Self {
-        Self {
-            typeid: typeid.into(),
-            kind: T::TYPEID,
-            creator: Creator::Nothing,
-            create_method: false,
         }
     }
 
