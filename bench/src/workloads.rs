@@ -313,6 +313,12 @@ pub(crate) fn load(kind: &str, address: &str, calls: usize) -> Result<f64> {
         let pid: u32 = std::env::var("BENCH_SERVER_PID")?.parse()?;
         return rt.block_on(memory(address, pid, calls));
     }
+    if std::env::var_os("BENCH_SPAWN").is_some() {
+        let (kind, address) = (kind.to_owned(), address.to_owned());
+        return rt.block_on(async move {
+            tokio::spawn(async move { pipelined(&kind, &address, calls).await }).await?
+        });
+    }
     rt.block_on(pipelined(kind, address, calls))
 }
 

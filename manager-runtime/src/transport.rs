@@ -26,6 +26,18 @@ pub(crate) fn frame_codec(max_frame: usize) -> LengthDelimitedCodec {
         .new_codec()
 }
 
+/// Whether `buf` (what a frame reader has buffered) holds a whole frame: when it does not,
+/// the next frame has to wait for the socket.
+pub(crate) fn holds_frame(buf: &[u8]) -> bool {
+    match buf.get(..4) {
+        Some(len) => {
+            let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+            buf.len() - 4 >= len
+        }
+        None => false,
+    }
+}
+
 pub(crate) enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener, PathBuf),
@@ -187,6 +199,16 @@ mod tests {
             }
         }
         assert_eq!(out, vec![&b"hello"[..], &b""[..], &b"world!"[..]]);
+    }
+
+    #[test]
+    fn holds_frame_sees_only_whole_frames() {
+        assert!(!holds_frame(&[]));
+        assert!(!holds_frame(&[0, 0, 0]));
+        assert!(holds_frame(&[0, 0, 0, 0]));
+        assert!(!holds_frame(&[0, 0, 0, 2, b'a']));
+        assert!(holds_frame(&[0, 0, 0, 2, b'a', b'b']));
+        assert!(holds_frame(&[0, 0, 0, 1, b'a', 0, 0]));
     }
 
     #[test]

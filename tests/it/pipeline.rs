@@ -105,3 +105,103 @@ async fn a_call_kept_but_not_polled_does_not_stall_the_connection() {
     assert!(waiting.await.unwrap().is_ok());
     assert_eq!(kept.await.unwrap(), None);
 }
+
+/// A reply that arrives and is never taken (its call's future kept and not polled again)
+/// must not hold back the requests queued after it: they are written without it.
+async fn a_reply_never_taken_does_not_hold_back_later_calls(store: StoreProxy, tag: &str) {
+    let later_key = format!("later-{tag}");
+    let kept = store.get("kept".into());
+    tokio::pin!(kept);
+    assert!(futures_util::poll!(kept.as_mut()).is_pending());
+    // Replies come in order: once this one is here, so is the kept call's, in the same
+    // batch or an earlier one.
+    store.get("sync".into()).await.unwrap();
+    let later = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        store.incr(later_key.clone()),
+    )
+    .await
+    .expect("a reply never taken held back a later call");
+    assert_eq!(later.unwrap(), 1);
+    // Dropping the call whose reply came (instead of taking it) releases the batch too.
+    let mut dropped = Box::pin(store.get("dropped".into()));
+    assert!(futures_util::poll!(dropped.as_mut()).is_pending());
+    store.get("sync".into()).await.unwrap();
+    drop(dropped);
+    assert_eq!(store.incr(later_key.clone()).await.unwrap(), 2);
+    assert_eq!(kept.await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untaken_reply_does_not_stall_calls_outside_a_task() {
+    for transport in TRANSPORTS {
+        let server = start(transport).await;
+        a_reply_never_taken_does_not_hold_back_later_calls(
+            server.create("store", ()).await.unwrap(),
+            "block_on",
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untaken_reply_does_not_stall_calls_inside_a_task() {
+    let server = start(Transport::Tcp).await;
+    let store: StoreProxy = server.create("store", ()).await.unwrap();
+    tokio::spawn(
+        async move { a_reply_never_taken_does_not_hold_back_later_calls(store, "task").await },
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_untaken_reply_does_not_stall_calls_on_a_current_thread_runtime() {
+    let server = start(Transport::Unix).await;
+    let store: StoreProxy = server.create("store", ()).await.unwrap();
+    a_reply_never_taken_does_not_hold_back_later_calls(store.clone(), "block_on").await;
+    tokio::spawn(
+        async move { a_reply_never_taken_does_not_hold_back_later_calls(store, "task").await },
+    )
+    .await
+    .unwrap();
+}
+
+/// Pipelined calls from inside a task (their frames go out through the connection's
+/// writer task) and from several tasks at once, on both runtime flavours.
+async fn pipelined_from_tasks(store: StoreProxy) {
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let calls = (0..64).map(|_| store.incr(format!("t{t}")));
+                let mut values: Vec<u64> = join_all(calls)
+                    .await
+                    .into_iter()
+                    .map(Result::unwrap)
+                    .collect();
+                values.sort();
+                values
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), (1..=64).collect::<Vec<u64>>());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_calls_from_tasks_on_a_multi_thread_runtime() {
+    for transport in TRANSPORTS {
+        let server = start(transport).await;
+        pipelined_from_tasks(server.create("store", ()).await.unwrap()).await;
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn pipelined_calls_from_tasks_on_a_current_thread_runtime() {
+    for transport in TRANSPORTS {
+        let server = start(transport).await;
+        pipelined_from_tasks(server.create("store", ()).await.unwrap()).await;
+    }
+}

@@ -1,10 +1,24 @@
-//! The client side of one authenticated connection: callers write their own requests, a
-//! reader task hands each reply to its caller through the table of calls waiting for
-//! one, and a writer task finishes what the socket did not take at once.
+//! The client side of one authenticated connection.
+//!
+//! Callers queue their own requests; a reader task delivers each reply to the slot of
+//! the call that waits for it; a writer task writes what callers leave to it.
+//!
+//! Writes are batched so that pipelined calls share system calls, without a caller ever
+//! holding a duty it might not carry out (a future can be kept and never polled again):
+//! - a call made inside a tokio task leaves its frame to the writer task, which runs when
+//!   the caller's task yields, so every frame the task queued in one poll goes out in one
+//!   write;
+//! - a call made outside a task (`block_on`) yields once and then writes, so the other
+//!   futures polled by the same `block_on` queue their frames first;
+//! - while replies of one batch are delivered and not taken yet, new requests are held
+//!   back, and the call that takes the batch's last reply writes them: a burst of replies
+//!   becomes one burst of requests. If a delivered reply is never taken (its future kept
+//!   and not polled), the writer task writes the held-back frames after [`HOLD_BACK`].
 
-use std::collections::HashMap;
+use std::future::poll_fn;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,13 +27,21 @@ use manager_core::wire::{
     self, ClientMessage, ObjectInfo, Reply, Request, RequestId, ServerMessage,
 };
 use manager_core::{Address, Codec, Token};
-use tokio::sync::{oneshot, Notify};
+use rustc_hash::FxHashMap;
+use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::auth::{self, AuthKey, Reader};
 use crate::transport::{self, frame_codec, SocketWriter};
 use crate::{Error, Result, TransportError};
+
+/// How long requests wait for the callers of a batch of replies to take them before the
+/// writer task writes them anyway.
+const HOLD_BACK: Duration = Duration::from_millis(1);
+
+/// The most replies the reader delivers in one batch.
+const MAX_BATCH: usize = 256;
 
 /// A reply, detached from the frame it came in (values stay zero-copy slices of it).
 #[derive(Debug)]
@@ -50,16 +72,80 @@ impl OwnedReply {
     }
 }
 
-type Waiter = oneshot::Sender<Result<OwnedReply>>;
+/// Where one call's reply waits for its caller.
+enum Slot {
+    /// No reply yet; the waker of the caller's task, once it polled.
+    Waiting(Option<Waker>),
+    /// The reply came (or the connection failed) and the caller has not taken it yet.
+    /// `batch` is the reader batch it came in (0: not counted in any batch).
+    Delivered {
+        batch: u64,
+        reply: Result<OwnedReply>,
+    },
+}
 
-#[derive(Default)]
 struct Waiting {
-    calls: HashMap<RequestId, Waiter>,
+    /// By request id (ids are this side's own, so a fast hash is safe).
+    calls: FxHashMap<RequestId, Slot>,
+    /// The reader's latest batch of replies.
+    batch: u64,
+    /// Replies of that batch not taken yet. While some are, requests are held back.
+    untaken: usize,
     /// Set once the connection failed; every later call gets this error at once.
     closed: Option<Error>,
 }
 
-/// What the reader task and the callers share.
+impl Default for Waiting {
+    fn default() -> Self {
+        Waiting {
+            calls: FxHashMap::default(),
+            batch: 1,
+            untaken: 0,
+            closed: None,
+        }
+    }
+}
+
+impl Waiting {
+    /// Put a reply in its slot as part of `batch`; returns the waker to wake once the lock
+    /// is released, or gives the reply back when nobody waits for it any more.
+    fn deliver(
+        &mut self,
+        id: RequestId,
+        batch: u64,
+        reply: Result<OwnedReply>,
+    ) -> std::result::Result<Option<Waker>, Result<OwnedReply>> {
+        match self.calls.get_mut(&id) {
+            Some(slot @ Slot::Waiting(_)) => {
+                let Slot::Waiting(waker) =
+                    std::mem::replace(slot, Slot::Delivered { batch, reply })
+                else {
+                    unreachable!("matched above")
+                };
+                Ok(waker)
+            }
+            _ => Err(reply),
+        }
+    }
+
+    /// Count a delivered reply of `batch` as taken; true when it was the batch's last.
+    fn taken(&mut self, batch: u64) -> bool {
+        if batch == self.batch && self.untaken > 0 {
+            self.untaken -= 1;
+            self.untaken == 0
+        } else {
+            false
+        }
+    }
+
+    /// Stop holding requests back for the current batch.
+    fn abandon_batch(&mut self) {
+        self.batch += 1;
+        self.untaken = 0;
+    }
+}
+
+/// What the reader task and the callers share. Lock order: this, then [`Output`].
 #[derive(Default)]
 struct Pending {
     state: Mutex<Waiting>,
@@ -71,20 +157,30 @@ impl Pending {
     }
 
     /// Fail every waiting call, and all later ones, with `error`.
-    fn close(&self, error: Error) {
-        let calls = {
+    fn close(&self, error: Error, output: &Output) {
+        let mut wakers = Vec::new();
+        {
             let mut state = self.lock();
             state.closed.get_or_insert(error.clone());
-            std::mem::take(&mut state.calls)
-        };
-        for (_, waiter) in calls {
-            let _ = waiter.send(Err(error.clone()));
+            state.abandon_batch();
+            for slot in state.calls.values_mut() {
+                if let Slot::Waiting(waker) = slot {
+                    wakers.extend(waker.take());
+                    *slot = Slot::Delivered {
+                        batch: 0,
+                        reply: Err(error.clone()),
+                    };
+                }
+            }
+            // Nothing queued will be written any more.
+            output.lock().held_back = false;
         }
+        wakers.into_iter().for_each(Waker::wake);
     }
 }
 
-/// If the caller gives up before the reply (its future is dropped), forgets the call and
-/// tells the server to stop it.
+/// If the caller gives up before taking its reply (its future is dropped), forgets the
+/// call and, unless the reply already came, tells the server to stop it.
 struct WaiterGuard<'a> {
     conn: &'a Connection,
     id: RequestId,
@@ -92,8 +188,21 @@ struct WaiterGuard<'a> {
 
 impl Drop for WaiterGuard<'_> {
     fn drop(&mut self) {
-        self.conn.pending.lock().calls.remove(&self.id);
-        self.conn.send_oneway(Request::Cancel { id: self.id });
+        let conn = self.conn;
+        let mut state = conn.pending.lock();
+        match state.calls.remove(&self.id) {
+            Some(Slot::Delivered { batch, .. }) => {
+                let write = state.taken(batch) && conn.output.release_held_back();
+                drop(state);
+                if write {
+                    conn.write();
+                }
+            }
+            _ => {
+                drop(state);
+                conn.send_oneway(Request::Cancel { id: self.id });
+            }
+        }
     }
 }
 
@@ -135,8 +244,10 @@ impl Drop for Connection {
         // The writer task writes what the socket did not take yet, then closes it.
         self.output.shutdown();
         self.reader.abort();
-        self.pending
-            .close(Error::Transport(TransportError::ClosedLocally));
+        self.pending.close(
+            Error::Transport(TransportError::ClosedLocally),
+            &self.output,
+        );
     }
 }
 
@@ -205,20 +316,42 @@ impl Connection {
         self.pending.lock().closed.is_none()
     }
 
-    /// Add a request to the output; `Ok(true)` when this caller must now write it
-    /// ([`Connection::write`]), because nobody else is about to.
-    fn enqueue(&self, request: Request<'_>) -> Result<bool> {
-        if let Some(e) = &self.pending.lock().closed {
+    /// Queue a request; `build` gets the request's id. Returns that id and whether this
+    /// caller must now see to the write.
+    fn enqueue<'b>(
+        &self,
+        build: impl FnOnce(RequestId) -> Request<'b>,
+        reply_slot: bool,
+    ) -> Result<(RequestId, bool)> {
+        let id = self.fresh_id();
+        let mut state = self.pending.lock();
+        if let Some(e) = &state.closed {
             return Err(e.clone());
         }
-        self.output.push(&ClientMessage::V1(request))
+        let hold_back = state.untaken > 0;
+        let write = self.output.push(&ClientMessage::V1(build(id)), hold_back)?;
+        if reply_slot {
+            state.calls.insert(id, Slot::Waiting(None));
+        }
+        Ok((id, write))
+    }
+
+    /// See to the write of what is queued without waiting: inside a tokio task, leave it to
+    /// the writer task (it runs once this task yields, and writes everything the task
+    /// queued meanwhile); elsewhere, write now.
+    fn write_soon(&self) {
+        if tokio::task::try_id().is_some() {
+            self.output.wake.notify_one();
+        } else {
+            self.write();
+        }
     }
 
     /// Write what is queued, as far as the socket takes it now; the writer task does the
     /// rest. A failed socket fails every pending call.
     fn write(&self) {
         if let Err(e) = self.output.write_now() {
-            self.pending.close(Error::Transport(e.into()));
+            self.pending.close(Error::Transport(e.into()), &self.output);
         }
     }
 
@@ -233,8 +366,8 @@ impl Connection {
     /// Send a message that has no reply (incref, decref). Errors are ignored: a closed
     /// connection has released everything on the server already.
     pub(crate) fn send_oneway(&self, request: Request<'_>) {
-        if let Ok(true) = self.enqueue(request) {
-            self.write();
+        if let Ok((_, true)) = self.enqueue(|_| request, false) {
+            self.write_soon();
         }
     }
 
@@ -252,38 +385,57 @@ impl Connection {
         &self,
         build: impl FnOnce(RequestId) -> Request<'b>,
     ) -> Result<OwnedReply> {
-        let id = self.fresh_id();
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut state = self.pending.lock();
-            if let Some(e) = &state.closed {
-                return Err(e.clone());
-            }
-            state.calls.insert(id, tx);
-        }
+        let (id, write) = self.enqueue(build, true)?;
         let guard = WaiterGuard { conn: self, id };
-        match self.enqueue(build(id)) {
-            // This call writes. While other calls are in flight (pipelining), it first lets
-            // the caller's other futures queue their frames (one system call for all). The
-            // writer task is woken too, so a future kept but not polled after the yield
-            // never stalls the connection: whoever comes first writes everything.
-            Ok(true) if self.pending.lock().calls.len() > 1 => {
+        if write {
+            if tokio::task::try_id().is_some() {
+                self.output.wake.notify_one();
+            } else {
+                // Let the other futures of this `block_on` queue their frames first. The
+                // writer task is woken too (it yields before writing), so a future kept
+                // but not polled after this yield never stalls the connection.
+                self.output.lock().writer_yields = true;
                 self.output.wake.notify_one();
                 tokio::task::yield_now().await;
                 self.write();
             }
-            Ok(true) => self.write(),
-            Ok(false) => {}
-            Err(e) => {
-                // Never sent: nothing to cancel on the server.
-                self.pending.lock().calls.remove(&id);
-                std::mem::forget(guard);
-                return Err(e);
+        }
+        let reply = poll_fn(|cx| self.poll_reply(id, cx)).await;
+        std::mem::forget(guard);
+        reply
+    }
+
+    /// Take the reply of call `id` once it is delivered.
+    fn poll_reply(
+        &self,
+        id: RequestId,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Result<OwnedReply>> {
+        let mut state = self.pending.lock();
+        match state.calls.get_mut(&id) {
+            Some(Slot::Waiting(waker)) => {
+                match waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => *waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            Some(Slot::Delivered { .. }) => {
+                let Some(Slot::Delivered { batch, reply }) = state.calls.remove(&id) else {
+                    unreachable!("matched above")
+                };
+                let write = state.taken(batch) && self.output.release_held_back();
+                drop(state);
+                if write {
+                    self.write();
+                }
+                Poll::Ready(reply)
+            }
+            None => {
+                drop(state);
+                Poll::Ready(Err(self.closed_error()))
             }
         }
-        let reply = rx.await;
-        std::mem::forget(guard);
-        reply.unwrap_or_else(|_| Err(self.closed_error()))
     }
 }
 
@@ -309,15 +461,22 @@ struct Outgoing {
     buf: Vec<u8>,
     /// Someone (a caller, or the writer task) has undertaken to write `buf`.
     scheduled: bool,
+    /// `buf` is held back for the caller that takes the last reply of a batch.
+    held_back: bool,
+    /// The writer task watches the held-back frames (and writes them after [`HOLD_BACK`]).
+    watching: bool,
     /// The connection was dropped: the writer task writes what is left and stops.
     shutdown: bool,
+    /// The writer task gives the caller that woke it the first chance to write.
+    writer_yields: bool,
 }
 
 /// The write side of a connection, shared by callers and the writer task.
 struct Output {
     state: Mutex<Outgoing>,
     socket: SocketWriter,
-    /// Wakes the writer task: the socket was full, or the connection was dropped.
+    /// Wakes the writer task: frames to write, held-back frames to watch, the socket was
+    /// full, or the connection was dropped.
     wake: Notify,
     max_frame: usize,
 }
@@ -335,8 +494,9 @@ impl Output {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Append one frame; true when the caller must now write, because nobody else is about to.
-    fn push(&self, message: &ClientMessage<'_>) -> Result<bool> {
+    /// Append one frame; true when the caller must now see to the write, because nobody
+    /// else is about to. A held-back frame waits for the last reply of a batch to be taken.
+    fn push(&self, message: &ClientMessage<'_>, hold_back: bool) -> Result<bool> {
         let mut state = self.lock();
         let start = state.buf.len();
         state.buf.extend_from_slice(&[0; 4]);
@@ -355,7 +515,25 @@ impl Output {
             ))));
         }
         buf[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
+        if state.scheduled {
+            return Ok(false);
+        }
+        if hold_back {
+            state.held_back = true;
+            if !std::mem::replace(&mut state.watching, true) {
+                drop(state);
+                self.wake.notify_one();
+            }
+            return Ok(false);
+        }
         Ok(!std::mem::replace(&mut state.scheduled, true))
+    }
+
+    /// The last reply of a batch was taken: true when the caller must now write the frames
+    /// held back for it.
+    fn release_held_back(&self) -> bool {
+        let mut state = self.lock();
+        std::mem::take(&mut state.held_back) && !std::mem::replace(&mut state.scheduled, true)
     }
 
     /// Write as much as the socket takes right now, without waiting.
@@ -374,6 +552,7 @@ impl Output {
             }
         }
         state.scheduled = false;
+        state.held_back = false;
         Ok(Written::All)
     }
 
@@ -391,26 +570,61 @@ impl Output {
     }
 }
 
-/// Writes what callers could not (the socket was full), and what is left when the
-/// connection is dropped; then closes the socket by dropping it.
+/// Writes what callers leave to it: frames queued inside tokio tasks, frames the socket
+/// did not take at once, held-back frames nobody released within [`HOLD_BACK`], and what
+/// is left when the connection is dropped; then closes the socket by dropping it.
 async fn write_task(output: Arc<Output>, pending: Arc<Pending>) {
+    let mut watch_until = None;
     loop {
-        output.wake.notified().await;
-        // Give a pipelining caller, which is about to write the same frames with its
-        // siblings', the first chance; this task is the fallback.
-        tokio::task::yield_now().await;
-        loop {
-            match output.try_flush() {
-                Ok(Written::All) => break,
-                Ok(Written::Blocked) => {
-                    if let Err(e) = output.socket.writable().await {
-                        pending.close(Error::Transport(e.into()));
-                        return;
+        match watch_until {
+            None => output.wake.notified().await,
+            Some(deadline) => {
+                tokio::select! {
+                    () = output.wake.notified() => {}
+                    () = tokio::time::sleep_until(deadline) => {
+                        watch_until = None;
+                        // Take the lock of `pending` first (the lock order), then write
+                        // the held-back frames: a reply was delivered and never taken.
+                        let mut state = pending.lock();
+                        let mut out = output.lock();
+                        out.watching = false;
+                        if std::mem::take(&mut out.held_back) {
+                            state.abandon_batch();
+                            out.scheduled = true;
+                        }
                     }
                 }
-                Err(e) => {
-                    pending.close(Error::Transport(e.into()));
-                    return;
+            }
+        }
+        let (yields, write) = {
+            let mut out = output.lock();
+            if out.watching && watch_until.is_none() {
+                watch_until = Some(tokio::time::Instant::now() + HOLD_BACK);
+            }
+            (
+                std::mem::take(&mut out.writer_yields),
+                (out.scheduled && !out.held_back) || out.shutdown,
+            )
+        };
+        if write {
+            if yields {
+                // Give the caller that woke this task, which is about to write the same
+                // frames with its siblings', the first chance; this task is the fallback.
+                tokio::task::yield_now().await;
+            }
+            loop {
+                match output.try_flush() {
+                    Ok(Written::All) => break,
+                    Ok(Written::Blocked) => {
+                        if let Err(e) = output.socket.writable().await {
+                            pending.close(Error::Transport(e.into()), &output);
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        pending.close(Error::Transport(e.into()), &output);
+                        return;
+                    }
                 }
             }
         }
@@ -420,36 +634,71 @@ async fn write_task(output: Arc<Output>, pending: Arc<Pending>) {
     }
 }
 
+/// Reads replies and delivers them to their calls, a batch at a time: every reply that
+/// has arrived, under one lock, then the wake-ups.
 async fn read_loop(mut reader: Reader, pending: Arc<Pending>, output: Arc<Output>) {
+    let mut frames = Vec::new();
+    let mut wakers = Vec::new();
     let error = loop {
-        let frame = match reader.next().await {
-            Some(Ok(frame)) => frame.freeze(),
-            Some(Err(e)) => break TransportError::from(e),
-            None => break TransportError::Closed,
-        };
-        let ServerMessage::V1(response) = match wire::decode::<ServerMessage<'_>>(&frame) {
-            Ok(m) => m,
-            Err(e) => break TransportError::Protocol(format!("undecodable reply: {e}")),
-        };
-        let result = response
-            .result
-            .map(|r| OwnedReply::from_frame(r, &frame))
-            .map_err(Error::Remote);
-        let waiter = pending.lock().calls.remove(&response.id);
-        match (waiter, result) {
-            (Some(waiter), result) => {
-                let _ = waiter.send(result);
+        let ended = poll_fn(|cx| loop {
+            if frames.len() == MAX_BATCH {
+                return Poll::Ready(None);
             }
-            // A new object for a call nobody waits for any more (a dropped future, a
-            // detached call): release the reference it carries.
-            (None, Ok(OwnedReply::Created(token))) => {
+            match reader.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(frame))) => frames.push(frame.freeze()),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(TransportError::from(e))),
+                Poll::Ready(None) => return Poll::Ready(Some(TransportError::Closed)),
+                Poll::Pending if frames.is_empty() => return Poll::Pending,
+                Poll::Pending => return Poll::Ready(None),
+            }
+        })
+        .await;
+        let mut protocol_error = None;
+        let mut unwanted = Vec::new();
+        {
+            let mut state = pending.lock();
+            let batch = state.batch + 1;
+            let mut delivered = 0;
+            for frame in frames.drain(..) {
+                let ServerMessage::V1(response) = match wire::decode::<ServerMessage<'_>>(&frame) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        protocol_error =
+                            Some(TransportError::Protocol(format!("undecodable reply: {e}")));
+                        break;
+                    }
+                };
+                let result = response
+                    .result
+                    .map(|r| OwnedReply::from_frame(r, &frame))
+                    .map_err(Error::Remote);
+                match state.deliver(response.id, batch, result) {
+                    Ok(waker) => {
+                        delivered += 1;
+                        wakers.extend(waker);
+                    }
+                    Err(reply) => unwanted.push(reply),
+                }
+            }
+            if delivered > 0 {
+                state.batch = batch;
+                state.untaken = delivered;
+            }
+        }
+        wakers.drain(..).for_each(Waker::wake);
+        // A new object for a call nobody waits for any more (a dropped future, a detached
+        // call): release the reference it carries.
+        for reply in unwanted {
+            if let Ok(OwnedReply::Created(token)) = reply {
                 let decref = ClientMessage::V1(Request::Decref { object: token.id });
-                if let Ok(true) = output.push(&decref) {
+                if let Ok(true) = output.push(&decref, false) {
                     let _ = output.write_now();
                 }
             }
-            (None, _) => {}
+        }
+        if let Some(e) = protocol_error.or(ended) {
+            break e;
         }
     };
-    pending.close(Error::Transport(error));
+    pending.close(Error::Transport(error), &output);
 }

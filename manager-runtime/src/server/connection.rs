@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,7 +22,7 @@ use super::objects::{ConnId, Dispatch, Erased};
 use super::ServerState;
 use crate::auth::{self, Reader, Writer};
 use crate::handoff::AdoptContext;
-use crate::transport::{frame_codec, ReadHalf, WriteHalf};
+use crate::transport::{self, frame_codec, ReadHalf, WriteHalf};
 use crate::TransportError;
 
 /// Serve one accepted connection until it closes or the server shuts down.
@@ -51,7 +50,7 @@ pub(crate) async fn run(state: Arc<ServerState>, read: ReadHalf, write: WriteHal
         id,
         state: state.clone(),
         writer: Arc::new(tokio::sync::Mutex::new(writer)),
-        unflushed: AtomicBool::new(false),
+        batch_writer: None,
         codec: Codec::Postcard,
         cancel: state.cancel.child_token(),
         in_flight: Arc::new(Semaphore::new(state.limits.max_calls_in_flight)),
@@ -109,8 +108,8 @@ struct Connection {
     /// calls; spawned calls write and flush their own reply. A client that stops reading
     /// stalls its own connection only.
     writer: Arc<tokio::sync::Mutex<Writer>>,
-    /// Whether the read loop wrote replies that are not flushed yet.
-    unflushed: AtomicBool,
+    /// The writer, while the read loop has unflushed replies in it.
+    batch_writer: Option<tokio::sync::OwnedMutexGuard<Writer>>,
     /// The payload format of this connection.
     codec: Codec,
     /// Cancelled when the connection closes or the server shuts down: stops its calls.
@@ -154,10 +153,16 @@ impl Connection {
     }
 
     async fn read_loop(&mut self, reader: &mut Reader) -> Result<(), TransportError> {
+        // One registration for the whole connection, polled only when no request is
+        // buffered (`biased`): requests already read are served first.
+        let cancel = self.cancel.clone();
+        let cancelled = cancel.cancelled();
+        tokio::pin!(cancelled);
         loop {
             let frame = tokio::select! {
-                _ = self.cancel.cancelled() => return Ok(()),
+                biased;
                 frame = reader.next() => frame,
+                () = &mut cancelled => return Ok(()),
             };
             let frame = match frame {
                 Some(Ok(frame)) => frame.freeze(),
@@ -165,20 +170,34 @@ impl Connection {
                 None => return Ok(()),
             };
             self.handle(&frame).await?;
-            if reader.read_buffer().is_empty() && self.unflushed.swap(false, Ordering::Relaxed) {
-                SinkExt::<Bytes>::flush(&mut *self.writer.lock().await).await?;
+            if !transport::holds_frame(reader.read_buffer()) {
+                self.flush().await?;
             }
         }
     }
 
-    async fn send(&self, frame: Bytes) -> Result<(), TransportError> {
-        self.writer.lock().await.feed(frame).await?;
-        self.unflushed.store(true, Ordering::Relaxed);
+    /// Queue a reply frame. The read loop keeps the writer locked until it has served
+    /// every request it has read (then [`Connection::flush`]), so a batch of pipelined
+    /// replies takes one lock and one system call.
+    async fn send(&mut self, frame: Bytes) -> Result<(), TransportError> {
+        let writer = match &mut self.batch_writer {
+            Some(writer) => writer,
+            slot => slot.insert(self.writer.clone().lock_owned().await),
+        };
+        writer.feed(frame).await?;
+        Ok(())
+    }
+
+    /// Write the replies queued by the read loop and let spawned calls write theirs.
+    async fn flush(&mut self) -> Result<(), TransportError> {
+        if let Some(mut writer) = self.batch_writer.take() {
+            SinkExt::<Bytes>::flush(&mut *writer).await?;
+        }
         Ok(())
     }
 
     async fn reply(
-        &self,
+        &mut self,
         id: RequestId,
         result: Result<Reply<'_>, RemoteError>,
     ) -> Result<(), TransportError> {
@@ -283,7 +302,7 @@ impl Connection {
                     });
                     reply_to(&state, holder, id, result)
                 })
-                .await;
+                .await?;
             }
         }
         Ok(())
@@ -309,16 +328,28 @@ impl Connection {
             };
             reply_frame(id, result, max)
         })
-        .await;
-        Ok(())
+        .await
     }
 
     /// Drive `task` on its own tokio task and send the reply frame it makes. The task is
     /// dropped (releasing any lock or wait it holds) if the client cancels the request or
     /// the connection closes first.
-    async fn spawn(&self, id: RequestId, task: impl Future<Output = Bytes> + Send + 'static) {
-        let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
-            return;
+    async fn spawn(
+        &mut self,
+        id: RequestId,
+        task: impl Future<Output = Bytes> + Send + 'static,
+    ) -> Result<(), TransportError> {
+        let permit = match self.in_flight.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                // Spawned calls must be able to write their replies (and so free their
+                // permits) while this loop waits.
+                self.flush().await?;
+                match self.in_flight.clone().acquire_owned().await {
+                    Ok(permit) => permit,
+                    Err(_) => return Ok(()),
+                }
+            }
         };
         let writer = self.writer.clone();
         let cancel = self.cancel.child_token();
@@ -339,6 +370,7 @@ impl Connection {
             }
             drop(permit);
         });
+        Ok(())
     }
 
     fn create(

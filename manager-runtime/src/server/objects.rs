@@ -16,6 +16,7 @@ use manager_core::wire::{HoldId, Holder, ObjectInfo};
 use manager_core::{
     panic_message, CallOutcome, CallResult, Codec, ObjectId, Receiver, RemoteError, Shared,
 };
+use rustc_hash::FxHashMap;
 use tokio::sync::RwLock;
 
 use super::caller::Caller;
@@ -202,7 +203,8 @@ struct EarlyAdopt {
 
 #[derive(Default)]
 struct Inner {
-    entries: HashMap<ObjectId, Entry>,
+    /// By id. Ids are assigned here, never chosen by a client, so a fast hash is safe.
+    entries: FxHashMap<ObjectId, Entry>,
     next_id: u64,
     /// Every typeid objects were created under, once each.
     typeids: Vec<Arc<str>>,
