@@ -341,7 +341,7 @@ impl Connection {
     /// queued meanwhile); elsewhere, write now.
     fn write_soon(&self) {
         if tokio::task::try_id().is_some() {
-            self.output.wake.notify_one();
+            self.output.wake_writer();
         } else {
             self.write();
         }
@@ -389,13 +389,12 @@ impl Connection {
         let guard = WaiterGuard { conn: self, id };
         if write {
             if tokio::task::try_id().is_some() {
-                self.output.wake.notify_one();
+                self.output.wake_writer();
             } else {
-                // Let the other futures of this `block_on` queue their frames first. The
-                // writer task is woken too (it yields before writing), so a future kept
-                // but not polled after this yield never stalls the connection.
-                self.output.lock().writer_yields = true;
-                self.output.wake.notify_one();
+                // Let the other futures of this `block_on` queue their frames first. If
+                // this future is kept and never polled again, the writer task writes them
+                // after `HOLD_BACK`.
+                self.output.watch();
                 tokio::task::yield_now().await;
                 self.write();
             }
@@ -463,12 +462,13 @@ struct Outgoing {
     scheduled: bool,
     /// `buf` is held back for the caller that takes the last reply of a batch.
     held_back: bool,
-    /// The writer task watches the held-back frames (and writes them after [`HOLD_BACK`]).
+    /// The writer task watches the queued frames: whatever is still queued after
+    /// [`HOLD_BACK`] it writes, and it stops holding requests back for a batch of replies.
     watching: bool,
+    /// The writer task is asked to write `buf` now.
+    wanted: bool,
     /// The connection was dropped: the writer task writes what is left and stops.
     shutdown: bool,
-    /// The writer task gives the caller that woke it the first chance to write.
-    writer_yields: bool,
 }
 
 /// The write side of a connection, shared by callers and the writer task.
@@ -520,13 +520,19 @@ impl Output {
         }
         if hold_back {
             state.held_back = true;
-            if !std::mem::replace(&mut state.watching, true) {
-                drop(state);
-                self.wake.notify_one();
-            }
+            drop(state);
+            self.watch();
             return Ok(false);
         }
         Ok(!std::mem::replace(&mut state.scheduled, true))
+    }
+
+    /// Have the writer task write what is still queued after [`HOLD_BACK`]: for frames
+    /// whose writer might never come back (a caller that yields, held-back frames).
+    fn watch(&self) {
+        if !std::mem::replace(&mut self.lock().watching, true) {
+            self.wake.notify_one();
+        }
     }
 
     /// The last reply of a batch was taken: true when the caller must now write the frames
@@ -559,9 +565,15 @@ impl Output {
     /// A caller's write: what the socket does not take now goes to the writer task.
     fn write_now(&self) -> std::io::Result<()> {
         if let Written::Blocked = self.try_flush()? {
-            self.wake.notify_one();
+            self.wake_writer();
         }
         Ok(())
+    }
+
+    /// Have the writer task write what is queued, now.
+    fn wake_writer(&self) {
+        self.lock().wanted = true;
+        self.wake.notify_one();
     }
 
     fn shutdown(&self) {
@@ -583,35 +595,30 @@ async fn write_task(output: Arc<Output>, pending: Arc<Pending>) {
                     () = output.wake.notified() => {}
                     () = tokio::time::sleep_until(deadline) => {
                         watch_until = None;
-                        // Take the lock of `pending` first (the lock order), then write
-                        // the held-back frames: a reply was delivered and never taken.
+                        // Take the lock of `pending` first (the lock order): a reply was
+                        // delivered and never taken, or a caller did not come back.
                         let mut state = pending.lock();
                         let mut out = output.lock();
                         out.watching = false;
                         if std::mem::take(&mut out.held_back) {
                             state.abandon_batch();
+                        }
+                        if !out.buf.is_empty() {
                             out.scheduled = true;
+                            out.wanted = true;
                         }
                     }
                 }
             }
         }
-        let (yields, write) = {
+        let write = {
             let mut out = output.lock();
             if out.watching && watch_until.is_none() {
                 watch_until = Some(tokio::time::Instant::now() + HOLD_BACK);
             }
-            (
-                std::mem::take(&mut out.writer_yields),
-                (out.scheduled && !out.held_back) || out.shutdown,
-            )
+            std::mem::take(&mut out.wanted) || out.shutdown
         };
         if write {
-            if yields {
-                // Give the caller that woke this task, which is about to write the same
-                // frames with its siblings', the first chance; this task is the fallback.
-                tokio::task::yield_now().await;
-            }
             loop {
                 match output.try_flush() {
                     Ok(Written::All) => break,
@@ -638,6 +645,7 @@ async fn write_task(output: Arc<Output>, pending: Arc<Pending>) {
 /// has arrived, under one lock, then the wake-ups.
 async fn read_loop(mut reader: Reader, pending: Arc<Pending>, output: Arc<Output>) {
     let mut frames = Vec::new();
+    let mut replies = Vec::new();
     let mut wakers = Vec::new();
     let error = loop {
         let ended = poll_fn(|cx| loop {
@@ -653,26 +661,31 @@ async fn read_loop(mut reader: Reader, pending: Arc<Pending>, output: Arc<Output
             }
         })
         .await;
+        // Decode outside the lock, deliver under it, wake after it.
         let mut protocol_error = None;
+        for frame in frames.drain(..) {
+            match wire::decode::<ServerMessage<'_>>(&frame) {
+                Ok(ServerMessage::V1(response)) => {
+                    let result = response
+                        .result
+                        .map(|r| OwnedReply::from_frame(r, &frame))
+                        .map_err(Error::Remote);
+                    replies.push((response.id, result));
+                }
+                Err(e) => {
+                    protocol_error =
+                        Some(TransportError::Protocol(format!("undecodable reply: {e}")));
+                    break;
+                }
+            }
+        }
         let mut unwanted = Vec::new();
         {
             let mut state = pending.lock();
             let batch = state.batch + 1;
             let mut delivered = 0;
-            for frame in frames.drain(..) {
-                let ServerMessage::V1(response) = match wire::decode::<ServerMessage<'_>>(&frame) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        protocol_error =
-                            Some(TransportError::Protocol(format!("undecodable reply: {e}")));
-                        break;
-                    }
-                };
-                let result = response
-                    .result
-                    .map(|r| OwnedReply::from_frame(r, &frame))
-                    .map_err(Error::Remote);
-                match state.deliver(response.id, batch, result) {
+            for (id, result) in replies.drain(..) {
+                match state.deliver(id, batch, result) {
                     Ok(waker) => {
                         delivered += 1;
                         wakers.extend(waker);

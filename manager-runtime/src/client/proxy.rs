@@ -475,8 +475,10 @@ impl ProxyHandle {
         };
         let state = state.upgrade()?;
         let (object, _) = state.objects.get(self.token.id)?;
-        let lock = object.as_any().downcast_ref::<tokio::sync::RwLock<T>>()?;
-        let guard = lock.try_read().ok()?;
+        let lock = object
+            .as_any()
+            .downcast_ref::<crate::server::objects::ObjectLock<T>>()?;
+        let guard = lock.try_read()?;
         Some(f(&guard))
     }
 

@@ -17,7 +17,6 @@ use manager_core::{
     panic_message, CallOutcome, CallResult, Codec, ObjectId, Receiver, RemoteError, Shared,
 };
 use rustc_hash::FxHashMap;
-use tokio::sync::RwLock;
 
 use super::caller::Caller;
 use crate::handoff::{with_context, AdoptContext};
@@ -61,7 +60,7 @@ pub(crate) struct Erased(pub(crate) Arc<dyn ErasedObject>);
 
 /// Wrap a value as a table object.
 pub(crate) fn erase<T: Shared>(value: T) -> Arc<dyn ErasedObject> {
-    Arc::new(RwLock::new(value))
+    Arc::new(ObjectLock::new(value))
 }
 
 /// Wrap a value for [`manager_core::Returned::Object`].
@@ -97,7 +96,12 @@ async fn finish(outcome: CallOutcome<'_>) -> CallResult {
     }
 }
 
-impl<T: Shared> ErasedObject for RwLock<T> {
+/// The lock around each shared object: `&self` methods share it, `&mut self` methods take
+/// it alone. (`async-lock`'s: uncontended locking and unlocking are a few atomic
+/// operations, and it is small, which matters with many live objects.)
+pub(crate) type ObjectLock<T> = async_lock::RwLock<T>;
+
+impl<T: Shared> ErasedObject for ObjectLock<T> {
     fn call(
         self: Arc<Self>,
         typeid: Arc<str>,
@@ -116,7 +120,7 @@ impl<T: Shared> ErasedObject for RwLock<T> {
             // A plain fn whose lock is free runs right here: no task, no allocation.
             match info.receiver {
                 Receiver::Ref => {
-                    if let Ok(guard) = self.try_read() {
+                    if let Some(guard) = self.try_read() {
                         return run_inline(info.name, &typeid, || {
                             Caller::scope_sync(caller, || {
                                 with_context(&context, || {
@@ -127,7 +131,7 @@ impl<T: Shared> ErasedObject for RwLock<T> {
                     }
                 }
                 Receiver::Mut => {
-                    if let Ok(mut guard) = self.try_write() {
+                    if let Some(mut guard) = self.try_write() {
                         return run_inline(info.name, &typeid, || {
                             Caller::scope_sync(caller, || {
                                 with_context(&context, || {
