@@ -4,7 +4,8 @@
 //! client connection, the server's own objects, or proxies in transit) has. The total is
 //! the object's refcount; a holder can only release what it holds, and a closed
 //! connection's references can all be released at once. Most objects have one holder, so
-//! the first is stored inline and the rest in a box: 24 bytes per object.
+//! the first is stored inline and the rest in a box: 24 bytes per object, 4 of which are a
+//! [`RefCounts::tag`] its owner may use.
 
 use crate::wire::Holder;
 
@@ -38,11 +39,22 @@ fn unpack(packed: u64) -> Holder {
 pub struct RefCounts {
     /// The first holder, packed; meaningless while `first_count` is 0.
     first: u64,
-    first_count: u64,
     /// Any further holders. Boxed on purpose: 8 bytes in every object's entry instead of
     /// 24 for a `Vec`, and most objects never need it.
     #[allow(clippy::box_collection)]
     more: Option<Box<Vec<(Holder, u64)>>>,
+    /// The first holder's references. Sticky at `u32::MAX`: a holder that took four
+    /// billion references to one object keeps it alive for good (released references are
+    /// no longer counted), rather than risk freeing it under a live proxy.
+    first_count: u32,
+    /// Four bytes the layout has free anyway, for the owner of the counts (the server keeps
+    /// the object's typeid there). Not touched by the counting.
+    pub tag: u32,
+}
+
+/// `n` as an inline count, saturated.
+fn inline(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 impl RefCounts {
@@ -56,9 +68,11 @@ impl RefCounts {
         let packed = pack(holder);
         if self.first_count == 0 {
             self.first = packed;
-            self.first_count = n;
+            self.first_count = inline(n);
         } else if self.first == packed {
-            self.first_count += n;
+            if self.first_count != u32::MAX {
+                self.first_count = inline(u64::from(self.first_count) + n);
+            }
         } else {
             let more = self.more.get_or_insert_with(Default::default);
             match more.iter_mut().find(|(h, _)| *h == holder) {
@@ -72,10 +86,14 @@ impl RefCounts {
     pub fn sub(&mut self, holder: Holder, n: u64) -> bool {
         let packed = pack(holder);
         if self.first_count > 0 && self.first == packed {
-            if self.first_count < n {
+            if self.first_count == u32::MAX {
+                // Saturated: kept for good.
+                return true;
+            }
+            if u64::from(self.first_count) < n {
                 return false;
             }
-            self.first_count -= n;
+            self.first_count -= n as u32;
             if self.first_count == 0 {
                 self.promote();
             }
@@ -115,7 +133,7 @@ impl RefCounts {
         if let Some(more) = self.more.as_mut() {
             if let Some((holder, count)) = more.pop() {
                 self.first = pack(holder);
-                self.first_count = count;
+                self.first_count = inline(count);
             }
             if more.is_empty() {
                 self.more = None;
@@ -127,7 +145,7 @@ impl RefCounts {
     pub fn count(&self, holder: Holder) -> u64 {
         let packed = pack(holder);
         if self.first_count > 0 && self.first == packed {
-            return self.first_count;
+            return u64::from(self.first_count);
         }
         self.more
             .as_ref()
@@ -137,7 +155,7 @@ impl RefCounts {
 
     /// The total: the object's refcount.
     pub fn total(&self) -> u64 {
-        self.first_count
+        u64::from(self.first_count)
             + self
                 .more
                 .as_ref()
@@ -153,7 +171,7 @@ impl RefCounts {
     pub fn holders(&self) -> Vec<(Holder, u64)> {
         let mut all = Vec::new();
         if self.first_count > 0 {
-            all.push((unpack(self.first), self.first_count));
+            all.push((unpack(self.first), u64::from(self.first_count)));
         }
         if let Some(more) = &self.more {
             all.extend(more.iter().copied());
@@ -169,6 +187,25 @@ mod tests {
 
     const A: Holder = Holder::Connection(1);
     const B: Holder = Holder::Connection(2);
+
+    #[test]
+    fn twenty_four_bytes_and_a_saturating_inline_count() {
+        assert_eq!(std::mem::size_of::<RefCounts>(), 24);
+        let mut r = RefCounts::new();
+        r.tag = 7;
+        r.add(A, u64::from(u32::MAX) - 1);
+        r.add(A, 5);
+        assert_eq!(r.count(A), u64::from(u32::MAX));
+        // Saturated: releases are not counted, the object stays held.
+        assert!(r.sub(A, 10));
+        assert_eq!(r.count(A), u64::from(u32::MAX));
+        assert!(!r.is_empty());
+        // Other holders count normally, and the tag is untouched.
+        r.add(B, u64::from(u32::MAX) + 3);
+        assert_eq!(r.count(B), u64::from(u32::MAX) + 3);
+        assert!(r.sub(B, 3));
+        assert_eq!(r.tag, 7);
+    }
 
     #[test]
     fn counts_per_holder() {

@@ -26,6 +26,71 @@ pub(crate) fn frame_codec(max_frame: usize) -> LengthDelimitedCodec {
         .new_codec()
 }
 
+/// A buffer frames are appended to: the client's queue of requests, the server's write
+/// buffer.
+pub(crate) trait FrameBuf: Extend<u8> + std::ops::DerefMut<Target = [u8]> {
+    /// Cut the buffer back to `len` bytes.
+    fn cut(&mut self, len: usize);
+}
+
+impl FrameBuf for Vec<u8> {
+    fn cut(&mut self, len: usize) {
+        self.truncate(len);
+    }
+}
+
+impl FrameBuf for bytes::BytesMut {
+    fn cut(&mut self, len: usize) {
+        self.truncate(len);
+    }
+}
+
+/// Appends encoded bytes to a buffer it borrows.
+struct Append<'a, B>(&'a mut B);
+
+impl<B: Extend<u8>> Extend<u8> for Append<'_, B> {
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {
+        self.0.extend(iter);
+    }
+}
+
+impl<'a, B: Extend<u8>> Extend<&'a u8> for Append<'_, B> {
+    fn extend<I: IntoIterator<Item = &'a u8>>(&mut self, iter: I) {
+        self.0.extend(iter.into_iter().copied());
+    }
+}
+
+/// Why [`push_frame`] appended nothing.
+#[derive(Debug)]
+pub(crate) enum FrameError {
+    /// The message did not encode.
+    Encode(postcard::Error),
+    /// The encoded message, of this many bytes, is over the frame limit.
+    TooLarge(usize),
+}
+
+/// Append `message` to `buf` as one frame (a 4-byte big-endian length, then the body),
+/// encoded in place. On an error `buf` is left as it was.
+pub(crate) fn push_frame<B: FrameBuf, T: serde::Serialize>(
+    buf: &mut B,
+    message: &T,
+    max_frame: usize,
+) -> Result<(), FrameError> {
+    let start = buf.len();
+    buf.extend([0; 4]);
+    if let Err(e) = manager_core::wire::encode_into(message, Append(&mut *buf)) {
+        buf.cut(start);
+        return Err(FrameError::Encode(e));
+    }
+    let len = buf.len() - start - 4;
+    if len > max_frame {
+        buf.cut(start);
+        return Err(FrameError::TooLarge(len));
+    }
+    buf[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(())
+}
+
 /// Whether `buf` (what a frame reader has buffered) holds a whole frame: when it does not,
 /// the next frame has to wait for the socket.
 pub(crate) fn holds_frame(buf: &[u8]) -> bool {
@@ -199,6 +264,24 @@ mod tests {
             }
         }
         assert_eq!(out, vec![&b"hello"[..], &b""[..], &b"world!"[..]]);
+    }
+
+    #[test]
+    fn pushed_frames_decode_and_errors_leave_the_buffer_alone() {
+        let mut buf = Vec::new();
+        push_frame(&mut buf, &(1u8, "ab"), 64).unwrap();
+        let mut bytes = BytesMut::new();
+        push_frame(&mut bytes, &(1u8, "ab"), 64).unwrap();
+        assert_eq!(buf, &bytes[..]);
+        assert!(matches!(
+            push_frame(&mut buf, &vec![0u8; 100], 64),
+            Err(FrameError::TooLarge(101))
+        ));
+        let mut codec = frame_codec(64);
+        let mut input = BytesMut::from(&buf[..]);
+        let frame = codec.decode(&mut input).unwrap().unwrap();
+        assert_eq!(&frame[..], &[1, 2, b'a', b'b']);
+        assert!(input.is_empty(), "the refused frame left nothing behind");
     }
 
     #[test]

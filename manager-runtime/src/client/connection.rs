@@ -33,7 +33,7 @@ use tokio::task::AbortHandle;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::auth::{self, AuthKey, Reader};
-use crate::transport::{self, frame_codec, SocketWriter};
+use crate::transport::{self, frame_codec, FrameError, SocketWriter};
 use crate::{Error, Result, TransportError};
 
 /// How long requests wait for the callers of a batch of replies to take them before the
@@ -438,21 +438,6 @@ impl Connection {
     }
 }
 
-/// Appends encoded bytes to a buffer it borrows (so a failed encode loses nothing else).
-struct Append<'a>(&'a mut Vec<u8>);
-
-impl Extend<u8> for Append<'_> {
-    fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {
-        self.0.extend(iter);
-    }
-}
-
-impl<'a> Extend<&'a u8> for Append<'_> {
-    fn extend<I: IntoIterator<Item = &'a u8>>(&mut self, iter: I) {
-        self.0.extend(iter);
-    }
-}
-
 /// Frames waiting to be written.
 #[derive(Default)]
 struct Outgoing {
@@ -498,23 +483,19 @@ impl Output {
     /// else is about to. A held-back frame waits for the last reply of a batch to be taken.
     fn push(&self, message: &ClientMessage<'_>, hold_back: bool) -> Result<bool> {
         let mut state = self.lock();
-        let start = state.buf.len();
-        state.buf.extend_from_slice(&[0; 4]);
-        if let Err(e) = wire::encode_into(message, Append(&mut state.buf)) {
-            state.buf.truncate(start);
-            return Err(Error::Codec(manager_core::CodecError::new(e.to_string())));
-        }
-        let buf = &mut state.buf;
-        let len = buf.len() - start - 4;
-        if len > self.max_frame {
-            buf.truncate(start);
+        match transport::push_frame(&mut state.buf, message, self.max_frame) {
+            Ok(()) => {}
+            Err(FrameError::Encode(e)) => {
+                return Err(Error::Codec(manager_core::CodecError::new(e.to_string())))
+            }
             // The connection is fine: only this request is refused.
-            return Err(Error::Codec(manager_core::CodecError::new(format!(
-                "a request of {len} bytes exceeds the maximum frame length of {} bytes",
-                self.max_frame
-            ))));
+            Err(FrameError::TooLarge(len)) => {
+                return Err(Error::Codec(manager_core::CodecError::new(format!(
+                    "a request of {len} bytes exceeds the maximum frame length of {} bytes",
+                    self.max_frame
+                ))))
+            }
         }
-        buf[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
         if state.scheduled {
             return Ok(false);
         }

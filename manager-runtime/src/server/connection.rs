@@ -6,7 +6,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use manager_core::wire::{
     self, ClientMessage, Holder, Reply, Request, RequestId, Response, ServerMessage,
@@ -22,8 +22,11 @@ use super::objects::{ConnId, Dispatch, Erased};
 use super::ServerState;
 use crate::auth::{self, Reader, Writer};
 use crate::handoff::AdoptContext;
-use crate::transport::{self, frame_codec, ReadHalf, WriteHalf};
+use crate::transport::{self, frame_codec, FrameError, ReadHalf, WriteHalf};
 use crate::TransportError;
+
+/// Replies the read loop has buffered beyond which it writes them before going on.
+const FLUSH_AT: usize = 64 * 1024;
 
 /// Serve one accepted connection until it closes or the server shuts down.
 pub(crate) async fn run(state: Arc<ServerState>, read: ReadHalf, write: WriteHalf, peer: String) {
@@ -71,31 +74,36 @@ fn lock_running(
     running.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Encode one reply frame, at most `max` bytes: a larger result is replaced by an error
-/// for that one request (the client could not read the frame; the connection is fine).
-fn reply_frame(id: RequestId, result: Result<Reply<'_>, RemoteError>, max: usize) -> Bytes {
+/// Append one reply frame to `buf`, at most `max` bytes: a larger result is replaced by an
+/// error for that one request (the client could not read the frame; the connection is
+/// fine).
+fn push_reply(
+    buf: &mut BytesMut,
+    id: RequestId,
+    result: Result<Reply<'_>, RemoteError>,
+    max: usize,
+) {
     let message = ServerMessage::V1(Response { id, result });
-    match wire::encode(&message) {
-        Ok(bytes) if bytes.len() <= max => Bytes::from(bytes),
-        Ok(bytes) => {
-            let too_big = RemoteError::Encode {
-                method: "<reply>".into(),
-                reason: format!(
-                    "the reply of {} bytes exceeds the maximum frame length of {max} bytes",
-                    bytes.len()
-                ),
-            };
-            reply_frame(id, Err(too_big), max)
-        }
-        Err(e) => {
+    let error = match transport::push_frame(buf, &message, max) {
+        Ok(()) => return,
+        Err(FrameError::TooLarge(len)) => RemoteError::Encode {
+            method: "<reply>".into(),
+            reason: format!(
+                "the reply of {len} bytes exceeds the maximum frame length of {max} bytes"
+            ),
+        },
+        Err(FrameError::Encode(e)) => {
             // Only a bug can get here; tell the caller rather than leave it waiting.
             warn!(error = %e, "could not encode a reply");
-            let fallback = ServerMessage::V1(Response {
-                id,
-                result: Err(RemoteError::Protocol("reply could not be encoded".into())),
-            });
-            Bytes::from(wire::encode(&fallback).unwrap_or_default())
+            RemoteError::Protocol("reply could not be encoded".into())
         }
+    };
+    let message = ServerMessage::V1(Response {
+        id,
+        result: Err(error),
+    });
+    if let Err(e) = transport::push_frame(buf, &message, max) {
+        warn!(error = ?e, "could not encode an error reply");
     }
 }
 
@@ -120,11 +128,18 @@ struct Connection {
     running: Arc<std::sync::Mutex<HashMap<RequestId, CancellationToken>>>,
 }
 
-/// Turn a call's result into a reply: a value, or a new object held by `holder`.
-fn reply_to(state: &ServerState, holder: Holder, id: RequestId, result: CallResult) -> Bytes {
+/// Turn a call's result into a reply frame appended to `buf`: a value, or a new object
+/// held by `holder`.
+fn reply_to(
+    state: &ServerState,
+    holder: Holder,
+    id: RequestId,
+    result: CallResult,
+    buf: &mut BytesMut,
+) {
     let max = state.limits.max_frame;
     match result {
-        Ok(Returned::Value(bytes)) => reply_frame(id, Ok(Reply::Value(&bytes)), max),
+        Ok(Returned::Value(bytes)) => push_reply(buf, id, Ok(Reply::Value(&bytes)), max),
         Ok(Returned::Object { typeid, object }) => match object.downcast::<Erased>() {
             Ok(erased) => {
                 let object_id = state.objects.insert(typeid, erased.0, holder);
@@ -133,9 +148,10 @@ fn reply_to(state: &ServerState, holder: Holder, id: RequestId, result: CallResu
                     address: state.address.clone(),
                     id: object_id,
                 };
-                reply_frame(id, Ok(Reply::Created(token)), max)
+                push_reply(buf, id, Ok(Reply::Created(token)), max)
             }
-            Err(_) => reply_frame(
+            Err(_) => push_reply(
+                buf,
                 id,
                 Err(RemoteError::Protocol(
                     "a method returned a foreign object".into(),
@@ -143,7 +159,7 @@ fn reply_to(state: &ServerState, holder: Holder, id: RequestId, result: CallResu
                 max,
             ),
         },
-        Err(e) => reply_frame(id, Err(e), max),
+        Err(e) => push_reply(buf, id, Err(e), max),
     }
 }
 
@@ -176,16 +192,20 @@ impl Connection {
         }
     }
 
-    /// Queue a reply frame. The read loop keeps the writer locked until it has served
-    /// every request it has read (then [`Connection::flush`]), so a batch of pipelined
-    /// replies takes one lock and one system call.
-    async fn send(&mut self, frame: Bytes) -> Result<(), TransportError> {
-        let writer = match &mut self.batch_writer {
+    /// The buffer the read loop appends reply frames to. The read loop keeps the writer
+    /// locked until it has served every request it has read (then
+    /// [`Connection::flush`]), so a batch of pipelined replies takes one lock and one
+    /// system call; a very large batch is written as it grows.
+    async fn out(&mut self) -> Result<&mut BytesMut, TransportError> {
+        let writer = match self.batch_writer.take() {
             Some(writer) => writer,
-            slot => slot.insert(self.writer.clone().lock_owned().await),
+            None => self.writer.clone().lock_owned().await,
         };
-        writer.feed(frame).await?;
-        Ok(())
+        let writer = self.batch_writer.insert(writer);
+        if writer.write_buffer().len() >= FLUSH_AT {
+            SinkExt::<Bytes>::flush(&mut **writer).await?;
+        }
+        Ok(writer.write_buffer_mut())
     }
 
     /// Write the replies queued by the read loop and let spawned calls write theirs.
@@ -201,8 +221,9 @@ impl Connection {
         id: RequestId,
         result: Result<Reply<'_>, RemoteError>,
     ) -> Result<(), TransportError> {
-        self.send(reply_frame(id, result, self.state.limits.max_frame))
-            .await
+        let max = self.state.limits.max_frame;
+        push_reply(self.out().await?, id, result, max);
+        Ok(())
     }
 
     async fn handle(&mut self, frame: &Bytes) -> Result<(), TransportError> {
@@ -286,8 +307,8 @@ impl Connection {
         };
         match obj.call(typeid, method, args, self.codec, context, caller) {
             Dispatch::Ready(result) => {
-                let frame = reply_to(&self.state, self.holder(), id, result);
-                self.send(frame).await?;
+                let (state, holder) = (self.state.clone(), self.holder());
+                reply_to(&state, holder, id, result, self.out().await?);
             }
             Dispatch::Spawn { method, task } => {
                 let state = self.state.clone();
@@ -300,7 +321,9 @@ impl Connection {
                             message: panic_message(&*payload),
                         })
                     });
-                    reply_to(&state, holder, id, result)
+                    let mut frame = BytesMut::new();
+                    reply_to(&state, holder, id, result, &mut frame);
+                    frame
                 })
                 .await?;
             }
@@ -326,18 +349,20 @@ impl Connection {
                     message: panic_message(&*payload),
                 }),
             };
-            reply_frame(id, result, max)
+            let mut frame = BytesMut::new();
+            push_reply(&mut frame, id, result, max);
+            frame
         })
         .await
     }
 
-    /// Drive `task` on its own tokio task and send the reply frame it makes. The task is
+    /// Drive `task` on its own tokio task and write the reply frame it makes. The task is
     /// dropped (releasing any lock or wait it holds) if the client cancels the request or
     /// the connection closes first.
     async fn spawn(
         &mut self,
         id: RequestId,
-        task: impl Future<Output = Bytes> + Send + 'static,
+        task: impl Future<Output = BytesMut> + Send + 'static,
     ) -> Result<(), TransportError> {
         let permit = match self.in_flight.clone().try_acquire_owned() {
             Ok(permit) => permit,
@@ -365,8 +390,10 @@ impl Connection {
             };
             lock_running(&running).remove(&id);
             if let Some(frame) = frame {
+                let mut writer = writer.lock().await;
+                writer.write_buffer_mut().extend_from_slice(&frame);
                 // A failed write means the client is gone: the read loop will see it.
-                let _ = writer.lock().await.send(frame).await;
+                let _ = SinkExt::<Bytes>::flush(&mut *writer).await;
             }
             drop(permit);
         });

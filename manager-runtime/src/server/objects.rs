@@ -182,12 +182,17 @@ pub(crate) type Released = Vec<Arc<dyn ErasedObject>>;
 /// Numbers the connections of one server.
 pub(crate) type ConnId = u64;
 
-/// One live object: 48 bytes in the table, plus the object itself.
+/// One live object: 40 bytes in the table, plus the object itself.
 struct Entry {
     object: Arc<dyn ErasedObject>,
-    /// Index into `Inner::typeids`.
-    typeid: u32,
+    /// Its references; `refs.tag` is the index of its typeid in `Inner::typeids`.
     refs: RefCounts,
+}
+
+impl Entry {
+    fn typeid(&self) -> usize {
+        self.refs.tag as usize
+    }
 }
 
 /// A reference in transit: a serialised proxy not adopted yet.
@@ -316,17 +321,10 @@ impl ObjectTable {
             drop(object);
             return id;
         }
-        let typeid = inner.intern(typeid);
         let mut refs = RefCounts::new();
+        refs.tag = inner.intern(typeid);
         refs.add(holder, 1);
-        inner.entries.insert(
-            id,
-            Entry {
-                object,
-                typeid,
-                refs,
-            },
-        );
+        inner.entries.insert(id, Entry { object, refs });
         id
     }
 
@@ -341,15 +339,9 @@ impl ObjectTable {
     ) {
         let mut inner = self.lock();
         if !inner.entries.contains_key(&id) {
-            let typeid = inner.intern(typeid);
-            inner.entries.insert(
-                id,
-                Entry {
-                    object,
-                    typeid,
-                    refs: RefCounts::new(),
-                },
-            );
+            let mut refs = RefCounts::new();
+            refs.tag = inner.intern(typeid);
+            inner.entries.insert(id, Entry { object, refs });
         }
         inner.add(id, holder, 1);
     }
@@ -358,10 +350,7 @@ impl ObjectTable {
     pub(crate) fn get(&self, id: ObjectId) -> Option<(Arc<dyn ErasedObject>, Arc<str>)> {
         let inner = self.lock();
         let entry = inner.entries.get(&id)?;
-        Some((
-            entry.object.clone(),
-            inner.typeids[entry.typeid as usize].clone(),
-        ))
+        Some((entry.object.clone(), inner.typeids[entry.typeid()].clone()))
     }
 
     /// Take one more reference for `holder`; false when the object is not live.
@@ -500,7 +489,7 @@ impl ObjectTable {
             .entries
             .iter()
             .map(|(id, e)| ObjectInfo {
-                typeid: inner.typeids[e.typeid as usize].to_string(),
+                typeid: inner.typeids[e.typeid()].to_string(),
                 id: *id,
                 refcount: e.refs.total(),
                 holders: e.refs.holders(),
