@@ -275,6 +275,12 @@ async fn pipelined(contender: &str, address: &str, total: usize) -> Result<f64> 
         }
     } else {
         let (_client, store) = connect_managers(address).await?;
+        if std::env::var_os("BENCH_SIZES").is_some() {
+            eprintln!(
+                "incr future: {} bytes",
+                std::mem::size_of_val(&store.incr(key(0)))
+            );
+        }
         t = Instant::now();
         let mut in_flight = FuturesUnordered::new();
         let mut sent = 0;

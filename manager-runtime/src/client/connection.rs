@@ -179,16 +179,52 @@ impl Pending {
     }
 }
 
-/// If the caller gives up before taking its reply (its future is dropped), forgets the
-/// call and, unless the reply already came, tells the server to stop it.
-struct WaiterGuard<'a> {
+/// A request queued on a connection, its reply not taken yet. Dropped before the reply
+/// is taken, it forgets the call and, unless the reply already came, tells the server to
+/// stop it.
+pub(crate) struct Started<'a> {
     conn: &'a Connection,
     id: RequestId,
+    /// This call must still see to the write of what is queued.
+    write: bool,
+    /// The reply was taken.
+    done: bool,
 }
 
-impl Drop for WaiterGuard<'_> {
-    fn drop(&mut self) {
+impl Started<'_> {
+    /// Wait for the reply. Cancel safety: see [`Connection::request`].
+    pub(crate) async fn reply(mut self) -> Result<OwnedReply> {
         let conn = self.conn;
+        if self.write {
+            if tokio::task::try_id().is_some() {
+                self.write = false;
+                conn.output.wake_writer();
+            } else {
+                // Let the other futures of this `block_on` queue their frames first. If
+                // this future is kept and never polled again, the writer task writes them
+                // after `HOLD_BACK`.
+                conn.output.watch();
+                tokio::task::yield_now().await;
+                self.write = false;
+                conn.write();
+            }
+        }
+        let id = self.id;
+        let reply = poll_fn(|cx| conn.poll_reply(id, cx)).await;
+        self.done = true;
+        reply
+    }
+}
+
+impl Drop for Started<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let conn = self.conn;
+        if self.write {
+            conn.write_soon();
+        }
         let mut state = conn.pending.lock();
         match state.calls.remove(&self.id) {
             Some(Slot::Delivered { batch, .. }) => {
@@ -385,23 +421,23 @@ impl Connection {
         &self,
         build: impl FnOnce(RequestId) -> Request<'b>,
     ) -> Result<OwnedReply> {
+        self.start(build)?.reply().await
+    }
+
+    /// Queue a request built around a fresh id, now; [`Started::reply`] waits for the
+    /// reply. The request is queued even if the reply is never awaited (dropping the
+    /// [`Started`] cancels it).
+    pub(crate) fn start<'b>(
+        &self,
+        build: impl FnOnce(RequestId) -> Request<'b>,
+    ) -> Result<Started<'_>> {
         let (id, write) = self.enqueue(build, true)?;
-        let guard = WaiterGuard { conn: self, id };
-        if write {
-            if tokio::task::try_id().is_some() {
-                self.output.wake_writer();
-            } else {
-                // Let the other futures of this `block_on` queue their frames first. If
-                // this future is kept and never polled again, the writer task writes them
-                // after `HOLD_BACK`.
-                self.output.watch();
-                tokio::task::yield_now().await;
-                self.write();
-            }
-        }
-        let reply = poll_fn(|cx| self.poll_reply(id, cx)).await;
-        std::mem::forget(guard);
-        reply
+        Ok(Started {
+            conn: self,
+            id,
+            write,
+            done: false,
+        })
     }
 
     /// Take the reply of call `id` once it is delivered.

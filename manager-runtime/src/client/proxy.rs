@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::de::Visitor;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::connection::{Connection, OwnedReply};
+use super::connection::{Connection, OwnedReply, Started};
 use crate::handoff::{self, with_context, AdoptContext, ProxyWire};
 use crate::server::objects::{Dispatch, Erased};
 use crate::server::{Caller, ServerState};
@@ -126,9 +126,60 @@ impl ProxyHandle {
         args: A,
     ) -> Result<R> {
         let codec = self.codec();
-        let args = codec.encode(&args)?;
-        let value = self.call_encoded(method, &args).await?;
+        let value = match &self.link {
+            Link::Remote(conn) => {
+                let started = self.start_call(conn, method, &args)?;
+                drop(args);
+                Self::value_reply(conn, method, started.reply().await?)?
+            }
+            Link::Local(_) => {
+                let args = codec.encode(&args)?;
+                self.call_encoded(method, &args).await?
+            }
+        };
         Ok(with_context(&self.context(), || codec.decode(&value))?)
+    }
+
+    /// Queue a call of `method` on `conn`, its arguments encoded straight into the request
+    /// (through a buffer kept per thread, so a call allocates nothing for them).
+    fn start_call<'c, A: Serialize>(
+        &self,
+        conn: &'c Connection,
+        method: &str,
+        args: &A,
+    ) -> Result<Started<'c>> {
+        thread_local! {
+            static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+        }
+        // Taken, not borrowed: a nested use (an argument whose serialisation makes a call)
+        // just gets a fresh buffer.
+        let mut buf = SCRATCH.take();
+        buf.clear();
+        let buf = self.codec().encode_into(args, buf)?;
+        let object = self.token.id;
+        let started = conn.start(|id| Request::Call {
+            id,
+            object,
+            method,
+            args: &buf,
+        });
+        if buf.capacity() <= 64 * 1024 {
+            SCRATCH.set(buf);
+        }
+        started
+    }
+
+    /// The value of a call's reply.
+    fn value_reply(conn: &Arc<Connection>, method: &str, reply: OwnedReply) -> Result<Bytes> {
+        match reply {
+            OwnedReply::Value(v) => Ok(v),
+            OwnedReply::Created(token) => {
+                // Release the reference the reply carried.
+                drop(ProxyHandle::adopt(conn.clone(), token));
+                Err(Self::returns_object(method))
+            }
+            other => Err(other.unexpected()),
+        }
     }
 
     /// Call a method that returns a new shared object (a `method_to_typeid` method) and
@@ -167,15 +218,9 @@ impl ProxyHandle {
     #[doc(hidden)]
     pub async fn call_encoded(&self, method: &str, args: &[u8]) -> Result<Bytes> {
         match &self.link {
-            Link::Remote(conn) => match self.request_call(conn, method, args).await? {
-                OwnedReply::Value(v) => Ok(v),
-                OwnedReply::Created(token) => {
-                    // Release the reference the reply carried.
-                    drop(ProxyHandle::adopt(conn.clone(), token));
-                    Err(Self::returns_object(method))
-                }
-                other => Err(other.unexpected()),
-            },
+            Link::Remote(conn) => {
+                Self::value_reply(conn, method, self.request_call(conn, method, args).await?)
+            }
             Link::Local(state) => {
                 let state = Self::server(state)?;
                 match self.call_local(&state, method, args.to_vec()).await? {
