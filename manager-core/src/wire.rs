@@ -190,6 +190,30 @@ pub fn encode_into<T: Serialize, W: Extend<u8>>(message: &T, buf: W) -> Result<W
     postcard::to_extend(message, buf)
 }
 
+/// Encode a message, handing each encoded piece to `append` in order (for buffers that copy
+/// a slice faster than they take bytes one at a time).
+pub fn encode_with<T: Serialize + ?Sized>(
+    message: &T,
+    append: impl FnMut(&[u8]),
+) -> Result<(), postcard::Error> {
+    struct Pieces<F>(F);
+    impl<F: FnMut(&[u8])> postcard::ser_flavors::Flavor for Pieces<F> {
+        type Output = ();
+        fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+            (self.0)(data);
+            Ok(())
+        }
+        fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+            (self.0)(&[data]);
+            Ok(())
+        }
+        fn finalize(self) -> postcard::Result<()> {
+            Ok(())
+        }
+    }
+    postcard::serialize_with_flavor(message, Pieces(append))
+}
+
 /// Decode a frame body; the message borrows from `frame`. Trailing bytes are an error.
 pub fn decode<'a, T: Deserialize<'a>>(frame: &'a [u8]) -> Result<T, postcard::Error> {
     match postcard::take_from_bytes(frame)? {

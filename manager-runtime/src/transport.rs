@@ -28,35 +28,28 @@ pub(crate) fn frame_codec(max_frame: usize) -> LengthDelimitedCodec {
 
 /// A buffer frames are appended to: the client's queue of requests, the server's write
 /// buffer.
-pub(crate) trait FrameBuf: Extend<u8> + std::ops::DerefMut<Target = [u8]> {
+pub(crate) trait FrameBuf: std::ops::DerefMut<Target = [u8]> {
+    /// Append `bytes`.
+    fn append(&mut self, bytes: &[u8]);
     /// Cut the buffer back to `len` bytes.
     fn cut(&mut self, len: usize);
 }
 
 impl FrameBuf for Vec<u8> {
+    fn append(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
     fn cut(&mut self, len: usize) {
         self.truncate(len);
     }
 }
 
 impl FrameBuf for bytes::BytesMut {
+    fn append(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
     fn cut(&mut self, len: usize) {
         self.truncate(len);
-    }
-}
-
-/// Appends encoded bytes to a buffer it borrows.
-struct Append<'a, B>(&'a mut B);
-
-impl<B: Extend<u8>> Extend<u8> for Append<'_, B> {
-    fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {
-        self.0.extend(iter);
-    }
-}
-
-impl<'a, B: Extend<u8>> Extend<&'a u8> for Append<'_, B> {
-    fn extend<I: IntoIterator<Item = &'a u8>>(&mut self, iter: I) {
-        self.0.extend(iter.into_iter().copied());
     }
 }
 
@@ -77,8 +70,8 @@ pub(crate) fn push_frame<B: FrameBuf, T: serde::Serialize>(
     max_frame: usize,
 ) -> Result<(), FrameError> {
     let start = buf.len();
-    buf.extend([0; 4]);
-    if let Err(e) = manager_core::wire::encode_into(message, Append(&mut *buf)) {
+    buf.append(&[0; 4]);
+    if let Err(e) = manager_core::wire::encode_with(message, |piece| buf.append(piece)) {
         buf.cut(start);
         return Err(FrameError::Encode(e));
     }
