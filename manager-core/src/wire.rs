@@ -185,11 +185,6 @@ pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, postcard::Error> {
     postcard::to_stdvec(message)
 }
 
-/// Encode a message, appending it to `buf`.
-pub fn encode_into<T: Serialize, W: Extend<u8>>(message: &T, buf: W) -> Result<W, postcard::Error> {
-    postcard::to_extend(message, buf)
-}
-
 /// Encode a message, handing each encoded piece to `append` in order (for buffers that copy
 /// a slice faster than they take bytes one at a time).
 pub fn encode_with<T: Serialize + ?Sized>(

@@ -520,9 +520,11 @@ impl ProxyHandle {
         };
         let state = state.upgrade()?;
         let (object, _) = state.objects.get(self.token.id)?;
-        let lock = object
-            .as_any()
-            .downcast_ref::<crate::server::objects::ObjectLock<T>>()?;
+        let object = object.as_any();
+        if let Some(plain) = object.downcast_ref::<crate::server::objects::Unlocked<T>>() {
+            return Some(f(&plain.0));
+        }
+        let lock = object.downcast_ref::<crate::server::objects::ObjectLock<T>>()?;
         let guard = lock.try_read()?;
         Some(f(&guard))
     }

@@ -340,7 +340,10 @@ impl Connection {
         let max = self.state.limits.max_frame;
         self.spawn(id, async move {
             // A `Display` that panics is reported like a method that panics.
-            let result = match AssertUnwindSafe(obj.display()).catch_unwind().await {
+            let result = match AssertUnwindSafe(async move { obj.display().await })
+                .catch_unwind()
+                .await
+            {
                 Ok(text) => Ok(Reply::Text(
                     text.unwrap_or_else(|| format!("<{typeid} object>")),
                 )),

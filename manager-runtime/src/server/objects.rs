@@ -14,7 +14,8 @@ use bytes::Bytes;
 use manager_core::ledger::{NotHeld, RefCounts};
 use manager_core::wire::{HoldId, Holder, ObjectInfo};
 use manager_core::{
-    panic_message, CallOutcome, CallResult, Codec, ObjectId, Receiver, RemoteError, Shared,
+    panic_message, CallOutcome, CallResult, Codec, MethodInfo, ObjectId, Receiver, RemoteError,
+    Shared,
 };
 use rustc_hash::FxHashMap;
 
@@ -35,8 +36,9 @@ pub(crate) enum Dispatch {
     },
 }
 
-/// A shared object with its type erased. Implemented for `RwLock<T>`: `&self` methods take
-/// the read lock (so they run concurrently), `&mut self` methods the write lock.
+/// A shared object with its type erased. Implemented for [`ObjectLock<T>`]: `&self`
+/// methods take the read lock (so they run concurrently), `&mut self` methods the write
+/// lock; and for [`Unlocked<T>`], a type without `&mut self` methods.
 pub(crate) trait ErasedObject: Send + Sync {
     /// Start a call of `method` on behalf of `caller`. Errors name the object's
     /// registered `typeid`; proxies in the arguments are adopted in `context`.
@@ -60,7 +62,11 @@ pub(crate) struct Erased(pub(crate) Arc<dyn ErasedObject>);
 
 /// Wrap a value as a table object.
 pub(crate) fn erase<T: Shared>(value: T) -> Arc<dyn ErasedObject> {
-    Arc::new(ObjectLock::new(value))
+    if has_exclusive_methods::<T>() {
+        Arc::new(ObjectLock::new(value))
+    } else {
+        Arc::new(Unlocked(value))
+    }
 }
 
 /// Wrap a value for [`manager_core::Returned::Object`].
@@ -68,15 +74,38 @@ pub(crate) fn erase_boxed<T: Shared>(value: T) -> Box<dyn Any + Send> {
     Box::new(Erased(erase(value)))
 }
 
-/// Run a plain method inline, turning a panic into a remote error.
-fn run_inline(method: &'static str, typeid: &str, f: impl FnOnce() -> CallResult) -> Dispatch {
-    let result = catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+/// Run a plain method inline, in `caller`'s scope and `context`, turning a panic into a
+/// remote error.
+fn run_inline<'a>(
+    info: MethodInfo,
+    typeid: &str,
+    caller: Caller,
+    context: &AdoptContext,
+    f: impl FnOnce() -> CallOutcome<'a>,
+) -> Dispatch {
+    let call = || Caller::scope_sync(caller, || with_context(context, || ready(f())));
+    let result = catch_unwind(AssertUnwindSafe(call)).unwrap_or_else(|payload| {
         Err(RemoteError::Panicked {
-            method: method.to_owned(),
+            method: info.name.to_owned(),
             message: panic_message(&*payload),
         })
     });
     Dispatch::Ready(result.map_err(|e| e.with_typeid(typeid)))
+}
+
+/// Drive a call on its own task, in `caller`'s scope. `start` decodes the arguments (inside
+/// `context`) and returns the outcome; a pending one runs outside the context.
+fn spawn_call<F>(info: MethodInfo, typeid: Arc<str>, caller: Caller, start: F) -> Dispatch
+where
+    F: Future<Output = CallResult> + Send + 'static,
+{
+    let task: CallTask = Box::pin(Caller::scope(caller, async move {
+        start.await.map_err(|e| e.with_typeid(&typeid))
+    }));
+    Dispatch::Spawn {
+        method: info.name,
+        task,
+    }
 }
 
 /// The result of an outcome that must already be complete.
@@ -96,10 +125,35 @@ async fn finish(outcome: CallOutcome<'_>) -> CallResult {
     }
 }
 
-/// The lock around each shared object: `&self` methods share it, `&mut self` methods take
-/// it alone. (`async-lock`'s: uncontended locking and unlocking are a few atomic
-/// operations, and it is small, which matters with many live objects.)
+/// The method `name` of `T`, or the dispatch that refuses it.
+fn lookup<T: Shared>(name: &str, typeid: &str) -> Result<(usize, MethodInfo), Dispatch> {
+    match T::method_index(name) {
+        Ok(i) => Ok((i, T::METHODS[i])),
+        Err(e) => Err(Dispatch::Ready(Err(e.with_typeid(typeid)))),
+    }
+}
+
+/// Whether any exposed method of `T` takes `&mut self` (then its objects need a lock).
+const fn has_exclusive_methods<T: Shared>() -> bool {
+    let mut i = 0;
+    while i < T::METHODS.len() {
+        if matches!(T::METHODS[i].receiver, Receiver::Mut) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// The lock around each shared object that has `&mut self` methods: `&self` methods share
+/// it, `&mut self` methods take it alone. (`async-lock`'s: uncontended locking and
+/// unlocking are a few atomic operations, and it is small, which matters with many live
+/// objects.)
 pub(crate) type ObjectLock<T> = async_lock::RwLock<T>;
+
+/// An object whose exposed methods all take `&self`: known at compile time, so its calls
+/// take no lock and it is stored without one.
+pub(crate) struct Unlocked<T>(pub(crate) T);
 
 impl<T: Shared> ErasedObject for ObjectLock<T> {
     fn call(
@@ -111,42 +165,33 @@ impl<T: Shared> ErasedObject for ObjectLock<T> {
         context: AdoptContext,
         caller: Caller,
     ) -> Dispatch {
-        let index = match T::method_index(method) {
-            Ok(i) => i,
-            Err(e) => return Dispatch::Ready(Err(e.with_typeid(&typeid))),
+        let (index, info) = match lookup::<T>(method, &typeid) {
+            Ok(found) => found,
+            Err(refused) => return refused,
         };
-        let info = T::METHODS[index];
         if !info.is_async {
             // A plain fn whose lock is free runs right here: no task, no allocation.
             match info.receiver {
                 Receiver::Ref => {
                     if let Some(guard) = self.try_read() {
-                        return run_inline(info.name, &typeid, || {
-                            Caller::scope_sync(caller, || {
-                                with_context(&context, || {
-                                    ready(guard.call_ref(index, &args, codec))
-                                })
-                            })
+                        return run_inline(info, &typeid, caller, &context, || {
+                            guard.call_ref(index, &args, codec)
                         });
                     }
                 }
                 Receiver::Mut => {
                     if let Some(mut guard) = self.try_write() {
-                        return run_inline(info.name, &typeid, || {
-                            Caller::scope_sync(caller, || {
-                                with_context(&context, || {
-                                    ready(guard.call_mut(index, &args, codec))
-                                })
-                            })
+                        return run_inline(info, &typeid, caller, &context, || {
+                            guard.call_mut(index, &args, codec)
                         });
                     }
                 }
             }
         }
-        let task: CallTask = Box::pin(Caller::scope(caller, async move {
-            // Arguments are decoded when the call starts, inside `with_context`; the
-            // future it returns runs outside it.
-            let result = match info.receiver {
+        // Arguments are decoded when the call starts, inside `with_context`; the future it
+        // returns runs outside it.
+        spawn_call(info, typeid, caller, async move {
+            match info.receiver {
                 Receiver::Ref => {
                     let guard = self.read().await;
                     let outcome = with_context(&context, || guard.call_ref(index, &args, codec));
@@ -157,17 +202,48 @@ impl<T: Shared> ErasedObject for ObjectLock<T> {
                     let outcome = with_context(&context, || guard.call_mut(index, &args, codec));
                     finish(outcome).await
                 }
-            };
-            result.map_err(|e| e.with_typeid(&typeid))
-        }));
-        Dispatch::Spawn {
-            method: info.name,
-            task,
-        }
+            }
+        })
     }
 
     fn display(self: Arc<Self>) -> Pin<Box<dyn Future<Output = Option<String>> + Send>> {
         Box::pin(async move { self.read().await.display() })
+    }
+
+    fn as_any(&self) -> &(dyn Any + Send + Sync) {
+        self
+    }
+}
+
+impl<T: Shared> ErasedObject for Unlocked<T> {
+    fn call(
+        self: Arc<Self>,
+        typeid: Arc<str>,
+        method: &str,
+        args: Bytes,
+        codec: Codec,
+        context: AdoptContext,
+        caller: Caller,
+    ) -> Dispatch {
+        let (index, info) = match lookup::<T>(method, &typeid) {
+            Ok(found) => found,
+            Err(refused) => return refused,
+        };
+        if !info.is_async {
+            return run_inline(info, &typeid, caller, &context, || {
+                self.0.call_ref(index, &args, codec)
+            });
+        }
+        spawn_call(info, typeid, caller, async move {
+            let outcome = with_context(&context, || self.0.call_ref(index, &args, codec));
+            finish(outcome).await
+        })
+    }
+
+    fn display(self: Arc<Self>) -> Pin<Box<dyn Future<Output = Option<String>> + Send>> {
+        // Lazily: a `Display` that panics must do so inside the future, where the caller
+        // catches it.
+        Box::pin(async move { self.0.display() })
     }
 
     fn as_any(&self) -> &(dyn Any + Send + Sync) {
