@@ -486,6 +486,10 @@ struct Outgoing {
     /// The writer task watches the queued frames: whatever is still queued after
     /// [`HOLD_BACK`] it writes, and it stops holding requests back for a batch of replies.
     watching: bool,
+    /// Frames were left to the watch again since it started: it goes on for another
+    /// [`HOLD_BACK`] (so a busy connection wakes the writer task once per period, not once
+    /// per batch).
+    watch_again: bool,
     /// The writer task is asked to write `buf` now.
     wanted: bool,
     /// The connection was dropped: the writer task writes what is left and stops.
@@ -547,7 +551,12 @@ impl Output {
     /// Have the writer task write what is still queued after [`HOLD_BACK`]: for frames
     /// whose writer might never come back (a caller that yields, held-back frames).
     fn watch(&self) {
-        if !std::mem::replace(&mut self.lock().watching, true) {
+        let mut state = self.lock();
+        if state.watching {
+            state.watch_again = true;
+        } else {
+            state.watching = true;
+            drop(state);
             self.wake.notify_one();
         }
     }
@@ -611,12 +620,16 @@ async fn write_task(output: Arc<Output>, pending: Arc<Pending>) {
                 tokio::select! {
                     () = output.wake.notified() => {}
                     () = tokio::time::sleep_until(deadline) => {
-                        watch_until = None;
                         // Take the lock of `pending` first (the lock order): a reply was
                         // delivered and never taken, or a caller did not come back.
                         let mut state = pending.lock();
                         let mut out = output.lock();
-                        out.watching = false;
+                        if std::mem::take(&mut out.watch_again) {
+                            watch_until = Some(deadline + HOLD_BACK);
+                        } else {
+                            watch_until = None;
+                            out.watching = false;
+                        }
                         if std::mem::take(&mut out.held_back) {
                             state.abandon_batch();
                         }
