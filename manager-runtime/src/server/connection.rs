@@ -26,7 +26,7 @@ use crate::transport::{self, frame_codec, FrameError, ReadHalf, WriteHalf};
 use crate::TransportError;
 
 /// Replies the read loop has buffered beyond which it writes them before going on.
-const FLUSH_AT: usize = 64 * 1024;
+const FLUSH_AT: usize = 16 * 1024;
 
 /// Serve one accepted connection until it closes or the server shuts down.
 pub(crate) async fn run(state: Arc<ServerState>, read: ReadHalf, write: WriteHalf, peer: String) {
@@ -195,17 +195,22 @@ impl Connection {
     /// The buffer the read loop appends reply frames to. The read loop keeps the writer
     /// locked until it has served every request it has read (then
     /// [`Connection::flush`]), so a batch of pipelined replies takes one lock and one
-    /// system call; a very large batch is written as it grows.
+    /// system call. A long batch is written as it grows, and the lock passed on (the
+    /// mutex is fair), so that a client that never stops sending cannot keep the replies
+    /// of spawned calls waiting.
     async fn out(&mut self) -> Result<&mut BytesMut, TransportError> {
+        if self
+            .batch_writer
+            .as_ref()
+            .is_some_and(|writer| writer.write_buffer().len() >= FLUSH_AT)
+        {
+            self.flush().await?;
+        }
         let writer = match self.batch_writer.take() {
             Some(writer) => writer,
             None => self.writer.clone().lock_owned().await,
         };
-        let writer = self.batch_writer.insert(writer);
-        if writer.write_buffer().len() >= FLUSH_AT {
-            SinkExt::<Bytes>::flush(&mut **writer).await?;
-        }
-        Ok(writer.write_buffer_mut())
+        Ok(self.batch_writer.insert(writer).write_buffer_mut())
     }
 
     /// Write the replies queued by the read loop and let spawned calls write theirs.
