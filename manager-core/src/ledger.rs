@@ -118,10 +118,15 @@ impl RefCounts {
         true
     }
 
-    /// Remove every reference of `holder`; returns how many there were.
+    /// Remove every reference of `holder`, a saturated count included (a holder that is
+    /// gone, such as a closed connection, keeps nothing alive); returns how many there
+    /// were.
     pub fn remove_all(&mut self, holder: Holder) -> u64 {
         let n = self.count(holder);
-        if n > 0 {
+        if n > 0 && self.first_count > 0 && self.first == pack(holder) {
+            self.first_count = 0;
+            self.promote();
+        } else if n > 0 {
             self.sub(holder, n);
         }
         n
@@ -205,6 +210,12 @@ mod tests {
         assert_eq!(r.count(B), u64::from(u32::MAX) + 3);
         assert!(r.sub(B, 3));
         assert_eq!(r.tag, 7);
+        // A holder that goes away releases even a saturated count.
+        assert_eq!(r.remove_all(A), u64::from(u32::MAX));
+        assert_eq!(r.count(A), 0);
+        assert_eq!(r.holders(), vec![(B, u64::from(u32::MAX))]);
+        assert_eq!(r.remove_all(B), u64::from(u32::MAX));
+        assert!(r.is_empty());
     }
 
     #[test]

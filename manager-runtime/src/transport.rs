@@ -76,7 +76,8 @@ pub(crate) fn push_frame<B: FrameBuf, T: serde::Serialize>(
         return Err(FrameError::Encode(e));
     }
     let len = buf.len() - start - 4;
-    if len > max_frame {
+    // The length prefix has four bytes, whatever the configured limit.
+    if len > max_frame.min(u32::MAX as usize) {
         buf.cut(start);
         return Err(FrameError::TooLarge(len));
     }

@@ -64,6 +64,30 @@ async fn garbage_frame_closes_only_that_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_before_a_garbage_frame_still_get_their_replies() {
+    let server = start(Transport::Tcp).await;
+    let mut raw = Raw::authenticated(server.address(), b"test-key").await;
+    // One write: a good request, then garbage. The server reads both at once, answers
+    // the first, then closes the connection.
+    let good =
+        manager_core::wire::encode(&ClientMessage::V1(Request::NumberOfObjects { id: 5 })).unwrap();
+    let garbage = [0xff, 0xfe, 0x00, 0x13, 0x37];
+    let mut bytes = Vec::new();
+    for body in [&good[..], &garbage[..]] {
+        bytes.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(body);
+    }
+    raw.stream_write_raw(&bytes).await;
+    raw.recv(|m| {
+        let ServerMessage::V1(r) = m;
+        assert_eq!((r.id, r.result), (5, Ok(Reply::Count(0))));
+    })
+    .await;
+    assert!(raw.is_closed_by_server().await);
+    still_serving(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_frames_are_refused_before_and_after_the_handshake() {
     let server = Running::from(
         register_all(ServerBuilder::new())

@@ -15,9 +15,10 @@
 //!   becomes one burst of requests.
 //!
 //! Whatever is left to a caller that might not come back (a yielding caller, held-back
-//! frames whose batch has a reply nobody takes) is watched by the writer task: after
-//! [`HOLD_BACK`] it writes it. The watch re-arms itself while the connection is busy, so
-//! it costs one timer wake per period, not a wake per batch.
+//! frames whose batch has a reply nobody takes) is watched by the writer task: at each
+//! tick of its [`HOLD_BACK`] timer it writes whatever is still queued (so a frame waits at
+//! most about one period, often much less). The timer re-arms itself while the connection
+//! is busy, so the watch costs one timer wake per period, not a wake per batch.
 //!
 //! Design note: callers reading the socket themselves (the waiting call registers with the
 //! socket, the reader task only as a fallback) was built and measured in November 2026. It
@@ -211,8 +212,8 @@ impl Started<'_> {
                 conn.output.wake_writer();
             } else {
                 // Let the other futures of this `block_on` queue their frames first. If
-                // this future is kept and never polled again, the writer task writes them
-                // after `HOLD_BACK`.
+                // this future is kept and never polled again, the writer task's watch
+                // writes them at its next tick.
                 conn.output.watch();
                 tokio::task::yield_now().await;
                 self.write = false;
@@ -267,8 +268,8 @@ pub(crate) struct Connection {
     /// The address the server names itself by in tokens, learned from the first token.
     server_address: OnceLock<Address>,
     codec: Codec,
-    /// Where requests are written. Callers write their own frames, without a task hop;
-    /// proxy `Clone` and `Drop` enqueue their incref/decref synchronously and in order with
+    /// Where requests are queued, and written (see the module docs for by whom). Proxy
+    /// `Clone` and `Drop` enqueue their incref/decref synchronously and in order with
     /// calls. Every call waits for its reply, so frames cannot pile up faster than the
     /// callers' own concurrency.
     output: Arc<Output>,
@@ -558,7 +559,8 @@ impl Output {
         Ok(!std::mem::replace(&mut state.scheduled, true))
     }
 
-    /// Have the writer task write what is still queued after [`HOLD_BACK`]: for frames
+    /// Have the writer task write what is still queued at its next watch tick (within
+    /// [`HOLD_BACK`]): for frames
     /// whose writer might never come back (a caller that yields, held-back frames).
     fn watch(&self) {
         let mut state = self.lock();
@@ -635,7 +637,7 @@ async fn write_task(output: Arc<Output>, pending: Arc<Pending>) {
                         let mut state = pending.lock();
                         let mut out = output.lock();
                         if std::mem::take(&mut out.watch_again) {
-                            watch_until = Some(deadline + HOLD_BACK);
+                            watch_until = Some(tokio::time::Instant::now() + HOLD_BACK);
                         } else {
                             watch_until = None;
                             out.watching = false;
@@ -745,7 +747,9 @@ async fn read_loop(mut reader: Reader, pending: Arc<Pending>, output: Arc<Output
             if let Ok(OwnedReply::Created(token)) = reply {
                 let decref = ClientMessage::V1(Request::Decref { object: token.id });
                 if let Ok(true) = output.push(&decref, false) {
-                    let _ = output.write_now();
+                    if let Err(e) = output.write_now() {
+                        pending.close(Error::Transport(e.into()), &output);
+                    }
                 }
             }
         }

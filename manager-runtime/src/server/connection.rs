@@ -28,6 +28,9 @@ use crate::TransportError;
 /// Replies the read loop has buffered beyond which it writes them before going on.
 const FLUSH_AT: usize = 16 * 1024;
 
+/// How long a connection ended by bad input may take to write the replies before it.
+const LAST_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Serve one accepted connection until it closes or the server shuts down.
 pub(crate) async fn run(state: Arc<ServerState>, read: ReadHalf, write: WriteHalf, peer: String) {
     let max = state.limits.max_frame;
@@ -112,7 +115,7 @@ struct Connection {
     /// This connection's number: it holds references as `Holder::Connection(id)`.
     id: ConnId,
     /// The socket's write half. The read loop writes the replies of plain calls itself and
-    /// flushes once it has no more requests buffered, so pipelined replies share system
+    /// flushes once no whole request is buffered, so pipelined replies share system
     /// calls; spawned calls write and flush their own reply. A client that stops reading
     /// stalls its own connection only.
     writer: Arc<tokio::sync::Mutex<Writer>>,
@@ -169,8 +172,19 @@ impl Connection {
     }
 
     async fn read_loop(&mut self, reader: &mut Reader) -> Result<(), TransportError> {
+        let outcome = self.serve(reader).await;
+        if let Err(TransportError::FrameTooLarge | TransportError::Protocol(_)) = &outcome {
+            // Bad input ends the connection, but the replies of the requests before it
+            // still go out (best effort: the client may not be reading).
+            let _ = tokio::time::timeout(LAST_FLUSH, self.flush()).await;
+        }
+        outcome
+    }
+
+    async fn serve(&mut self, reader: &mut Reader) -> Result<(), TransportError> {
         // One registration for the whole connection, polled only when no request is
-        // buffered (`biased`): requests already read are served first.
+        // buffered (`biased`): requests already read are served first, and cancellation
+        // is checked after each.
         let cancel = self.cancel.clone();
         let cancelled = cancel.cancelled();
         tokio::pin!(cancelled);
@@ -186,6 +200,9 @@ impl Connection {
                 None => return Ok(()),
             };
             self.handle(&frame).await?;
+            if cancel.is_cancelled() {
+                return Ok(());
+            }
             if !transport::holds_frame(reader.read_buffer()) {
                 self.flush().await?;
             }
