@@ -99,7 +99,9 @@ enum Role {
         /// Where to listen: `127.0.0.1:0` or a socket path.
         address: String,
     },
-    /// Drive one workload against a running server, for profiling it. With
+    /// Drive one workload against a running server, for profiling it: KIND `floor` or
+    /// `managers` (pipelined, CALLS calls), `latency-KIND` (CALLS sequential calls, prints
+    /// the p50 in µs), `clients-N-KIND` (N clients for CALLS milliseconds) or `memory`. With
     /// `BENCH_SPAWN=1` the pipelined workload runs on a spawned task; with
     /// `BENCH_CURRENT_THREAD=1` on a current-thread runtime.
     Load {

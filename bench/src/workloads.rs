@@ -318,6 +318,13 @@ pub(crate) fn load(kind: &str, address: &str, calls: usize) -> Result<f64> {
             .enable_all()
             .build()?
     };
+    if let Some(rest) = kind.strip_prefix("clients-") {
+        // `clients-N-KIND`: N clients, each on its own connection, for `calls` milliseconds.
+        let (n, contender) = rest.split_once('-').context("clients-N-KIND")?;
+        let duration = Duration::from_millis(calls as u64);
+        let (rate, _) = rt.block_on(throughput(contender, address, n.parse()?, duration))?;
+        return Ok(rate);
+    }
     if let Some(contender) = kind.strip_prefix("latency-") {
         let mut samples = rt.block_on(latency(contender, address, calls, 0))?;
         return Ok(percentile(&mut samples, 0.5) * 1e6);
