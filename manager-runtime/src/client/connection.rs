@@ -207,18 +207,15 @@ impl Started<'_> {
     pub(crate) async fn reply(mut self) -> Result<OwnedReply> {
         let conn = self.conn;
         if self.write {
-            if tokio::task::try_id().is_some() {
-                self.write = false;
-                conn.output.wake_writer();
-            } else {
-                // Let the other futures of this `block_on` queue their frames first. If
-                // this future is kept and never polled again, the writer task's watch
-                // writes them at its next tick.
+            if tokio::task::try_id().is_none() {
+                // Outside a task (`block_on`): let the other futures polled with this one
+                // queue their frames first. If this future is kept and never polled again,
+                // the writer task's watch writes them at its next tick.
                 conn.output.watch();
                 tokio::task::yield_now().await;
-                self.write = false;
-                conn.write();
             }
+            self.write = false;
+            conn.write_soon();
         }
         let id = self.id;
         let reply = poll_fn(|cx| conn.poll_reply(id, cx)).await;
