@@ -11,7 +11,7 @@ use manager_core::handshake::{
 use tokio::io::AsyncWrite;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
-use crate::transport::{ReadHalf, WriteHalf};
+use crate::transport::ReadHalf;
 use crate::{Error, TransportError};
 
 /// The shared secret of a manager and its clients (Python's `authkey`).
@@ -85,9 +85,8 @@ fn nonce() -> [u8; NONCE_LEN] {
 }
 
 pub(crate) type Reader = FramedRead<ReadHalf, LengthDelimitedCodec>;
-pub(crate) type Writer = FramedWrite<WriteHalf, LengthDelimitedCodec>;
-/// A framed writer over any write half (the server's boxed one, the client's socket).
-type Framed<W> = FramedWrite<W, LengthDelimitedCodec>;
+/// A framed writer over a write half.
+pub(crate) type Framed<W> = FramedWrite<W, LengthDelimitedCodec>;
 
 async fn recv(reader: &mut Reader) -> Result<Bytes, Error> {
     match reader.next().await {
@@ -150,9 +149,9 @@ async fn drive<W: AsyncWrite + Unpin>(
 }
 
 /// Authenticate a freshly accepted connection (the server challenges first).
-pub(crate) async fn accept(
+pub(crate) async fn accept<W: AsyncWrite + Unpin>(
     reader: &mut Reader,
-    writer: &mut Writer,
+    writer: &mut Framed<W>,
     key: &AuthKey,
     max_frame: usize,
 ) -> Result<(), Error> {

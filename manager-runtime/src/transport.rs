@@ -11,8 +11,6 @@ use tokio_util::codec::LengthDelimitedCodec;
 
 /// The read half of a connection.
 pub(crate) type ReadHalf = Pin<Box<dyn AsyncRead + Send>>;
-/// The write half of a connection.
-pub(crate) type WriteHalf = Pin<Box<dyn AsyncWrite + Send>>;
 
 /// The default largest frame either side accepts: 16 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -123,18 +121,22 @@ impl Listener {
     }
 
     /// Accept one connection; returns its halves and a peer description for logs.
-    pub(crate) async fn accept(&self) -> io::Result<(ReadHalf, WriteHalf, String)> {
+    pub(crate) async fn accept(&self) -> io::Result<(ReadHalf, SocketWriter, String)> {
         match self {
             Listener::Tcp(l) => {
                 let (s, peer) = l.accept().await?;
                 s.set_nodelay(true)?;
                 let (r, w) = s.into_split();
-                Ok((Box::pin(r), Box::pin(w), peer.to_string()))
+                Ok((Box::pin(r), SocketWriter::Tcp(w), peer.to_string()))
             }
             Listener::Unix(l, p) => {
                 let (s, _) = l.accept().await?;
                 let (r, w) = s.into_split();
-                Ok((Box::pin(r), Box::pin(w), format!("unix:{}", p.display())))
+                Ok((
+                    Box::pin(r),
+                    SocketWriter::Unix(w),
+                    format!("unix:{}", p.display()),
+                ))
             }
         }
     }
@@ -169,7 +171,7 @@ pub(crate) async fn connect(address: &Address) -> io::Result<(ReadHalf, SocketWr
     }
 }
 
-/// A client's write half, concrete so that callers can write without awaiting
+/// A connection's write half, concrete so that writers need not await
 /// ([`SocketWriter::try_write`]).
 #[derive(Debug)]
 pub(crate) enum SocketWriter {

@@ -6,8 +6,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use bytes::Bytes;
+use futures_util::{FutureExt, StreamExt};
 use manager_core::wire::{
     self, ClientMessage, Holder, Reply, Request, RequestId, Response, ServerMessage,
 };
@@ -20,13 +20,13 @@ use tracing::{debug, info, warn};
 use super::caller::Caller;
 use super::objects::{ConnId, Dispatch, Erased};
 use super::ServerState;
-use crate::auth::{self, Reader, Writer};
+use crate::auth::{self, Reader};
 use crate::handoff::AdoptContext;
-use crate::transport::{self, frame_codec, FrameError, ReadHalf, WriteHalf};
+use crate::transport::{self, frame_codec, FrameBuf, FrameError, ReadHalf, SocketWriter};
 use crate::TransportError;
 
-/// Replies the read loop has buffered beyond which it writes them before going on.
-const FLUSH_AT: usize = 16 * 1024;
+/// Replies queued beyond which the read loop writes them before going on.
+const FLUSH_AT: usize = 64 * 1024;
 
 /// Requests served back to back between two checks for cancellation.
 const CANCEL_CHECK_EVERY: u32 = 64;
@@ -35,7 +35,12 @@ const CANCEL_CHECK_EVERY: u32 = 64;
 const LAST_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Serve one accepted connection until it closes or the server shuts down.
-pub(crate) async fn run(state: Arc<ServerState>, read: ReadHalf, write: WriteHalf, peer: String) {
+pub(crate) async fn run(
+    state: Arc<ServerState>,
+    read: ReadHalf,
+    write: SocketWriter,
+    peer: String,
+) {
     let max = state.limits.max_frame;
     let mut reader = FramedRead::new(read, frame_codec(max));
     let mut writer = FramedWrite::new(write, frame_codec(max));
@@ -58,8 +63,10 @@ pub(crate) async fn run(state: Arc<ServerState>, read: ReadHalf, write: WriteHal
     let mut conn = Connection {
         id,
         state: state.clone(),
-        writer: Arc::new(tokio::sync::Mutex::new(writer)),
-        batch_writer: None,
+        out: Arc::new(Outbox {
+            buf: std::sync::Mutex::new(Vec::new()),
+            socket: writer.into_inner(),
+        }),
         codec: Codec::Postcard,
         cancel: state.cancel.child_token(),
         in_flight: Arc::new(Semaphore::new(state.limits.max_calls_in_flight)),
@@ -84,7 +91,7 @@ fn lock_running(
 /// error for that one request (the client could not read the frame; the connection is
 /// fine).
 fn push_reply(
-    buf: &mut BytesMut,
+    buf: &mut impl FrameBuf,
     id: RequestId,
     result: Result<Reply<'_>, RemoteError>,
     max: usize,
@@ -113,17 +120,60 @@ fn push_reply(
     }
 }
 
+/// Reply frames waiting to be written, shared by the read loop and the connection's spawned
+/// calls. Whoever queues a frame writes it (without a task hop: a non-blocking write,
+/// then waiting for the socket only if it is full). Frames go in whole, under the lock,
+/// so they never interleave.
+struct Outbox {
+    buf: std::sync::Mutex<Vec<u8>>,
+    socket: SocketWriter,
+}
+
+impl Outbox {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        self.buf.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Append with `f`; returns how much is queued now.
+    fn append(&self, f: impl FnOnce(&mut Vec<u8>)) -> usize {
+        let mut buf = self.lock();
+        f(&mut buf);
+        buf.len()
+    }
+
+    /// Write everything queued (including what others queue meanwhile).
+    async fn flush(&self) -> std::io::Result<()> {
+        loop {
+            {
+                let mut buf = self.lock();
+                while !buf.is_empty() {
+                    match self.socket.try_write(&buf) {
+                        Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                        Ok(n) => {
+                            buf.drain(..n);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+                if buf.is_empty() {
+                    return Ok(());
+                }
+            }
+            self.socket.writable().await?;
+        }
+    }
+}
+
 struct Connection {
     state: Arc<ServerState>,
     /// This connection's number: it holds references as `Holder::Connection(id)`.
     id: ConnId,
-    /// The socket's write half. The read loop writes the replies of plain calls itself and
-    /// flushes once no whole request is buffered, so pipelined replies share system
-    /// calls; spawned calls write and flush their own reply. A client that stops reading
-    /// stalls its own connection only.
-    writer: Arc<tokio::sync::Mutex<Writer>>,
-    /// The writer, while the read loop has unflushed replies in it.
-    batch_writer: Option<tokio::sync::OwnedMutexGuard<Writer>>,
+    /// Where replies go. The read loop queues the replies of plain calls and writes them
+    /// once no whole request is buffered, so pipelined replies share system calls;
+    /// spawned calls queue and write their own. A client that stops reading stalls its
+    /// own connection only.
+    out: Arc<Outbox>,
     /// The payload format of this connection.
     codec: Codec,
     /// Cancelled when the connection closes or the server shuts down: stops its calls.
@@ -141,7 +191,7 @@ fn reply_to(
     holder: Holder,
     id: RequestId,
     result: CallResult,
-    buf: &mut BytesMut,
+    buf: &mut impl FrameBuf,
 ) {
     let max = state.limits.max_frame;
     match result {
@@ -215,33 +265,18 @@ impl Connection {
         }
     }
 
-    /// The buffer the read loop appends reply frames to. The read loop keeps the writer
-    /// locked until it has served every request it has read (then
-    /// [`Connection::flush`]), so a batch of pipelined replies takes one lock and one
-    /// system call. A long batch is written as it grows, and the lock passed on (the
-    /// mutex is fair), so that a client that never stops sending cannot keep the replies
-    /// of spawned calls waiting.
-    async fn out(&mut self) -> Result<&mut BytesMut, TransportError> {
-        if self
-            .batch_writer
-            .as_ref()
-            .is_some_and(|writer| writer.write_buffer().len() >= FLUSH_AT)
-        {
+    /// Queue a reply frame built by `f` in the connection's outbox; a large backlog is
+    /// written before the read loop goes on (backpressure on a client that does not read).
+    async fn queue(&self, f: impl FnOnce(&mut Vec<u8>)) -> Result<(), TransportError> {
+        if self.out.append(f) >= FLUSH_AT {
             self.flush().await?;
         }
-        let writer = match self.batch_writer.take() {
-            Some(writer) => writer,
-            None => self.writer.clone().lock_owned().await,
-        };
-        Ok(self.batch_writer.insert(writer).write_buffer_mut())
+        Ok(())
     }
 
-    /// Write the replies queued by the read loop and let spawned calls write theirs.
-    async fn flush(&mut self) -> Result<(), TransportError> {
-        if let Some(mut writer) = self.batch_writer.take() {
-            SinkExt::<Bytes>::flush(&mut *writer).await?;
-        }
-        Ok(())
+    /// Write what is queued, waiting for the socket as needed.
+    async fn flush(&self) -> Result<(), TransportError> {
+        Ok(self.out.flush().await?)
     }
 
     async fn reply(
@@ -250,8 +285,7 @@ impl Connection {
         result: Result<Reply<'_>, RemoteError>,
     ) -> Result<(), TransportError> {
         let max = self.state.limits.max_frame;
-        push_reply(self.out().await?, id, result, max);
-        Ok(())
+        self.queue(|buf| push_reply(buf, id, result, max)).await
     }
 
     async fn handle(&mut self, frame: &Bytes) -> Result<(), TransportError> {
@@ -335,8 +369,9 @@ impl Connection {
         };
         match obj.call(typeid, method, args, self.codec, context, caller) {
             Dispatch::Ready(result) => {
-                let (state, holder) = (self.state.clone(), self.holder());
-                reply_to(&state, holder, id, result, self.out().await?);
+                let (state, holder) = (&self.state, self.holder());
+                self.queue(|buf| reply_to(state, holder, id, result, buf))
+                    .await?;
             }
             Dispatch::Spawn { method, task } => {
                 let state = self.state.clone();
@@ -349,7 +384,7 @@ impl Connection {
                             message: panic_message(&*payload),
                         })
                     });
-                    let mut frame = BytesMut::new();
+                    let mut frame = Vec::new();
                     reply_to(&state, holder, id, result, &mut frame);
                     frame
                 })
@@ -380,7 +415,7 @@ impl Connection {
                     message: panic_message(&*payload),
                 }),
             };
-            let mut frame = BytesMut::new();
+            let mut frame = Vec::new();
             push_reply(&mut frame, id, result, max);
             frame
         })
@@ -393,13 +428,13 @@ impl Connection {
     async fn spawn(
         &mut self,
         id: RequestId,
-        task: impl Future<Output = BytesMut> + Send + 'static,
+        task: impl Future<Output = Vec<u8>> + Send + 'static,
     ) -> Result<(), TransportError> {
         let permit = match self.in_flight.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
-                // Spawned calls must be able to write their replies (and so free their
-                // permits) while this loop waits.
+                // What this loop queued goes out before it waits for spawned calls to
+                // finish.
                 self.flush().await?;
                 match self.in_flight.clone().acquire_owned().await {
                     Ok(permit) => permit,
@@ -407,7 +442,7 @@ impl Connection {
                 }
             }
         };
-        let writer = self.writer.clone();
+        let out = self.out.clone();
         let cancel = self.cancel.child_token();
         lock_running(&self.running).insert(id, cancel.clone());
         let running = self.running.clone();
@@ -421,10 +456,9 @@ impl Connection {
             };
             lock_running(&running).remove(&id);
             if let Some(frame) = frame {
-                let mut writer = writer.lock().await;
-                writer.write_buffer_mut().extend_from_slice(&frame);
+                out.append(|buf| buf.extend_from_slice(&frame));
                 // A failed write means the client is gone: the read loop will see it.
-                let _ = SinkExt::<Bytes>::flush(&mut *writer).await;
+                let _ = out.flush().await;
             }
             drop(permit);
         });
