@@ -92,7 +92,8 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Role {
-    /// Serve one contender until stdin closes (used by the benchmark itself).
+    /// Serve one contender until stdin closes (used by the benchmark itself). With
+    /// `BENCH_CURRENT_THREAD=1` on a current-thread runtime (for profiling).
     Serve {
         /// `floor` or `managers`.
         kind: String,

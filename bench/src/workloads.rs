@@ -30,10 +30,16 @@ type BoxStream = Box<dyn Stream>;
 
 /// The `serve` role: serve one contender until stdin closes.
 pub(crate) fn serve(kind: &str, address: &str) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = if std::env::var_os("BENCH_CURRENT_THREAD").is_some() {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?
+    };
     rt.block_on(async move {
         let stop = async {
             // A blocking read on its own thread: EOF when the benchmark is done.
