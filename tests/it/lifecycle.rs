@@ -105,3 +105,40 @@ async fn shutdown_with_a_call_stuck_in_a_method_still_finishes() {
     let err = stuck.await.unwrap().unwrap_err();
     assert!(err.is_transport(), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_not_held_up_by_a_client_that_does_not_read() {
+    use manager_core::wire::{ClientMessage, Request};
+    // A long shutdown timeout: the test fails if shutdown has to wait for it.
+    let server = register_all(ServerBuilder::new().address("127.0.0.1:0"))
+        .shutdown_timeout(Duration::from_secs(60))
+        .max_frame_length(64 << 20)
+        .bind()
+        .await
+        .unwrap();
+    let address = server.address().clone();
+    let stop = server.shutdown_handle();
+    let serving = tokio::spawn(server.serve_forever());
+    let client = Client::connect(&address, "test-key").await.unwrap();
+    let pair: PairProxy = client.create("get_pair", (0, 0)).await.unwrap();
+    // A raw client asks for one reply far larger than the sockets can hold, and never
+    // reads it: the server can only wait to write the rest.
+    let mut raw = crate::raw::Raw::authenticated(&address, b"test-key").await;
+    let args = postcard::to_stdvec(&(40_000_000usize,)).unwrap();
+    let call = Request::Call {
+        id: 1,
+        object: pair.handle().id(),
+        method: "big",
+        args: &args,
+    };
+    raw.send(&ClientMessage::V1(call)).await;
+    // The reply has started to arrive: the server is writing it, and cannot finish.
+    raw.stream.peek(&mut [0u8; 1]).await.unwrap();
+    stop.shutdown();
+    tokio::time::timeout(Duration::from_secs(20), serving)
+        .await
+        .expect("shutdown waited for a client that does not read")
+        .unwrap()
+        .unwrap();
+    drop(raw);
+}

@@ -274,9 +274,14 @@ impl Connection {
         Ok(())
     }
 
-    /// Write what is queued, waiting for the socket as needed.
+    /// Write what is queued, waiting for the socket as needed (but not past the end of the
+    /// connection: a client that does not read cannot hold up the server's shutdown).
     async fn flush(&self) -> Result<(), TransportError> {
-        Ok(self.out.flush().await?)
+        tokio::select! {
+            biased;
+            written = self.out.flush() => Ok(written?),
+            () = self.cancel.cancelled() => Err(TransportError::Closed),
+        }
     }
 
     async fn reply(
@@ -457,8 +462,13 @@ impl Connection {
             lock_running(&running).remove(&id);
             if let Some(frame) = frame {
                 out.append(|buf| buf.extend_from_slice(&frame));
-                // A failed write means the client is gone: the read loop will see it.
-                let _ = out.flush().await;
+                // A failed write means the client is gone: the read loop will see it. A
+                // client that does not read holds this task only until the connection ends.
+                tokio::select! {
+                    biased;
+                    _ = out.flush() => {}
+                    () = cancel.cancelled() => {}
+                }
             }
             drop(permit);
         });
