@@ -28,18 +28,22 @@ type BoxStream = Box<dyn Stream>;
 // ---------------------------------------------------------------------------------------
 // Servers
 
+/// The runtime of the `serve` and `load` roles: two workers, or the current thread with
+/// `BENCH_CURRENT_THREAD=1`.
+fn role_runtime() -> Result<tokio::runtime::Runtime> {
+    let mut builder = if std::env::var_os("BENCH_CURRENT_THREAD").is_some() {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut multi = tokio::runtime::Builder::new_multi_thread();
+        multi.worker_threads(2);
+        multi
+    };
+    Ok(builder.enable_all().build()?)
+}
+
 /// The `serve` role: serve one contender until stdin closes.
 pub(crate) fn serve(kind: &str, address: &str) -> Result<()> {
-    let rt = if std::env::var_os("BENCH_CURRENT_THREAD").is_some() {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?
-    };
+    let rt = role_runtime()?;
     rt.block_on(async move {
         let stop = async {
             // A blocking read on its own thread: EOF when the benchmark is done.
@@ -312,18 +316,9 @@ async fn in_task(contender: &str, address: &str, total: usize) -> Result<f64> {
     tokio::spawn(async move { pipelined(&contender, &address, total).await }).await?
 }
 
-/// The pipelined workload alone (for profiling a server).
+/// The `load` role: one workload alone, for profiling (see `Role::Load` for the kinds).
 pub(crate) fn load(kind: &str, address: &str, calls: usize) -> Result<f64> {
-    let rt = if std::env::var_os("BENCH_CURRENT_THREAD").is_some() {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?
-    };
+    let rt = role_runtime()?;
     if let Some(rest) = kind.strip_prefix("clients-") {
         // `clients-N-KIND`: N clients, each on its own connection, for `calls` milliseconds.
         let (n, contender) = rest.split_once('-').context("clients-N-KIND")?;
