@@ -166,9 +166,10 @@ pub use manager_macros::shared;
 pub use manager_macros::Proxy;
 pub use manager_runtime::{from_value, to_value, Value, ValueError};
 pub use manager_runtime::{
-    shutdown_signal, AuthKey, Caller, CallerId, Client, ClientBuilder, DisconnectHook, Error,
-    HandshakeError, HasProxy, Holder, IntoAddress, Manager, ObjectInfo, Proxy, ProxyHandle,
-    Registration, Result, Server, ServerBuilder, ShutdownHandle, TransportError, DEFAULT_MAX_FRAME,
+    shutdown_signal, AuthKey, Call, Caller, CallerId, Client, ClientBuilder, DisconnectHook, Error,
+    HandshakeError, HasProxy, Holder, IntoAddress, Manager, ObjectInfo, Pipeline, Proxy,
+    ProxyHandle, Registration, Result, Server, ServerBuilder, ShutdownHandle, TransportError,
+    DEFAULT_MAX_FRAME,
 };
 
 /// The traits generated code implements, for hand-written implementations.
@@ -196,7 +197,9 @@ pub mod __private {
         Shared, Unsupported,
     };
     pub use manager_runtime::generated;
-    pub use manager_runtime::{AuthKey, Client, Error, HasProxy, IntoAddress, Proxy, ProxyHandle};
+    pub use manager_runtime::{
+        AuthKey, Call, Client, Error, HasProxy, IntoAddress, Proxy, ProxyHandle,
+    };
     pub use serde;
     pub use std::boxed::Box;
 }

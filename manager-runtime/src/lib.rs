@@ -18,7 +18,7 @@ mod transport;
 pub mod value;
 
 pub use auth::AuthKey;
-pub use client::{Client, ClientBuilder, HasProxy, Proxy, ProxyHandle};
+pub use client::{Call, Client, ClientBuilder, HasProxy, Pipeline, Proxy, ProxyHandle};
 pub use error::{Error, HandshakeError, Result, TransportError};
 pub use manager::Manager;
 pub use manager_core::wire::{Holder, ObjectInfo};

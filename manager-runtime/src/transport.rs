@@ -4,8 +4,9 @@ use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
 
+use bytes::{Bytes, BytesMut};
 use manager_core::Address;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio_util::codec::LengthDelimitedCodec;
 
@@ -83,16 +84,85 @@ pub(crate) fn push_frame<B: FrameBuf, T: serde::Serialize>(
     Ok(())
 }
 
-/// Whether `buf` (what a frame reader has buffered) holds a whole frame: when it does not,
-/// the next frame has to wait for the socket.
-pub(crate) fn holds_frame(buf: &[u8]) -> bool {
-    match buf.get(..4) {
-        Some(len) => {
-            let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-            buf.len() - 4 >= len
+/// How much a [`FrameReader`] asks the socket for at least, per read.
+const READ_AHEAD: usize = 16 * 1024;
+
+/// Reads length-prefixed frames, every whole frame one read brought at once, as one
+/// buffer: no allocation or reference count per frame (iterate them with [`frames`]).
+pub(crate) struct FrameReader {
+    io: ReadHalf,
+    buf: BytesMut,
+    max: usize,
+}
+
+impl FrameReader {
+    /// Take over from the frame reader the handshake used, with what it buffered.
+    pub(crate) fn new(framed: crate::auth::Reader, max: usize) -> Self {
+        let parts = framed.into_parts();
+        FrameReader {
+            io: parts.io,
+            buf: parts.read_buf,
+            max,
         }
-        None => false,
     }
+
+    /// Every whole frame buffered, length prefixes included, waiting for the socket until
+    /// there is one; `None` at a clean end of the stream. Frames before an oversized one
+    /// still come out; the error comes with the next call.
+    pub(crate) async fn next_batch(&mut self) -> Result<Option<Bytes>, crate::TransportError> {
+        loop {
+            let (whole, missing) = scan(&self.buf, self.max)?;
+            if whole > 0 {
+                return Ok(Some(self.buf.split_to(whole).freeze()));
+            }
+            self.buf.reserve(missing.max(READ_AHEAD));
+            if self.io.read_buf(&mut self.buf).await? == 0 {
+                return match self.buf.is_empty() {
+                    true => Ok(None),
+                    // The peer went away in the middle of a frame.
+                    false => Err(crate::TransportError::Closed),
+                };
+            }
+        }
+    }
+}
+
+/// How many bytes at the start of `buf` are whole frames, and how many more the frame after
+/// them still needs; an error when the first frame is over `max`.
+fn scan(buf: &[u8], max: usize) -> Result<(usize, usize), crate::TransportError> {
+    let mut pos = 0;
+    loop {
+        let rest = &buf[pos..];
+        let Some(header) = rest.first_chunk::<4>() else {
+            return Ok((pos, 4 - rest.len()));
+        };
+        let len = u32::from_be_bytes(*header) as usize;
+        if len > max {
+            return match pos {
+                0 => Err(crate::TransportError::FrameTooLarge),
+                _ => Ok((pos, 0)),
+            };
+        }
+        if rest.len() - 4 < len {
+            return Ok((pos, 4 + len - rest.len()));
+        }
+        pos += 4 + len;
+    }
+}
+
+/// The bodies of the frames in a batch from [`FrameReader::next_batch`].
+pub(crate) fn frames(batch: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut pos = 0;
+    std::iter::from_fn(move || next_frame(batch, &mut pos))
+}
+
+/// The body of the frame at `*pos` in a batch from [`FrameReader::next_batch`], moving
+/// `pos` past it.
+pub(crate) fn next_frame<'b>(batch: &'b [u8], pos: &mut usize) -> Option<&'b [u8]> {
+    let (header, tail) = batch.get(*pos..)?.split_first_chunk::<4>()?;
+    let body = tail.get(..u32::from_be_bytes(*header) as usize)?;
+    *pos += 4 + body.len();
+    Some(body)
 }
 
 pub(crate) enum Listener {
@@ -281,13 +351,22 @@ mod tests {
     }
 
     #[test]
-    fn holds_frame_sees_only_whole_frames() {
-        assert!(!holds_frame(&[]));
-        assert!(!holds_frame(&[0, 0, 0]));
-        assert!(holds_frame(&[0, 0, 0, 0]));
-        assert!(!holds_frame(&[0, 0, 0, 2, b'a']));
-        assert!(holds_frame(&[0, 0, 0, 2, b'a', b'b']));
-        assert!(holds_frame(&[0, 0, 0, 1, b'a', 0, 0]));
+    fn scan_sees_whole_frames_and_what_the_next_one_lacks() {
+        assert_eq!(scan(&[], 8).unwrap(), (0, 4));
+        assert_eq!(scan(&[0, 0, 0], 8).unwrap(), (0, 1));
+        assert_eq!(scan(&[0, 0, 0, 0], 8).unwrap(), (4, 4));
+        assert_eq!(scan(&[0, 0, 0, 2, b'a'], 8).unwrap(), (0, 1));
+        assert_eq!(scan(&[0, 0, 0, 2, b'a', b'b'], 8).unwrap(), (6, 4));
+        assert_eq!(scan(&[0, 0, 0, 1, b'a', 0, 0], 8).unwrap(), (5, 2));
+        // An oversized frame: an error, but only once the frames before it are taken.
+        assert!(matches!(
+            scan(&[0, 0, 0, 9], 8),
+            Err(crate::TransportError::FrameTooLarge)
+        ));
+        assert_eq!(scan(&[0, 0, 0, 1, b'a', 0, 0, 0, 9], 8).unwrap(), (5, 0));
+        let batch = [0, 0, 0, 1, b'a', 0, 0, 0, 0, 0, 0, 0, 2, b'b', b'c'];
+        let bodies: Vec<&[u8]> = frames(&batch).collect();
+        assert_eq!(bodies, [&b"a"[..], &b""[..], &b"bc"[..]]);
     }
 
     #[test]

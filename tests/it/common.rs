@@ -321,6 +321,7 @@ pub struct Store {
     all_here: Notify,
     in_mut: AtomicBool,
     overlaps: AtomicUsize,
+    waiting: AtomicUsize,
 }
 
 #[shared]
@@ -373,6 +374,24 @@ impl Store {
     /// Never returns.
     pub async fn forever(&self) {
         std::future::pending::<()>().await
+    }
+
+    /// Never returns; counted in `waiting` while it runs (a cancelled call stops counting).
+    pub async fn wait_counted(&self) {
+        struct Counted<'a>(&'a AtomicUsize);
+        impl Drop for Counted<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _counted = Counted(&self.waiting);
+        std::future::pending::<()>().await
+    }
+
+    /// How many `wait_counted` calls are running.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
     }
 
     pub fn _private_by_convention(&self) {}

@@ -1,9 +1,12 @@
 //! Many calls in flight on one connection.
 
 use futures_util::future::join_all;
-use managers::{Client, Error};
+use managers::{Client, Error, Pipeline, RemoteError};
 
-use crate::common::{register_all, start, PairProxy, StoreProxy, Transport, TRANSPORTS};
+use crate::common::{
+    bounded, connect, register_all, share, start, until, PairProxy, StoreProxy, Transport,
+    TRANSPORTS,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_concurrent_calls_on_one_connection() {
@@ -203,5 +206,136 @@ async fn pipelined_calls_from_tasks_on_a_current_thread_runtime() {
     for transport in TRANSPORTS {
         let server = start(transport).await;
         pipelined_from_tasks(server.create("store", ()).await.unwrap()).await;
+    }
+}
+
+/// A `Pipeline` keeps `depth` calls in flight over two stores on two connections (each
+/// with its own manager) and returns every result in push order, a refused call's error
+/// in its turn.
+async fn a_pipeline_returns_results_in_push_order(a: StoreProxy, b: StoreProxy, depth: usize) {
+    const CALLS: usize = 500;
+    fn key(i: usize) -> String {
+        format!("k{}", i % 7)
+    }
+    fn push<'a>(pipeline: &mut Pipeline<'a, u64>, a: &'a StoreProxy, b: &'a StoreProxy, i: usize) {
+        if i == 123 {
+            // Not a method of the store: refused by the server, in its turn.
+            pipeline.push(a.handle().call_method("no_such_method", ()));
+        } else if i % 2 == 0 {
+            pipeline.push(a.incr(key(i)));
+        } else {
+            pipeline.push(b.incr(key(i)));
+        }
+    }
+    let mut pipeline = Pipeline::new();
+    let mut pushed = 0;
+    while pushed < depth {
+        push(&mut pipeline, &a, &b, pushed);
+        pushed += 1;
+    }
+    assert_eq!(pipeline.len(), depth);
+    let mut counts = std::collections::HashMap::new();
+    let mut taken = 0;
+    while let Some(result) = pipeline.next().await {
+        if taken == 123 {
+            match result {
+                Err(Error::Remote(RemoteError::UnknownMethod { method, .. })) => {
+                    assert_eq!(method, "no_such_method")
+                }
+                other => panic!("call 123 should be refused, got {other:?}"),
+            }
+        } else {
+            let count = counts.entry((taken % 2, key(taken))).or_insert(0);
+            *count += 1;
+            assert_eq!(result.unwrap(), *count, "call {taken}");
+        }
+        taken += 1;
+        if pushed < CALLS {
+            push(&mut pipeline, &a, &b, pushed);
+            pushed += 1;
+        }
+    }
+    assert_eq!(taken, CALLS);
+    assert!(pipeline.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_returns_results_in_order_outside_a_task() {
+    for transport in TRANSPORTS {
+        let (one, two) = (start(transport).await, start(transport).await);
+        let a = one.create("store", ()).await.unwrap();
+        let b = two.create("store", ()).await.unwrap();
+        a_pipeline_returns_results_in_push_order(a, b, 64).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_returns_results_in_order_inside_a_task() {
+    let (one, two) = (start(Transport::Tcp).await, start(Transport::Unix).await);
+    let a = one.create("store", ()).await.unwrap();
+    let b = two.create("store", ()).await.unwrap();
+    tokio::spawn(async move { a_pipeline_returns_results_in_push_order(a, b, 16).await })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_pipeline_returns_results_in_order_on_a_current_thread_runtime() {
+    let (one, two) = (start(Transport::Unix).await, start(Transport::Tcp).await);
+    let a = one.create("store", ()).await.unwrap();
+    let b = two.create("store", ()).await.unwrap();
+    a_pipeline_returns_results_in_push_order(a, b, 1).await;
+    let a = one.create("store", ()).await.unwrap();
+    let b = two.create("store", ()).await.unwrap();
+    tokio::spawn(async move { a_pipeline_returns_results_in_push_order(a, b, 100).await })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_pipeline_cancels_its_calls_on_the_server() {
+    for transport in TRANSPORTS {
+        let server = start(transport).await;
+        let store: StoreProxy = server.create("store", ()).await.unwrap();
+        let mut pipeline = Pipeline::new();
+        for _ in 0..3 {
+            pipeline.push(store.wait_counted());
+        }
+        until("the three calls run on the server", async || {
+            store.waiting().await.unwrap() == 3
+        })
+        .await;
+        drop(pipeline);
+        until("the dropped pipeline's calls are cancelled", async || {
+            store.waiting().await.unwrap() == 0
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_pushed_to_and_never_polled_still_sends_its_calls() {
+    for transport in TRANSPORTS {
+        let server = start(transport).await;
+        let store: StoreProxy = server.create("store", ()).await.unwrap();
+        // Pushed on a second connection that has written nothing but the proxy's adoption,
+        // and watched from the first: nothing else is written on the second one.
+        let second = connect(&server).await;
+        let pushed_on = share(&store, &second);
+        let mut pipeline = Pipeline::new();
+        pipeline.push(pushed_on.incr("kept".into()));
+        until("the kept pipeline's call reached the server", async || {
+            store.get("kept".into()).await.unwrap() == Some(1)
+        })
+        .await;
+        // Its result is still there to take.
+        assert_eq!(
+            bounded("the kept call", pipeline.next())
+                .await
+                .unwrap()
+                .unwrap(),
+            1
+        );
+        drop(pipeline);
     }
 }

@@ -3,6 +3,7 @@
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
+use syn::visit_mut::VisitMut;
 
 use super::dispatch::wire_name;
 use crate::model::{Method, Output, SharedImpl};
@@ -151,15 +152,51 @@ fn method(m: &Method, typeid: &str) -> TokenStream {
         Output::Unit => quote!(()),
         Output::Value(t) | Output::Fallible(t) => quote!(#t),
     };
+    // The call holds the arguments: every borrow in them, and the proxy's, get one
+    // lifetime, the call's.
+    let lifetime = syn::Lifetime::new("'__call", proc_macro2::Span::call_site());
+    let types: Vec<syn::Type> = m
+        .params
+        .iter()
+        .map(|p| {
+            let mut ty = p.ty.clone();
+            NameBorrows(&lifetime).visit_type_mut(&mut ty);
+            ty
+        })
+        .collect();
+    let params = m.params.iter().zip(&types).map(|(p, t)| {
+        let n = &p.name;
+        quote!(#n: #t)
+    });
     quote! {
         #(#docs)*
         #separator
         #[doc = #note]
-        pub async fn #ident(
-            &self,
+        #[doc = ""]
+        #[doc = " The [`Call`](::managers::Call) it returns is a future of the result, or can be pushed onto a [`Pipeline`](::managers::Pipeline)."]
+        pub fn #ident<#lifetime>(
+            &#lifetime self,
             #(#params),*
-        ) -> ::core::result::Result<#ret, ::managers::__private::Error> {
-            self.handle.call_method(#name, (#(#names,)*)).await
+        ) -> ::managers::__private::Call<#lifetime, (#(#types,)*), #ret> {
+            self.handle.call_method(#name, (#(#names,)*))
+        }
+    }
+}
+
+/// Gives every elided or `'_` lifetime in a type the named one.
+struct NameBorrows<'l>(&'l syn::Lifetime);
+
+impl syn::visit_mut::VisitMut for NameBorrows<'_> {
+    fn visit_type_reference_mut(&mut self, r: &mut syn::TypeReference) {
+        if r.lifetime.as_ref().is_none_or(|l| l.ident == "_") {
+            r.lifetime = Some(self.0.clone());
+        }
+        syn::visit_mut::visit_type_reference_mut(self, r);
+    }
+
+    fn visit_lifetime_mut(&mut self, l: &mut syn::Lifetime) {
+        if l.ident == "_" {
+            *l = self.0.clone();
         }
     }
 }

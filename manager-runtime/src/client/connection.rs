@@ -29,11 +29,10 @@
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::task::{Poll, Waker};
+use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use manager_core::wire::{
     self, ClientMessage, ObjectInfo, Reply, Request, RequestId, ServerMessage,
 };
@@ -43,8 +42,8 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-use crate::auth::{self, AuthKey, Reader};
-use crate::transport::{self, frame_codec, FrameError, SocketWriter};
+use crate::auth::{self, AuthKey};
+use crate::transport::{self, frame_codec, FrameError, FrameReader, SocketWriter};
 use crate::{Error, Result, TransportError};
 
 /// How long requests wait for the callers of a batch of replies to take them before the
@@ -200,27 +199,66 @@ pub(crate) struct Started<'a> {
     write: bool,
     /// The reply was taken.
     done: bool,
+    /// This call yielded once before writing (outside a task).
+    yielded: bool,
 }
 
 impl Started<'_> {
     /// Wait for the reply. Cancel safety: see [`Connection::request`].
     pub(crate) async fn reply(mut self) -> Result<OwnedReply> {
+        poll_fn(|cx| self.poll_reply(cx)).await
+    }
+
+    /// Poll for the reply, seeing first to the write of what is queued if this call must.
+    /// After `Ready` it must not be polled again.
+    pub(crate) fn poll_reply(&mut self, cx: &mut Context<'_>) -> Poll<Result<OwnedReply>> {
         let conn = self.conn;
         if self.write {
-            if tokio::task::try_id().is_none() {
+            if !self.yielded && tokio::task::try_id().is_none() {
                 // Outside a task (`block_on`): let the other futures polled with this one
                 // queue their frames first. If this future is kept and never polled again,
                 // the writer task's watch writes them at its next tick.
                 conn.output.watch();
-                tokio::task::yield_now().await;
+                self.yielded = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
             self.write = false;
             conn.write_soon();
         }
-        let id = self.id;
-        let reply = poll_fn(|cx| conn.poll_reply(id, cx)).await;
+        let (reply, write) = ready!(conn.poll_reply(self.id, cx));
         self.done = true;
-        reply
+        if write {
+            conn.write();
+        }
+        Poll::Ready(reply)
+    }
+
+    /// For a caller that queues more calls before it waits for any: true when this call
+    /// had the duty to write what is queued; the caller must then call
+    /// [`Connection::write`] before it waits (the writer task's watch writes it if the
+    /// caller never does).
+    pub(crate) fn defer_write(&mut self) -> bool {
+        std::mem::take(&mut self.write) && self.conn.defer_write()
+    }
+
+    /// Like [`Started::poll_reply`], for a call whose write was deferred: a duty to write
+    /// that taking the reply brings is deferred too (the `bool`).
+    pub(crate) fn poll_reply_deferring(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<(Result<OwnedReply>, bool)> {
+        debug_assert!(!self.write, "defer_write first");
+        let (reply, write) = ready!(self.conn.poll_reply(self.id, cx));
+        self.done = true;
+        Poll::Ready((reply, write && self.conn.defer_write()))
+    }
+}
+
+impl<'a> Started<'a> {
+    /// The connection this call was queued on.
+    pub(crate) fn connection(&self) -> &'a Connection {
+        self.conn
     }
 }
 
@@ -316,6 +354,7 @@ impl Connection {
             max_frame: options.max_frame,
         });
         tokio::spawn(write_task(output.clone(), pending.clone()));
+        let reader = FrameReader::new(reader, options.max_frame);
         let reader =
             tokio::spawn(read_loop(reader, pending.clone(), output.clone())).abort_handle();
         Ok(Self {
@@ -393,7 +432,7 @@ impl Connection {
 
     /// Write what is queued, as far as the socket takes it now; the writer task does the
     /// rest. A failed socket fails every pending call.
-    fn write(&self) {
+    pub(crate) fn write(&self) {
         if let Err(e) = self.output.write_now() {
             self.pending.close(Error::Transport(e.into()), &self.output);
         }
@@ -445,15 +484,24 @@ impl Connection {
             id,
             write,
             done: false,
+            yielded: false,
         })
     }
 
-    /// Take the reply of call `id` once it is delivered.
+    /// Leave the write of what is queued to a caller that will call [`Connection::write`]
+    /// before it waits, with the writer task's watch in case it never does. Always true.
+    fn defer_write(&self) -> bool {
+        self.output.watch();
+        true
+    }
+
+    /// Take the reply of call `id` once it is delivered; the `bool` says the caller must
+    /// now write what is queued (it took the last reply of a batch).
     fn poll_reply(
         &self,
         id: RequestId,
         cx: &mut std::task::Context<'_>,
-    ) -> Poll<Result<OwnedReply>> {
+    ) -> Poll<(Result<OwnedReply>, bool)> {
         let mut state = self.pending.lock();
         match state.calls.get_mut(&id) {
             Some(Slot::Waiting(waker)) => {
@@ -468,15 +516,11 @@ impl Connection {
                     unreachable!("matched above")
                 };
                 let write = state.taken(batch) && self.output.release_held_back();
-                drop(state);
-                if write {
-                    self.write();
-                }
-                Poll::Ready(reply)
+                Poll::Ready((reply, write))
             }
             None => {
                 drop(state);
-                Poll::Ready(Err(self.closed_error()))
+                Poll::Ready((Err(self.closed_error()), false))
             }
         }
     }
@@ -682,44 +726,34 @@ async fn write_task(output: Arc<Output>, pending: Arc<Pending>) {
 
 /// Reads replies and delivers them to their calls, a batch at a time: every reply that
 /// has arrived, under one lock, then the wake-ups.
-async fn read_loop(mut reader: Reader, pending: Arc<Pending>, output: Arc<Output>) {
-    let mut frames = Vec::new();
+async fn read_loop(mut reader: FrameReader, pending: Arc<Pending>, output: Arc<Output>) {
     let mut replies = Vec::new();
     let mut wakers = Vec::new();
+    let mut batch = Bytes::new();
+    let mut pos = 0;
     let error = loop {
-        let ended = poll_fn(|cx| loop {
-            if frames.len() == MAX_BATCH {
-                return Poll::Ready(None);
-            }
-            match reader.poll_next_unpin(cx) {
-                Poll::Ready(Some(Ok(frame))) => frames.push(frame.freeze()),
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(TransportError::from(e))),
-                Poll::Ready(None) => return Poll::Ready(Some(TransportError::Closed)),
-                Poll::Pending if frames.is_empty() => return Poll::Pending,
-                Poll::Pending => return Poll::Ready(None),
-            }
-        })
-        .await;
+        let mut ended = None;
         // Decode outside the lock, deliver under it, wake after it.
-        let mut protocol_error = None;
-        for frame in frames.drain(..) {
-            match wire::decode::<ServerMessage<'_>>(&frame) {
+        while replies.len() < MAX_BATCH {
+            let Some(frame) = transport::next_frame(&batch, &mut pos) else {
+                break;
+            };
+            match wire::decode::<ServerMessage<'_>>(frame) {
                 Ok(ServerMessage::V1(response)) => {
                     let result = response
                         .result
-                        .map(|r| OwnedReply::from_frame(r, &frame))
+                        .map(|r| OwnedReply::from_frame(r, &batch))
                         .map_err(Error::Remote);
                     replies.push((response.id, result));
                 }
                 Err(e) => {
-                    protocol_error =
-                        Some(TransportError::Protocol(format!("undecodable reply: {e}")));
+                    ended = Some(TransportError::Protocol(format!("undecodable reply: {e}")));
                     break;
                 }
             }
         }
         let mut unwanted = Vec::new();
-        {
+        if !replies.is_empty() {
             let mut state = pending.lock();
             let batch = state.batch + 1;
             let mut delivered = 0;
@@ -750,8 +784,19 @@ async fn read_loop(mut reader: Reader, pending: Arc<Pending>, output: Arc<Output
                 }
             }
         }
-        if let Some(e) = protocol_error.or(ended) {
+        if let Some(e) = ended {
             break e;
+        }
+        if pos == batch.len() {
+            // Every frame read is delivered: read the next batch.
+            match reader.next_batch().await {
+                Ok(Some(next)) => {
+                    batch = next;
+                    pos = 0;
+                }
+                Ok(None) => break TransportError::Closed,
+                Err(e) => break e,
+            }
         }
     };
     pending.close(Error::Transport(error), &output);

@@ -1,5 +1,6 @@
 //! Clients: a connection to a manager, typed creation, and proxies.
 
+mod call;
 mod connection;
 mod proxy;
 
@@ -10,6 +11,7 @@ use manager_core::wire::{ObjectInfo, Request};
 use manager_core::{Address, Shared};
 use serde::Serialize;
 
+pub use call::{Call, Pipeline};
 pub(crate) use connection::Connection;
 use connection::{ConnectOptions, OwnedReply};
 pub use proxy::{HasProxy, Proxy, ProxyHandle};

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::de::Visitor;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::call::Call;
 use super::connection::{Connection, OwnedReply, Started};
 use crate::handoff::{self, with_context, AdoptContext, ProxyWire};
 use crate::server::objects::{Dispatch, Erased};
@@ -109,7 +110,8 @@ impl ProxyHandle {
     }
 
     /// Call `method` by name with `args`, a tuple of its arguments (`()` for none, `(x,)`
-    /// for one): Python's `proxy._callmethod(name, args)`.
+    /// for one): Python's `proxy._callmethod(name, args)`. The [`Call`] is a future of the
+    /// result; it can also be pushed onto a [`Pipeline`](crate::Pipeline).
     ///
     /// The server refuses a method that is not exposed with
     /// [`RemoteError::NotExposed`], and arguments that do not decode as the method's
@@ -120,29 +122,39 @@ impl ProxyHandle {
     /// Cancel safety: dropping the future sends the server a cancel for the call: an
     /// `async` method still running there is stopped (dropped at its next await). A method
     /// that already finished, or a plain `fn`, is not undone; its reply is discarded.
-    pub async fn call_method<A: Serialize, R: DeserializeOwned>(
-        &self,
-        method: &str,
+    pub fn call_method<'a, A: Serialize, R: DeserializeOwned>(
+        &'a self,
+        method: &'a str,
         args: A,
-    ) -> Result<R> {
+    ) -> Call<'a, A, R> {
+        Call::new(self, method, args)
+    }
+
+    /// The client connection this handle's calls go through (`None` inside the server).
+    pub(super) fn remote(&self) -> Option<&Arc<Connection>> {
+        match &self.link {
+            Link::Remote(conn) => Some(conn),
+            Link::Local(_) => None,
+        }
+    }
+
+    /// Decode a call's result, adopting the proxies in it through this handle's link.
+    pub(super) fn decode<R: DeserializeOwned>(&self, value: &[u8]) -> Result<R> {
         let codec = self.codec();
-        let value = match &self.link {
-            Link::Remote(conn) => {
-                let started = self.start_call(conn, method, &args)?;
-                drop(args);
-                Self::value_reply(conn, method, started.reply().await?)?
-            }
-            Link::Local(_) => {
-                let args = codec.encode(&args)?;
-                self.call_encoded(method, &args).await?
-            }
-        };
-        Ok(with_context(&self.context(), || codec.decode(&value))?)
+        Ok(with_context(&self.context(), || codec.decode(value))?)
+    }
+
+    /// The value of a remote call's reply.
+    pub(super) fn value_of(&self, method: &str, reply: OwnedReply) -> Result<Bytes> {
+        match &self.link {
+            Link::Remote(conn) => Self::value_reply(conn, method, reply),
+            Link::Local(_) => Err(reply.unexpected()),
+        }
     }
 
     /// Queue a call of `method` on `conn`, its arguments encoded straight into the request
     /// (through a buffer kept per thread, so a call allocates nothing for them).
-    fn start_call<'c, A: Serialize>(
+    pub(super) fn start_call<'c, A: Serialize>(
         &self,
         conn: &'c Connection,
         method: &str,

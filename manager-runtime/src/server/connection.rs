@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::FutureExt;
 use manager_core::wire::{
     self, ClientMessage, Holder, Reply, Request, RequestId, Response, ServerMessage,
 };
@@ -20,9 +20,11 @@ use tracing::{debug, info, warn};
 use super::caller::Caller;
 use super::objects::{ConnId, Dispatch, Erased};
 use super::ServerState;
-use crate::auth::{self, Reader};
+use crate::auth;
 use crate::handoff::AdoptContext;
-use crate::transport::{self, frame_codec, FrameBuf, FrameError, ReadHalf, SocketWriter};
+use crate::transport::{
+    self, frame_codec, FrameBuf, FrameError, FrameReader, ReadHalf, SocketWriter,
+};
 use crate::TransportError;
 
 /// Replies queued beyond which the read loop writes them before going on.
@@ -72,6 +74,7 @@ pub(crate) async fn run(
         in_flight: Arc::new(Semaphore::new(state.limits.max_calls_in_flight)),
         running: Arc::default(),
     };
+    let mut reader = FrameReader::new(reader, max);
     let outcome = conn.read_loop(&mut reader).await;
     match &outcome {
         Ok(()) => debug!(%peer, "client disconnected"),
@@ -224,7 +227,7 @@ impl Connection {
         Holder::Connection(self.id)
     }
 
-    async fn read_loop(&mut self, reader: &mut Reader) -> Result<(), TransportError> {
+    async fn read_loop(&mut self, reader: &mut FrameReader) -> Result<(), TransportError> {
         let outcome = self.serve(reader).await;
         if let Err(TransportError::FrameTooLarge | TransportError::Protocol(_)) = &outcome {
             // Bad input ends the connection, but the replies of the requests before it
@@ -234,7 +237,7 @@ impl Connection {
         outcome
     }
 
-    async fn serve(&mut self, reader: &mut Reader) -> Result<(), TransportError> {
+    async fn serve(&mut self, reader: &mut FrameReader) -> Result<(), TransportError> {
         // One registration for the whole connection, polled only when no request is
         // buffered (`biased`): requests already read are served first.
         let cancel = self.cancel.clone();
@@ -242,26 +245,25 @@ impl Connection {
         tokio::pin!(cancelled);
         let mut served = 0u32;
         loop {
-            let frame = tokio::select! {
+            let batch = tokio::select! {
                 biased;
-                frame = reader.next() => frame,
+                batch = reader.next_batch() => batch?,
                 () = &mut cancelled => return Ok(()),
             };
-            let frame = match frame {
-                Some(Ok(frame)) => frame.freeze(),
-                Some(Err(e)) => return Err(e.into()),
-                None => return Ok(()),
-            };
-            self.handle(&frame).await?;
-            // A client that never lets the socket run dry still sees cancellation
-            // (checked every so often: the check takes a lock).
-            served = served.wrapping_add(1);
-            if served % CANCEL_CHECK_EVERY == 0 && cancel.is_cancelled() {
+            let Some(batch) = batch else {
                 return Ok(());
+            };
+            for frame in transport::frames(&batch) {
+                self.handle(&batch, frame).await?;
+                // A client that never lets the socket run dry still sees cancellation
+                // (checked every so often: the check takes a lock).
+                served = served.wrapping_add(1);
+                if served % CANCEL_CHECK_EVERY == 0 && cancel.is_cancelled() {
+                    return Ok(());
+                }
             }
-            if !transport::holds_frame(reader.read_buffer()) {
-                self.flush().await?;
-            }
+            // Every request read is served: the replies go out together.
+            self.flush().await?;
         }
     }
 
@@ -293,7 +295,8 @@ impl Connection {
         self.queue(|buf| push_reply(buf, id, result, max)).await
     }
 
-    async fn handle(&mut self, frame: &Bytes) -> Result<(), TransportError> {
+    /// Serve one request, `frame`, a part of `batch`.
+    async fn handle(&mut self, batch: &Bytes, frame: &[u8]) -> Result<(), TransportError> {
         let ClientMessage::V1(request) = wire::decode::<ClientMessage<'_>>(frame)
             .map_err(|e| TransportError::Protocol(format!("undecodable request: {e}")))?;
         match request {
@@ -302,7 +305,7 @@ impl Connection {
                 object,
                 method,
                 args,
-            } => self.call(id, object, method, frame.slice_ref(args)).await?,
+            } => self.call(id, object, method, batch.slice_ref(args)).await?,
             Request::Create {
                 id,
                 typeid,

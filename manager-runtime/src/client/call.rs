@@ -1,0 +1,293 @@
+//! Calls as values: [`Call`], the future of one method call, and [`Pipeline`], many calls
+//! in flight with their results taken in order.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::Stream;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::connection::{Connection, Started};
+use super::proxy::ProxyHandle;
+use crate::{Error, Result};
+
+/// One method call on a shared object, and the future of its result: what generated proxy
+/// methods and [`ProxyHandle::call_method`] return.
+///
+/// Like any future it does nothing until it is polled; the request is queued on the
+/// first poll, or when the call is pushed onto a [`Pipeline`]. Dropping it after that
+/// cancels the call (see [`ProxyHandle::call_method`]).
+///
+/// A `Call` is small (it holds the proxy, the method name, the arguments and the request
+/// id), so keeping many in flight, in a `FuturesUnordered` or a [`Pipeline`], is cheap.
+#[must_use = "a call does nothing unless it is awaited or pushed onto a Pipeline"]
+pub struct Call<'a, A, R> {
+    handle: &'a ProxyHandle,
+    method: &'a str,
+    state: CallState<'a, A>,
+    result: PhantomData<fn() -> R>,
+}
+
+enum CallState<'a, A> {
+    /// Not queued yet.
+    New(A),
+    /// Queued on a client connection.
+    Queued(Started<'a>),
+    /// A call from inside the server, on one of its own objects.
+    Local(BoxFuture<'a, Result<Bytes>>),
+    /// The result was returned.
+    Done,
+}
+
+// The arguments are only ever moved, never pinned, so a `Call` can move freely.
+impl<A, R> Unpin for Call<'_, A, R> {}
+
+impl<A, R> fmt::Debug for Call<'_, A, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            CallState::New(_) => "new",
+            CallState::Queued(_) => "queued",
+            CallState::Local(_) => "running locally",
+            CallState::Done => "done",
+        };
+        f.debug_struct("Call")
+            .field("method", &self.method)
+            .field("object", &self.handle.id())
+            .field("state", &state)
+            .finish()
+    }
+}
+
+impl<'a, A: Serialize, R: DeserializeOwned> Call<'a, A, R> {
+    pub(super) fn new(handle: &'a ProxyHandle, method: &'a str, args: A) -> Self {
+        Call {
+            handle,
+            method,
+            state: CallState::New(args),
+            result: PhantomData,
+        }
+    }
+
+    /// Queue the request (a remote call) or start the local call.
+    fn start(&mut self) -> Result<()> {
+        if let CallState::New(_) = self.state {
+            let CallState::New(args) = std::mem::replace(&mut self.state, CallState::Done) else {
+                unreachable!("matched above")
+            };
+            self.state = match self.handle.remote() {
+                Some(conn) => {
+                    CallState::Queued(self.handle.start_call(conn, self.method, &args)?)
+                }
+                None => {
+                    let args = self.handle.codec().encode(&args)?;
+                    let (handle, method) = (self.handle, self.method);
+                    CallState::Local(Box::pin(
+                        async move { handle.call_encoded(method, &args).await },
+                    ))
+                }
+            };
+        }
+        Ok(())
+    }
+}
+
+impl<A: Serialize, R: DeserializeOwned> Future for Call<'_, A, R> {
+    type Output = Result<R>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<R>> {
+        let this = self.get_mut();
+        if let Err(e) = this.start() {
+            this.state = CallState::Done;
+            return Poll::Ready(Err(e));
+        }
+        let value = match &mut this.state {
+            CallState::Queued(started) => {
+                let reply = ready!(started.poll_reply(cx));
+                reply.and_then(|r| this.handle.value_of(this.method, r))
+            }
+            CallState::Local(task) => ready!(task.as_mut().poll(cx)),
+            CallState::New(_) | CallState::Done => panic!("`Call` polled after completion"),
+        };
+        this.state = CallState::Done;
+        Poll::Ready(value.and_then(|v| this.handle.decode(&v)))
+    }
+}
+
+/// Calls kept in flight together, their results taken in the order the calls were
+/// pushed: pipelining for bulk work, without a future per call.
+///
+/// [`push`](Pipeline::push) queues a call's request at once; [`next`](Pipeline::next)
+/// (or the [`Stream`] implementation) waits for the oldest call's result. Requests pushed
+/// together are written together, and a batch of replies wakes the pipeline once, so this
+/// is the cheapest way to keep many calls of one result type in flight. The calls may be
+/// on different proxies and even different managers.
+///
+/// ```no_run
+/// # use manager_runtime::{Pipeline, ProxyHandle};
+/// # async fn demo(counter: ProxyHandle, keys: Vec<String>) -> Result<(), manager_runtime::Error> {
+/// // With a generated proxy: `pipeline.push(store.incr(key))`.
+/// let mut pipeline = Pipeline::new();
+/// let mut keys = keys.iter();
+/// for key in keys.by_ref().take(64) {
+///     pipeline.push(counter.call_method::<_, u64>("incr", (key,)));
+/// }
+/// while let Some(count) = pipeline.next().await {
+///     println!("{}", count?);
+///     if let Some(key) = keys.next() {
+///         pipeline.push(counter.call_method("incr", (key,)));
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+///
+/// Dropping the pipeline cancels the calls whose results were not taken, as dropping
+/// their [`Call`]s would.
+#[must_use = "a pipeline's results are taken with `next`"]
+pub struct Pipeline<'a, R> {
+    calls: VecDeque<InFlight<'a>>,
+    /// Connections where this pipeline must see to the write of queued requests before it
+    /// waits (outside a tokio task; inside one the writer task does it).
+    unwritten: Vec<&'a Connection>,
+    result: PhantomData<fn() -> R>,
+}
+
+/// One call of a pipeline.
+struct InFlight<'a> {
+    handle: &'a ProxyHandle,
+    method: &'a str,
+    state: InFlightState<'a>,
+}
+
+enum InFlightState<'a> {
+    Queued(Started<'a>),
+    Local(BoxFuture<'a, Result<Bytes>>),
+    Failed(Error),
+}
+
+impl<R> Default for Pipeline<'_, R> {
+    fn default() -> Self {
+        Pipeline {
+            calls: VecDeque::new(),
+            unwritten: Vec::new(),
+            result: PhantomData,
+        }
+    }
+}
+
+impl<R> fmt::Debug for Pipeline<'_, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("in_flight", &self.calls.len())
+            .finish()
+    }
+}
+
+impl<'a, R: DeserializeOwned> Pipeline<'a, R> {
+    /// An empty pipeline.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Queue `call` now; its result comes out of [`next`](Pipeline::next) after the
+    /// results of the calls pushed before it. A call that cannot be queued (a closed
+    /// connection, arguments that do not encode) yields its error in its turn.
+    pub fn push<A: Serialize>(&mut self, mut call: Call<'a, A, R>) {
+        let state = match call.start() {
+            Err(e) => InFlightState::Failed(e),
+            Ok(()) => match std::mem::replace(&mut call.state, CallState::Done) {
+                CallState::Queued(mut started) => {
+                    if started.defer_write() {
+                        Self::remember(&mut self.unwritten, started.connection());
+                    }
+                    InFlightState::Queued(started)
+                }
+                CallState::Local(task) => InFlightState::Local(task),
+                CallState::New(_) | CallState::Done => {
+                    panic!("`Call` pushed after completion")
+                }
+            },
+        };
+        self.calls.push_back(InFlight {
+            handle: call.handle,
+            method: call.method,
+            state,
+        });
+    }
+
+    /// Note that this pipeline must write what is queued on `conn` before it waits.
+    fn remember(unwritten: &mut Vec<&'a Connection>, conn: &'a Connection) {
+        if !unwritten.iter().any(|c| std::ptr::eq(*c, conn)) {
+            unwritten.push(conn);
+        }
+    }
+
+    /// How many calls have results not taken yet.
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Whether every result was taken.
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    /// The result of the oldest call not taken yet; `None` when there is none.
+    pub async fn next(&mut self) -> Option<Result<R>> {
+        poll_fn(|cx| self.poll_result(cx)).await
+    }
+
+    fn poll_result(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<R>>> {
+        for conn in self.unwritten.drain(..) {
+            conn.write();
+        }
+        let Some(call) = self.calls.front_mut() else {
+            return Poll::Ready(None);
+        };
+        let value = match &mut call.state {
+            InFlightState::Queued(started) => {
+                let (reply, write) = ready!(started.poll_reply_deferring(cx));
+                if write {
+                    Self::remember(&mut self.unwritten, started.connection());
+                }
+                reply.and_then(|reply| call.handle.value_of(call.method, reply))
+            }
+            InFlightState::Local(task) => ready!(task.as_mut().poll(cx)),
+            InFlightState::Failed(_) => Ok(Bytes::new()),
+        };
+        let Some(call) = self.calls.pop_front() else {
+            unreachable!("polled above")
+        };
+        if let InFlightState::Failed(e) = call.state {
+            return Poll::Ready(Some(Err(e)));
+        }
+        Poll::Ready(Some(value.and_then(|v| call.handle.decode(&v))))
+    }
+}
+
+impl<R> Drop for Pipeline<'_, R> {
+    fn drop(&mut self) {
+        // Requests queued and not written yet go out (the calls' own drops cancel them).
+        for conn in self.unwritten.drain(..) {
+            conn.write();
+        }
+    }
+}
+
+impl<R: DeserializeOwned> Stream for Pipeline<'_, R> {
+    type Item = Result<R>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<R>>> {
+        self.get_mut().poll_result(cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.calls.len(), Some(self.calls.len()))
+    }
+}
