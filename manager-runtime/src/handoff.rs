@@ -9,7 +9,6 @@
 //! object cannot be freed while the proxy is in flight; a hold nobody adopts is released
 //! when it expires on the server.
 
-use std::cell::RefCell;
 use std::sync::{Arc, Mutex, Weak};
 
 use manager_core::wire::HoldId;
@@ -39,28 +38,24 @@ pub(crate) enum AdoptContext {
     Client(Arc<Connection>),
 }
 
-thread_local! {
-    static CONTEXT: RefCell<AdoptContext> = const { RefCell::new(AdoptContext::Process) };
+scoped_tls::scoped_thread_local! {
+    /// The context of the decode running on this thread, if any: borrowed for its
+    /// duration (setting it costs no clone).
+    static CONTEXT: AdoptContext
 }
 
 /// Run `f` (a decode) with `context` as the source of proxies it deserialises.
 pub(crate) fn with_context<R>(context: &AdoptContext, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<AdoptContext>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            if let Some(previous) = self.0.take() {
-                CONTEXT.with(|c| *c.borrow_mut() = previous);
-            }
-        }
-    }
-    let previous = CONTEXT.with(|c| std::mem::replace(&mut *c.borrow_mut(), context.clone()));
-    let _restore = Restore(Some(previous));
-    f()
+    CONTEXT.set(context, f)
 }
 
 /// The context proxies are being deserialised in.
 pub(crate) fn current_context() -> AdoptContext {
-    CONTEXT.with(|c| c.borrow().clone())
+    if CONTEXT.is_set() {
+        CONTEXT.with(AdoptContext::clone)
+    } else {
+        AdoptContext::Process
+    }
 }
 
 /// A fresh, unguessable hold id.

@@ -16,7 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::call::Call;
 use super::connection::{Connection, OwnedReply, Started};
 use crate::handoff::{self, with_context, AdoptContext, ProxyWire};
-use crate::server::objects::{Dispatch, Erased};
+use crate::server::objects::{Args, Dispatch, Erased};
 use crate::server::{Caller, ServerState};
 use crate::value;
 use crate::{Error, Result, TransportError};
@@ -282,14 +282,12 @@ impl ProxyHandle {
             connection: None,
             server: Arc::downgrade(state),
         };
-        let result = match object.call(
-            typeid,
-            method,
-            Bytes::from(args),
-            Codec::Postcard,
-            context,
-            caller,
-        ) {
+        let frame = Bytes::from(args);
+        let args = Args {
+            frame: &frame,
+            bytes: &frame,
+        };
+        let result = match object.call(typeid, method, args, Codec::Postcard, &context, &caller) {
             Dispatch::Ready(result) => result,
             Dispatch::Spawn { method, task } => AssertUnwindSafe(task)
                 .catch_unwind()

@@ -13,7 +13,15 @@ use super::objects::ConnId;
 use super::ServerState;
 
 tokio::task_local! {
+    /// The caller of the `async` method this task runs.
     static CALLER: Caller;
+}
+
+scoped_tls::scoped_thread_local! {
+    /// The caller of the plain method running on this thread (borrowed for its duration:
+    /// no clone per call). It comes first: a plain method can run inside an `async` one
+    /// (a call through a proxy the server holds).
+    static INLINE: Caller
 }
 
 type Callback = Box<dyn FnOnce() + Send>;
@@ -119,6 +127,9 @@ impl fmt::Debug for Caller {
 impl Caller {
     /// The caller of the method running on this task, if a method is running.
     pub fn current() -> Option<Caller> {
+        if INLINE.is_set() {
+            return Some(INLINE.with(Caller::clone));
+        }
         CALLER.try_with(Clone::clone).ok()
     }
 
@@ -145,9 +156,9 @@ impl Caller {
         }
     }
 
-    /// Run `f` as a method called by `caller`.
-    pub(crate) fn scope_sync<R>(caller: Caller, f: impl FnOnce() -> R) -> R {
-        CALLER.sync_scope(caller, f)
+    /// Run `f`, a plain method (it does not await), as called by `caller`.
+    pub(crate) fn scope_sync<R>(caller: &Caller, f: impl FnOnce() -> R) -> R {
+        INLINE.set(caller, f)
     }
 
     /// Wrap a method's future so that it runs as called by `caller`.

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::caller::Caller;
-use super::objects::{ConnId, Dispatch, Erased};
+use super::objects::{Args, ConnId, Dispatch, Erased};
 use super::ServerState;
 use crate::auth;
 use crate::handoff::AdoptContext;
@@ -73,6 +74,12 @@ pub(crate) async fn run(
         cancel: state.cancel.child_token(),
         in_flight: Arc::new(Semaphore::new(state.limits.max_calls_in_flight)),
         running: Arc::default(),
+        context: AdoptContext::Server(Arc::downgrade(&state)),
+        caller: Caller {
+            connection: Some(id),
+            server: Arc::downgrade(&state),
+        },
+        replies: Vec::new(),
     };
     let mut reader = FrameReader::new(reader, max);
     let outcome = conn.read_loop(&mut reader).await;
@@ -168,14 +175,20 @@ impl Outbox {
     }
 }
 
+/// A request served on its own task: the task makes the reply frame.
+struct Spawned {
+    id: RequestId,
+    task: Pin<Box<dyn Future<Output = Vec<u8>> + Send>>,
+}
+
 struct Connection {
     state: Arc<ServerState>,
     /// This connection's number: it holds references as `Holder::Connection(id)`.
     id: ConnId,
-    /// Where replies go. The read loop queues the replies of plain calls and writes them
-    /// once no whole request is buffered, so pipelined replies share system calls;
-    /// spawned calls queue and write their own. A client that stops reading stalls its
-    /// own connection only.
+    /// Where replies go to be written. The read loop queues the replies of plain calls in
+    /// `replies` and moves them here once it has served every request read, so pipelined
+    /// replies share system calls; spawned calls queue and write their own. A client that
+    /// stops reading stalls its own connection only.
     out: Arc<Outbox>,
     /// The payload format of this connection.
     codec: Codec,
@@ -185,6 +198,13 @@ struct Connection {
     in_flight: Arc<Semaphore>,
     /// The spawned calls still running, by request id, so a `Cancel` can stop one.
     running: Arc<std::sync::Mutex<HashMap<RequestId, CancellationToken>>>,
+    /// Where proxies in this connection's arguments are adopted: the server's objects.
+    context: AdoptContext,
+    /// This connection, as the caller of the methods it calls.
+    caller: Caller,
+    /// Replies of the requests read so far, not in the outbox yet (queued without a lock;
+    /// moved to the outbox when the read loop flushes).
+    replies: Vec<u8>,
 }
 
 /// Turn a call's result into a reply frame appended to `buf`: a value, or a new object
@@ -254,7 +274,14 @@ impl Connection {
                 return Ok(());
             };
             for frame in transport::frames(&batch) {
-                self.handle(&batch, frame).await?;
+                if let Some(spawned) = self.handle(&batch, frame)? {
+                    self.spawn(spawned).await?;
+                }
+                if self.replies.len() >= FLUSH_AT {
+                    // A large backlog is written before the loop goes on (backpressure on
+                    // a client that does not read).
+                    self.flush().await?;
+                }
                 // A client that never lets the socket run dry still sees cancellation
                 // (checked every so often: the check takes a lock).
                 served = served.wrapping_add(1);
@@ -267,18 +294,19 @@ impl Connection {
         }
     }
 
-    /// Queue a reply frame built by `f` in the connection's outbox; a large backlog is
-    /// written before the read loop goes on (backpressure on a client that does not read).
-    async fn queue(&self, f: impl FnOnce(&mut Vec<u8>)) -> Result<(), TransportError> {
-        if self.out.append(f) >= FLUSH_AT {
-            self.flush().await?;
-        }
-        Ok(())
-    }
-
     /// Write what is queued, waiting for the socket as needed (but not past the end of the
     /// connection: a client that does not read cannot hold up the server's shutdown).
-    async fn flush(&self) -> Result<(), TransportError> {
+    async fn flush(&mut self) -> Result<(), TransportError> {
+        if !self.replies.is_empty() {
+            let mut out = self.out.lock();
+            if out.is_empty() {
+                // The usual case: hand the buffer over (and take back the empty one).
+                std::mem::swap(&mut *out, &mut self.replies);
+            } else {
+                out.extend_from_slice(&self.replies);
+                self.replies.clear();
+            }
+        }
         tokio::select! {
             biased;
             written = self.out.flush() => Ok(written?),
@@ -286,17 +314,14 @@ impl Connection {
         }
     }
 
-    async fn reply(
-        &mut self,
-        id: RequestId,
-        result: Result<Reply<'_>, RemoteError>,
-    ) -> Result<(), TransportError> {
-        let max = self.state.limits.max_frame;
-        self.queue(|buf| push_reply(buf, id, result, max)).await
+    /// Queue the reply to request `id`.
+    fn reply(&mut self, id: RequestId, result: Result<Reply<'_>, RemoteError>) {
+        push_reply(&mut self.replies, id, result, self.state.limits.max_frame);
     }
 
-    /// Serve one request, `frame`, a part of `batch`.
-    async fn handle(&mut self, batch: &Bytes, frame: &[u8]) -> Result<(), TransportError> {
+    /// Serve one request, `frame`, a part of `batch`: at once, or by returning the task
+    /// that will.
+    fn handle(&mut self, batch: &Bytes, frame: &[u8]) -> Result<Option<Spawned>, TransportError> {
         let ClientMessage::V1(request) = wire::decode::<ClientMessage<'_>>(frame)
             .map_err(|e| TransportError::Protocol(format!("undecodable request: {e}")))?;
         match request {
@@ -305,7 +330,7 @@ impl Connection {
                 object,
                 method,
                 args,
-            } => self.call(id, object, method, batch.slice_ref(args)).await?,
+            } => return Ok(self.call(id, object, method, batch, args)),
             Request::Create {
                 id,
                 typeid,
@@ -313,7 +338,7 @@ impl Connection {
                 expected,
             } => {
                 let result = self.create(typeid, args, expected);
-                self.reply(id, result.map(Reply::Created)).await?;
+                self.reply(id, result.map(Reply::Created));
             }
             Request::Incref { object } => {
                 if !self.state.objects.incref(object, self.holder()) {
@@ -336,7 +361,7 @@ impl Connection {
                     .objects
                     .adopt(object, hold, self.holder(), expires);
             }
-            Request::Display { id, object } => self.display(id, object).await?,
+            Request::Display { id, object } => return Ok(self.display(id, object)),
             Request::Cancel { id } => {
                 let token = lock_running(&self.running).remove(&id);
                 if let Some(token) = token {
@@ -346,98 +371,105 @@ impl Connection {
             }
             Request::NumberOfObjects { id } => {
                 let n = self.state.objects.len() as u64;
-                self.reply(id, Ok(Reply::Count(n))).await?;
+                self.reply(id, Ok(Reply::Count(n)));
             }
             Request::DebugInfo { id } => {
                 let rows = self.state.objects.debug_info();
-                self.reply(id, Ok(Reply::DebugInfo(rows))).await?;
+                self.reply(id, Ok(Reply::DebugInfo(rows)));
             }
         }
-        Ok(())
+        Ok(None)
     }
 
-    async fn call(
+    /// Call `method` with `args` (a part of `batch`): a plain method runs here and its
+    /// reply is queued; anything else is returned to be spawned.
+    fn call(
         &mut self,
         id: RequestId,
         object: ObjectId,
         method: &str,
-        args: Bytes,
-    ) -> Result<(), TransportError> {
+        batch: &Bytes,
+        args: &[u8],
+    ) -> Option<Spawned> {
         let Some((obj, typeid)) = self.state.objects.get(object) else {
             debug!(id = %object, method, "call on unknown object");
-            return self
-                .reply(id, Err(RemoteError::UnknownObject { id: object }))
-                .await;
+            self.reply(id, Err(RemoteError::UnknownObject { id: object }));
+            return None;
         };
         debug!(typeid = %typeid, id = %object, method, "call");
-        let context = AdoptContext::Server(Arc::downgrade(&self.state));
-        let caller = Caller {
-            connection: Some(self.id),
-            server: Arc::downgrade(&self.state),
+        let args = Args {
+            frame: batch,
+            bytes: args,
         };
-        match obj.call(typeid, method, args, self.codec, context, caller) {
+        match obj.call(
+            typeid,
+            method,
+            args,
+            self.codec,
+            &self.context,
+            &self.caller,
+        ) {
             Dispatch::Ready(result) => {
-                let (state, holder) = (&self.state, self.holder());
-                self.queue(|buf| reply_to(state, holder, id, result, buf))
-                    .await?;
+                let holder = self.holder();
+                reply_to(&self.state, holder, id, result, &mut self.replies);
+                None
             }
             Dispatch::Spawn { method, task } => {
                 let state = self.state.clone();
                 let holder = self.holder();
-                self.spawn(id, async move {
-                    let result = AssertUnwindSafe(task).catch_unwind().await;
-                    let result = result.unwrap_or_else(|payload| {
-                        Err(RemoteError::Panicked {
-                            method: method.to_owned(),
-                            message: panic_message(&*payload),
-                        })
-                    });
-                    let mut frame = Vec::new();
-                    reply_to(&state, holder, id, result, &mut frame);
-                    frame
+                Some(Spawned {
+                    id,
+                    task: Box::pin(async move {
+                        let result = AssertUnwindSafe(task).catch_unwind().await;
+                        let result = result.unwrap_or_else(|payload| {
+                            Err(RemoteError::Panicked {
+                                method: method.to_owned(),
+                                message: panic_message(&*payload),
+                            })
+                        });
+                        let mut frame = Vec::new();
+                        reply_to(&state, holder, id, result, &mut frame);
+                        frame
+                    }),
                 })
-                .await?;
             }
         }
-        Ok(())
     }
 
-    async fn display(&mut self, id: RequestId, object: ObjectId) -> Result<(), TransportError> {
+    fn display(&mut self, id: RequestId, object: ObjectId) -> Option<Spawned> {
         let Some((obj, typeid)) = self.state.objects.get(object) else {
-            return self
-                .reply(id, Err(RemoteError::UnknownObject { id: object }))
-                .await;
+            self.reply(id, Err(RemoteError::UnknownObject { id: object }));
+            return None;
         };
         let max = self.state.limits.max_frame;
-        self.spawn(id, async move {
-            // A `Display` that panics is reported like a method that panics.
-            let result = match AssertUnwindSafe(async move { obj.display().await })
-                .catch_unwind()
-                .await
-            {
-                Ok(text) => Ok(Reply::Text(
-                    text.unwrap_or_else(|| format!("<{typeid} object>")),
-                )),
-                Err(payload) => Err(RemoteError::Panicked {
-                    method: "<display>".into(),
-                    message: panic_message(&*payload),
-                }),
-            };
-            let mut frame = Vec::new();
-            push_reply(&mut frame, id, result, max);
-            frame
+        Some(Spawned {
+            id,
+            task: Box::pin(async move {
+                // A `Display` that panics is reported like a method that panics.
+                let result = match AssertUnwindSafe(async move { obj.display().await })
+                    .catch_unwind()
+                    .await
+                {
+                    Ok(text) => Ok(Reply::Text(
+                        text.unwrap_or_else(|| format!("<{typeid} object>")),
+                    )),
+                    Err(payload) => Err(RemoteError::Panicked {
+                        method: "<display>".into(),
+                        message: panic_message(&*payload),
+                    }),
+                };
+                let mut frame = Vec::new();
+                push_reply(&mut frame, id, result, max);
+                frame
+            }),
         })
-        .await
     }
 
     /// Drive `task` on its own tokio task and write the reply frame it makes. The task is
     /// dropped (releasing any lock or wait it holds) if the client cancels the request or
     /// the connection closes first.
-    async fn spawn(
-        &mut self,
-        id: RequestId,
-        task: impl Future<Output = Vec<u8>> + Send + 'static,
-    ) -> Result<(), TransportError> {
+    async fn spawn(&mut self, spawned: Spawned) -> Result<(), TransportError> {
+        let Spawned { id, task } = spawned;
         let permit = match self.in_flight.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {

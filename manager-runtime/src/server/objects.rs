@@ -46,15 +46,29 @@ pub(crate) trait ErasedObject: Send + Sync {
         self: Arc<Self>,
         typeid: Arc<str>,
         method: &str,
-        args: Bytes,
+        args: Args<'_>,
         codec: Codec,
-        context: AdoptContext,
-        caller: Caller,
+        context: &AdoptContext,
+        caller: &Caller,
     ) -> Dispatch;
     /// The object's `Display` text.
     fn display(self: Arc<Self>) -> Pin<Box<dyn Future<Output = Option<String>> + Send>>;
     /// The object as `Any`, to reach its concrete type inside the server.
     fn as_any(&self) -> &(dyn Any + Send + Sync);
+}
+
+/// The encoded arguments of a call: a part of the frame they came in, copied out (a
+/// reference count, not the bytes) only for a call that runs on its own task.
+#[derive(Clone, Copy)]
+pub(crate) struct Args<'a> {
+    pub(crate) frame: &'a Bytes,
+    pub(crate) bytes: &'a [u8],
+}
+
+impl Args<'_> {
+    fn owned(self) -> Bytes {
+        self.frame.slice_ref(self.bytes)
+    }
 }
 
 /// An erased object travelling inside [`manager_core::Returned::Object`].
@@ -79,7 +93,7 @@ pub(crate) fn erase_boxed<T: Shared>(value: T) -> Box<dyn Any + Send> {
 fn run_inline<'a>(
     info: MethodInfo,
     typeid: &str,
-    caller: Caller,
+    caller: &Caller,
     context: &AdoptContext,
     f: impl FnOnce() -> CallOutcome<'a>,
 ) -> Dispatch {
@@ -95,11 +109,11 @@ fn run_inline<'a>(
 
 /// Drive a call on its own task, in `caller`'s scope. `start` decodes the arguments (inside
 /// `context`) and returns the outcome; a pending one runs outside the context.
-fn spawn_call<F>(info: MethodInfo, typeid: Arc<str>, caller: Caller, start: F) -> Dispatch
+fn spawn_call<F>(info: MethodInfo, typeid: Arc<str>, caller: &Caller, start: F) -> Dispatch
 where
     F: Future<Output = CallResult> + Send + 'static,
 {
-    let task: CallTask = Box::pin(Caller::scope(caller, async move {
+    let task: CallTask = Box::pin(Caller::scope(caller.clone(), async move {
         start.await.map_err(|e| e.with_typeid(&typeid))
     }));
     Dispatch::Spawn {
@@ -160,10 +174,10 @@ impl<T: Shared> ErasedObject for ObjectLock<T> {
         self: Arc<Self>,
         typeid: Arc<str>,
         method: &str,
-        args: Bytes,
+        args: Args<'_>,
         codec: Codec,
-        context: AdoptContext,
-        caller: Caller,
+        context: &AdoptContext,
+        caller: &Caller,
     ) -> Dispatch {
         let (index, info) = match lookup::<T>(method, &typeid) {
             Ok(found) => found,
@@ -174,15 +188,15 @@ impl<T: Shared> ErasedObject for ObjectLock<T> {
             match info.receiver {
                 Receiver::Ref => {
                     if let Some(guard) = self.try_read() {
-                        return run_inline(info, &typeid, caller, &context, || {
-                            guard.call_ref(index, &args, codec)
+                        return run_inline(info, &typeid, caller, context, || {
+                            guard.call_ref(index, args.bytes, codec)
                         });
                     }
                 }
                 Receiver::Mut => {
                     if let Some(mut guard) = self.try_write() {
-                        return run_inline(info, &typeid, caller, &context, || {
-                            guard.call_mut(index, &args, codec)
+                        return run_inline(info, &typeid, caller, context, || {
+                            guard.call_mut(index, args.bytes, codec)
                         });
                     }
                 }
@@ -190,6 +204,7 @@ impl<T: Shared> ErasedObject for ObjectLock<T> {
         }
         // Arguments are decoded when the call starts, inside `with_context`; the future it
         // returns runs outside it.
+        let (context, args) = (context.clone(), args.owned());
         spawn_call(info, typeid, caller, async move {
             match info.receiver {
                 Receiver::Ref => {
@@ -220,20 +235,21 @@ impl<T: Shared> ErasedObject for Unlocked<T> {
         self: Arc<Self>,
         typeid: Arc<str>,
         method: &str,
-        args: Bytes,
+        args: Args<'_>,
         codec: Codec,
-        context: AdoptContext,
-        caller: Caller,
+        context: &AdoptContext,
+        caller: &Caller,
     ) -> Dispatch {
         let (index, info) = match lookup::<T>(method, &typeid) {
             Ok(found) => found,
             Err(refused) => return refused,
         };
         if !info.is_async {
-            return run_inline(info, &typeid, caller, &context, || {
-                self.0.call_ref(index, &args, codec)
+            return run_inline(info, &typeid, caller, context, || {
+                self.0.call_ref(index, args.bytes, codec)
             });
         }
+        let (context, args) = (context.clone(), args.owned());
         spawn_call(info, typeid, caller, async move {
             let outcome = with_context(&context, || self.0.call_ref(index, &args, codec));
             finish(outcome).await
