@@ -34,8 +34,8 @@ pub(crate) enum AdoptContext {
     /// Arguments of a call inside a server: proxies to this server become local references
     /// held by its objects.
     Server(Weak<ServerState>),
-    /// A reply on this connection.
-    Client(Arc<Connection>),
+    /// A reply on this connection (weak: each connection keeps its own context).
+    Client(Weak<Connection>),
 }
 
 scoped_tls::scoped_thread_local! {

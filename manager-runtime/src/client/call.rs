@@ -14,7 +14,7 @@ use futures_util::Stream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::connection::{Connection, Started};
+use super::connection::{Connection, Payload, Started};
 use super::proxy::ProxyHandle;
 use crate::{Error, Result};
 
@@ -112,7 +112,7 @@ impl<A: Serialize, R: DeserializeOwned> Future for Call<'_, A, R> {
                 let reply = ready!(started.poll_reply(cx));
                 reply.and_then(|r| this.handle.value_of(this.method, r))
             }
-            CallState::Local(task) => ready!(task.as_mut().poll(cx)),
+            CallState::Local(task) => ready!(task.as_mut().poll(cx)).map(Payload::from),
             CallState::New(_) | CallState::Done => panic!("`Call` polled after completion"),
         };
         this.state = CallState::Done;
@@ -258,8 +258,8 @@ impl<'a, R: DeserializeOwned> Pipeline<'a, R> {
                 }
                 reply.and_then(|reply| call.handle.value_of(call.method, reply))
             }
-            InFlightState::Local(task) => ready!(task.as_mut().poll(cx)),
-            InFlightState::Failed(_) => Ok(Bytes::new()),
+            InFlightState::Local(task) => ready!(task.as_mut().poll(cx)).map(Payload::from),
+            InFlightState::Failed(_) => Ok(Payload::from(Bytes::new())),
         };
         let Some(call) = self.calls.pop_front() else {
             unreachable!("polled above")

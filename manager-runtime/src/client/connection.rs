@@ -43,6 +43,7 @@ use tokio::task::AbortHandle;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::auth::{self, AuthKey};
+use crate::handoff::AdoptContext;
 use crate::transport::{self, frame_codec, FrameError, FrameReader, SocketWriter};
 use crate::{Error, Result, TransportError};
 
@@ -53,10 +54,10 @@ const HOLD_BACK: Duration = Duration::from_millis(1);
 /// The most replies the reader delivers in one batch.
 const MAX_BATCH: usize = 256;
 
-/// A reply, detached from the frame it came in (values stay zero-copy slices of it).
+/// A reply, detached from the frame it came in.
 #[derive(Debug)]
 pub(crate) enum OwnedReply {
-    Value(Bytes),
+    Value(Payload),
     Created(Token),
     Text(String),
     Count(u64),
@@ -66,7 +67,7 @@ pub(crate) enum OwnedReply {
 impl OwnedReply {
     fn from_frame(reply: Reply<'_>, frame: &Bytes) -> Self {
         match reply {
-            Reply::Value(v) => OwnedReply::Value(frame.slice_ref(v)),
+            Reply::Value(v) => OwnedReply::Value(Payload::new(v, frame)),
             Reply::Created(t) => OwnedReply::Created(t),
             Reply::Text(t) => OwnedReply::Text(t),
             Reply::Count(n) => OwnedReply::Count(n),
@@ -79,6 +80,61 @@ impl OwnedReply {
         Error::Transport(TransportError::Protocol(format!(
             "unexpected reply kind: {self:?}"
         )))
+    }
+}
+
+/// An encoded result: small ones copied out of the frame they came in (the caller, on
+/// another thread, then never touches the frame's reference count), larger ones a
+/// zero-copy slice of it.
+#[derive(Debug)]
+pub(crate) enum Payload {
+    Small {
+        len: u8,
+        bytes: [u8; Payload::SMALL],
+    },
+    Shared(Bytes),
+}
+
+impl Payload {
+    const SMALL: usize = 30;
+
+    /// `value`, a part of `frame`.
+    fn new(value: &[u8], frame: &Bytes) -> Self {
+        match value.len() {
+            len @ 0..=Payload::SMALL => {
+                let mut bytes = [0; Payload::SMALL];
+                bytes[..len].copy_from_slice(value);
+                Payload::Small {
+                    len: len as u8,
+                    bytes,
+                }
+            }
+            _ => Payload::Shared(frame.slice_ref(value)),
+        }
+    }
+
+    pub(crate) fn into_bytes(self) -> Bytes {
+        match self {
+            Payload::Shared(bytes) => bytes,
+            small => Bytes::copy_from_slice(&small),
+        }
+    }
+}
+
+impl From<Bytes> for Payload {
+    fn from(bytes: Bytes) -> Self {
+        Payload::Shared(bytes)
+    }
+}
+
+impl std::ops::Deref for Payload {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Payload::Small { len, bytes } => &bytes[..*len as usize],
+            Payload::Shared(bytes) => bytes,
+        }
     }
 }
 
@@ -311,6 +367,8 @@ pub(crate) struct Connection {
     pending: Arc<Pending>,
     next_id: AtomicU64,
     reader: AbortHandle,
+    /// Where proxies in replies on this connection are adopted: here.
+    adopt: AdoptContext,
 }
 
 impl std::fmt::Debug for Connection {
@@ -338,7 +396,7 @@ impl Connection {
         address: Address,
         key: &AuthKey,
         options: &ConnectOptions,
-    ) -> Result<Self> {
+    ) -> Result<Arc<Self>> {
         let (read, write) = transport::connect(&address).await?;
         let mut reader = FramedRead::new(read, frame_codec(options.max_frame));
         let mut writer = FramedWrite::new(write, frame_codec(options.max_frame));
@@ -357,7 +415,7 @@ impl Connection {
         let reader = FrameReader::new(reader, options.max_frame);
         let reader =
             tokio::spawn(read_loop(reader, pending.clone(), output.clone())).abort_handle();
-        Ok(Self {
+        Ok(Arc::new_cyclic(|this| Self {
             address,
             server_address: OnceLock::new(),
             codec: Codec::Postcard,
@@ -365,7 +423,8 @@ impl Connection {
             pending,
             next_id: AtomicU64::new(1),
             reader,
-        })
+            adopt: AdoptContext::Client(this.clone()),
+        }))
     }
 
     pub(crate) fn address(&self) -> &Address {
@@ -374,6 +433,11 @@ impl Connection {
 
     pub(crate) fn codec(&self) -> Codec {
         self.codec
+    }
+
+    /// The context in which replies on this connection are decoded.
+    pub(crate) fn adopt_context(&self) -> &AdoptContext {
+        &self.adopt
     }
 
     /// Remember the address the server gives in its tokens, so that proxies for it that
@@ -548,6 +612,20 @@ struct Outgoing {
     shutdown: bool,
 }
 
+impl Outgoing {
+    /// Ask the writer task's watch for another period; true when it is not running yet
+    /// (the writer task must then be woken to start it).
+    fn start_watch(&mut self) -> bool {
+        if self.watching {
+            self.watch_again = true;
+            false
+        } else {
+            self.watching = true;
+            true
+        }
+    }
+}
+
 /// The write side of a connection, shared by callers and the writer task.
 struct Output {
     state: Mutex<Outgoing>,
@@ -592,9 +670,11 @@ impl Output {
             return Ok(false);
         }
         if hold_back {
-            state.held_back = true;
-            drop(state);
-            self.watch();
+            // The first frame held back for a batch starts the watch; the others ride on it.
+            if !std::mem::replace(&mut state.held_back, true) && state.start_watch() {
+                drop(state);
+                self.wake.notify_one();
+            }
             return Ok(false);
         }
         Ok(!std::mem::replace(&mut state.scheduled, true))
@@ -604,12 +684,8 @@ impl Output {
     /// [`HOLD_BACK`]): for frames
     /// whose writer might never come back (a caller that yields, held-back frames).
     fn watch(&self) {
-        let mut state = self.lock();
-        if state.watching {
-            state.watch_again = true;
-        } else {
-            state.watching = true;
-            drop(state);
+        let started = self.lock().start_watch();
+        if started {
             self.wake.notify_one();
         }
     }

@@ -73,7 +73,7 @@ impl ClientBuilder {
         authkey: impl Into<AuthKey>,
     ) -> Result<Client> {
         let address = address.into_address()?;
-        let conn = Arc::new(Connection::open(address, &authkey.into(), &self.options).await?);
+        let conn = Connection::open(address, &authkey.into(), &self.options).await?;
         crate::handoff::register(conn.address(), &conn);
         Ok(Client { conn })
     }
@@ -149,7 +149,7 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub fn adopting<R>(&self, f: impl FnOnce() -> R) -> R {
-        crate::handoff::with_context(&crate::handoff::AdoptContext::Client(self.conn.clone()), f)
+        crate::handoff::with_context(self.conn.adopt_context(), f)
     }
 
     /// How many objects the manager holds (Python's `_number_of_objects()`).

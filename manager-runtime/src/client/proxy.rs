@@ -14,7 +14,7 @@ use serde::de::Visitor;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::call::Call;
-use super::connection::{Connection, OwnedReply, Started};
+use super::connection::{Connection, OwnedReply, Payload, Started};
 use crate::handoff::{self, with_context, AdoptContext, ProxyWire};
 use crate::server::objects::{Args, Dispatch, Erased};
 use crate::server::{Caller, ServerState};
@@ -98,7 +98,7 @@ impl ProxyHandle {
 
     fn context(&self) -> AdoptContext {
         match &self.link {
-            Link::Remote(conn) => AdoptContext::Client(conn.clone()),
+            Link::Remote(conn) => conn.adopt_context().clone(),
             Link::Local(state) => AdoptContext::Server(state.clone()),
         }
     }
@@ -141,11 +141,14 @@ impl ProxyHandle {
     /// Decode a call's result, adopting the proxies in it through this handle's link.
     pub(super) fn decode<R: DeserializeOwned>(&self, value: &[u8]) -> Result<R> {
         let codec = self.codec();
-        Ok(with_context(&self.context(), || codec.decode(value))?)
+        match &self.link {
+            Link::Remote(conn) => Ok(with_context(conn.adopt_context(), || codec.decode(value))?),
+            Link::Local(_) => Ok(with_context(&self.context(), || codec.decode(value))?),
+        }
     }
 
     /// The value of a remote call's reply.
-    pub(super) fn value_of(&self, method: &str, reply: OwnedReply) -> Result<Bytes> {
+    pub(super) fn value_of(&self, method: &str, reply: OwnedReply) -> Result<Payload> {
         match &self.link {
             Link::Remote(conn) => Self::value_reply(conn, method, reply),
             Link::Local(_) => Err(reply.unexpected()),
@@ -182,7 +185,7 @@ impl ProxyHandle {
     }
 
     /// The value of a call's reply.
-    fn value_reply(conn: &Arc<Connection>, method: &str, reply: OwnedReply) -> Result<Bytes> {
+    fn value_reply(conn: &Arc<Connection>, method: &str, reply: OwnedReply) -> Result<Payload> {
         match reply {
             OwnedReply::Value(v) => Ok(v),
             OwnedReply::Created(token) => {
@@ -231,7 +234,8 @@ impl ProxyHandle {
     pub async fn call_encoded(&self, method: &str, args: &[u8]) -> Result<Bytes> {
         match &self.link {
             Link::Remote(conn) => {
-                Self::value_reply(conn, method, self.request_call(conn, method, args).await?)
+                let reply = self.request_call(conn, method, args).await?;
+                Ok(Self::value_reply(conn, method, reply)?.into_bytes())
             }
             Link::Local(state) => {
                 let state = Self::server(state)?;
@@ -471,11 +475,14 @@ fn adopt(wire: ProxyWire) -> std::result::Result<ProxyHandle, String> {
         // A connection that has not learned its server's own address yet (no proxy has
         // used it) is taken at its word: the caller said this proxy comes through it (a
         // server bound to 0.0.0.0 names itself differently from the address dialled).
-        AdoptContext::Client(conn)
-            if conn.serves(&token.address) || !conn.knows_server_address() =>
-        {
-            conn.send_oneway(Request::Adopt { object, hold });
-            return Ok(ProxyHandle::adopt(conn, token));
+        AdoptContext::Client(conn) => {
+            if let Some(conn) = conn
+                .upgrade()
+                .filter(|c| c.serves(&token.address) || !c.knows_server_address())
+            {
+                conn.send_oneway(Request::Adopt { object, hold });
+                return Ok(ProxyHandle::adopt(conn, token));
+            }
         }
         _ => {}
     }
