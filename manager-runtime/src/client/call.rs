@@ -6,7 +6,7 @@ use std::fmt;
 use std::future::{poll_fn, Future};
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -75,16 +75,20 @@ impl<'a, A: Serialize, R: DeserializeOwned> Call<'a, A, R> {
         }
     }
 
-    /// Queue the request (a remote call) or start the local call.
-    fn start(&mut self) -> Result<()> {
+    /// Queue the request (a remote call) or start the local call; `waker` is that of the
+    /// poll doing it, if one is.
+    fn start(&mut self, waker: Option<&Waker>) -> Result<()> {
         if let CallState::New(_) = self.state {
             let CallState::New(args) = std::mem::replace(&mut self.state, CallState::Done) else {
                 unreachable!("matched above")
             };
             self.state = match self.handle.remote() {
-                Some(conn) => {
-                    CallState::Queued(self.handle.start_call(conn, self.method, &args)?)
-                }
+                Some(conn) => CallState::Queued(self.handle.start_call(
+                    conn,
+                    self.method,
+                    &args,
+                    waker.cloned(),
+                )?),
                 None => {
                     let args = self.handle.codec().encode(&args)?;
                     let (handle, method) = (self.handle, self.method);
@@ -103,7 +107,7 @@ impl<A: Serialize, R: DeserializeOwned> Future for Call<'_, A, R> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<R>> {
         let this = self.get_mut();
-        if let Err(e) = this.start() {
+        if let Err(e) = this.start(Some(cx.waker())) {
             this.state = CallState::Done;
             return Poll::Ready(Err(e));
         }
@@ -199,7 +203,7 @@ impl<'a, R: DeserializeOwned> Pipeline<'a, R> {
     /// results of the calls pushed before it. A call that cannot be queued (a closed
     /// connection, arguments that do not encode) yields its error in its turn.
     pub fn push<A: Serialize>(&mut self, mut call: Call<'a, A, R>) {
-        let state = match call.start() {
+        let state = match call.start(None) {
             Err(e) => InFlightState::Failed(e),
             Ok(()) => match std::mem::replace(&mut call.state, CallState::Done) {
                 CallState::Queued(mut started) => {

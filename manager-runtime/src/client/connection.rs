@@ -257,6 +257,9 @@ pub(crate) struct Started<'a> {
     done: bool,
     /// This call yielded once before writing (outside a task).
     yielded: bool,
+    /// The waker of the poll that queued the call is in its slot: that poll need not look
+    /// for the reply.
+    registered: bool,
 }
 
 impl Started<'_> {
@@ -276,11 +279,16 @@ impl Started<'_> {
                 // the writer task's watch writes them at its next tick.
                 conn.output.watch();
                 self.yielded = true;
+                // The next poll may come with another waker: it looks for the reply.
+                self.registered = false;
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
             self.write = false;
             conn.write_soon();
+        }
+        if std::mem::take(&mut self.registered) {
+            return Poll::Pending;
         }
         let (reply, write) = ready!(conn.poll_reply(self.id, cx));
         self.done = true;
@@ -305,6 +313,7 @@ impl Started<'_> {
         cx: &mut Context<'_>,
     ) -> Poll<(Result<OwnedReply>, bool)> {
         debug_assert!(!self.write, "defer_write first");
+        self.registered = false;
         let (reply, write) = ready!(self.conn.poll_reply(self.id, cx));
         self.done = true;
         Poll::Ready((reply, write && self.conn.defer_write()))
@@ -465,10 +474,12 @@ impl Connection {
 
     /// Queue a request; `build` gets the request's id. Returns that id and whether this
     /// caller must now see to the write.
+    /// `waiter`: `None` for a request without a reply; otherwise its slot is made with
+    /// that waker.
     fn enqueue<'b>(
         &self,
         build: impl FnOnce(RequestId) -> Request<'b>,
-        reply_slot: bool,
+        waiter: Option<Option<Waker>>,
     ) -> Result<(RequestId, bool)> {
         let id = self.fresh_id();
         let mut state = self.pending.lock();
@@ -477,8 +488,8 @@ impl Connection {
         }
         let hold_back = state.untaken > 0;
         let write = self.output.push(&ClientMessage::V1(build(id)), hold_back)?;
-        if reply_slot {
-            state.calls.insert(id, Slot::Waiting(None));
+        if let Some(waker) = waiter {
+            state.calls.insert(id, Slot::Waiting(waker));
         }
         Ok((id, write))
     }
@@ -513,7 +524,7 @@ impl Connection {
     /// Send a message that has no reply (incref, decref). Errors are ignored: a closed
     /// connection has released everything on the server already.
     pub(crate) fn send_oneway(&self, request: Request<'_>) {
-        if let Ok((_, true)) = self.enqueue(|_| request, false) {
+        if let Ok((_, true)) = self.enqueue(|_| request, None) {
             self.write_soon();
         }
     }
@@ -532,23 +543,29 @@ impl Connection {
         &self,
         build: impl FnOnce(RequestId) -> Request<'b>,
     ) -> Result<OwnedReply> {
-        self.start(build)?.reply().await
+        self.start(build, None)?.reply().await
     }
 
     /// Queue a request built around a fresh id, now; [`Started::reply`] waits for the
     /// reply. The request is queued even if the reply is never awaited (dropping the
     /// [`Started`] cancels it).
+    ///
+    /// A caller that polls now passes its waker: the first [`Started::poll_reply`] then
+    /// need not look for the reply (one that comes wakes it).
     pub(crate) fn start<'b>(
         &self,
         build: impl FnOnce(RequestId) -> Request<'b>,
+        waker: Option<Waker>,
     ) -> Result<Started<'_>> {
-        let (id, write) = self.enqueue(build, true)?;
+        let registered = waker.is_some();
+        let (id, write) = self.enqueue(build, Some(waker))?;
         Ok(Started {
             conn: self,
             id,
             write,
             done: false,
             yielded: false,
+            registered,
         })
     }
 
@@ -567,18 +584,16 @@ impl Connection {
         cx: &mut std::task::Context<'_>,
     ) -> Poll<(Result<OwnedReply>, bool)> {
         let mut state = self.pending.lock();
-        match state.calls.get_mut(&id) {
+        match state.calls.remove(&id) {
             Some(Slot::Waiting(waker)) => {
-                match waker {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    _ => *waker = Some(cx.waker().clone()),
-                }
+                let waker = match waker {
+                    Some(w) if w.will_wake(cx.waker()) => w,
+                    _ => cx.waker().clone(),
+                };
+                state.calls.insert(id, Slot::Waiting(Some(waker)));
                 Poll::Pending
             }
-            Some(Slot::Delivered { .. }) => {
-                let Some(Slot::Delivered { batch, reply }) = state.calls.remove(&id) else {
-                    unreachable!("matched above")
-                };
+            Some(Slot::Delivered { batch, reply }) => {
                 let write = state.taken(batch) && self.output.release_held_back();
                 Poll::Ready((reply, write))
             }

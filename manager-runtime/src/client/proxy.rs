@@ -3,6 +3,7 @@
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Weak};
+use std::task::Waker;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -162,6 +163,7 @@ impl ProxyHandle {
         conn: &'c Connection,
         method: &str,
         args: &A,
+        waker: Option<Waker>,
     ) -> Result<Started<'c>> {
         thread_local! {
             static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
@@ -172,12 +174,15 @@ impl ProxyHandle {
         buf.clear();
         let buf = self.codec().encode_into(args, buf)?;
         let object = self.token.id;
-        let started = conn.start(|id| Request::Call {
-            id,
-            object,
-            method,
-            args: &buf,
-        });
+        let started = conn.start(
+            |id| Request::Call {
+                id,
+                object,
+                method,
+                args: &buf,
+            },
+            waker,
+        );
         if buf.capacity() <= 64 * 1024 {
             SCRATCH.set(buf);
         }

@@ -442,6 +442,7 @@ impl Connection {
             return None;
         };
         let max = self.state.limits.max_frame;
+        let typeid = typeid.name();
         Some(Spawned {
             id,
             task: Box::pin(async move {

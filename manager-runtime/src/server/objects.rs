@@ -44,7 +44,7 @@ pub(crate) trait ErasedObject: Send + Sync {
     /// registered `typeid`; proxies in the arguments are adopted in `context`.
     fn call(
         self: Arc<Self>,
-        typeid: Arc<str>,
+        typeid: Typeid<'_>,
         method: &str,
         args: Args<'_>,
         codec: Codec,
@@ -71,6 +71,26 @@ impl Args<'_> {
     }
 }
 
+/// The typeid of a live object, by its number in the table: its name is fetched only when
+/// needed (an error, a spawned call), so a call touches no reference count for it.
+#[derive(Clone, Copy)]
+pub(crate) struct Typeid<'t> {
+    table: &'t ObjectTable,
+    index: usize,
+}
+
+impl Typeid<'_> {
+    pub(crate) fn name(self) -> Arc<str> {
+        self.table.typeid_name(self.index)
+    }
+}
+
+impl std::fmt::Display for Typeid<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
 /// An erased object travelling inside [`manager_core::Returned::Object`].
 pub(crate) struct Erased(pub(crate) Arc<dyn ErasedObject>);
 
@@ -92,7 +112,7 @@ pub(crate) fn erase_boxed<T: Shared>(value: T) -> Box<dyn Any + Send> {
 /// remote error.
 fn run_inline<'a>(
     info: MethodInfo,
-    typeid: &str,
+    typeid: Typeid<'_>,
     caller: &Caller,
     context: &AdoptContext,
     f: impl FnOnce() -> CallOutcome<'a>,
@@ -104,15 +124,16 @@ fn run_inline<'a>(
             message: panic_message(&*payload),
         })
     });
-    Dispatch::Ready(result.map_err(|e| e.with_typeid(typeid)))
+    Dispatch::Ready(result.map_err(|e| e.with_typeid(&typeid.name())))
 }
 
 /// Drive a call on its own task, in `caller`'s scope. `start` decodes the arguments (inside
 /// `context`) and returns the outcome; a pending one runs outside the context.
-fn spawn_call<F>(info: MethodInfo, typeid: Arc<str>, caller: &Caller, start: F) -> Dispatch
+fn spawn_call<F>(info: MethodInfo, typeid: Typeid<'_>, caller: &Caller, start: F) -> Dispatch
 where
     F: Future<Output = CallResult> + Send + 'static,
 {
+    let typeid = typeid.name();
     let task: CallTask = Box::pin(Caller::scope(caller.clone(), async move {
         start.await.map_err(|e| e.with_typeid(&typeid))
     }));
@@ -140,10 +161,10 @@ async fn finish(outcome: CallOutcome<'_>) -> CallResult {
 }
 
 /// The method `name` of `T`, or the dispatch that refuses it.
-fn lookup<T: Shared>(name: &str, typeid: &str) -> Result<(usize, MethodInfo), Dispatch> {
+fn lookup<T: Shared>(name: &str, typeid: Typeid<'_>) -> Result<(usize, MethodInfo), Dispatch> {
     match T::method_index(name) {
         Ok(i) => Ok((i, T::METHODS[i])),
-        Err(e) => Err(Dispatch::Ready(Err(e.with_typeid(typeid)))),
+        Err(e) => Err(Dispatch::Ready(Err(e.with_typeid(&typeid.name())))),
     }
 }
 
@@ -172,14 +193,14 @@ pub(crate) struct Unlocked<T>(pub(crate) T);
 impl<T: Shared> ErasedObject for ObjectLock<T> {
     fn call(
         self: Arc<Self>,
-        typeid: Arc<str>,
+        typeid: Typeid<'_>,
         method: &str,
         args: Args<'_>,
         codec: Codec,
         context: &AdoptContext,
         caller: &Caller,
     ) -> Dispatch {
-        let (index, info) = match lookup::<T>(method, &typeid) {
+        let (index, info) = match lookup::<T>(method, typeid) {
             Ok(found) => found,
             Err(refused) => return refused,
         };
@@ -188,14 +209,14 @@ impl<T: Shared> ErasedObject for ObjectLock<T> {
             match info.receiver {
                 Receiver::Ref => {
                     if let Some(guard) = self.try_read() {
-                        return run_inline(info, &typeid, caller, context, || {
+                        return run_inline(info, typeid, caller, context, || {
                             guard.call_ref(index, args.bytes, codec)
                         });
                     }
                 }
                 Receiver::Mut => {
                     if let Some(mut guard) = self.try_write() {
-                        return run_inline(info, &typeid, caller, context, || {
+                        return run_inline(info, typeid, caller, context, || {
                             guard.call_mut(index, args.bytes, codec)
                         });
                     }
@@ -233,19 +254,19 @@ impl<T: Shared> ErasedObject for ObjectLock<T> {
 impl<T: Shared> ErasedObject for Unlocked<T> {
     fn call(
         self: Arc<Self>,
-        typeid: Arc<str>,
+        typeid: Typeid<'_>,
         method: &str,
         args: Args<'_>,
         codec: Codec,
         context: &AdoptContext,
         caller: &Caller,
     ) -> Dispatch {
-        let (index, info) = match lookup::<T>(method, &typeid) {
+        let (index, info) = match lookup::<T>(method, typeid) {
             Ok(found) => found,
             Err(refused) => return refused,
         };
         if !info.is_async {
-            return run_inline(info, &typeid, caller, context, || {
+            return run_inline(info, typeid, caller, context, || {
                 self.0.call_ref(index, args.bytes, codec)
             });
         }
@@ -439,10 +460,19 @@ impl ObjectTable {
     }
 
     /// The object and its typeid.
-    pub(crate) fn get(&self, id: ObjectId) -> Option<(Arc<dyn ErasedObject>, Arc<str>)> {
+    pub(crate) fn get(&self, id: ObjectId) -> Option<(Arc<dyn ErasedObject>, Typeid<'_>)> {
         let inner = self.lock();
         let entry = inner.entries.get(&id)?;
-        Some((entry.object.clone(), inner.typeids[entry.typeid()].clone()))
+        let typeid = Typeid {
+            table: self,
+            index: entry.typeid(),
+        };
+        Some((entry.object.clone(), typeid))
+    }
+
+    /// The name of typeid `index`.
+    fn typeid_name(&self, index: usize) -> Arc<str> {
+        self.lock().typeids[index].clone()
     }
 
     /// Take one more reference for `holder`; false when the object is not live.
