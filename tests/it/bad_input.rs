@@ -208,3 +208,67 @@ async fn a_display_that_panics_is_a_remote_error() {
     );
     assert_eq!(grumpy.ping().await.unwrap(), 2);
 }
+
+/// A call on an object that was released gets `UnknownObject`, on the connection that
+/// released it and on one that called it before (the server remembers each connection's
+/// last object; that must never outlive the object).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_object_is_unknown_to_every_connection_that_called_it() {
+    let server = start(Transport::Tcp).await;
+    let get_x = |id: u64, object: ObjectId| {
+        ClientMessage::V1(Request::Call {
+            id,
+            object,
+            method: "get_x",
+            args: &[],
+        })
+    };
+    let expect = |raw_id: u64, want: Result<i64, RemoteError>| {
+        move |m: ServerMessage<'_>| {
+            let ServerMessage::V1(r) = m;
+            assert_eq!(r.id, raw_id);
+            let got = r.result.map(|reply| match reply {
+                Reply::Value(v) => postcard::from_bytes::<i64>(v).unwrap(),
+                other => panic!("unexpected reply {other:?}"),
+            });
+            assert_eq!(got, want);
+        }
+    };
+    // Released by the connection that calls it.
+    let mut raw = Raw::authenticated(server.address(), b"test-key").await;
+    let args = postcard::to_stdvec(&(5i64, 6i64)).unwrap();
+    raw.send(&ClientMessage::V1(Request::Create {
+        id: 1,
+        typeid: "get_pair",
+        args: &args,
+        expected: None,
+    }))
+    .await;
+    let object = raw
+        .recv(|m| {
+            let ServerMessage::V1(r) = m;
+            match r.result {
+                Ok(Reply::Created(token)) => token.id,
+                other => panic!("create failed: {other:?}"),
+            }
+        })
+        .await;
+    raw.send(&get_x(2, object)).await;
+    raw.recv(expect(2, Ok(5))).await;
+    raw.send(&ClientMessage::V1(Request::Decref { object }))
+        .await;
+    raw.send(&get_x(3, object)).await;
+    raw.recv(expect(3, Err(RemoteError::UnknownObject { id: object })))
+        .await;
+    // Released by another connection.
+    let pair: PairProxy = server.create("get_pair", (7, 8)).await.unwrap();
+    let object = pair.handle().id();
+    raw.send(&get_x(4, object)).await;
+    raw.recv(expect(4, Ok(7))).await;
+    drop(pair);
+    crate::common::objects_become(server.client(), 0).await;
+    raw.send(&get_x(5, object)).await;
+    raw.recv(expect(5, Err(RemoteError::UnknownObject { id: object })))
+        .await;
+    still_serving(&server).await;
+}

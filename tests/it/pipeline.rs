@@ -339,3 +339,27 @@ async fn a_pipeline_pushed_to_and_never_polled_still_sends_its_calls() {
         drop(pipeline);
     }
 }
+
+/// A pipeline dropped with results it took and did not return releases the references
+/// those results carried (a raw call of a method that returns a new shared object).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_pipeline_releases_the_objects_its_untaken_results_carry() {
+    for transport in TRANSPORTS {
+        let server = start(transport).await;
+        let pair: crate::common::ItemPairProxy = server.create("item_pair", ()).await.unwrap();
+        let mut pipeline = Pipeline::<i64>::new();
+        for x in 0..8 {
+            pipeline.push(pair.handle().call_method("make_square", (x,)));
+        }
+        // Each call's object comes back with its reply; a raw call cannot take it.
+        let first = bounded("the first result", pipeline.next()).await.unwrap();
+        assert!(
+            matches!(first, Err(Error::Remote(RemoteError::Protocol(_)))),
+            "{first:?}"
+        );
+        drop(pipeline);
+        // Only the pair is left: every object the calls made was released.
+        crate::common::objects_become(server.client(), 1).await;
+        drop(pair);
+    }
+}

@@ -14,7 +14,7 @@ use futures_util::Stream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::connection::{Connection, Payload, Started};
+use super::connection::{Connection, OwnedReply, Payload, Started};
 use super::proxy::ProxyHandle;
 use crate::{Error, Result};
 
@@ -157,8 +157,10 @@ impl<A: Serialize, R: DeserializeOwned> Future for Call<'_, A, R> {
 pub struct Pipeline<'a, R> {
     calls: VecDeque<InFlight<'a>>,
     /// Connections where this pipeline must see to the write of queued requests before it
-    /// waits (outside a tokio task; inside one the writer task does it).
+    /// waits.
     unwritten: Vec<&'a Connection>,
+    /// Replies taken for the calls at the front of `calls`, in order.
+    taken: VecDeque<Result<OwnedReply>>,
     result: PhantomData<fn() -> R>,
 }
 
@@ -180,6 +182,7 @@ impl<R> Default for Pipeline<'_, R> {
         Pipeline {
             calls: VecDeque::new(),
             unwritten: Vec::new(),
+            taken: VecDeque::new(),
             result: PhantomData,
         }
     }
@@ -248,22 +251,38 @@ impl<'a, R: DeserializeOwned> Pipeline<'a, R> {
     }
 
     fn poll_result(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<R>>> {
-        for conn in self.unwritten.drain(..) {
-            conn.write();
+        if self.taken.is_empty() {
+            // About to wait for replies: what was pushed meanwhile goes out now, together.
+            for conn in self.unwritten.drain(..) {
+                conn.write();
+            }
         }
-        let Some(call) = self.calls.front_mut() else {
+        let Some(front) = self.calls.front_mut() else {
             return Poll::Ready(None);
         };
-        let value = match &mut call.state {
+        let value = match &mut front.state {
             InFlightState::Queued(started) => {
-                let (reply, write) = ready!(started.poll_reply_deferring(cx));
-                if write {
-                    Self::remember(&mut self.unwritten, started.connection());
+                if self.taken.is_empty() {
+                    // The replies of this call and of the calls after it on the same
+                    // connection, as far as they came: one lock for a batch.
+                    let conn = started.connection();
+                    let calls = self.calls.iter_mut().map_while(|c| match &mut c.state {
+                        InFlightState::Queued(s) if std::ptr::eq(s.connection(), conn) => Some(s),
+                        _ => None,
+                    });
+                    if Started::take_replies(calls, cx, &mut self.taken) {
+                        Self::remember(&mut self.unwritten, conn);
+                    }
                 }
-                reply.and_then(|reply| call.handle.value_of(call.method, reply))
+                let Some(reply) = self.taken.pop_front() else {
+                    return Poll::Pending;
+                };
+                reply
             }
-            InFlightState::Local(task) => ready!(task.as_mut().poll(cx)).map(Payload::from),
-            InFlightState::Failed(_) => Ok(Payload::from(Bytes::new())),
+            InFlightState::Local(task) => {
+                ready!(task.as_mut().poll(cx)).map(|v| OwnedReply::Value(Payload::from(v)))
+            }
+            InFlightState::Failed(_) => Ok(OwnedReply::Value(Payload::from(Bytes::new()))),
         };
         let Some(call) = self.calls.pop_front() else {
             unreachable!("polled above")
@@ -271,12 +290,22 @@ impl<'a, R: DeserializeOwned> Pipeline<'a, R> {
         if let InFlightState::Failed(e) = call.state {
             return Poll::Ready(Some(Err(e)));
         }
+        let value = value.and_then(|reply| match reply {
+            OwnedReply::Value(v) => Ok(v),
+            other => call.handle.value_of(call.method, other),
+        });
         Poll::Ready(Some(value.and_then(|v| call.handle.decode(&v))))
     }
 }
 
 impl<R> Drop for Pipeline<'_, R> {
     fn drop(&mut self) {
+        // Replies taken and not returned: one may carry a reference to release.
+        for (call, reply) in self.calls.iter().zip(self.taken.drain(..)) {
+            if let Ok(reply) = reply {
+                let _ = call.handle.value_of(call.method, reply);
+            }
+        }
         // Requests queued and not written yet go out (the calls' own drops cancel them).
         for conn in self.unwritten.drain(..) {
             conn.write();

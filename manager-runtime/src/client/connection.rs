@@ -204,6 +204,13 @@ impl Waiting {
         }
     }
 
+    /// The error of a call whose slot is gone: the connection's failure.
+    fn closed_error(&self) -> Error {
+        self.closed
+            .clone()
+            .unwrap_or(Error::Transport(TransportError::Closed))
+    }
+
     /// Stop holding requests back for the current batch.
     fn abandon_batch(&mut self) {
         self.batch += 1;
@@ -305,22 +312,44 @@ impl Started<'_> {
     pub(crate) fn defer_write(&mut self) -> bool {
         std::mem::take(&mut self.write) && self.conn.defer_write()
     }
-
-    /// Like [`Started::poll_reply`], for a call whose write was deferred: a duty to write
-    /// that taking the reply brings is deferred too (the `bool`).
-    pub(crate) fn poll_reply_deferring(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<(Result<OwnedReply>, bool)> {
-        debug_assert!(!self.write, "defer_write first");
-        self.registered = false;
-        let (reply, write) = ready!(self.conn.poll_reply(self.id, cx));
-        self.done = true;
-        Poll::Ready((reply, write && self.conn.defer_write()))
-    }
 }
 
 impl<'a> Started<'a> {
+    /// For calls whose write was deferred (see [`Started::defer_write`]), all queued on
+    /// one connection: take the replies of `calls`, in order, as long as they are
+    /// delivered, under one lock. Taken replies are pushed onto `out`; with none taken,
+    /// the first call waits for its reply with `cx`'s waker. The `bool`: a duty to write
+    /// came with them, deferred like the others.
+    pub(crate) fn take_replies<'s>(
+        calls: impl Iterator<Item = &'s mut Started<'a>>,
+        cx: &mut Context<'_>,
+        out: &mut std::collections::VecDeque<Result<OwnedReply>>,
+    ) -> bool
+    where
+        'a: 's,
+    {
+        let mut calls = calls.peekable();
+        let Some(conn) = calls.peek().map(|c| c.conn) else {
+            return false;
+        };
+        let mut write = false;
+        let mut state = conn.pending.lock();
+        for call in calls {
+            debug_assert!(!call.write && std::ptr::eq(call.conn, conn));
+            call.registered = false;
+            match conn.take_reply(&mut state, call.id, out.is_empty().then_some(&mut *cx)) {
+                Some((reply, last)) => {
+                    call.done = true;
+                    write |= last;
+                    out.push_back(reply);
+                }
+                None => break,
+            }
+        }
+        drop(state);
+        write && conn.defer_write()
+    }
+
     /// The connection this call was queued on.
     pub(crate) fn connection(&self) -> &'a Connection {
         self.conn
@@ -513,14 +542,6 @@ impl Connection {
         }
     }
 
-    fn closed_error(&self) -> Error {
-        self.pending
-            .lock()
-            .closed
-            .clone()
-            .unwrap_or(Error::Transport(TransportError::Closed))
-    }
-
     /// Send a message that has no reply (incref, decref). Errors are ignored: a closed
     /// connection has released everything on the server already.
     pub(crate) fn send_oneway(&self, request: Request<'_>) {
@@ -584,23 +605,36 @@ impl Connection {
         cx: &mut std::task::Context<'_>,
     ) -> Poll<(Result<OwnedReply>, bool)> {
         let mut state = self.pending.lock();
+        match self.take_reply(&mut state, id, Some(cx)) {
+            Some(taken) => Poll::Ready(taken),
+            None => Poll::Pending,
+        }
+    }
+
+    /// Under the lock of `pending`: take the reply of call `id` if it is delivered (the
+    /// `bool`: the caller must now write what is queued); if not, leave `cx`'s waker in
+    /// its slot, if given.
+    fn take_reply(
+        &self,
+        state: &mut Waiting,
+        id: RequestId,
+        cx: Option<&mut std::task::Context<'_>>,
+    ) -> Option<(Result<OwnedReply>, bool)> {
         match state.calls.remove(&id) {
             Some(Slot::Waiting(waker)) => {
-                let waker = match waker {
-                    Some(w) if w.will_wake(cx.waker()) => w,
-                    _ => cx.waker().clone(),
+                let waker = match (waker, cx) {
+                    (Some(w), Some(cx)) if w.will_wake(cx.waker()) => Some(w),
+                    (_, Some(cx)) => Some(cx.waker().clone()),
+                    (w, None) => w,
                 };
-                state.calls.insert(id, Slot::Waiting(Some(waker)));
-                Poll::Pending
+                state.calls.insert(id, Slot::Waiting(waker));
+                None
             }
             Some(Slot::Delivered { batch, reply }) => {
                 let write = state.taken(batch) && self.output.release_held_back();
-                Poll::Ready((reply, write))
+                Some((reply, write))
             }
-            None => {
-                drop(state);
-                Poll::Ready((Err(self.closed_error()), false))
-            }
+            None => Some((Err(state.closed_error()), false)),
         }
     }
 }

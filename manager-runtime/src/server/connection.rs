@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::caller::Caller;
-use super::objects::{Args, ConnId, Dispatch, Erased};
+use super::objects::{Args, ConnId, Dispatch, Erased, ObjectCache};
 use super::ServerState;
 use crate::auth;
 use crate::handoff::AdoptContext;
@@ -80,6 +80,7 @@ pub(crate) async fn run(
             server: Arc::downgrade(&state),
         },
         replies: Vec::new(),
+        cache: ObjectCache::default(),
     };
     let mut reader = FrameReader::new(reader, max);
     let outcome = conn.read_loop(&mut reader).await;
@@ -205,6 +206,8 @@ struct Connection {
     /// Replies of the requests read so far, not in the outbox yet (queued without a lock;
     /// moved to the outbox when the read loop flushes).
     replies: Vec<u8>,
+    /// The object last called.
+    cache: ObjectCache,
 }
 
 /// Turn a call's result into a reply frame appended to `buf`: a value, or a new object
@@ -391,7 +394,7 @@ impl Connection {
         batch: &Bytes,
         args: &[u8],
     ) -> Option<Spawned> {
-        let Some((obj, typeid)) = self.state.objects.get(object) else {
+        let Some((obj, typeid)) = self.cache.get(&self.state.objects, object) else {
             debug!(id = %object, method, "call on unknown object");
             self.reply(id, Err(RemoteError::UnknownObject { id: object }));
             return None;

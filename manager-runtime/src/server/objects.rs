@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -327,6 +328,8 @@ struct EarlyAdopt {
 struct Inner {
     /// By id. Ids are assigned here, never chosen by a client, so a fast hash is safe.
     entries: FxHashMap<ObjectId, Entry>,
+    /// Counts removals from `entries` (shared with [`ObjectTable::removals`]).
+    removals: Arc<AtomicU64>,
     next_id: u64,
     /// Every typeid objects were created under, once each.
     typeids: Vec<Arc<str>>,
@@ -378,6 +381,7 @@ impl Inner {
         }
         if entry.refs.is_empty() {
             if let Some(e) = self.entries.remove(&id) {
+                self.removals.fetch_add(1, Ordering::Release);
                 released.push(e.object);
             }
         }
@@ -387,9 +391,56 @@ impl Inner {
 
 /// All live objects and references. A plain mutex: every critical section is a few map
 /// operations, and no object is dropped while it is held.
-#[derive(Default)]
 pub(crate) struct ObjectTable {
     inner: Mutex<Inner>,
+    /// Counts removals of objects: an object looked up while it has not changed is still
+    /// live (see [`ObjectCache`]).
+    removals: Arc<AtomicU64>,
+}
+
+impl Default for ObjectTable {
+    fn default() -> Self {
+        let inner = Inner::default();
+        ObjectTable {
+            removals: inner.removals.clone(),
+            inner: Mutex::new(inner),
+        }
+    }
+}
+
+/// A connection's last object looked up, reused while no object was removed from the
+/// table: a run of calls on one object takes the table's lock once. It holds the object
+/// weakly, so it never delays the drop of an object the table released.
+#[derive(Default)]
+pub(crate) struct ObjectCache {
+    last: Option<(ObjectId, Weak<dyn ErasedObject>, usize, u64)>,
+}
+
+impl ObjectCache {
+    /// Object `id` and its typeid, as [`ObjectTable::get`] would return them.
+    pub(crate) fn get<'t>(
+        &mut self,
+        table: &'t ObjectTable,
+        id: ObjectId,
+    ) -> Option<(Arc<dyn ErasedObject>, Typeid<'t>)> {
+        let removals = table.removals.load(Ordering::Acquire);
+        if let Some((cached, object, index, seen)) = &self.last {
+            if *cached == id && *seen == removals {
+                if let Some(object) = object.upgrade() {
+                    return Some((
+                        object,
+                        Typeid {
+                            table,
+                            index: *index,
+                        },
+                    ));
+                }
+            }
+        }
+        let (object, typeid) = table.get(id)?;
+        self.last = Some((id, Arc::downgrade(&object), typeid.index, removals));
+        Some((object, typeid))
+    }
 }
 
 impl std::fmt::Debug for ObjectTable {
@@ -519,6 +570,9 @@ impl ObjectTable {
             }
             true
         });
+        if !released.is_empty() {
+            inner.removals.fetch_add(1, Ordering::Release);
+        }
         released
     }
 
