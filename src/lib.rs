@@ -81,7 +81,9 @@
 //!   (Python's `_getvalue()`; needs `Serialize + Deserialize`).
 //!
 //! Exposed methods take `&self` (calls run concurrently) or `&mut self` (calls are
-//! serialised), any number of `Serialize + Deserialize` arguments, and return a
+//! serialised), any number of `Serialize + Deserialize` arguments (borrowed ones too:
+//! `&str`, `&[u8]`, `Cow<'_, str>`; a lifetime hidden in a path must be written, as in
+//! `Cow<'_, str>`, because the proxy's [`Call`] holds the arguments), and return a
 //! serialisable value, `()` or a `Result<T, E>` with `E: Display` whose `Err` reaches the
 //! caller as [`RemoteError::Method`] carrying the message. `async fn` methods are awaited
 //! without blocking the server. A plain `fn` runs on the connection's task: keep it short,
@@ -92,6 +94,51 @@
 //! Every proxy call returns `Result<T, `[`Error`]`>`. [`Error::Remote`] is a failure of that
 //! one request (the connection is fine); [`Error::Transport`] and [`Error::Auth`] mean the
 //! connection failed: every call pending on it gets the same error.
+//!
+//! # Many calls in flight
+//! A proxy method returns a [`Call`]: a small future of the result, queued when first
+//! polled. Calls on one connection are pipelined: any number can be in flight, each
+//! completes on its own (join them, or keep them in a `FuturesUnordered`), and dropping one
+//! cancels it on the server. For bulk work, a [`Pipeline`] is cheaper still: push calls,
+//! take the results in push order; requests pushed together go out together and a batch of
+//! replies wakes it once (about 1.1-1.4x the throughput of the same calls as separate
+//! futures, see the README's performance section).
+//!
+//! ```
+//! # use managers::{shared, Registration, ServerBuilder, Pipeline};
+//! # #[derive(Default)]
+//! # pub struct Counter(std::sync::atomic::AtomicU64);
+//! # #[shared]
+//! # impl Counter {
+//! #     pub fn add(&self, n: u64) -> u64 {
+//! #         self.0.fetch_add(n, std::sync::atomic::Ordering::SeqCst) + n
+//! #     }
+//! # }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), managers::Error> {
+//! # let manager = ServerBuilder::new()
+//! #     .register(Registration::constructor("counter", |()| Counter::default()))
+//! #     .start()
+//! #     .await?;
+//! let counter: CounterProxy = manager.create("counter", ()).await?;
+//! // At most 16 calls in flight; the results come back in order.
+//! let mut pipeline = Pipeline::new();
+//! let mut sent = 0;
+//! let mut last = 0;
+//! while sent < 16 {
+//!     pipeline.push(counter.add(1));
+//!     sent += 1;
+//! }
+//! while let Some(total) = pipeline.next().await {
+//!     last = total?;
+//!     if sent < 1000 {
+//!         pipeline.push(counter.add(1));
+//!         sent += 1;
+//!     }
+//! }
+//! assert_eq!(last, 1000);
+//! # Ok(()) }
+//! ```
 //!
 //! # The standard shared types
 //! [`sync`] holds Python's SyncManager set (locks, semaphores, conditions, events,

@@ -357,7 +357,14 @@ async fn a_dropped_pipeline_releases_the_objects_its_untaken_results_carry() {
             matches!(first, Err(Error::Remote(RemoteError::Protocol(_)))),
             "{first:?}"
         );
+        // Replies come in order: once this one is here, all eight are (taken or not).
+        pair.make_square(0).await.unwrap();
         drop(pipeline);
+        // A single call dropped after its reply came, before it was polled again.
+        let mut call = Box::pin(pair.handle().call_method::<_, i64>("make_square", (9,)));
+        assert!(futures_util::poll!(call.as_mut()).is_pending());
+        pair.make_square(0).await.unwrap();
+        drop(call);
         // Only the pair is left: every object the calls made was released.
         crate::common::objects_become(server.client(), 1).await;
         drop(pair);

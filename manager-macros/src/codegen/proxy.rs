@@ -174,6 +174,9 @@ fn method(m: &Method, typeid: &str) -> TokenStream {
         #[doc = #note]
         #[doc = ""]
         #[doc = " The [`Call`](::managers::Call) it returns is a future of the result, or can be pushed onto a [`Pipeline`](::managers::Pipeline)."]
+        // The call holds the arguments, so a lifetime hidden in one (`Cow<str>`) must be
+        // written (`Cow<'_, str>`) for the proxy to give it the call's.
+        #[deny(elided_lifetimes_in_paths)]
         pub fn #ident<#lifetime>(
             &#lifetime self,
             #(#params),*

@@ -19,11 +19,12 @@ use super::proxy::ProxyHandle;
 use crate::{Error, Result};
 
 /// One method call on a shared object, and the future of its result: what generated proxy
-/// methods and [`ProxyHandle::call_method`] return.
+/// methods (except `method_to_typeid` ones, which return a proxy for the new object) and
+/// [`ProxyHandle::call_method`] return.
 ///
-/// Like any future it does nothing until it is polled; the request is queued on the
-/// first poll, or when the call is pushed onto a [`Pipeline`]. Dropping it after that
-/// cancels the call (see [`ProxyHandle::call_method`]).
+/// Like any future it does nothing until it is polled: the request is queued on the first
+/// poll, or when the call is pushed onto a [`Pipeline`]. Dropping it before that sends
+/// nothing; dropping it after cancels the call (see [`ProxyHandle::call_method`]).
 ///
 /// A `Call` is small (it holds the proxy, the method name, the arguments and the request
 /// id), so keeping many in flight, in a `FuturesUnordered` or a [`Pipeline`], is cheap.

@@ -367,9 +367,13 @@ impl Drop for Started<'_> {
         }
         let mut state = conn.pending.lock();
         match state.calls.remove(&self.id) {
-            Some(Slot::Delivered { batch, .. }) => {
+            Some(Slot::Delivered { batch, reply }) => {
                 let write = state.taken(batch) && conn.output.release_held_back();
                 drop(state);
+                if let Ok(OwnedReply::Created(token)) = reply {
+                    // A new object nobody takes: release the reference its reply carried.
+                    conn.send_oneway(Request::Decref { object: token.id });
+                }
                 if write {
                     conn.write();
                 }

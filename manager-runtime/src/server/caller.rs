@@ -12,16 +12,12 @@ use tracing::warn;
 use super::objects::ConnId;
 use super::ServerState;
 
-tokio::task_local! {
-    /// The caller of the `async` method this task runs.
-    static CALLER: Caller;
-}
-
 scoped_tls::scoped_thread_local! {
-    /// The caller of the plain method running on this thread (borrowed for its duration:
-    /// no clone per call). It comes first: a plain method can run inside an `async` one
-    /// (a call through a proxy the server holds).
-    static INLINE: Caller
+    /// The caller of the method running on this thread: set for the duration of a plain
+    /// method, and for each poll of an `async` one (borrowed: no clone per call). Scopes
+    /// nest, so the innermost method's caller is the one seen (a method that calls another
+    /// through a proxy the server holds).
+    static CALLER: Caller
 }
 
 type Callback = Box<dyn FnOnce() + Send>;
@@ -127,10 +123,7 @@ impl fmt::Debug for Caller {
 impl Caller {
     /// The caller of the method running on this task, if a method is running.
     pub fn current() -> Option<Caller> {
-        if INLINE.is_set() {
-            return Some(INLINE.with(Caller::clone));
-        }
-        CALLER.try_with(Clone::clone).ok()
+        CALLER.is_set().then(|| CALLER.with(Caller::clone))
     }
 
     /// Who this is.
@@ -158,15 +151,13 @@ impl Caller {
 
     /// Run `f`, a plain method (it does not await), as called by `caller`.
     pub(crate) fn scope_sync<R>(caller: &Caller, f: impl FnOnce() -> R) -> R {
-        INLINE.set(caller, f)
+        CALLER.set(caller, f)
     }
 
-    /// Wrap a method's future so that it runs as called by `caller`.
-    pub(crate) fn scope<F: std::future::Future>(
-        caller: Caller,
-        future: F,
-    ) -> impl std::future::Future<Output = F::Output> {
-        CALLER.scope(caller, future)
+    /// Wrap a method's future so that it runs as called by `caller` (each of its polls).
+    pub(crate) async fn scope<F: std::future::Future>(caller: Caller, future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        std::future::poll_fn(|cx| CALLER.set(&caller, || future.as_mut().poll(cx))).await
     }
 }
 

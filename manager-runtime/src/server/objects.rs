@@ -681,6 +681,7 @@ impl ObjectTable {
             let mut inner = self.lock();
             inner.transit.clear();
             inner.early.clear();
+            inner.removals.fetch_add(1, Ordering::Release);
             std::mem::take(&mut inner.entries)
         };
         drop(entries);
