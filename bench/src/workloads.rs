@@ -503,6 +503,7 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
         let mut pipe = Row::default();
         let mut pipe_task = Row::default();
         let mut pipe_ordered = Row::default();
+        let mut pipe_task_ordered = Row::default();
         for _round in 0..scale.rounds {
             rt.block_on(async {
                 let mut f = latency("floor", &fa, scale.latency_calls, 0).await?;
@@ -539,6 +540,8 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
                 let f = in_task("floor", &fa, scale.pipelined_calls).await?;
                 let m = in_task("managers", &ma, scale.pipelined_calls).await?;
                 pipe_task.push(f, m);
+                let m = in_task("pipeline", &ma, scale.pipelined_calls).await?;
+                pipe_task_ordered.push(f, m);
                 anyhow::Ok(())
             })?;
         }
@@ -580,6 +583,12 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
             "the same, driven from a spawned task".into(),
             "".into(),
             pipe_task,
+            false,
+        ));
+        rows.push((
+            "a `Pipeline` driven from a spawned task".into(),
+            "".into(),
+            pipe_task_ordered,
             false,
         ));
         for (name, target, row, is_latency) in &rows {

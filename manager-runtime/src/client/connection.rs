@@ -27,7 +27,6 @@
 //! by waking another worker), so the reader task stayed.
 
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
@@ -159,6 +158,8 @@ struct Waiting {
     untaken: usize,
     /// Set once the connection failed; every later call gets this error at once.
     closed: Option<Error>,
+    /// The id of the next request.
+    next_id: RequestId,
 }
 
 impl Default for Waiting {
@@ -168,6 +169,7 @@ impl Default for Waiting {
             batch: 1,
             untaken: 0,
             closed: None,
+            next_id: 1,
         }
     }
 }
@@ -407,7 +409,6 @@ pub(crate) struct Connection {
     /// callers' own concurrency.
     output: Arc<Output>,
     pending: Arc<Pending>,
-    next_id: AtomicU64,
     reader: AbortHandle,
     /// Where proxies in replies on this connection are adopted: here.
     adopt: AdoptContext,
@@ -463,7 +464,6 @@ impl Connection {
             codec: Codec::Postcard,
             output,
             pending,
-            next_id: AtomicU64::new(1),
             reader,
             adopt: AdoptContext::Client(this.clone()),
         }))
@@ -514,11 +514,13 @@ impl Connection {
         build: impl FnOnce(RequestId) -> Request<'b>,
         waiter: Option<Option<Waker>>,
     ) -> Result<(RequestId, bool)> {
-        let id = self.fresh_id();
         let mut state = self.pending.lock();
         if let Some(e) = &state.closed {
             return Err(e.clone());
         }
+        // Ids are numbered under the lock, which is taken anyway.
+        let id = state.next_id;
+        state.next_id += 1;
         let hold_back = state.untaken > 0;
         let write = self.output.push(&ClientMessage::V1(build(id)), hold_back)?;
         if let Some(waker) = waiter {
@@ -549,14 +551,15 @@ impl Connection {
     /// Send a message that has no reply (incref, decref). Errors are ignored: a closed
     /// connection has released everything on the server already.
     pub(crate) fn send_oneway(&self, request: Request<'_>) {
-        if let Ok((_, true)) = self.enqueue(|_| request, None) {
-            self.write_soon();
-        }
+        self.send_unanswered(|_| request);
     }
 
-    /// A request id never used before on this connection.
-    pub(crate) fn fresh_id(&self) -> RequestId {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
+    /// Send a request built around a fresh id, without waiting for its reply (which is
+    /// dropped when it arrives). Errors are ignored, as for [`Connection::send_oneway`].
+    pub(crate) fn send_unanswered<'b>(&self, build: impl FnOnce(RequestId) -> Request<'b>) {
+        if let Ok((_, true)) = self.enqueue(build, None) {
+            self.write_soon();
+        }
     }
 
     /// Send a request built around a fresh id and wait for its reply.

@@ -559,9 +559,8 @@ impl ProxyHandle {
             return;
         };
         match &self.link {
-            Link::Remote(conn) => conn.send_oneway(Request::Call {
-                // A fresh id nobody waits for: the reply is dropped when it arrives.
-                id: conn.fresh_id(),
+            Link::Remote(conn) => conn.send_unanswered(|id| Request::Call {
+                id,
                 object: self.token.id,
                 method,
                 args: &args,
