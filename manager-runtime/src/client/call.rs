@@ -14,7 +14,7 @@ use futures_util::Stream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::connection::{Connection, OwnedReply, Payload, Started};
+use super::connection::{Connection, OwnedReply, Payload, Started, SPLIT_BATCH};
 use super::proxy::ProxyHandle;
 use crate::{Error, Result};
 
@@ -162,6 +162,8 @@ pub struct Pipeline<'a, R> {
     unwritten: Vec<&'a Connection>,
     /// Replies taken for the calls at the front of `calls`, in order.
     taken: VecDeque<Result<OwnedReply>>,
+    /// How many replies `taken` held when it was filled.
+    batch: usize,
     result: PhantomData<fn() -> R>,
 }
 
@@ -184,6 +186,7 @@ impl<R> Default for Pipeline<'_, R> {
             calls: VecDeque::new(),
             unwritten: Vec::new(),
             taken: VecDeque::new(),
+            batch: 0,
             result: PhantomData,
         }
     }
@@ -252,8 +255,11 @@ impl<'a, R: DeserializeOwned> Pipeline<'a, R> {
     }
 
     fn poll_result(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<R>>> {
-        if self.taken.is_empty() {
-            // About to wait for replies: what was pushed meanwhile goes out now, together.
+        // What was pushed meanwhile goes out together: when this is about to wait for
+        // replies, and halfway through a large batch (the server then works on those
+        // requests while the rest of the batch is taken).
+        let half = self.batch / 2;
+        if self.taken.is_empty() || (self.batch >= SPLIT_BATCH && self.taken.len() == half) {
             for conn in self.unwritten.drain(..) {
                 conn.write();
             }
@@ -274,6 +280,7 @@ impl<'a, R: DeserializeOwned> Pipeline<'a, R> {
                     if Started::take_replies(calls, cx, &mut self.taken) {
                         Self::remember(&mut self.unwritten, conn);
                     }
+                    self.batch = self.taken.len();
                 }
                 let Some(reply) = self.taken.pop_front() else {
                     return Poll::Pending;
