@@ -324,7 +324,11 @@ impl Started<'_> {
     /// [`Connection::write`] before it waits (the writer task's watch writes it if the
     /// caller never does).
     pub(crate) fn defer_write(&mut self) -> bool {
-        std::mem::take(&mut self.write) && self.conn.defer_write()
+        let deferred = std::mem::take(&mut self.write);
+        if deferred {
+            self.conn.output.watch();
+        }
+        deferred
     }
 }
 
@@ -361,7 +365,12 @@ impl<'a> Started<'a> {
             }
         }
         drop(state);
-        write && conn.defer_write()
+        if write {
+            // Deferred like the others; the writer task's watch covers a caller that
+            // never comes back.
+            conn.output.watch();
+        }
+        write
     }
 
     /// The connection this call was queued on.
@@ -607,13 +616,6 @@ impl Connection {
             yielded: false,
             registered,
         })
-    }
-
-    /// Leave the write of what is queued to a caller that will call [`Connection::write`]
-    /// before it waits, with the writer task's watch in case it never does. Always true.
-    fn defer_write(&self) -> bool {
-        self.output.watch();
-        true
     }
 
     /// Take the reply of call `id` once it is delivered; the `bool` says the caller must
