@@ -8,13 +8,15 @@
 //! ```text
 //! cargo run --example remote -- serve --address 127.0.0.1:50000 --authkey abc
 //! cargo run --example remote -- incr  --address 127.0.0.1:50000 --authkey abc 5
+//! cargo run --example remote -- bulk  --address 127.0.0.1:50000 --authkey abc 1000
 //! cargo run --example remote -- get   --address 127.0.0.1:50000 --authkey abc
 //! cargo run --example remote -- hold  --address 127.0.0.1:50000 --authkey abc 3
 //! cargo run --example remote -- stats --address 127.0.0.1:50000 --authkey abc
 //! ```
 //!
 //! With no arguments it runs the whole scenario: a server, two `incr` processes, `get`
-//! checks their sum, `hold 5` keeps five objects alive and is then killed with SIGKILL,
+//! checks their sum, `bulk 1000` adds 1000 ones with up to 64 calls in flight (a
+//! `Pipeline`), `hold 5` keeps five objects alive and is then killed with SIGKILL,
 //! `stats` shows the server releasing what the dead process held, and SIGTERM stops the
 //! server gracefully.
 //!
@@ -34,7 +36,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Result};
 use clap::{Args, Parser, Subcommand};
-use managers::{shared, Client, Registration, ServerBuilder};
+use managers::{shared, Client, Pipeline, Registration, ServerBuilder};
 
 /// A number that clients add to.
 #[derive(Debug, Default)]
@@ -68,6 +70,12 @@ enum Command {
     Serve(Conn),
     /// Add N to the shared counter.
     Incr {
+        #[command(flatten)]
+        conn: Conn,
+        n: u64,
+    },
+    /// Add 1 to the shared counter N times, with up to 64 calls in flight.
+    Bulk {
         #[command(flatten)]
         conn: Conn,
         n: u64,
@@ -116,6 +124,27 @@ async fn main() -> Result<()> {
         Command::Incr { conn, n } => {
             let counter: CounterProxy = connect(&conn).await?.create("counter", ()).await?;
             println!("added {n}: counter is now {}", counter.incr(n).await?);
+        }
+        Command::Bulk { conn, n } => {
+            let counter: CounterProxy = connect(&conn).await?.create("counter", ()).await?;
+            // A pipeline keeps the calls in flight and returns their results in order.
+            let mut pipeline = Pipeline::new();
+            let mut sent = 0;
+            while sent < n.min(64) {
+                pipeline.push(counter.incr(1));
+                sent += 1;
+            }
+            let mut last = 0;
+            while let Some(value) = pipeline.next().await {
+                let value = value?;
+                ensure!(value > last, "results out of order: {value} after {last}");
+                last = value;
+                if sent < n {
+                    pipeline.push(counter.incr(1));
+                    sent += 1;
+                }
+            }
+            println!("added 1 {n} times: counter is now {last}");
         }
         Command::Get(conn) => {
             let counter: CounterProxy = connect(&conn).await?.create("counter", ()).await?;
@@ -171,6 +200,13 @@ async fn scenario() -> Result<()> {
     let value: u64 = get.expect("counter = ").await?.parse()?;
     get.finish().await?;
     ensure!(value == 42, "the counter is {value}, expected 2 + 40");
+
+    // A thousand increments, pipelined.
+    run("bulk 1000", "bulk", &["1000"])?.finish().await?;
+    let mut get = run("get", "get", &[])?;
+    let value: u64 = get.expect("counter = ").await?.parse()?;
+    get.finish().await?;
+    ensure!(value == 1042, "the counter is {value}, expected 42 + 1000");
 
     let stats = || async {
         let mut stats = run("stats", "stats", &[])?;

@@ -128,6 +128,8 @@ fn remote() {
         &out,
         &[
             "[get] counter = 42",
+            "[bulk 1000] added 1 1000 times: counter is now 1042",
+            "[get] counter = 1042",
             "[stats] number_of_objects = 5",
             "the server stopped gracefully",
         ],
