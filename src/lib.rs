@@ -101,7 +101,7 @@
 //! completes on its own (join them, or keep them in a `FuturesUnordered`), and dropping one
 //! cancels it on the server. For bulk work, a [`Pipeline`] is cheaper still: push calls,
 //! take the results in push order; requests pushed together go out together and a batch of
-//! replies wakes it once (from a spawned task, about 1.3-1.7x the throughput of the same
+//! replies wakes it once (from a spawned task, about 1.1-1.7x the throughput of the same
 //! calls as separate futures; see the README's performance section).
 //!
 //! ```

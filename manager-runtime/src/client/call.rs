@@ -290,14 +290,11 @@ impl<'a, R: DeserializeOwned> Pipeline<'a, R> {
             InFlightState::Local(task) => {
                 ready!(task.as_mut().poll(cx)).map(|v| OwnedReply::Value(Payload::from(v)))
             }
-            InFlightState::Failed(_) => Ok(OwnedReply::Value(Payload::from(Bytes::new()))),
+            InFlightState::Failed(e) => Err(e.clone()),
         };
         let Some(call) = self.calls.pop_front() else {
             unreachable!("polled above")
         };
-        if let InFlightState::Failed(e) = call.state {
-            return Poll::Ready(Some(Err(e)));
-        }
         let value = value.and_then(|reply| match reply {
             OwnedReply::Value(v) => Ok(v),
             other => call.handle.value_of(call.method, other),

@@ -10,6 +10,8 @@
 //!   write;
 //! - a call made outside a task (`block_on`) yields once and then writes, so the other
 //!   futures polled by the same `block_on` queue their frames first;
+//! - a `Pipeline` writes what was pushed itself, when it next waits for a reply (see
+//!   [`Started::defer_write`]);
 //! - while replies of one batch are delivered and not taken yet, new requests are held
 //!   back, and the call that takes the batch's last reply writes them: a burst of replies
 //!   becomes one burst of requests. In a batch of [`SPLIT_BATCH`] replies or more, the
