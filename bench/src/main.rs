@@ -55,7 +55,7 @@ const QUICK: Scale = Scale {
     payload_calls: 300,
     duration: Duration::from_millis(300),
     client_counts: &[1, 4, 16, 64],
-    pipelined_calls: 20_000,
+    pipelined_calls: 100_000,
     create_drops: 2_000,
     memory_objects: 100_000,
 };
@@ -66,7 +66,7 @@ const FULL: Scale = Scale {
     payload_calls: 1_000,
     duration: Duration::from_secs(1),
     client_counts: &[1, 4, 16, 64],
-    pipelined_calls: 100_000,
+    pipelined_calls: 300_000,
     create_drops: 10_000,
     memory_objects: 100_000,
 };
