@@ -490,8 +490,10 @@ fn us(s: f64) -> String {
 fn per_s(x: f64) -> String {
     if x >= 1e6 {
         format!("{:.2} M/s", x / 1e6)
-    } else {
+    } else if x >= 1e3 {
         format!("{:.0} k/s", x / 1e3)
+    } else {
+        format!("{x:.1} /s")
     }
 }
 
