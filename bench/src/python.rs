@@ -1,5 +1,7 @@
 //! Run the Python contender (`python/bench_manager.py`) and read its results.
 
+use std::path::Path;
+
 use anyhow::{bail, Context, Result};
 
 use crate::Scale;
@@ -11,17 +13,22 @@ pub(crate) struct PythonResults {
     pub(crate) create_drop: f64,
 }
 
-pub(crate) fn run(scale: Scale) -> Result<PythonResults> {
+/// One run of the Python contender over loopback TCP, or over a Unix socket at `unix`
+/// (a path that must not exist yet).
+pub(crate) fn run(scale: &Scale, unix: Option<&Path>) -> Result<PythonResults> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/bench_manager.py");
     let duration = scale.duration.as_secs_f64().max(0.3);
-    let output = std::process::Command::new("python3")
+    let mut command = std::process::Command::new("python3");
+    command
         .arg(script)
         .args(["--calls", &scale.latency_calls.min(5_000).to_string()])
         .args(["--clients", "16"])
         .args(["--duration", &duration.to_string()])
-        .args(["--creates", &scale.create_drops.min(2_000).to_string()])
-        .output()
-        .context("python3 is not available")?;
+        .args(["--creates", &scale.create_drops.min(2_000).to_string()]);
+    if let Some(path) = unix {
+        command.arg("--unix").arg(path);
+    }
+    let output = command.output().context("python3 is not available")?;
     if !output.status.success() {
         bail!(
             "python3 failed: {}",

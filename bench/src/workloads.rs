@@ -511,8 +511,15 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
     )?;
     writeln!(table, "|---|---|---|---|---|---|")?;
     let mut extra = String::new();
-    let mut managers_16 = None;
-    let mut managers_create = None;
+    // Python's rows, both transports, and why it was skipped (once it failed to run).
+    let mut python_rows = String::new();
+    let mut python_skipped: Option<String> = None;
+    // The throughput workload whose figure is compared with Python's 16 clients.
+    let idx16 = scale
+        .client_counts
+        .iter()
+        .position(|&c| c == 16)
+        .unwrap_or(scale.client_counts.len().saturating_sub(1));
     for transport in ["tcp", "unix"] {
         let (floor_addr, managers_addr) = match transport {
             "tcp" => ("127.0.0.1:0".to_owned(), "127.0.0.1:0".to_owned()),
@@ -538,6 +545,10 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
         let mut pipe_task = Row::default();
         let mut pipe_ordered = Row::default();
         let mut pipe_task_ordered = Row::default();
+        let mut creates = Vec::new();
+        let mut py_tput = Row::default();
+        let mut py_create = Row::default();
+        let mut py_p50 = Row::default();
         for _round in 0..scale.rounds {
             rt.block_on(async {
                 let mut f = latency("floor", &fa, scale.latency_calls, 0).await?;
@@ -582,6 +593,37 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
                 pipe_task_ordered.push(f, m);
                 anyhow::Ok(())
             })?;
+            let made = rt.block_on(create_drop(&ma, scale.create_drops))?;
+            creates.push(made);
+            if with_python && python_skipped.is_none() {
+                // Python's manager on the same transport, in the same round.
+                let unix = (transport == "unix").then(|| dir.join("python.sock"));
+                match python::run(&scale, unix.as_deref()) {
+                    Ok(py) => {
+                        let last = |row: &Row| row.managers.last().copied().unwrap_or(0.0);
+                        py_tput.push(py.throughput_16, last(&tput[idx16]));
+                        py_create.push(py.create_drop, made);
+                        py_p50.push(py.latency_p50, last(&seq_p50));
+                    }
+                    Err(e) => python_skipped = Some(e.to_string()),
+                }
+            }
+        }
+        if !py_tput.managers.is_empty() {
+            for (name, target, row, is_latency) in [
+                ("throughput, 16 clients", ">= 3x", &py_tput, false),
+                ("proxy create + call + drop", ">= 50x", &py_create, false),
+                ("sequential latency, p50", "", &py_p50, true),
+            ] {
+                let (p, m, ratio) = row.summary();
+                let fmt = |x: f64| if is_latency { us(x) } else { per_s(x) };
+                writeln!(
+                    python_rows,
+                    "| {name} | {transport} | {} | {} | {ratio:.1}x | {target} |",
+                    fmt(p),
+                    fmt(m)
+                )?;
+            }
         }
         rows.push(("sequential latency, mean".into(), "".into(), seq_mean, true));
         rows.push((
@@ -595,9 +637,6 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
         for (i, &clients) in scale.client_counts.iter().enumerate() {
             let target = if clients >= 16 { ">= 0.85x" } else { "" };
             let row = std::mem::take(&mut tput[i]);
-            if clients == 16 && transport == "tcp" {
-                managers_16 = Some(row.summary().1);
-            }
             rows.push((
                 format!("throughput, {clients} client(s)"),
                 target.into(),
@@ -646,14 +685,10 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
             us(f),
             us(m)
         )?;
-        let create = rt.block_on(create_drop(&ma, scale.create_drops))?;
-        if transport == "tcp" {
-            managers_create = Some(create);
-        }
         writeln!(
             extra,
             "| proxy create + call + drop | {transport} | {} | |",
-            per_s(create)
+            per_s(median(&mut creates))
         )?;
         drop(managers_server);
         drop(floor_server);
@@ -673,35 +708,16 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
     table.push_str(&extra);
     if with_python {
         writeln!(table)?;
-        match python::run(scale) {
-            Ok(py) => {
-                writeln!(table, "| vs Python's manager (TCP) | python | managers | managers / python | target |")?;
-                writeln!(table, "|---|---|---|---|---|")?;
-                if let Some(m) = managers_16 {
-                    writeln!(
-                        table,
-                        "| throughput, 16 clients | {} | {} | {:.1}x | >= 3x |",
-                        per_s(py.throughput_16),
-                        per_s(m),
-                        m / py.throughput_16
-                    )?;
-                }
-                if let Some(m) = managers_create {
-                    writeln!(
-                        table,
-                        "| proxy create + call + drop | {} | {} | {:.1}x | >= 50x |",
-                        per_s(py.create_drop),
-                        per_s(m),
-                        m / py.create_drop
-                    )?;
-                }
-                writeln!(
-                    table,
-                    "| sequential latency, p50 | {} | | | |",
-                    us(py.latency_p50)
-                )?;
-            }
-            Err(e) => writeln!(table, "Python contender skipped: {e}")?,
+        if !python_rows.is_empty() {
+            writeln!(
+                table,
+                "| vs Python's manager | transport | python | managers | managers / python | target |"
+            )?;
+            writeln!(table, "|---|---|---|---|---|---|")?;
+            table.push_str(&python_rows);
+        }
+        if let Some(e) = python_skipped {
+            writeln!(table, "Python contender skipped: {e}")?;
         }
     }
     Ok(table)
