@@ -474,6 +474,25 @@ impl Row {
         self.managers.push(managers);
     }
 
+    /// One table line: both medians (times for a latency, rates otherwise) and the median
+    /// ratio with `digits` decimals.
+    fn line(
+        &self,
+        name: &str,
+        transport: &str,
+        target: &str,
+        is_latency: bool,
+        digits: usize,
+    ) -> String {
+        let (base, m, ratio) = self.summary();
+        let fmt = |x: f64| if is_latency { us(x) } else { per_s(x) };
+        format!(
+            "| {name} | {transport} | {} | {} | {ratio:.digits$}x | {target} |\n",
+            fmt(base),
+            fmt(m)
+        )
+    }
+
     /// Medians and the median of per-round ratios.
     fn summary(&self) -> (f64, f64, f64) {
         let mut ratios: Vec<f64> = self
@@ -622,14 +641,7 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
                 ("proxy create + call + drop", ">= 50x", &py_create, false),
                 ("sequential latency, p50", "", &py_p50, true),
             ] {
-                let (p, m, ratio) = row.summary();
-                let fmt = |x: f64| if is_latency { us(x) } else { per_s(x) };
-                writeln!(
-                    python_rows,
-                    "| {name} | {transport} | {} | {} | {ratio:.1}x | {target} |",
-                    fmt(p),
-                    fmt(m)
-                )?;
+                python_rows.push_str(&row.line(name, transport, target, is_latency, 1));
             }
         }
         rows.push(("sequential latency, mean".into(), "".into(), seq_mean, true));
@@ -676,14 +688,7 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
             false,
         ));
         for (name, target, row, is_latency) in &rows {
-            let (f, m, ratio) = row.summary();
-            let fmt = |x: f64| if *is_latency { us(x) } else { per_s(x) };
-            writeln!(
-                table,
-                "| {name} | {transport} | {} | {} | {ratio:.2}x | {target} |",
-                fmt(f),
-                fmt(m)
-            )?;
+            table.push_str(&row.line(name, transport, target, *is_latency, 2));
         }
         let (f, m, ratio) = cpu.summary();
         writeln!(
