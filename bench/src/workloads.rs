@@ -325,33 +325,34 @@ async fn floor_pipelined(c: &mut FloorClient<BoxStream>, total: usize) -> Result
 /// per call.
 async fn through_pipeline(store: &StoreProxy, total: usize) -> Result<()> {
     let mut pipeline = managers::Pipeline::new();
-    let mut sent = 0;
-    while sent < DEPTH.min(total) {
-        pipeline.push(store.incr(key(sent)));
-        sent += 1;
-    }
-    while let Some(r) = pipeline.next().await {
-        r?;
-        if sent < total {
-            pipeline.push(store.incr(key(sent)));
-            sent += 1;
-        }
-    }
-    Ok(())
+    keep_in_flight(&mut pipeline, |p, i| p.push(store.incr(key(i))), total).await
 }
 
 /// `total` calls as separate futures in a `FuturesUnordered`, [`DEPTH`] in flight.
 async fn separate_futures(store: &StoreProxy, total: usize) -> Result<()> {
     let mut in_flight = FuturesUnordered::new();
+    keep_in_flight(&mut in_flight, |f, i| f.push(store.incr(key(i))), total).await
+}
+
+/// `total` calls with [`DEPTH`] in flight in `in_flight`: `push(in_flight, i)` adds call
+/// `i`, and each result taken makes room for the next.
+async fn keep_in_flight<S, T>(
+    in_flight: &mut S,
+    mut push: impl FnMut(&mut S, usize),
+    total: usize,
+) -> Result<()>
+where
+    S: futures_util::Stream<Item = managers::Result<T>> + Unpin,
+{
     let mut sent = 0;
     while sent < DEPTH.min(total) {
-        in_flight.push(store.incr(key(sent)));
+        push(in_flight, sent);
         sent += 1;
     }
     while let Some(r) = in_flight.next().await {
         r?;
         if sent < total {
-            in_flight.push(store.incr(key(sent)));
+            push(in_flight, sent);
             sent += 1;
         }
     }
