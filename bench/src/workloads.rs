@@ -366,6 +366,15 @@ async fn in_task(contender: &str, address: &str, total: usize) -> Result<f64> {
     tokio::spawn(async move { pipelined(&contender, &address, total).await }).await?
 }
 
+/// [`pipelined`], on a spawned task if `spawned` (see [`in_task`]).
+async fn pipelined_on(spawned: bool, contender: &str, address: &str, total: usize) -> Result<f64> {
+    if spawned {
+        in_task(contender, address, total).await
+    } else {
+        pipelined(contender, address, total).await
+    }
+}
+
 /// The `load` role: one workload alone, for profiling (see `Role::Load` for the kinds).
 pub(crate) fn load(kind: &str, address: &str, calls: usize) -> Result<f64> {
     let rt = role_runtime()?;
@@ -541,7 +550,8 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
     // Python's rows, both transports, and why it was skipped (once it failed to run).
     let mut python_rows = String::new();
     let mut python_skipped: Option<String> = None;
-    // The throughput workload whose figure is compared with Python's 16 clients.
+    // The throughput workload (16 clients, else the largest) whose server CPU is reported
+    // and whose figure is compared with Python's 16 clients.
     let idx16 = scale
         .client_counts
         .iter()
@@ -594,10 +604,7 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
                     let (m, mcalls) = throughput("managers", &ma, clients, scale.duration).await?;
                     let m1 = managers_server.cpu();
                     tput[i].push(f, m);
-                    if clients == 16
-                        || (clients == *scale.client_counts.last().unwrap_or(&1)
-                            && !scale.client_counts.contains(&16))
-                    {
+                    if i == idx16 {
                         cpu.push(
                             (c1 - c0) / fcalls.max(1) as f64,
                             (m1 - m0) / mcalls.max(1) as f64,
@@ -606,18 +613,17 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
                 }
                 // Each pipelined figure against a floor run just before it (A B A B):
                 // the floor's own figure drifts by more than the gaps between them.
-                let f = pipelined("floor", &fa, scale.pipelined_calls).await?;
-                let m = pipelined("managers", &ma, scale.pipelined_calls).await?;
-                pipe.push(f, m);
-                let f = pipelined("floor", &fa, scale.pipelined_calls).await?;
-                let m = pipelined("pipeline", &ma, scale.pipelined_calls).await?;
-                pipe_ordered.push(f, m);
-                let f = in_task("floor", &fa, scale.pipelined_calls).await?;
-                let m = in_task("managers", &ma, scale.pipelined_calls).await?;
-                pipe_task.push(f, m);
-                let f = in_task("floor", &fa, scale.pipelined_calls).await?;
-                let m = in_task("pipeline", &ma, scale.pipelined_calls).await?;
-                pipe_task_ordered.push(f, m);
+                for (spawned, contender, row) in [
+                    (false, "managers", &mut pipe),
+                    (false, "pipeline", &mut pipe_ordered),
+                    (true, "managers", &mut pipe_task),
+                    (true, "pipeline", &mut pipe_task_ordered),
+                ] {
+                    let n = scale.pipelined_calls;
+                    let f = pipelined_on(spawned, "floor", &fa, n).await?;
+                    let m = pipelined_on(spawned, contender, &ma, n).await?;
+                    row.push(f, m);
+                }
                 anyhow::Ok(())
             })?;
             let made = rt.block_on(create_drop(&ma, scale.create_drops))?;
