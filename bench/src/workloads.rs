@@ -418,7 +418,8 @@ async fn create_drop(address: &str, n: usize) -> Result<f64> {
     Ok(n as f64 / t.elapsed().as_secs_f64())
 }
 
-/// Server memory per live small object, beyond the object's own size.
+/// Server memory per live small object: the server's resident memory grown while `n`
+/// objects were created and held, divided by the objects live.
 async fn memory(address: &str, pid: u32, n: usize) -> Result<f64> {
     let client = Client::connect(address, KEY).await?;
     // Warm up the allocator and the table.
@@ -444,8 +445,7 @@ async fn memory(address: &str, pid: u32, n: usize) -> Result<f64> {
     let live = client.number_of_objects().await?;
     let after = procfs::rss_bytes(pid).context("rss")?;
     drop(held);
-    let own = std::mem::size_of::<crate::store::Small>() as f64;
-    Ok((after.saturating_sub(before)) as f64 / live.max(1) as f64 - own)
+    Ok((after.saturating_sub(before)) as f64 / live.max(1) as f64)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -469,6 +469,39 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+/// Objects Python's manager creates and holds for its memory figure (it makes about 700
+/// a second over a Unix socket).
+const PY_MEMORY_OBJECTS: usize = 1_000;
+
+/// Python's figures against ours, per round: each `Row` holds Python's in its `floor`
+/// column.
+struct PythonRows {
+    /// Sequential latency: mean, p50, p99.
+    seq: [Row; 3],
+    /// The same with a 64 KiB payload.
+    big: [Row; 3],
+    /// Throughput, by client count.
+    tput: Vec<Row>,
+    /// Server CPU per call, 16 clients.
+    cpu: Row,
+    create: Row,
+    /// Python's memory per live object, measured once.
+    memory: Option<f64>,
+}
+
+impl PythonRows {
+    fn new(client_counts: usize) -> Self {
+        PythonRows {
+            seq: Default::default(),
+            big: Default::default(),
+            tput: (0..client_counts).map(|_| Row::default()).collect(),
+            cpu: Row::default(),
+            create: Row::default(),
+            memory: None,
+        }
+    }
 }
 
 /// One row: per-round values of both contenders.
@@ -575,7 +608,9 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
         let mut seq_mean = Row::default();
         let mut seq_p50 = Row::default();
         let mut seq_p99 = Row::default();
+        let mut big_mean = Row::default();
         let mut big_p50 = Row::default();
+        let mut big_p99 = Row::default();
         let mut tput: Vec<Row> = scale.client_counts.iter().map(|_| Row::default()).collect();
         let mut cpu = Row::default();
         let mut pipe = Row::default();
@@ -583,9 +618,8 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
         let mut pipe_ordered = Row::default();
         let mut pipe_task_ordered = Row::default();
         let mut creates = Vec::new();
-        let mut py_tput = Row::default();
-        let mut py_create = Row::default();
-        let mut py_p50 = Row::default();
+        // Python's figures (in a `Row`'s `floor` column) and ours from the same round.
+        let mut py = PythonRows::new(scale.client_counts.len());
         for _round in 0..scale.rounds {
             rt.block_on(async {
                 let mut f = latency("floor", &fa, scale.latency_calls, 0).await?;
@@ -595,7 +629,9 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
                 seq_p99.push(percentile(&mut f, 0.99), percentile(&mut m, 0.99));
                 let mut f = latency("floor", &fa, scale.payload_calls, 64 * 1024).await?;
                 let mut m = latency("managers", &ma, scale.payload_calls, 64 * 1024).await?;
+                big_mean.push(mean(&f), mean(&m));
                 big_p50.push(percentile(&mut f, 0.5), percentile(&mut m, 0.5));
+                big_p99.push(percentile(&mut f, 0.99), percentile(&mut m, 0.99));
                 for (i, &clients) in scale.client_counts.iter().enumerate() {
                     let c0 = floor_server.cpu();
                     let (f, fcalls) = throughput("floor", &fa, clients, scale.duration).await?;
@@ -629,27 +665,84 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
             let made = rt.block_on(create_drop(&ma, scale.create_drops))?;
             creates.push(made);
             if with_python && python_skipped.is_none() {
-                // Python's manager on the same transport, in the same round.
+                // Python's manager on the same transport, in the same round. Its memory
+                // figure once, over Unix sockets: over TCP each of its creates takes
+                // about 130 ms (see the README).
                 let unix = (transport == "unix").then(|| dir.join("python.sock"));
-                match python::run(&scale, unix.as_deref()) {
-                    Ok(py) => {
-                        let last = |row: &Row| row.managers.last().copied().unwrap_or(0.0);
-                        py_tput.push(py.throughput_16, last(&tput[idx16]));
-                        py_create.push(py.create_drop, made);
-                        py_p50.push(py.latency_p50, last(&seq_p50));
+                let memory = (unix.is_some() && py.memory.is_none()).then_some(PY_MEMORY_OBJECTS);
+                let ours = |row: &Row| row.managers.last().copied().unwrap_or(f64::NAN);
+                let result = python::run(&scale, unix.as_deref(), memory).and_then(|p| {
+                    // Every figure first, so that a missing one adds none of this round's.
+                    let get3 = |name: &str| -> Result<[f64; 3]> {
+                        Ok([
+                            p.get(&format!("{name}_mean"))?,
+                            p.get(&format!("{name}_p50"))?,
+                            p.get(&format!("{name}_p99"))?,
+                        ])
+                    };
+                    let (seq, big) = (get3("latency")?, get3("echo")?);
+                    let tputs = scale
+                        .client_counts
+                        .iter()
+                        .map(|c| p.get(&format!("throughput_{c}")))
+                        .collect::<Result<Vec<_>>>()?;
+                    let (cpu_16, create) = (p.get("cpu_per_call_16")?, p.get("create_drop")?);
+                    let memory = memory.map(|_| p.get("memory_per_object")).transpose()?;
+                    for (i, ours_row) in [&seq_mean, &seq_p50, &seq_p99].into_iter().enumerate() {
+                        py.seq[i].push(seq[i], ours(ours_row));
                     }
-                    Err(e) => python_skipped = Some(e.to_string()),
+                    for (i, ours_row) in [&big_mean, &big_p50, &big_p99].into_iter().enumerate() {
+                        py.big[i].push(big[i], ours(ours_row));
+                    }
+                    for (i, theirs) in tputs.into_iter().enumerate() {
+                        py.tput[i].push(theirs, ours(&tput[i]));
+                    }
+                    py.cpu.push(cpu_16, ours(&cpu));
+                    py.create.push(create, made);
+                    py.memory = py.memory.or(memory);
+                    Ok(())
+                });
+                if let Err(e) = result {
+                    python_skipped = Some(e.to_string());
                 }
             }
         }
-        if !py_tput.managers.is_empty() {
-            for (name, target, row, is_latency) in [
-                ("throughput, 16 clients", ">= 3x", &py_tput, false),
-                ("proxy create + call + drop", ">= 50x", &py_create, false),
-                ("sequential latency, p50", "", &py_p50, true),
-            ] {
-                python_rows.push_str(&row.line(name, transport, target, is_latency, 1));
+        if !py.create.managers.is_empty() {
+            let names = [
+                "sequential latency, mean",
+                "sequential latency, p50",
+                "sequential latency, p99",
+            ];
+            for (name, row) in names.iter().zip(&py.seq) {
+                python_rows.push_str(&row.line(name, transport, "", true, 2));
             }
+            let names = [
+                "64 KiB echo latency, mean",
+                "64 KiB echo latency, p50",
+                "64 KiB echo latency, p99",
+            ];
+            for (name, row) in names.iter().zip(&py.big) {
+                python_rows.push_str(&row.line(name, transport, "", true, 2));
+            }
+            for (&clients, row) in scale.client_counts.iter().zip(&py.tput) {
+                let target = if clients == 16 { ">= 3x" } else { "" };
+                let name = format!("throughput, {clients} client(s)");
+                python_rows.push_str(&row.line(&name, transport, target, false, 1));
+            }
+            python_rows.push_str(&py.cpu.line(
+                "server CPU per call (16 clients)",
+                transport,
+                "",
+                true,
+                2,
+            ));
+            python_rows.push_str(&py.create.line(
+                "proxy create + call + drop",
+                transport,
+                ">= 50x",
+                false,
+                1,
+            ));
         }
         rows.push(("sequential latency, mean".into(), "".into(), seq_mean, true));
         rows.push((
@@ -659,7 +752,14 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
             true,
         ));
         rows.push(("sequential latency, p99".into(), "".into(), seq_p99, true));
+        rows.push((
+            "64 KiB echo latency, mean".into(),
+            "".into(),
+            big_mean,
+            true,
+        ));
         rows.push(("64 KiB echo latency, p50".into(), "".into(), big_p50, true));
+        rows.push(("64 KiB echo latency, p99".into(), "".into(), big_p99, true));
         for (i, &clients) in scale.client_counts.iter().enumerate() {
             let target = if clients >= 16 { ">= 0.85x" } else { "" };
             let row = std::mem::take(&mut tput[i]);
@@ -713,12 +813,22 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
         drop(floor_server);
         // Memory on a fresh server, so earlier workloads do not blur the delta.
         let fresh = ServerProcess::start("managers", &managers_addr)?;
-        let bytes = rt.block_on(memory(&fresh.address, fresh.pid(), scale.memory_objects))?;
+        let per_object = rt.block_on(memory(&fresh.address, fresh.pid(), scale.memory_objects))?;
+        let own = std::mem::size_of::<crate::store::Small>() as f64;
         writeln!(
             extra,
-            "| server memory per live small object ({} objects) | {transport} | {bytes:.0} bytes | <= 150 bytes |",
-            scale.memory_objects
+            "| server memory per live small object beyond its own size ({} objects) | {transport} | {:.0} bytes | <= 150 bytes |",
+            scale.memory_objects,
+            per_object - own
         )?;
+        if let Some(theirs) = py.memory.filter(|_| transport == "unix") {
+            writeln!(
+                python_rows,
+                "| server memory per live small object (RSS; {PY_MEMORY_OBJECTS} objects for Python, {} for managers) | {transport} | {theirs:.0} bytes | {per_object:.0} bytes | {:.2}x | |",
+                scale.memory_objects,
+                per_object / theirs
+            )?;
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
     writeln!(table)?;
@@ -734,6 +844,12 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
             )?;
             writeln!(table, "|---|---|---|---|---|---|")?;
             table.push_str(&python_rows);
+            writeln!(
+                table,
+                "\nPython's manager has no pipelined row: its proxies wait for each reply before \
+                 the next call on their connection. Its memory is measured over a Unix socket \
+                 only (over TCP each create takes about 130 ms)."
+            )?;
         }
         if let Some(e) = python_skipped {
             writeln!(table, "Python contender skipped: {e}")?;
