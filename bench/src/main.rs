@@ -101,8 +101,9 @@ enum Role {
         address: String,
     },
     /// Drive one workload against a running server, for profiling it: KIND `floor` or
-    /// `managers` (pipelined, CALLS calls; `pipeline` through a `Pipeline`), `latency-KIND` (CALLS sequential calls, prints
-    /// the p50 in µs), `clients-N-KIND` (N clients for CALLS milliseconds) or `memory`. With
+    /// `managers` (pipelined, CALLS calls; `pipeline` through a `Pipeline`), `latency-KIND`
+    /// (CALLS sequential calls, prints the p50 in µs; `BENCH_PAYLOAD=N` echoes N bytes
+    /// instead), `clients-N-KIND` (N clients for CALLS milliseconds) or `memory`. With
     /// `BENCH_SPAWN=1` the pipelined and latency workloads run on a spawned task; with
     /// `BENCH_CURRENT_THREAD=1` on a current-thread runtime.
     Load {

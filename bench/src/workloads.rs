@@ -386,13 +386,15 @@ pub(crate) fn load(kind: &str, address: &str, calls: usize) -> Result<f64> {
         return Ok(rate);
     }
     if let Some(contender) = kind.strip_prefix("latency-") {
+        // `BENCH_PAYLOAD=N`: echo N bytes instead of an incr.
+        let size = std::env::var("BENCH_PAYLOAD").map_or(Ok(0), |s| s.parse())?;
         let mut samples = if std::env::var_os("BENCH_SPAWN").is_some() {
             let (contender, address) = (contender.to_owned(), address.to_owned());
             rt.block_on(async move {
-                tokio::spawn(async move { latency(&contender, &address, calls, 0).await }).await?
+                tokio::spawn(async move { latency(&contender, &address, calls, size).await }).await?
             })?
         } else {
-            rt.block_on(latency(contender, address, calls, 0))?
+            rt.block_on(latency(contender, address, calls, size))?
         };
         return Ok(percentile(&mut samples, 0.5) * 1e6);
     }
@@ -471,7 +473,7 @@ fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
-/// Objects Python's manager creates and holds for its memory figure (it makes about 700
+/// Objects Python's manager creates and holds for its memory figure (it makes 500-850
 /// a second over a Unix socket).
 const PY_MEMORY_OBJECTS: usize = 1_000;
 
