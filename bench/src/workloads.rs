@@ -391,7 +391,8 @@ pub(crate) fn load(kind: &str, address: &str, calls: usize) -> Result<f64> {
         let mut samples = if std::env::var_os("BENCH_SPAWN").is_some() {
             let (contender, address) = (contender.to_owned(), address.to_owned());
             rt.block_on(async move {
-                tokio::spawn(async move { latency(&contender, &address, calls, size).await }).await?
+                tokio::spawn(async move { latency(&contender, &address, calls, size).await })
+                    .await?
             })?
         } else {
             rt.block_on(latency(contender, address, calls, size))?
