@@ -100,10 +100,10 @@
 //! polled. Calls on one connection are pipelined: any number can be in flight, each
 //! completes on its own (join them, or keep them in a `FuturesUnordered`), and dropping one
 //! cancels it on the server. For bulk work, a [`Pipeline`] is cheaper still: push calls,
-//! take the results in push order; requests pushed together go out together and a batch of
-//! replies wakes it once (measured: up to about 1.7x the throughput of the same calls as
-//! separate futures, over Unix sockets from a spawned task; see the README's performance
-//! section).
+//! take the results in push order; calls pushed together are sent together when the
+//! pipeline is next polled (still before any later request on their connection), and a
+//! batch of replies wakes it once (measured: about 1.5-2x the throughput of the same calls
+//! as separate futures over Unix sockets; see the README's performance section).
 //!
 //! ```
 //! # use managers::{shared, Registration, ServerBuilder, Pipeline};

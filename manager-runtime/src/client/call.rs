@@ -6,6 +6,7 @@ use std::fmt;
 use std::future::{poll_fn, Future};
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll, Waker};
 
 use bytes::Bytes;
@@ -14,7 +15,7 @@ use futures_util::Stream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::connection::{Connection, OwnedReply, Payload, Started, SPLIT_BATCH};
+use super::connection::{Connection, OwnedReply, Payload, Started, Stash, SPLIT_BATCH};
 use super::proxy::ProxyHandle;
 use crate::{Error, Result};
 
@@ -23,8 +24,9 @@ use crate::{Error, Result};
 /// [`ProxyHandle::call_method`] return.
 ///
 /// Like any future it does nothing until it is polled: the request is queued on the first
-/// poll, or when the call is pushed onto a [`Pipeline`]. Dropping it before that sends
-/// nothing; dropping it after cancels the call (see [`ProxyHandle::call_method`]).
+/// poll. Pushed onto a [`Pipeline`], it goes out when the pipeline is next polled (see
+/// there). Dropping it before that sends nothing; dropping it after cancels the call (see
+/// [`ProxyHandle::call_method`]).
 ///
 /// A `Call` is small (it holds the proxy, the method name, the arguments and the request
 /// id), so keeping many in flight, in a `FuturesUnordered` or a [`Pipeline`], is cheap.
@@ -89,6 +91,7 @@ impl<'a, A: Serialize, R: DeserializeOwned> Call<'a, A, R> {
                     self.method,
                     &args,
                     waker.cloned(),
+                    None,
                 )?),
                 None => {
                     let args = self.handle.codec().encode(&args)?;
@@ -128,11 +131,18 @@ impl<A: Serialize, R: DeserializeOwned> Future for Call<'_, A, R> {
 /// Calls kept in flight together, their results taken in the order the calls were
 /// pushed: pipelining for bulk work, without a future per call.
 ///
-/// [`push`](Pipeline::push) queues a call's request at once; [`next`](Pipeline::next)
-/// (or the [`Stream`] implementation) waits for the oldest call's result. Requests pushed
-/// together are written together, and a batch of replies wakes the pipeline once, so this
-/// is the cheapest way to keep many calls of one result type in flight. The calls may be
-/// on different proxies and even different managers.
+/// [`push`](Pipeline::push) adds a call; [`next`](Pipeline::next) (or the [`Stream`]
+/// implementation) sends the calls pushed since it last ran and waits for the oldest call's
+/// result. Calls pushed together are sent together, under one lock, and a batch of replies
+/// wakes the pipeline once, so this is the cheapest way to keep many calls of one result
+/// type in flight. The calls may be on different proxies and even different managers.
+///
+/// Like a buffered sink, a pipeline sends what was pushed when it is polled: a call pushed
+/// and never followed by `next` does not run. Order is kept all the same: any other
+/// request on the same connection (a call, a proxy's clone or drop) sends the calls pushed
+/// before it first, so a call made after a push sees the pushed call's effect. (Calls on a
+/// second connection of one pipeline are sent at once; only the first connection it used
+/// batches.)
 ///
 /// ```no_run
 /// # use manager_runtime::{Pipeline, ProxyHandle};
@@ -153,7 +163,7 @@ impl<A: Serialize, R: DeserializeOwned> Future for Call<'_, A, R> {
 /// ```
 ///
 /// Dropping the pipeline cancels the calls whose results were not taken, as dropping
-/// their [`Call`]s would.
+/// their [`Call`]s would; calls it had not sent yet are never sent.
 #[must_use = "a pipeline's results are taken with `next`"]
 pub struct Pipeline<'a, R> {
     calls: VecDeque<InFlight<'a>>,
@@ -164,6 +174,9 @@ pub struct Pipeline<'a, R> {
     taken: VecDeque<Result<OwnedReply>>,
     /// How many replies `taken` held when it was filled.
     batch: usize,
+    /// Where calls on the first connection this pipeline used wait to be queued together
+    /// (calls on other connections are queued at once).
+    stash: Option<(&'a Connection, Arc<Stash>)>,
     result: PhantomData<fn() -> R>,
 }
 
@@ -187,6 +200,7 @@ impl<R> Default for Pipeline<'_, R> {
             unwritten: Vec::new(),
             taken: VecDeque::new(),
             batch: 0,
+            stash: None,
             result: PhantomData,
         }
     }
@@ -206,10 +220,33 @@ impl<'a, R: DeserializeOwned> Pipeline<'a, R> {
         Self::default()
     }
 
-    /// Queue `call` now; its result comes out of [`next`](Pipeline::next) after the
-    /// results of the calls pushed before it. A call that cannot be queued (a closed
-    /// connection, arguments that do not encode) yields its error in its turn.
+    /// Add `call`: it is sent when the pipeline is next polled (or before any later
+    /// request on its connection), and its result comes out of [`next`](Pipeline::next)
+    /// after the results of the calls pushed before it. A call that cannot be sent (a
+    /// closed connection, arguments that do not encode) yields its error in its turn.
     pub fn push<A: Serialize>(&mut self, mut call: Call<'a, A, R>) {
+        if let (CallState::New(args), Some(conn)) = (&call.state, call.handle.remote()) {
+            let conn: &'a Connection = conn;
+            let (stashed_on, stash) = self
+                .stash
+                .get_or_insert_with(|| (conn, Arc::new(Stash::default())));
+            if std::ptr::eq(*stashed_on, conn) {
+                let state = match call
+                    .handle
+                    .start_call(conn, call.method, args, None, Some(stash))
+                {
+                    Ok(started) => InFlightState::Queued(started),
+                    Err(e) => InFlightState::Failed(e),
+                };
+                call.state = CallState::Done;
+                self.calls.push_back(InFlight {
+                    handle: call.handle,
+                    method: call.method,
+                    state,
+                });
+                return;
+            }
+        }
         let state = match call.start(None) {
             Err(e) => InFlightState::Failed(e),
             Ok(()) => match std::mem::replace(&mut call.state, CallState::Done) {
@@ -230,6 +267,15 @@ impl<'a, R: DeserializeOwned> Pipeline<'a, R> {
             method: call.method,
             state,
         });
+    }
+
+    /// Queue the calls this pipeline stashed, to be written next.
+    fn queue_stash(&mut self) {
+        if let Some((conn, stash)) = &self.stash {
+            if conn.queue_stash(stash) {
+                Self::remember(&mut self.unwritten, conn);
+            }
+        }
     }
 
     /// Note that this pipeline must write what is queued on `conn` before it waits.
@@ -260,6 +306,7 @@ impl<'a, R: DeserializeOwned> Pipeline<'a, R> {
         // requests while the rest of the batch is taken).
         let half = self.batch / 2;
         if self.taken.is_empty() || (self.batch >= SPLIT_BATCH && self.taken.len() == half) {
+            self.queue_stash();
             for conn in self.unwritten.drain(..) {
                 conn.write();
             }
@@ -305,6 +352,20 @@ impl<'a, R: DeserializeOwned> Pipeline<'a, R> {
 
 impl<R> Drop for Pipeline<'_, R> {
     fn drop(&mut self) {
+        // Calls still stashed were never sent: nothing to cancel.
+        if let Some((conn, stash)) = &self.stash {
+            let unsent = conn.discard_stash(stash);
+            if !unsent.is_empty() {
+                for call in &mut self.calls {
+                    if let InFlightState::Queued(started) = &mut call.state {
+                        // Ids are given out in push order: `unsent` is sorted.
+                        if unsent.binary_search(&started.id()).is_ok() {
+                            started.forget();
+                        }
+                    }
+                }
+            }
+        }
         // Replies taken and not returned: one may carry a reference to release.
         for (call, reply) in self.calls.iter().zip(self.taken.drain(..)) {
             if let Ok(reply) = reply {

@@ -15,7 +15,7 @@ use serde::de::Visitor;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::call::Call;
-use super::connection::{Connection, OwnedReply, Payload, Started};
+use super::connection::{Connection, OwnedReply, Payload, Started, Stash};
 use crate::handoff::{self, with_context, AdoptContext, ProxyWire};
 use crate::server::objects::{Args, Dispatch, Erased};
 use crate::server::{Caller, ServerState};
@@ -158,12 +158,16 @@ impl ProxyHandle {
 
     /// Queue a call of `method` on `conn`, its arguments encoded straight into the request
     /// (through a buffer kept per thread, so a call allocates nothing for them).
+    ///
+    /// With `stash`, the call goes to that pipeline's stash (see
+    /// [`Connection::start_stashed`]) instead of being queued now.
     pub(super) fn start_call<'c, A: Serialize>(
         &self,
         conn: &'c Connection,
         method: &str,
         args: &A,
         waker: Option<Waker>,
+        stash: Option<&Arc<Stash>>,
     ) -> Result<Started<'c>> {
         thread_local! {
             static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
@@ -174,15 +178,16 @@ impl ProxyHandle {
         buf.clear();
         let buf = self.codec().encode_into(args, buf)?;
         let object = self.token.id;
-        let started = conn.start(
-            |id| Request::Call {
-                id,
-                object,
-                method,
-                args: &buf,
-            },
-            waker,
-        );
+        let build = |id| Request::Call {
+            id,
+            object,
+            method,
+            args: &buf,
+        };
+        let started = match stash {
+            Some(stash) => conn.start_stashed(stash, build),
+            None => conn.start(build, waker),
+        };
         if buf.capacity() <= 64 * 1024 {
             SCRATCH.set(buf);
         }
