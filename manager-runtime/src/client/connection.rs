@@ -15,11 +15,12 @@
 //!   once when it next waits for a reply. Any other request on the connection queues the
 //!   stashed calls first, so calls keep the order they were made in. There is no timer
 //!   behind a stash: a pipeline never polled again never sends what it stashed, like any
-//!   future. (Measured 22 November 2026: pipelined throughput over Unix sockets rose from
-//!   0.79-0.95x the floor to 1.04-1.31x. A stash kept under the writer task's watch, so
+//!   future. (Measured 22 November 2026, client and server in their own processes: a
+//!   `Pipeline` over Unix sockets went from 0.59-0.95x the floor's throughput to
+//!   0.98-1.31x; over TCP it did not gain. A stash kept under the writer task's watch, so
 //!   that an abandoned pipeline would still send, measured no better than queueing each
-//!   call at once: the watch's timer, re-armed while the connection is busy, cost as much
-//!   as the batching saved);
+//!   call at once: with the watch's timer, re-armed while the connection is busy, the gain
+//!   was gone);
 //! - while replies of one batch are delivered and not taken yet, new requests are held
 //!   back, and the call that takes the batch's last reply writes them: a burst of replies
 //!   becomes one burst of requests. In a batch of [`SPLIT_BATCH`] replies or more, the
