@@ -4,8 +4,7 @@ use futures_util::future::join_all;
 use managers::{Client, Error, Pipeline, RemoteError};
 
 use crate::common::{
-    bounded, connect, register_all, share, start, until, PairProxy, StoreProxy, Transport,
-    TRANSPORTS,
+    bounded, register_all, start, until, PairProxy, StoreProxy, Transport, TRANSPORTS,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -337,32 +336,61 @@ async fn a_pipelines_calls_go_before_later_requests_on_their_connection() {
     }
 }
 
-/// A pipeline sends what was pushed when it is polled; dropped before that, it sends
-/// nothing (so nothing runs), and its connection goes on working.
+/// Two pipelines on one connection: the calls pushed onto the first go before those of
+/// the second, even when only the second is polled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pipeline_dropped_before_it_was_polled_sends_nothing() {
+async fn pipelines_on_one_connection_keep_the_order_of_their_calls() {
     for transport in TRANSPORTS {
         let server = start(transport).await;
         let store: StoreProxy = server.create("store", ()).await.unwrap();
-        let mut pipeline = Pipeline::new();
-        pipeline.push(store.incr("dropped".into()));
-        pipeline.push(store.incr("dropped".into()));
-        drop(pipeline);
-        // Anything the pipeline had sent would have reached the server before this call.
-        assert_eq!(store.get("dropped".into()).await.unwrap(), None);
-        // Polled, it sends: through a second connection, where nothing else is written.
-        let second = connect(&server).await;
-        let pushed_on = share(&store, &second);
-        let mut pipeline = Pipeline::new();
-        pipeline.push(pushed_on.incr("kept".into()));
+        let mut first = Pipeline::new();
+        let mut second = Pipeline::new();
+        first.push(store.incr("k".into()));
+        second.push(store.get("k".into()));
+        first.push(store.incr("k".into()));
+        second.push(store.get("k".into()));
         assert_eq!(
-            bounded("the kept call", pipeline.next())
+            bounded("the second", second.next()).await.unwrap().unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            bounded("the second", second.next()).await.unwrap().unwrap(),
+            Some(2)
+        );
+        assert_eq!(
+            bounded("the first", first.next()).await.unwrap().unwrap(),
+            1
+        );
+        assert_eq!(
+            bounded("the first", first.next()).await.unwrap().unwrap(),
+            2
+        );
+    }
+}
+
+/// A request refused before it is sent (over the client's frame limit), made while a
+/// pipeline holds calls it has not sent: the pipeline's calls still go out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_request_does_not_strand_a_pipelines_calls() {
+    for transport in TRANSPORTS {
+        let server = start(transport).await;
+        let client = managers::Client::builder()
+            .max_frame_length(1024)
+            .connect(server.address(), "test-key")
+            .await
+            .unwrap();
+        let pair: PairProxy = client.create("get_pair", (1, 2)).await.unwrap();
+        let mut pipeline = Pipeline::new();
+        pipeline.push(pair.sum());
+        let err = pair.echo(vec![0; 2000], "").await.unwrap_err();
+        assert!(matches!(err, Error::Codec(_)), "{err:?}");
+        assert_eq!(
+            bounded("the pipeline's call", pipeline.next())
                 .await
                 .unwrap()
                 .unwrap(),
-            1
+            3
         );
-        assert_eq!(store.get("kept".into()).await.unwrap(), Some(1));
     }
 }
 

@@ -6,7 +6,6 @@ use std::fmt;
 use std::future::{poll_fn, Future};
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll, Waker};
 
 use bytes::Bytes;
@@ -15,7 +14,7 @@ use futures_util::Stream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::connection::{Connection, OwnedReply, Payload, Started, Stash, SPLIT_BATCH};
+use super::connection::{Connection, OwnedReply, Payload, Started, SPLIT_BATCH};
 use super::proxy::ProxyHandle;
 use crate::{Error, Result};
 
@@ -91,7 +90,7 @@ impl<'a, A: Serialize, R: DeserializeOwned> Call<'a, A, R> {
                     self.method,
                     &args,
                     waker.cloned(),
-                    None,
+                    false,
                 )?),
                 None => {
                     let args = self.handle.codec().encode(&args)?;
@@ -137,12 +136,11 @@ impl<A: Serialize, R: DeserializeOwned> Future for Call<'_, A, R> {
 /// wakes the pipeline once, so this is the cheapest way to keep many calls of one result
 /// type in flight. The calls may be on different proxies and even different managers.
 ///
-/// Like a buffered sink, a pipeline sends what was pushed when it is polled: a call pushed
-/// and never followed by `next` does not run. Order is kept all the same: any other
-/// request on the same connection (a call, a proxy's clone or drop) sends the calls pushed
-/// before it first, so a call made after a push sees the pushed call's effect. (Calls on a
-/// second connection of one pipeline are sent at once; only the first connection it used
-/// batches.)
+/// Like a buffered sink, a pipeline sends what was pushed when it is polled (or dropped):
+/// a call pushed and never followed by `next` waits. Order is kept all the same: any other
+/// request on the same connection (a call, another pipeline's poll, a proxy's clone or
+/// drop) sends the calls pushed before it first, so a call made after a push sees the
+/// pushed call's effect.
 ///
 /// ```no_run
 /// # use manager_runtime::{Pipeline, ProxyHandle};
@@ -163,7 +161,7 @@ impl<A: Serialize, R: DeserializeOwned> Future for Call<'_, A, R> {
 /// ```
 ///
 /// Dropping the pipeline cancels the calls whose results were not taken, as dropping
-/// their [`Call`]s would; calls it had not sent yet are never sent.
+/// their [`Call`]s would (calls it had not sent yet are sent, then cancelled).
 #[must_use = "a pipeline's results are taken with `next`"]
 pub struct Pipeline<'a, R> {
     calls: VecDeque<InFlight<'a>>,
@@ -174,9 +172,8 @@ pub struct Pipeline<'a, R> {
     taken: VecDeque<Result<OwnedReply>>,
     /// How many replies `taken` held when it was filled.
     batch: usize,
-    /// Where calls on the first connection this pipeline used wait to be queued together
-    /// (calls on other connections are queued at once).
-    stash: Option<(&'a Connection, Arc<Stash>)>,
+    /// Connections where this pipeline stashed calls since it last queued them.
+    stashed_on: Vec<&'a Connection>,
     result: PhantomData<fn() -> R>,
 }
 
@@ -200,7 +197,7 @@ impl<R> Default for Pipeline<'_, R> {
             unwritten: Vec::new(),
             taken: VecDeque::new(),
             batch: 0,
-            stash: None,
+            stashed_on: Vec::new(),
             result: PhantomData,
         }
     }
@@ -227,32 +224,27 @@ impl<'a, R: DeserializeOwned> Pipeline<'a, R> {
     pub fn push<A: Serialize>(&mut self, mut call: Call<'a, A, R>) {
         if let (CallState::New(args), Some(conn)) = (&call.state, call.handle.remote()) {
             let conn: &'a Connection = conn;
-            let (stashed_on, stash) = self
-                .stash
-                .get_or_insert_with(|| (conn, Arc::new(Stash::default())));
-            if std::ptr::eq(*stashed_on, conn) {
-                let state = match call
-                    .handle
-                    .start_call(conn, call.method, args, None, Some(stash))
-                {
-                    Ok(started) => InFlightState::Queued(started),
-                    Err(e) => InFlightState::Failed(e),
-                };
-                call.state = CallState::Done;
-                self.calls.push_back(InFlight {
-                    handle: call.handle,
-                    method: call.method,
-                    state,
-                });
-                return;
-            }
+            let state = match call.handle.start_call(conn, call.method, args, None, true) {
+                Ok(started) => {
+                    remember(&mut self.stashed_on, conn);
+                    InFlightState::Queued(started)
+                }
+                Err(e) => InFlightState::Failed(e),
+            };
+            call.state = CallState::Done;
+            self.calls.push_back(InFlight {
+                handle: call.handle,
+                method: call.method,
+                state,
+            });
+            return;
         }
         let state = match call.start(None) {
             Err(e) => InFlightState::Failed(e),
             Ok(()) => match std::mem::replace(&mut call.state, CallState::Done) {
                 CallState::Queued(mut started) => {
                     if started.defer_write() {
-                        Self::remember(&mut self.unwritten, started.connection());
+                        remember(&mut self.unwritten, started.connection());
                     }
                     InFlightState::Queued(started)
                 }
@@ -267,22 +259,6 @@ impl<'a, R: DeserializeOwned> Pipeline<'a, R> {
             method: call.method,
             state,
         });
-    }
-
-    /// Queue the calls this pipeline stashed, to be written next.
-    fn queue_stash(&mut self) {
-        if let Some((conn, stash)) = &self.stash {
-            if conn.queue_stash(stash) {
-                Self::remember(&mut self.unwritten, conn);
-            }
-        }
-    }
-
-    /// Note that this pipeline must write what is queued on `conn` before it waits.
-    fn remember(unwritten: &mut Vec<&'a Connection>, conn: &'a Connection) {
-        if !unwritten.iter().any(|c| std::ptr::eq(*c, conn)) {
-            unwritten.push(conn);
-        }
     }
 
     /// How many calls have results not taken yet.
@@ -325,7 +301,7 @@ impl<'a, R: DeserializeOwned> Pipeline<'a, R> {
                         _ => None,
                     });
                     if Started::take_replies(calls, cx, &mut self.taken) {
-                        Self::remember(&mut self.unwritten, conn);
+                        remember(&mut self.unwritten, conn);
                     }
                     self.batch = self.taken.len();
                 }
@@ -350,22 +326,30 @@ impl<'a, R: DeserializeOwned> Pipeline<'a, R> {
     }
 }
 
-impl<R> Drop for Pipeline<'_, R> {
-    fn drop(&mut self) {
-        // Calls still stashed were never sent: nothing to cancel.
-        if let Some((conn, stash)) = &self.stash {
-            let unsent = conn.discard_stash(stash);
-            if !unsent.is_empty() {
-                for call in &mut self.calls {
-                    if let InFlightState::Queued(started) = &mut call.state {
-                        // Ids are given out in push order: `unsent` is sorted.
-                        if unsent.binary_search(&started.id()).is_ok() {
-                            started.forget();
-                        }
-                    }
-                }
+impl<'a, R> Pipeline<'a, R> {
+    /// Queue the calls this pipeline stashed (with any other pipeline's on the same
+    /// connections, in the order they were made), to be written next.
+    fn queue_stash(&mut self) {
+        for conn in self.stashed_on.drain(..) {
+            if conn.queue_stash() {
+                remember(&mut self.unwritten, conn);
             }
         }
+    }
+}
+
+/// Add `conn` to `conns` (connections to queue or write before waiting), once.
+fn remember<'a>(conns: &mut Vec<&'a Connection>, conn: &'a Connection) {
+    if !conns.iter().any(|c| std::ptr::eq(*c, conn)) {
+        conns.push(conn);
+    }
+}
+
+impl<R> Drop for Pipeline<'_, R> {
+    fn drop(&mut self) {
+        // Stashed calls are queued (and written below), so that the calls' own drops
+        // cancel them like the others.
+        self.queue_stash();
         // Replies taken and not returned: one may carry a reference to release.
         for (call, reply) in self.calls.iter().zip(self.taken.drain(..)) {
             if let Ok(reply) = reply {

@@ -10,17 +10,18 @@
 //!   write;
 //! - a call made outside a task (`block_on`) yields once and then writes, so the other
 //!   futures polled by the same `block_on` queue their frames first;
-//! - a `Pipeline` stashes the calls pushed onto it, encoded, in a [`Stash`] of its own
-//!   (no lock the reader task takes, no duty to write), and queues and writes them all at
-//!   once when it next waits for a reply. Any other request on the connection queues the
-//!   stashed calls first, so calls keep the order they were made in. There is no timer
-//!   behind a stash: a pipeline never polled again never sends what it stashed, like any
-//!   future. (Measured 22 November 2026, client and server in their own processes: a
-//!   `Pipeline` over Unix sockets went from 0.59-0.95x the floor's throughput to
-//!   0.98-1.31x; over TCP it did not gain. A stash kept under the writer task's watch, so
-//!   that an abandoned pipeline would still send, measured no better than queueing each
-//!   call at once: with the watch's timer, re-armed while the connection is busy, the gain
-//!   was gone);
+//! - a `Pipeline` stashes the calls pushed onto it, encoded, in the connection's
+//!   [`Stash`] (a lock of its own, which the reader task never takes; no duty to write),
+//!   and queues and writes them all at once when it is next polled. Any other request on
+//!   the connection queues the stash first, so calls keep the order they were made in,
+//!   across pipelines too. There is no timer behind the stash: a pipeline never polled
+//!   again leaves its calls there until another request on the connection, or its own
+//!   drop, queues them. (Measured 22 November 2026, client and server in their own
+//!   processes: a `Pipeline`'s median over Unix sockets went from 0.86x the floor's
+//!   throughput to 1.0x in 20 A/B rounds; over TCP it did not gain. A stash kept under the
+//!   writer task's watch, so that an abandoned pipeline would still send, measured no
+//!   better than queueing each call at once: with the watch's timer, re-armed while the
+//!   connection is busy, the gain was gone);
 //! - while replies of one batch are delivered and not taken yet, new requests are held
 //!   back, and the call that takes the batch's last reply writes them: a burst of replies
 //!   becomes one burst of requests. In a batch of [`SPLIT_BATCH`] replies or more, the
@@ -40,7 +41,7 @@
 //! by waking another worker), so the reader task stayed.
 
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
@@ -386,17 +387,6 @@ impl<'a> Started<'a> {
     pub(crate) fn connection(&self) -> &'a Connection {
         self.conn
     }
-
-    /// This call's request id.
-    pub(crate) fn id(&self) -> RequestId {
-        self.id
-    }
-
-    /// For a call whose request was never sent (a discarded stash): dropping it then
-    /// sends nothing.
-    pub(crate) fn forget(&mut self) {
-        self.done = true;
-    }
 }
 
 impl Drop for Started<'_> {
@@ -550,41 +540,48 @@ impl Connection {
         build: impl FnOnce(RequestId) -> Request<'b>,
         waiter: Option<Option<Waker>>,
     ) -> Result<(RequestId, bool)> {
-        // Calls a pipeline holds go first: they were made before this one.
-        self.output.queue_stashes(&self.pending);
+        // Calls stashed by pipelines go first: they were made before this one.
+        let stashed = self.output.stashed.load(Ordering::Acquire) && self.queue_stash();
         let mut state = self.pending.lock();
         if let Some(e) = &state.closed {
             return Err(e.clone());
         }
         let id = self.output.next_id();
         let hold_back = state.untaken > 0;
-        let write = self.output.push(&ClientMessage::V1(build(id)), hold_back)?;
+        let write = match self.output.push(&ClientMessage::V1(build(id)), hold_back) {
+            Ok(write) => write,
+            Err(e) => {
+                drop(state);
+                if stashed {
+                    // The stashed calls were queued for this request to write.
+                    self.write_soon();
+                }
+                return Err(e);
+            }
+        };
         if let Some(waker) = waiter {
             state.calls.insert(id, Slot::Waiting(waker));
         }
         Ok((id, write))
     }
 
-    /// Stash a request built around a fresh id in `stash` (a pipeline's), without taking
-    /// any lock the reader task takes: it is queued when the pipeline calls
-    /// [`Connection::queue_stash`], or before any other request on this connection, or at
-    /// the writer task's next watch tick, whichever comes first.
+    /// Stash a request built around a fresh id in this connection's [`Stash`], taking no
+    /// lock the reader task takes. It is queued by the next [`Connection::queue_stash`]:
+    /// the pipeline's own when it is polled or dropped, or the one any other request on
+    /// this connection makes first.
     pub(crate) fn start_stashed<'b>(
         &self,
-        stash: &Arc<Stash>,
         build: impl FnOnce(RequestId) -> Request<'b>,
     ) -> Result<Started<'_>> {
         let id = self.output.next_id();
-        let mut stashed = stash.lock();
+        let mut stash = self.output.stash.lock();
         self.output
-            .push_frame(&mut stashed.frames, &ClientMessage::V1(build(id)))?;
-        stashed.ids.push(id);
-        if stashed.ids.len() == 1 {
-            // Listed while the stash is locked: a concurrent `queue_stashes` that took the
-            // list before finds it here, or finds it empty.
-            let mut list = self.output.stash_list();
-            list.push(stash.clone());
-            self.output.stashed.store(list.len(), Ordering::Release);
+            .push_frame(&mut stash.frames, &ClientMessage::V1(build(id)))?;
+        stash.ids.push(id);
+        if stash.ids.len() == 1 {
+            // Set while the stash is locked; cleared, also under its lock, only once the
+            // stashed frames are queued.
+            self.output.stashed.store(true, Ordering::Release);
         }
         Ok(Started {
             conn: self,
@@ -596,32 +593,33 @@ impl Connection {
         })
     }
 
-    /// Queue the calls `stash` holds (see [`Connection::start_stashed`]); the caller then
-    /// writes.
-    /// Returns whether it held any.
-    pub(crate) fn queue_stash(&self, stash: &Arc<Stash>) -> bool {
-        let queued = self.output.queue_stash(stash, &self.pending);
-        if queued {
-            self.unlist(stash);
+    /// Queue every call stashed on this connection (see [`Connection::start_stashed`]):
+    /// their reply slots made and their frames appended, under one lock of each, in the
+    /// order they were stashed. Returns whether there were any; the caller then sees to
+    /// the write. On a closed connection they are dropped (taking their replies gives the
+    /// connection's error).
+    pub(crate) fn queue_stash(&self) -> bool {
+        // Lock order: the stash, then `pending`, then the output.
+        let mut stash = self.output.stash.lock();
+        if stash.ids.is_empty() {
+            return false;
         }
-        queued
-    }
-
-    /// Forget the calls `stash` holds, unsent; returns their ids.
-    pub(crate) fn discard_stash(&self, stash: &Arc<Stash>) -> Vec<RequestId> {
-        let ids = {
-            let mut stashed = stash.lock();
-            stashed.frames.clear();
-            std::mem::take(&mut stashed.ids)
-        };
-        self.unlist(stash);
-        ids
-    }
-
-    fn unlist(&self, stash: &Arc<Stash>) {
-        let mut list = self.output.stash_list();
-        list.retain(|s| !Arc::ptr_eq(s, stash));
-        self.output.stashed.store(list.len(), Ordering::Release);
+        let mut state = self.pending.lock();
+        if state.closed.is_none() {
+            state
+                .calls
+                .extend(stash.ids.iter().map(|&id| (id, Slot::Waiting(None))));
+            let mut out = self.output.lock();
+            if out.buf.is_empty() {
+                std::mem::swap(&mut out.buf, &mut stash.frames);
+            } else {
+                out.buf.extend_from_slice(&stash.frames);
+            }
+        }
+        stash.ids.clear();
+        stash.frames.clear();
+        self.output.stashed.store(false, Ordering::Release);
+        true
     }
 
     /// See to the write of what is queued without waiting: inside a tokio task, leave it to
@@ -780,20 +778,22 @@ struct Output {
     max_frame: usize,
     /// The id of the next request.
     next_id: AtomicU64,
-    /// Pipelines' stashes that may hold calls not queued yet. Lock order: a stash, then
-    /// this list; a stash, then [`Pending`], then [`Outgoing`].
-    stashes: Mutex<Vec<Arc<Stash>>>,
-    /// How many stashes `stashes` lists: checked without its lock by every request.
-    stashed: AtomicUsize,
+    /// Calls pipelines made and have not queued yet. Lock order: this, then [`Pending`],
+    /// then [`Outgoing`].
+    stash: Stash,
+    /// Whether `stash` holds any calls: checked without its lock by every request.
+    stashed: AtomicBool,
 }
 
-/// Calls a [`Pipeline`](crate::Pipeline) made on one connection and has not queued yet:
-/// their frames, encoded with their ids, and the ids. The pipeline queues them all at
-/// once, under one lock of each kind, when it next waits; any other request on the
-/// connection, and the writer task's watch, queue them first (so calls stay in the order
-/// they were made, and a pipeline never polled again still sends its calls).
+/// Calls [`Pipeline`](crate::Pipeline)s made on one connection and have not queued yet:
+/// their frames, encoded with their ids, in the order they were made, and the ids. See
+/// [`Connection::start_stashed`] and [`Connection::queue_stash`].
+///
+/// Aligned to its own cache lines: a pipeline's thread writes it on every push, and the
+/// fields next to it in [`Output`] are written by other threads.
 #[derive(Default)]
-pub(crate) struct Stash {
+#[repr(align(128))]
+struct Stash {
     state: Mutex<Stashed>,
 }
 
@@ -825,8 +825,8 @@ impl Output {
             wake: Notify::new(),
             max_frame,
             next_id: AtomicU64::new(1),
-            stashes: Mutex::new(Vec::new()),
-            stashed: AtomicUsize::new(0),
+            stash: Stash::default(),
+            stashed: AtomicBool::new(false),
         }
     }
 
@@ -837,50 +837,6 @@ impl Output {
     /// A fresh request id.
     fn next_id(&self) -> RequestId {
         self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    fn stash_list(&self) -> MutexGuard<'_, Vec<Arc<Stash>>> {
-        self.stashes.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Queue the calls every pipeline stashed on this connection.
-    fn queue_stashes(&self, pending: &Pending) {
-        if self.stashed.load(Ordering::Acquire) == 0 {
-            return;
-        }
-        let stashes = {
-            let mut list = self.stash_list();
-            self.stashed.store(0, Ordering::Release);
-            std::mem::take(&mut *list)
-        };
-        for stash in stashes {
-            self.queue_stash(&stash, pending);
-        }
-    }
-
-    /// Queue the calls of `stash`: their reply slots made, their frames appended, under
-    /// one lock of each. Returns whether there were any. On a closed connection they are
-    /// dropped (taking their replies then gives the connection's error).
-    fn queue_stash(&self, stash: &Stash, pending: &Pending) -> bool {
-        let mut stashed = stash.lock();
-        if stashed.ids.is_empty() {
-            return false;
-        }
-        let mut state = pending.lock();
-        if state.closed.is_none() {
-            state
-                .calls
-                .extend(stashed.ids.iter().map(|&id| (id, Slot::Waiting(None))));
-            let mut out = self.lock();
-            if out.buf.is_empty() {
-                std::mem::swap(&mut out.buf, &mut stashed.frames);
-            } else {
-                out.buf.extend_from_slice(&stashed.frames);
-            }
-        }
-        stashed.ids.clear();
-        stashed.frames.clear();
-        true
     }
 
     /// Append one frame; true when the caller must now see to the write, because nobody

@@ -15,7 +15,7 @@ use serde::de::Visitor;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::call::Call;
-use super::connection::{Connection, OwnedReply, Payload, Started, Stash};
+use super::connection::{Connection, OwnedReply, Payload, Started};
 use crate::handoff::{self, with_context, AdoptContext, ProxyWire};
 use crate::server::objects::{Args, Dispatch, Erased};
 use crate::server::{Caller, ServerState};
@@ -159,7 +159,7 @@ impl ProxyHandle {
     /// Queue a call of `method` on `conn`, its arguments encoded straight into the request
     /// (through a buffer kept per thread, so a call allocates nothing for them).
     ///
-    /// With `stash`, the call goes to that pipeline's stash (see
+    /// With `stash`, the call goes to the connection's stash (see
     /// [`Connection::start_stashed`]) instead of being queued now.
     pub(super) fn start_call<'c, A: Serialize>(
         &self,
@@ -167,7 +167,7 @@ impl ProxyHandle {
         method: &str,
         args: &A,
         waker: Option<Waker>,
-        stash: Option<&Arc<Stash>>,
+        stash: bool,
     ) -> Result<Started<'c>> {
         thread_local! {
             static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
@@ -185,8 +185,8 @@ impl ProxyHandle {
             args: &buf,
         };
         let started = match stash {
-            Some(stash) => conn.start_stashed(stash, build),
-            None => conn.start(build, waker),
+            true => conn.start_stashed(build),
+            false => conn.start(build, waker),
         };
         if buf.capacity() <= 64 * 1024 {
             SCRATCH.set(buf);
