@@ -131,16 +131,19 @@ impl<A: Serialize, R: DeserializeOwned> Future for Call<'_, A, R> {
 /// pushed: pipelining for bulk work, without a future per call.
 ///
 /// [`push`](Pipeline::push) adds a call; [`next`](Pipeline::next) (or the [`Stream`]
-/// implementation) sends the calls pushed since it last ran and waits for the oldest call's
-/// result. Calls pushed together are sent together, under one lock, and a batch of replies
-/// wakes the pipeline once, so this is the cheapest way to keep many calls of one result
-/// type in flight. The calls may be on different proxies and even different managers.
+/// implementation) waits for the oldest call's result, and sends the calls pushed meanwhile
+/// before it waits (and halfway through a large batch of replies). Calls pushed together
+/// are sent together, under one lock, and a batch of replies wakes the pipeline once, so
+/// this is the cheapest way to keep many calls of one result type in flight. The calls may
+/// be on different proxies and even different managers.
 ///
-/// Like a buffered sink, a pipeline sends what was pushed when it is polled (or dropped):
-/// a call pushed and never followed by `next` waits. Order is kept all the same: any other
-/// request on the same connection (a call, another pipeline's poll, a proxy's clone or
-/// drop) sends the calls pushed before it first, so a call made after a push sees the
-/// pushed call's effect.
+/// Like a buffered sink, a pipeline sends what was pushed when it needs a result (or is
+/// dropped): a call pushed and never followed by `next` waits. Order is kept all the same:
+/// any other request on the same connection (a call, a proxy's clone or drop, another
+/// pipeline sending) sends the calls pushed before it first, so a call made after a push
+/// sees the pushed call's effect. What is not covered: waiting, elsewhere, for an effect
+/// of a pushed call without polling the pipeline (for example on another connection, or
+/// in another process): poll or drop the pipeline first.
 ///
 /// ```no_run
 /// # use manager_runtime::{Pipeline, ProxyHandle};
@@ -217,8 +220,8 @@ impl<'a, R: DeserializeOwned> Pipeline<'a, R> {
         Self::default()
     }
 
-    /// Add `call`: it is sent when the pipeline is next polled (or before any later
-    /// request on its connection), and its result comes out of [`next`](Pipeline::next)
+    /// Add `call`: it is sent when the pipeline next waits for a result (or before any
+    /// later request on its connection), and its result comes out of [`next`](Pipeline::next)
     /// after the results of the calls pushed before it. A call that cannot be sent (a
     /// closed connection, arguments that do not encode) yields its error in its turn.
     pub fn push<A: Serialize>(&mut self, mut call: Call<'a, A, R>) {
