@@ -711,21 +711,11 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
             }
         }
         if !py.create.managers.is_empty() {
-            let names = [
-                "sequential latency, mean",
-                "sequential latency, p50",
-                "sequential latency, p99",
-            ];
-            for (name, row) in names.iter().zip(&py.seq) {
-                python_rows.push_str(&row.line(name, transport, "", true, 2));
-            }
-            let names = [
-                "64 KiB echo latency, mean",
-                "64 KiB echo latency, p50",
-                "64 KiB echo latency, p99",
-            ];
-            for (name, row) in names.iter().zip(&py.big) {
-                python_rows.push_str(&row.line(name, transport, "", true, 2));
+            for (workload, rows) in [("sequential", &py.seq), ("64 KiB echo", &py.big)] {
+                for (stat, row) in ["mean", "p50", "p99"].iter().zip(rows) {
+                    let name = format!("{workload} latency, {stat}");
+                    python_rows.push_str(&row.line(&name, transport, "", true, 2));
+                }
             }
             for (&clients, row) in scale.client_counts.iter().zip(&py.tput) {
                 let target = if clients == 16 { ">= 3x" } else { "" };
