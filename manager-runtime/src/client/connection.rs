@@ -293,6 +293,22 @@ pub(crate) struct Started<'a> {
     registered: bool,
 }
 
+impl<'a> Started<'a> {
+    /// A call just queued (or stashed) on `conn` under `id`; `write`: it must see to the
+    /// write of what is queued; `registered`: its slot holds the waker of the poll that
+    /// queued it.
+    fn new(conn: &'a Connection, id: RequestId, write: bool, registered: bool) -> Self {
+        Started {
+            conn,
+            id,
+            write,
+            done: false,
+            yielded: false,
+            registered,
+        }
+    }
+}
+
 impl Started<'_> {
     /// Wait for the reply. Cancel safety: see [`Connection::request`].
     pub(crate) async fn reply(mut self) -> Result<OwnedReply> {
@@ -583,14 +599,7 @@ impl Connection {
             // stashed frames are queued.
             self.output.stashed.store(true, Ordering::Release);
         }
-        Ok(Started {
-            conn: self,
-            id,
-            write: false,
-            done: false,
-            yielded: false,
-            registered: false,
-        })
+        Ok(Started::new(self, id, false, false))
     }
 
     /// Queue every call stashed on this connection (see [`Connection::start_stashed`]):
@@ -680,14 +689,7 @@ impl Connection {
     ) -> Result<Started<'_>> {
         let registered = waker.is_some();
         let (id, write) = self.enqueue(build, Some(waker))?;
-        Ok(Started {
-            conn: self,
-            id,
-            write,
-            done: false,
-            yielded: false,
-            registered,
-        })
+        Ok(Started::new(self, id, write, registered))
     }
 
     /// Take the reply of call `id` once it is delivered; the `bool` says the caller must
