@@ -225,7 +225,9 @@ impl<'a, R: DeserializeOwned> Pipeline<'a, R> {
     /// after the results of the calls pushed before it. A call that cannot be sent (a
     /// closed connection, arguments that do not encode) yields its error in its turn.
     pub fn push<A: Serialize>(&mut self, mut call: Call<'a, A, R>) {
-        if let (CallState::New(args), Some(conn)) = (&call.state, call.handle.remote()) {
+        // A remote call waits in its connection's stash until this pipeline next waits.
+        let state = if let (CallState::New(args), Some(conn)) = (&call.state, call.handle.remote())
+        {
             let conn: &'a Connection = conn;
             let state = match call.handle.start_call(conn, call.method, args, None, true) {
                 Ok(started) => {
@@ -235,27 +237,24 @@ impl<'a, R: DeserializeOwned> Pipeline<'a, R> {
                 Err(e) => InFlightState::Failed(e),
             };
             call.state = CallState::Done;
-            self.calls.push_back(InFlight {
-                handle: call.handle,
-                method: call.method,
-                state,
-            });
-            return;
-        }
-        let state = match call.start(None) {
-            Err(e) => InFlightState::Failed(e),
-            Ok(()) => match std::mem::replace(&mut call.state, CallState::Done) {
-                CallState::Queued(mut started) => {
-                    if started.defer_write() {
-                        remember(&mut self.unwritten, started.connection());
+            state
+        } else {
+            // A local call, or one already queued by a poll.
+            match call.start(None) {
+                Err(e) => InFlightState::Failed(e),
+                Ok(()) => match std::mem::replace(&mut call.state, CallState::Done) {
+                    CallState::Queued(mut started) => {
+                        if started.defer_write() {
+                            remember(&mut self.unwritten, started.connection());
+                        }
+                        InFlightState::Queued(started)
                     }
-                    InFlightState::Queued(started)
-                }
-                CallState::Local(task) => InFlightState::Local(task),
-                CallState::New(_) | CallState::Done => {
-                    panic!("`Call` pushed after completion")
-                }
-            },
+                    CallState::Local(task) => InFlightState::Local(task),
+                    CallState::New(_) | CallState::Done => {
+                        panic!("`Call` pushed after completion")
+                    }
+                },
+            }
         };
         self.calls.push_back(InFlight {
             handle: call.handle,
