@@ -106,6 +106,15 @@
 //! the same calls as separate futures from `block_on`, about 1.7x from a spawned task; see
 //! the README's performance section).
 //!
+//! Calls that *wait on the server* (an `async` method that did not finish at once, or a call
+//! waiting for its object's lock: a blocked `get`, a contended `lock()`) are bounded per
+//! connection by [`ServerBuilder::max_calls_in_flight`] (1024 by default). One more such
+//! call is stopped where it waits, as if cancelled, and fails at once with
+//! [`RemoteError::Busy`] ([`Error::is_retryable`]); everything else on the connection goes
+//! on being served, including the calls that finish the waiting ones. Raise the limit on
+//! the server if your clients keep more calls waiting on purpose. Every limit, its default
+//! and what happens when it is reached: `docs/limits.md`.
+//!
 //! ```
 //! # use managers::{shared, Registration, ServerBuilder, Pipeline};
 //! # #[derive(Default)]
@@ -223,7 +232,10 @@ pub use manager_runtime::{
 
 /// The traits generated code implements, for hand-written implementations.
 pub mod traits {
-    pub use manager_core::{CallOutcome, CallResult, MethodInfo, Receiver, Returned, Shared};
+    pub use manager_core::{
+        finish, CallOutcome, CallResult, ExclusiveGuard, MethodInfo, Receiver, Returned, Shared,
+        SharedGuard, Waiting,
+    };
 }
 
 mod manager_macro;
@@ -243,7 +255,7 @@ pub mod __private {
     pub use manager_core::{
         decode_args, encode_result, encode_value, unknown_method_index, wrong_receiver,
         CallOutcome, Codec, DisplayFallback, DisplayViaTrait, MethodInfo, Receiver, RemoteError,
-        Shared, Unsupported,
+        Shared, Unsupported, Waiting,
     };
     pub use manager_runtime::generated;
     pub use manager_runtime::{

@@ -91,9 +91,26 @@ pub enum RemoteError {
     /// The server is shutting down and refuses new work.
     #[error("the manager is shutting down")]
     ShuttingDown,
+    /// The call had to wait on the server (an `async` method, or a lock held by another
+    /// call) while its connection already had `limit` calls waiting, the server's
+    /// `max_calls_in_flight`. It was stopped at its first wait, exactly as if its caller
+    /// had dropped it there: the shared types of `managers::sync` took nothing and hold
+    /// nothing for it. The connection stays usable: retry once some of its waiting calls
+    /// finish, or raise the limit on the server.
+    #[error("too many calls waiting on this connection (limit {limit}); this one was not run to completion, retry later")]
+    Busy {
+        /// The server's limit of waiting calls per connection.
+        limit: u64,
+    },
 }
 
 impl RemoteError {
+    /// Whether the same request may simply be sent again later: the server refused it
+    /// for want of capacity ([`RemoteError::Busy`]), not because of what it asked.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, RemoteError::Busy { .. })
+    }
+
     /// The same error naming `typeid` as the object's typeid: generated code knows only its
     /// type's default typeid, the server knows the one the object was registered under.
     pub fn with_typeid(self, name: &str) -> Self {

@@ -26,6 +26,6 @@ pub use id::{Address, AddressParseError, ObjectId, Token};
 #[doc(hidden)]
 pub use shared::{decode_args, encode_result, encode_value, unknown_method_index, wrong_receiver};
 pub use shared::{
-    panic_message, CallFuture, CallOutcome, CallResult, DisplayFallback, DisplayViaTrait,
-    MethodInfo, Receiver, Returned, Shared, Unsupported,
+    finish, panic_message, CallFuture, CallOutcome, CallResult, DisplayFallback, DisplayViaTrait,
+    ExclusiveGuard, MethodInfo, Receiver, Returned, Shared, SharedGuard, Unsupported, Waiting,
 };

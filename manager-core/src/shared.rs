@@ -79,6 +79,57 @@ impl std::fmt::Debug for CallOutcome<'_> {
     }
 }
 
+/// A shared borrow of an object, held until dropped (a read-lock guard).
+pub type SharedGuard<'a, T> = Box<dyn std::ops::Deref<Target = T> + Send + 'a>;
+
+/// An exclusive borrow of an object, held until dropped (a write-lock guard).
+pub type ExclusiveGuard<'a, T> = Box<dyn std::ops::DerefMut<Target = T> + Send + 'a>;
+
+/// An object whose lock a call still has to wait for: what [`Shared::call_waiting`] is
+/// given when the lock was busy. A `&self` method gets `Shared`, a `&mut self` method
+/// `Exclusive`.
+pub enum Waiting<'a, T> {
+    /// Resolves to a shared borrow.
+    Shared(Pin<Box<dyn Future<Output = SharedGuard<'a, T>> + Send + 'a>>),
+    /// Resolves to an exclusive borrow.
+    Exclusive(Pin<Box<dyn Future<Output = ExclusiveGuard<'a, T>> + Send + 'a>>),
+}
+
+impl<T> std::fmt::Debug for Waiting<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Waiting::Shared(_) => f.write_str("Waiting::Shared(..)"),
+            Waiting::Exclusive(_) => f.write_str("Waiting::Exclusive(..)"),
+        }
+    }
+}
+
+impl<'a, T: Send + Sync + 'a> Waiting<'a, T> {
+    /// Wait for a shared borrow (either kind of lock gives one).
+    pub async fn shared(self) -> SharedGuard<'a, T> {
+        /// An exclusive guard seen as a shared one.
+        struct ReadOnly<'a, T>(ExclusiveGuard<'a, T>);
+        impl<T> std::ops::Deref for ReadOnly<'_, T> {
+            type Target = T;
+            fn deref(&self) -> &T {
+                &self.0
+            }
+        }
+        match self {
+            Waiting::Shared(f) => f.await,
+            Waiting::Exclusive(f) => Box::new(ReadOnly(f.await)),
+        }
+    }
+
+    /// Wait for an exclusive borrow; `None` when only a shared one was offered.
+    pub async fn exclusive(self) -> Option<ExclusiveGuard<'a, T>> {
+        match self {
+            Waiting::Shared(_) => None,
+            Waiting::Exclusive(f) => Some(f.await),
+        }
+    }
+}
+
 /// A type whose values can live in a manager and be called through proxies.
 ///
 /// Implemented by `#[shared]`; write it by hand only to do something the attribute cannot.
@@ -104,6 +155,32 @@ pub trait Shared: Send + Sync + Sized + 'static {
     /// Call a method with exclusive access (any receiver).
     fn call_mut<'a>(&'a mut self, method: usize, args: &'a [u8], codec: Codec) -> CallOutcome<'a>;
 
+    /// Call a method whose object's lock is busy: decode the arguments now (so the
+    /// proxies among them are adopted when the request is read, however long the call
+    /// then waits), and return the future that waits for `object` and calls.
+    ///
+    /// `#[shared]` generates this. The default, for hand-written impls, decodes only once
+    /// the lock is held, through [`Shared::call_ref`] or [`Shared::call_mut`].
+    fn call_waiting<'a>(
+        object: Waiting<'a, Self>,
+        method: usize,
+        args: &'a [u8],
+        codec: Codec,
+    ) -> CallOutcome<'a> {
+        CallOutcome::Pending(Box::pin(async move {
+            match object {
+                Waiting::Shared(f) => {
+                    let guard = f.await;
+                    finish(guard.call_ref(method, args, codec)).await
+                }
+                Waiting::Exclusive(f) => {
+                    let mut guard = f.await;
+                    finish(guard.call_mut(method, args, codec)).await
+                }
+            }
+        }))
+    }
+
     /// The object's `Display` text, when it implements `Display`.
     fn display(&self) -> Option<String>;
 
@@ -118,6 +195,14 @@ pub trait Shared: Send + Sync + Sized + 'static {
         } else {
             Err(RemoteError::UnknownMethod { method, typeid })
         }
+    }
+}
+
+/// The result of a started call, awaited if it is pending.
+pub async fn finish(outcome: CallOutcome<'_>) -> CallResult {
+    match outcome {
+        CallOutcome::Ready(result) => result,
+        CallOutcome::Pending(future) => future.await,
     }
 }
 

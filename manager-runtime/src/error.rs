@@ -39,6 +39,12 @@ impl Error {
         }
     }
 
+    /// Whether the server refused this request for want of capacity
+    /// ([`RemoteError::Busy`]): it may be sent again later as it is.
+    pub fn is_retryable(&self) -> bool {
+        self.as_remote().is_some_and(RemoteError::is_retryable)
+    }
+
     /// Whether the connection is gone (as opposed to one request failing).
     pub fn is_transport(&self) -> bool {
         matches!(self, Error::Transport(_) | Error::Auth(_))

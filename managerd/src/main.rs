@@ -9,7 +9,9 @@
 //! The key is read from `MANAGERS_AUTHKEY` or from `--authkey-file`, never from the command
 //! line (where other users could read it in the process list). The bound address is printed
 //! on stdout as `listening on ADDRESS`; logs go to stderr (`RUST_LOG` filters them, default
-//! `info`). SIGINT or SIGTERM stops the server gracefully.
+//! `info`). SIGINT or SIGTERM stops the server gracefully. `--max-connections`,
+//! `--max-calls-in-flight`, `--max-frame-length`, `--handshake-timeout` and `--hold-timeout`
+//! set the server's limits (see `docs/limits.md`).
 //!
 //! To serve your own `#[shared]` types next to the standard ones, build a binary of your
 //! own: `managers::sync::register(ServerBuilder::new()).register(...)`.
@@ -40,6 +42,35 @@ struct Args {
     /// How long shutdown waits for running calls, in seconds.
     #[arg(long, default_value_t = 1.0)]
     shutdown_timeout: f64,
+
+    /// Connections served at once; more wait to be accepted.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    max_connections: usize,
+
+    /// Calls one connection may keep waiting on the server (blocked gets, contended locks);
+    /// one more is refused at once with a retryable Busy error.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    max_calls_in_flight: usize,
+
+    /// The largest frame accepted from a client, in bytes; a larger one closes its
+    /// connection.
+    #[arg(long, default_value_t = managers::DEFAULT_MAX_FRAME, value_name = "BYTES")]
+    max_frame_length: usize,
+
+    /// How long a new connection may take to authenticate, in seconds.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    handshake_timeout: f64,
+
+    /// How long a proxy may travel between processes before the reference it carries is
+    /// released, in seconds.
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    hold_timeout: f64,
+}
+
+/// `value` seconds from the option `--name`.
+fn seconds(name: &str, value: f64) -> Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .with_context(|| format!("--{name} must be a non-negative number of seconds"))
 }
 
 /// The environment variable holding the key.
@@ -77,12 +108,15 @@ async fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let key = authkey(&args)?;
-    let timeout = Duration::try_from_secs_f64(args.shutdown_timeout)
-        .context("--shutdown-timeout must be a non-negative number of seconds")?;
     let server = managers::sync::register(ServerBuilder::new())
         .address(args.address.as_str())
         .authkey(key)
-        .shutdown_timeout(timeout)
+        .shutdown_timeout(seconds("shutdown-timeout", args.shutdown_timeout)?)
+        .handshake_timeout(seconds("handshake-timeout", args.handshake_timeout)?)
+        .hold_timeout(seconds("hold-timeout", args.hold_timeout)?)
+        .max_connections(args.max_connections)
+        .max_calls_in_flight(args.max_calls_in_flight)
+        .max_frame_length(args.max_frame_length)
         .bind()
         .await
         .with_context(|| format!("cannot listen on {}", args.address))?;

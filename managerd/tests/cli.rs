@@ -135,3 +135,34 @@ fn help_explains_the_key() {
         "{help}"
     );
 }
+
+#[tokio::test]
+async fn the_waiting_call_limit_is_set_from_the_command_line() {
+    let daemon = Daemon::start(
+        &["--address", "127.0.0.1:0", "--max-calls-in-flight", "2"],
+        &[("MANAGERS_AUTHKEY", "k")],
+    );
+    let manager = SyncManager::connect(daemon.address.as_str(), "k")
+        .await
+        .unwrap();
+    let queue = manager.queue::<u8>(0).await.unwrap();
+    let mut gets = tokio::task::JoinSet::new();
+    for _ in 0..3 {
+        let queue = queue.clone();
+        gets.spawn(async move { queue.get().await });
+    }
+    // Nothing was put: the first get to finish is the one refused, once two wait.
+    let refused = gets.join_next().await.unwrap().unwrap().unwrap_err();
+    assert!(refused.is_retryable(), "{refused:?}");
+    assert!(refused.to_string().contains("limit 2"), "{refused}");
+    queue.put(1).await.unwrap();
+    queue.put(2).await.unwrap();
+    let mut got = Vec::new();
+    while let Some(get) = gets.join_next().await {
+        got.push(get.unwrap().unwrap());
+    }
+    got.sort();
+    assert_eq!(got, [1, 2]);
+    drop((queue, manager));
+    assert!(daemon.terminate().success());
+}

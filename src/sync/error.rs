@@ -48,6 +48,15 @@ pub enum SyncError {
     Manager(#[from] crate::Error),
 }
 
+impl SyncError {
+    /// Whether the manager refused the operation for want of capacity (too many calls
+    /// waiting on this connection, [`crate::RemoteError::Busy`]): it did not happen, and
+    /// may be tried again as it is.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SyncError::Manager(e) if e.is_retryable())
+    }
+}
+
 /// The server-side outcome of a SyncManager operation. Not named `Result`, so that
 /// `#[shared]` sends it to the client as a value (typed) rather than as a remote error.
 pub(crate) type Outcome<T> = std::result::Result<T, SyncError>;

@@ -22,7 +22,7 @@ pub const TRANSPORTS: [Transport; 2] = [Transport::Tcp, Transport::Unix];
 /// A server running in the background, and what keeps its socket path alive.
 pub struct Running {
     pub manager: Manager,
-    _dir: Option<tempfile::TempDir>,
+    pub _dir: Option<tempfile::TempDir>,
 }
 
 impl std::ops::Deref for Running {
@@ -505,6 +505,10 @@ impl Counter {
     }
 }
 
+/// How many `Registry::hold_for` calls hold their registry's lock, in this process (the
+/// tests' servers run in it).
+pub static REGISTRIES_HELD: AtomicUsize = AtomicUsize::new(0);
+
 /// A shared object holding proxies of other shared objects.
 #[derive(Default)]
 pub struct Registry {
@@ -544,6 +548,14 @@ impl Registry {
             out.push(self.counters[&name].incr().await.expect("inner call"));
         }
         out
+    }
+
+    /// Hold this object's lock for `ms` milliseconds (calls behind it wait that long),
+    /// counted in [`REGISTRIES_HELD`] meanwhile.
+    pub async fn hold_for(&mut self, ms: u64) {
+        REGISTRIES_HELD.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        REGISTRIES_HELD.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Pass a counter proxy through this object and back (argument in, result out).

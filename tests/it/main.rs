@@ -13,6 +13,7 @@ mod common;
 mod examples;
 mod handoff;
 mod lifecycle;
+mod limits;
 mod pipeline;
 mod raw;
 mod refcount;

@@ -26,6 +26,14 @@ pub(crate) fn shared_impl(model: &SharedImpl) -> TokenStream {
             #getvalue_index => __p::CallOutcome::Ready(__p::encode_value(__codec, "#getvalue", self)),
         }
     });
+    let getvalue_waiting_arm = model.get_value.as_ref().map(|_| {
+        quote! {
+            #getvalue_index => __p::CallOutcome::Pending(__p::Box::pin(async move {
+                let __guard = __object.shared().await;
+                __p::encode_value(__codec, "#getvalue", &**__guard)
+            })),
+        }
+    });
     let asserts = model.exposed_methods().filter_map(|m| {
         let target = m.returns_shared.as_ref()?;
         Some(quote_spanned! {target.span()=>
@@ -56,6 +64,10 @@ pub(crate) fn shared_impl(model: &SharedImpl) -> TokenStream {
         .exposed_methods()
         .enumerate()
         .map(|(i, m)| call_arm(i, m));
+    let waiting_arms = model
+        .exposed_methods()
+        .enumerate()
+        .map(|(i, m)| waiting_arm(i, m));
     quote! {
         use ::managers::__private as __p;
         // `method_to_typeid` targets must be shared types (an error here points at them).
@@ -100,6 +112,22 @@ pub(crate) fn shared_impl(model: &SharedImpl) -> TokenStream {
                 }
             }
 
+            #[allow(unused_variables, clippy::let_unit_value, clippy::unit_arg)]
+            fn call_waiting<'__a>(
+                __object: __p::Waiting<'__a, Self>,
+                __method: usize,
+                __args: &'__a [u8],
+                __codec: __p::Codec,
+            ) -> __p::CallOutcome<'__a> {
+                match __method {
+                    #(#waiting_arms)*
+                    #getvalue_waiting_arm
+                    _ => __p::CallOutcome::Ready(::core::result::Result::Err(
+                        __p::unknown_method_index(<Self as __p::Shared>::TYPEID, __method),
+                    )),
+                }
+            }
+
             #[allow(clippy::needless_borrow)] // the borrow selects the `Display` impl
             fn display(&self) -> ::core::option::Option<::std::string::String> {
                 #[allow(unused_imports)]
@@ -130,15 +158,77 @@ fn method_info(m: &Method) -> TokenStream {
 
 /// One match arm: decode the argument tuple, call, encode.
 fn call_arm(index: usize, m: &Method) -> TokenStream {
+    let encode = encode_call(m, quote!(self));
+    let outcome = if m.is_async {
+        quote!(__p::CallOutcome::Pending(__p::Box::pin(async move { #encode })))
+    } else {
+        quote!(__p::CallOutcome::Ready(#encode))
+    };
+    decode_then(index, m, outcome)
+}
+
+/// One match arm of `call_waiting`: decode the argument tuple now, then wait for the
+/// object's lock, call and encode.
+fn waiting_arm(index: usize, m: &Method) -> TokenStream {
+    let name = wire_name(m);
+    let (borrow, this) = match m.receiver {
+        ReceiverKind::Mut => (
+            quote! {
+                let ::core::option::Option::Some(mut __guard) = __object.exclusive().await else {
+                    return ::core::result::Result::Err(
+                        __p::wrong_receiver(<Self as __p::Shared>::TYPEID, #name),
+                    );
+                };
+            },
+            quote!(&mut **__guard),
+        ),
+        _ => (
+            quote!(let __guard = __object.shared().await;),
+            quote!(&**__guard),
+        ),
+    };
+    let encode = encode_call(m, this);
+    let outcome = quote! {
+        __p::CallOutcome::Pending(__p::Box::pin(async move {
+            #borrow
+            #encode
+        }))
+    };
+    decode_then(index, m, outcome)
+}
+
+/// The arm `index =>` that decodes the argument tuple into the parameters' names, then
+/// evaluates `outcome`.
+fn decode_then(index: usize, m: &Method, outcome: TokenStream) -> TokenStream {
+    let name = wire_name(m);
+    let names: Vec<_> = m.params.iter().map(|p| &p.name).collect();
+    let types: Vec<_> = m.params.iter().map(|p| p.ty.to_token_stream()).collect();
+    quote! {
+        #index => {
+            let (#(#names,)*): (#(#types,)*) = match __p::decode_args(
+                __codec, <Self as __p::Shared>::TYPEID, #name, __args,
+            ) {
+                ::core::result::Result::Ok(v) => v,
+                ::core::result::Result::Err(e) => {
+                    return __p::CallOutcome::Ready(::core::result::Result::Err(e));
+                }
+            };
+            #outcome
+        }
+    }
+}
+
+/// Call the method on `this` with the decoded parameters and encode its result (awaited
+/// for an `async fn`).
+fn encode_call(m: &Method, this: TokenStream) -> TokenStream {
     let name = wire_name(m);
     let ident = &m.ident;
     let names: Vec<_> = m.params.iter().map(|p| &p.name).collect();
-    let types: Vec<_> = m.params.iter().map(|p| p.ty.to_token_stream()).collect();
-    let mut call = quote!(Self::#ident(self, #(#names),*));
+    let mut call = quote!(Self::#ident(#this, #(#names),*));
     if m.is_async {
         call = quote!(#call.await);
     }
-    let encode = match (&m.output, &m.returns_shared) {
+    match (&m.output, &m.returns_shared) {
         (Output::Unit, _) => quote! {{ #call; __p::encode_value(__codec, #name, &()) }},
         (Output::Value(_), None) => quote!(__p::encode_value(__codec, #name, &#call)),
         (Output::Fallible(_), None) => quote!(__p::encode_result(__codec, #name, #call)),
@@ -153,24 +243,6 @@ fn call_arm(index: usize, m: &Method) -> TokenStream {
             let share =
                 quote_spanned!(target.span()=> __p::generated::share_result::<#target, #ok, _>);
             quote!(#share(#name, #call))
-        }
-    };
-    let outcome = if m.is_async {
-        quote!(__p::CallOutcome::Pending(__p::Box::pin(async move { #encode })))
-    } else {
-        quote!(__p::CallOutcome::Ready(#encode))
-    };
-    quote! {
-        #index => {
-            let (#(#names,)*): (#(#types,)*) = match __p::decode_args(
-                __codec, <Self as __p::Shared>::TYPEID, #name, __args,
-            ) {
-                ::core::result::Result::Ok(v) => v,
-                ::core::result::Result::Err(e) => {
-                    return __p::CallOutcome::Ready(::core::result::Result::Err(e));
-                }
-            };
-            #outcome
         }
     }
 }

@@ -195,7 +195,8 @@ struct Connection {
     codec: Codec,
     /// Cancelled when the connection closes or the server shuts down: stops its calls.
     cancel: CancellationToken,
-    /// Bounds the spawned calls of this connection (backpressure to the client).
+    /// Bounds the calls of this connection waiting on their own tasks; a call that would
+    /// wait beyond it is refused with `Busy` (the read loop never waits for a slot).
     in_flight: Arc<Semaphore>,
     /// The spawned calls still running, by request id, so a `Cancel` can stop one.
     running: Arc<std::sync::Mutex<HashMap<RequestId, CancellationToken>>>,
@@ -278,7 +279,7 @@ impl Connection {
             };
             for frame in transport::frames(&batch) {
                 if let Some(spawned) = self.handle(&batch, frame)? {
-                    self.spawn(spawned).await?;
+                    self.start(spawned);
                 }
                 if self.replies.len() >= FLUSH_AT {
                     // A large backlog is written before the loop goes on (backpressure on
@@ -469,22 +470,33 @@ impl Connection {
         })
     }
 
-    /// Drive `task` on its own tokio task and write the reply frame it makes. The task is
-    /// dropped (releasing any lock or wait it holds) if the client cancels the request or
-    /// the connection closes first.
-    async fn spawn(&mut self, spawned: Spawned) -> Result<(), TransportError> {
-        let Spawned { id, task } = spawned;
-        let permit = match self.in_flight.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                // What this loop queued goes out before it waits for spawned calls to
-                // finish.
-                self.flush().await?;
-                match self.in_flight.clone().acquire_owned().await {
-                    Ok(permit) => permit,
-                    Err(_) => return Ok(()),
-                }
-            }
+    /// Start a call that may have to wait: poll it once here, as its request is read (a
+    /// call that does not wait is answered like a plain one, with no task), and drive it
+    /// on its own tokio task only if it waits. The task writes the reply frame it makes;
+    /// it is dropped (releasing any lock or wait it holds) if the client cancels the
+    /// request or the connection closes first.
+    ///
+    /// A call that waits while the connection already has `max_calls_in_flight` calls
+    /// waiting is dropped at once and answered `Busy`. The read loop never waits for a
+    /// slot, so the requests that would finish the waiting calls (a `put` for a blocked
+    /// `get`, a `Cancel`, a `Decref`) are always read.
+    fn start(&mut self, spawned: Spawned) {
+        let Spawned { id, mut task } = spawned;
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if let std::task::Poll::Ready(frame) = task.as_mut().poll(&mut cx) {
+            self.replies.extend_from_slice(&frame);
+            return;
+        }
+        let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
+            // Dropped where it waits: as if the client had cancelled it there.
+            drop(task);
+            let limit = self.state.limits.max_calls_in_flight as u64;
+            debug!(
+                id,
+                limit, "call refused: too many calls waiting on this connection"
+            );
+            self.reply(id, Err(RemoteError::Busy { limit }));
+            return;
         };
         let out = self.out.clone();
         let cancel = self.cancel.child_token();
@@ -511,7 +523,6 @@ impl Connection {
             }
             drop(permit);
         });
-        Ok(())
     }
 
     fn create(

@@ -16,7 +16,7 @@ use manager_core::{Address, Codec, ObjectId, RemoteError};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 
 pub use caller::{Caller, CallerId, DisconnectHook};
 use registry::Creator;
@@ -197,8 +197,13 @@ impl ServerBuilder {
         self
     }
 
-    /// How many `async` or contended calls one connection may have running (default 1024);
-    /// past that the server stops reading from that connection until one finishes.
+    /// How many calls of one connection may be waiting at once (default 1024): calls of
+    /// `async` methods that did not finish at once, and calls waiting for their object's
+    /// lock. A call that would wait beyond that is stopped where it waits, as if
+    /// cancelled, and answered [`RemoteError::Busy`] (retryable): the connection is still
+    /// read and served, so the calls that would finish the waiting ones (a `put` for a
+    /// blocked `get`, a cancel, a decref) always get through. Memory per connection stays
+    /// bounded; raise the limit for clients that keep more calls waiting on purpose.
     pub fn max_calls_in_flight(mut self, n: usize) -> Self {
         self.limits.max_calls_in_flight = n.max(1);
         self
@@ -331,10 +336,20 @@ impl Server {
         tokio::pin!(signal);
         let mut backoff = Duration::from_millis(1);
         loop {
-            let permit = tokio::select! {
-                _ = &mut signal => break,
-                _ = state.cancel.cancelled() => break,
-                permit = limit.clone().acquire_owned() => permit,
+            let permit = match limit.clone().try_acquire_owned() {
+                Ok(permit) => Ok(permit),
+                Err(_) => {
+                    // Said once each time the limit is reached, not per connection.
+                    warn!(
+                        limit = state.limits.max_connections,
+                        "connection limit reached: new connections wait to be accepted"
+                    );
+                    tokio::select! {
+                        _ = &mut signal => break,
+                        _ = state.cancel.cancelled() => break,
+                        permit = limit.clone().acquire_owned() => permit,
+                    }
+                }
             };
             let Ok(permit) = permit else { break };
             let accepted = tokio::select! {
@@ -392,11 +407,15 @@ async fn expire_handoffs(state: std::sync::Weak<ServerState>) {
             _ = tick.tick() => {}
         }
         let Some(state) = state.upgrade() else { return };
-        let released = state.objects.expire(std::time::Instant::now());
-        if !released.is_empty() {
-            debug!(
-                objects = released.len(),
-                "freed objects whose hand-off expired"
+        let (expired, released) = state.objects.expire(std::time::Instant::now());
+        if expired.holds > 0 || expired.adoptions > 0 {
+            // A proxy sent and not received in time (its receiver, if it comes, gets a
+            // proxy without a reference), or received and never sent.
+            warn!(
+                holds = expired.holds,
+                adoptions = expired.adoptions,
+                freed = released.len(),
+                "proxy hand-offs expired unmatched (see hold_timeout)"
             );
         }
         drop(state);

@@ -15,8 +15,8 @@ use bytes::Bytes;
 use manager_core::ledger::{NotHeld, RefCounts};
 use manager_core::wire::{HoldId, Holder, ObjectInfo};
 use manager_core::{
-    panic_message, CallOutcome, CallResult, Codec, MethodInfo, ObjectId, Receiver, RemoteError,
-    Shared,
+    finish, panic_message, CallOutcome, CallResult, Codec, ExclusiveGuard, MethodInfo, ObjectId,
+    Receiver, RemoteError, Shared, SharedGuard, Waiting,
 };
 use rustc_hash::FxHashMap;
 
@@ -154,13 +154,6 @@ fn ready(outcome: CallOutcome<'_>) -> CallResult {
     }
 }
 
-async fn finish(outcome: CallOutcome<'_>) -> CallResult {
-    match outcome {
-        CallOutcome::Ready(r) => r,
-        CallOutcome::Pending(f) => f.await,
-    }
-}
-
 /// The method `name` of `T`, or the dispatch that refuses it.
 fn lookup<T: Shared>(name: &str, typeid: Typeid<'_>) -> Result<(usize, MethodInfo), Dispatch> {
     match T::method_index(name) {
@@ -224,22 +217,22 @@ impl<T: Shared> ErasedObject for ObjectLock<T> {
                 }
             }
         }
-        // Arguments are decoded when the call starts, inside `with_context`; the future it
-        // returns runs outside it.
+        // The arguments are decoded when the call starts (its first poll, as the request is
+        // read), inside `with_context`, before it waits for the lock: the proxies among
+        // them are adopted at once, however long the lock takes. The future it returns
+        // runs outside the context.
         let (context, args) = (context.clone(), args.owned());
         spawn_call(info, typeid, caller, async move {
-            match info.receiver {
-                Receiver::Ref => {
-                    let guard = self.read().await;
-                    let outcome = with_context(&context, || guard.call_ref(index, &args, codec));
-                    finish(outcome).await
-                }
-                Receiver::Mut => {
-                    let mut guard = self.write().await;
-                    let outcome = with_context(&context, || guard.call_mut(index, &args, codec));
-                    finish(outcome).await
-                }
-            }
+            let object = match info.receiver {
+                Receiver::Ref => Waiting::Shared(Box::pin(async move {
+                    Box::new(self.read_arc().await) as SharedGuard<'static, T>
+                })),
+                Receiver::Mut => Waiting::Exclusive(Box::pin(async move {
+                    Box::new(self.write_arc().await) as ExclusiveGuard<'static, T>
+                })),
+            };
+            let outcome = with_context(&context, || T::call_waiting(object, index, &args, codec));
+            finish(outcome).await
         })
     }
 
@@ -287,6 +280,15 @@ impl<T: Shared> ErasedObject for Unlocked<T> {
     fn as_any(&self) -> &(dyn Any + Send + Sync) {
         self
     }
+}
+
+/// What [`ObjectTable::expire`] dropped.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Expired {
+    /// References in transit nobody adopted.
+    pub(crate) holds: usize,
+    /// Adoptions whose hold never came.
+    pub(crate) adoptions: usize,
 }
 
 /// Objects whose last reference went, to drop once the table lock is released (dropping
@@ -636,23 +638,26 @@ impl ObjectTable {
     }
 
     /// Release references in transit that nobody adopted in time, and forget adoptions
-    /// whose hold never came.
-    pub(crate) fn expire(&self, now: Instant) -> Released {
+    /// whose hold never came; says how many of each.
+    pub(crate) fn expire(&self, now: Instant) -> (Expired, Released) {
         let mut released = Vec::new();
         let mut inner = self.lock();
+        let early = inner.early.len();
         inner.early.retain(|_, a| a.expires > now);
+        let adoptions = early - inner.early.len();
         let expired: Vec<HoldId> = inner
             .transit
             .iter()
             .filter(|(_, t)| t.expires <= now)
             .map(|(h, _)| *h)
             .collect();
+        let holds = expired.len();
         for hold in expired {
             if let Some(t) = inner.transit.remove(&hold) {
                 let _ = inner.sub(t.object, Holder::InTransit, 1, &mut released);
             }
         }
-        released
+        (Expired { holds, adoptions }, released)
     }
 
     pub(crate) fn len(&self) -> usize {
