@@ -86,8 +86,11 @@
 //! `Cow<'_, str>`, because the proxy's [`Call`] holds the arguments), and return a
 //! serialisable value, `()` or a `Result<T, E>` with `E: Display` whose `Err` reaches the
 //! caller as [`RemoteError::Method`] carrying the message. `async fn` methods are awaited
-//! without blocking the server. A plain `fn` runs on the connection's task: keep it short,
-//! and make anything that waits an `async fn`. A panic in a method is caught and reported as
+//! without blocking the server: each runs on the connection's task until its first wait,
+//! and on a task of its own from there (an `async fn` that never waits costs no task). A
+//! plain `fn` runs on the connection's task: keep it short, and make anything that waits an
+//! `async fn` (and anything long on the CPU `spawn_blocking`). A panic in a method is caught
+//! and reported as
 //! [`RemoteError::Panicked`]; the server keeps serving.
 //!
 //! # Errors

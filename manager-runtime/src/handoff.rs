@@ -49,6 +49,16 @@ pub(crate) fn with_context<R>(context: &AdoptContext, f: impl FnOnce() -> R) -> 
     CONTEXT.set(context, f)
 }
 
+/// `future`, with `context` set around each of its polls: proxies it deserialises at any
+/// point come from `context`.
+pub(crate) async fn in_context<F: std::future::Future>(
+    context: AdoptContext,
+    future: F,
+) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| with_context(&context, || future.as_mut().poll(cx))).await
+}
+
 /// The context proxies are being deserialised in.
 pub(crate) fn current_context() -> AdoptContext {
     if CONTEXT.is_set() {

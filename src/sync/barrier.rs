@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::error::{flatten, Outcome, SyncError};
-use super::support::{deadline, lock, wait_until, wrap_proxy};
+use super::support::{before_effects, deadline, lock, wait_until, wrap_proxy};
 use crate::shared;
 
 struct BarrierState {
@@ -121,6 +121,7 @@ impl Barrier {
     /// Wait for all parties (at most `timeout`, else the barrier's default); returns this
     /// party's arrival index, `0..parties`.
     pub async fn wait(&self, timeout: Option<Duration>) -> Outcome<usize> {
+        before_effects().await;
         let deadline = deadline(timeout.or(self.timeout));
         let (generation, index) = {
             let mut s = lock(&self.state);
@@ -265,15 +266,37 @@ mod tests {
 
     use super::*;
 
+    /// Poll a party's wait until it has arrived: its first poll only yields (see
+    /// `before_effects`), its second counts it and waits for the others.
+    fn arrive(mut wait: std::pin::Pin<&mut impl Future<Output = Outcome<usize>>>) {
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(wait.as_mut().poll(&mut cx).is_pending(), "yields first");
+        assert!(
+            wait.as_mut().poll(&mut cx).is_pending(),
+            "waits for the others"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_wait_dropped_at_its_first_poll_leaves_the_barrier_whole() {
+        // What a server does to a wait it refuses past its limit of waiting calls.
+        let barrier = Barrier::new(2, None);
+        let mut refused = Box::pin(barrier.wait(None));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(matches!(refused.as_mut().poll(&mut cx), Poll::Pending));
+        drop(refused);
+        assert!(!barrier.broken());
+        assert!(matches!(
+            futures_util::join!(barrier.wait(None), barrier.wait(None)),
+            (Ok(0), Ok(1))
+        ));
+    }
+
     #[tokio::test]
     async fn a_party_dropped_after_its_round_passed_does_not_break_the_next() {
         let barrier = Barrier::new(2, None);
         let mut first = Box::pin(barrier.wait(None));
-        let mut cx = Context::from_waker(Waker::noop());
-        assert!(
-            first.as_mut().poll(&mut cx).is_pending(),
-            "waits for a second party"
-        );
+        arrive(first.as_mut());
         assert!(matches!(barrier.wait(None).await, Ok(1)));
         // The first party's call goes away (its client died) before it saw the round pass.
         drop(first);
@@ -288,8 +311,7 @@ mod tests {
     async fn a_party_dropped_while_waiting_breaks_the_barrier() {
         let barrier = Barrier::new(2, None);
         let mut first = Box::pin(barrier.wait(None));
-        let mut cx = Context::from_waker(Waker::noop());
-        assert!(matches!(first.as_mut().poll(&mut cx), Poll::Pending));
+        arrive(first.as_mut());
         drop(first);
         assert!(barrier.broken());
         assert!(matches!(

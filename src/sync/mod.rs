@@ -51,7 +51,7 @@ pub use rlock::{
 };
 pub use semaphore::{
     BoundedSemaphore, BoundedSemaphoreCalls, BoundedSemaphoreProxy, Semaphore, SemaphoreCalls,
-    SemaphoreProxy,
+    SemaphoreProxy, SEMAPHORE_MAX_VALUE,
 };
 
 use crate::{AuthKey, Client, IntoAddress, Registration, ServerBuilder, Value};
@@ -66,12 +66,13 @@ pub fn register(builder: ServerBuilder) -> ServerBuilder {
     builder
         .register(Registration::constructor("Lock", |()| Lock::new()))
         .register(Registration::constructor("RLock", |()| RLock::new()))
-        .register(Registration::constructor("Semaphore", |(value,)| {
-            Semaphore::new(value)
+        .register(Registration::try_constructor("Semaphore", |(value,)| {
+            Semaphore::try_new(value)
         }))
-        .register(Registration::constructor("BoundedSemaphore", |(value,)| {
-            BoundedSemaphore::new(value)
-        }))
+        .register(Registration::try_constructor(
+            "BoundedSemaphore",
+            |(value,)| BoundedSemaphore::try_new(value),
+        ))
         .register(Registration::constructor("Event", |()| Event::new()))
         .register(Registration::try_constructor("Condition", |(lock,)| {
             Condition::over(lock)

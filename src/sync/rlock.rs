@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::error::{flatten, Outcome, SyncError};
-use super::support::{caller_id, deadline, lock, wait_until, wrap_proxy};
+use super::support::{before_effects, caller_id, deadline, lock, wait_until, wrap_proxy};
 use crate::{shared, Caller, CallerId, DisconnectHook, Proxy};
 
 struct RLockState {
@@ -456,6 +456,7 @@ impl Condition {
     /// Release the lock, wait for a notification (at most `timeout`), re-acquire the lock.
     /// Returns whether it was notified (false: timed out). The holder must hold the lock.
     pub async fn wait(&self, owner: u64, timeout: Option<Duration>) -> Outcome<bool> {
+        before_effects().await;
         let waiter = Arc::new(CondWaiter {
             woken: AtomicBool::new(false),
             wake: Notify::new(),

@@ -17,13 +17,20 @@ struct SemInner {
     held: Mutex<Vec<(CallerId, usize, Option<DisconnectHook>)>>,
 }
 
+/// The largest value a semaphore can have (tokio's `Semaphore::MAX_PERMITS`, 2^61 - 1 on
+/// 64-bit targets).
+pub const SEMAPHORE_MAX_VALUE: usize = tokio::sync::Semaphore::MAX_PERMITS;
+
 impl SemInner {
-    fn new(value: usize, bounded: bool) -> Arc<Self> {
-        Arc::new(SemInner {
+    fn new(value: usize, bounded: bool) -> Result<Arc<Self>, SyncError> {
+        if value > SEMAPHORE_MAX_VALUE {
+            return Err(too_large(value));
+        }
+        Ok(Arc::new(SemInner {
             permits: tokio::sync::Semaphore::new(value),
             bound: bounded.then_some(value),
             held: Mutex::new(Vec::new()),
-        })
+        }))
     }
 
     fn record(self: &Arc<Self>) {
@@ -44,8 +51,10 @@ impl SemInner {
                 let mut held = lock(&inner.held);
                 if let Some(pos) = held.iter().position(|e| e.0 == id) {
                     let (_, n, hook) = held.swap_remove(pos);
-                    // Under `held`, like `release`, so that the bound check stays exact.
-                    inner.permits.add_permits(n);
+                    // Under `held`, like `release`, so that the bound check stays exact;
+                    // saturated, as releases by others may have raised the value meanwhile.
+                    let room = SEMAPHORE_MAX_VALUE - inner.permits.available_permits();
+                    inner.permits.add_permits(n.min(room));
                     drop(held);
                     drop(hook);
                 }
@@ -73,6 +82,9 @@ impl SemInner {
                 return Err(SyncError::TooManyReleases);
             }
         }
+        if self.permits.available_permits() >= SEMAPHORE_MAX_VALUE {
+            return Err(too_large(SEMAPHORE_MAX_VALUE + 1));
+        }
         // Count the release against the caller's permits, or anyone's (as in Python, any
         // holder may release a semaphore).
         let me = caller_id();
@@ -95,6 +107,13 @@ impl SemInner {
     }
 }
 
+/// The error for a semaphore value over [`SEMAPHORE_MAX_VALUE`].
+fn too_large(value: usize) -> SyncError {
+    SyncError::Invalid(format!(
+        "a semaphore value of {value} is over the maximum of {SEMAPHORE_MAX_VALUE}"
+    ))
+}
+
 macro_rules! semaphore {
     ($(#[$doc:meta])* $name:ident, $calls:ident, $proxy:ident, $typeid:literal, $bounded:expr) => {
         $(#[$doc])*
@@ -112,8 +131,17 @@ macro_rules! semaphore {
 
         impl $name {
             /// A semaphore with `value` permits.
+            ///
+            /// # Panics
+            /// If `value` is over [`SEMAPHORE_MAX_VALUE`]; [`Self::try_new`] returns an error instead.
             pub fn new(value: usize) -> Self {
-                $name { inner: SemInner::new(value, $bounded) }
+                Self::try_new(value).expect("semaphore value over SEMAPHORE_MAX_VALUE")
+            }
+
+            /// A semaphore with `value` permits, or [`SyncError::Invalid`] if `value` is
+            /// over [`SEMAPHORE_MAX_VALUE`] (what the server does with a client's value).
+            pub fn try_new(value: usize) -> Result<Self, SyncError> {
+                Ok($name { inner: SemInner::new(value, $bounded)? })
             }
         }
 

@@ -21,9 +21,18 @@ pub(super) fn caller_id() -> Option<CallerId> {
     Caller::current().map(|c| c.id())
 }
 
-/// When a wait of at most `timeout` (forever if `None`) started now ends.
+/// When a wait of at most `timeout` (forever if `None`) started now ends. A timeout too
+/// long to be a point in time (`Duration::MAX` from a client) waits forever.
 pub(super) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.map(|t| Instant::now() + t)
+    timeout.and_then(|t| Instant::now().checked_add(t))
+}
+
+/// Yield once before a wait that has effects as it starts (a barrier counts its party, a
+/// condition releases its lock). A server polls every call once as it reads it and, past
+/// its limit of waiting calls, drops one that did not finish there and answers
+/// `RemoteError::Busy`; yielding first makes that refusal leave nothing to undo.
+pub(super) async fn before_effects() {
+    tokio::task::yield_now().await
 }
 
 /// Wait for `notified` until `deadline` (forever if `None`); false on timeout. Dropping a

@@ -152,6 +152,10 @@ async fn at_the_limit_cancels_and_plain_calls_are_still_served() {
         })
         .await;
         task.abort();
+        until("it is cancelled", async || {
+            store.waiting().await.unwrap() == 0
+        })
+        .await;
         // A decref at the limit is read too: dropping the proxies frees the object.
         let fill: Vec<_> = (0..LIMIT)
             .map(|_| {
@@ -259,5 +263,60 @@ async fn past_the_connection_limit_a_client_times_out_then_gets_in() {
         })
         .await;
         assert_eq!(admitted.number_of_objects().await.unwrap(), 0);
+    }
+}
+
+/// A barrier wait and a condition wait refused at the limit leave no trace: the barrier is
+/// not broken (the retry trips it) and the condition's lock is still held by its caller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_refused_at_the_limit_leave_barriers_and_conditions_as_they_were() {
+    const LIMIT: usize = 2;
+    for transport in TRANSPORTS {
+        let running = {
+            let (builder, dir) = builder(transport);
+            let builder = managers::sync::register(builder).max_calls_in_flight(LIMIT);
+            Running {
+                manager: builder.start().await.expect("server starts"),
+                _dir: dir,
+            }
+        };
+        let m = SyncManager::from_client(connect(&running).await);
+        let other = SyncManager::from_client(connect(&running).await);
+        let store: StoreProxy = m.client().create("store", ()).await.unwrap();
+        let barrier = m.barrier(2, None).await.unwrap();
+        let cond = m.condition().await.unwrap();
+        cond.acquire().await.unwrap();
+        let fill: Vec<_> = (0..LIMIT)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.wait_counted().await })
+            })
+            .collect();
+        until("every slot is taken", async || {
+            store.waiting().await.unwrap() == LIMIT
+        })
+        .await;
+        let refused = bounded("a barrier wait at the limit", barrier.wait()).await;
+        assert!(refused.unwrap_err().is_retryable());
+        let refused = bounded("a condition wait at the limit", cond.wait(None)).await;
+        assert!(refused.unwrap_err().is_retryable());
+        for task in fill {
+            task.abort();
+        }
+        until("the slots free", async || {
+            store.waiting().await.unwrap() == 0
+        })
+        .await;
+        // The condition's lock is still this caller's.
+        cond.release().await.unwrap();
+        // The barrier is whole: the retry and another party trip it.
+        let theirs: managers::sync::BarrierProxy = share(&barrier, other.client());
+        let (mine, theirs) = bounded("the barrier trips", async {
+            tokio::join!(barrier.wait(), theirs.wait())
+        })
+        .await;
+        let mut indices = [mine.unwrap(), theirs.unwrap()];
+        indices.sort();
+        assert_eq!(indices, [0, 1]);
     }
 }

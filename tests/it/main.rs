@@ -12,6 +12,7 @@ mod child;
 mod common;
 mod examples;
 mod handoff;
+mod hostile;
 mod lifecycle;
 mod limits;
 mod pipeline;

@@ -176,7 +176,7 @@ impl Outbox {
     }
 }
 
-/// A request served on its own task: the task makes the reply frame.
+/// A request that may wait (see `Connection::start`): its task makes the reply frame.
 struct Spawned {
     id: RequestId,
     task: Pin<Box<dyn Future<Output = Vec<u8>> + Send>>,
@@ -386,7 +386,7 @@ impl Connection {
     }
 
     /// Call `method` with `args` (a part of `batch`): a plain method runs here and its
-    /// reply is queued; anything else is returned to be spawned.
+    /// reply is queued; anything else is returned to be started (see `start`).
     fn call(
         &mut self,
         id: RequestId,
@@ -483,7 +483,10 @@ impl Connection {
     fn start(&mut self, spawned: Spawned) {
         let Spawned { id, mut task } = spawned;
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        if let std::task::Poll::Ready(frame) = task.as_mut().poll(&mut cx) {
+        // Outside this task's cooperative budget, which the socket's reads spend: a call
+        // that would not wait must not look as if it did once the budget runs out.
+        let mut first = tokio::task::unconstrained(task.as_mut());
+        if let std::task::Poll::Ready(frame) = Pin::new(&mut first).poll(&mut cx) {
             self.replies.extend_from_slice(&frame);
             return;
         }

@@ -21,16 +21,17 @@ use manager_core::{
 use rustc_hash::FxHashMap;
 
 use super::caller::Caller;
-use crate::handoff::{with_context, AdoptContext};
+use crate::handoff::{in_context, with_context, AdoptContext};
 
-/// A call that has to be driven on its own task.
+/// A call that may wait: polled once where it is read, then driven on its own task if it
+/// did not finish.
 pub(crate) type CallTask = Pin<Box<dyn Future<Output = CallResult> + Send>>;
 
 /// How a call proceeds after lookup.
 pub(crate) enum Dispatch {
     /// Finished inline (a plain `fn` whose lock was free).
     Ready(CallResult),
-    /// Must be driven on its own: an `async fn`, or a lock that is busy.
+    /// May wait: an `async fn`, or a lock that is busy (see [`CallTask`]).
     Spawn {
         method: &'static str,
         task: CallTask,
@@ -128,8 +129,8 @@ fn run_inline<'a>(
     Dispatch::Ready(result.map_err(|e| e.with_typeid(&typeid.name())))
 }
 
-/// Drive a call on its own task, in `caller`'s scope. `start` decodes the arguments (inside
-/// `context`) and returns the outcome; a pending one runs outside the context.
+/// A call that may wait, in `caller`'s scope. `start` decodes the arguments (in the adoption
+/// context, on its first poll) and computes the outcome.
 fn spawn_call<F>(info: MethodInfo, typeid: Typeid<'_>, caller: &Caller, start: F) -> Dispatch
 where
     F: Future<Output = CallResult> + Send + 'static,
@@ -218,11 +219,11 @@ impl<T: Shared> ErasedObject for ObjectLock<T> {
             }
         }
         // The arguments are decoded when the call starts (its first poll, as the request is
-        // read), inside `with_context`, before it waits for the lock: the proxies among
-        // them are adopted at once, however long the lock takes. The future it returns
-        // runs outside the context.
+        // read), before it waits for the lock: the proxies among them are adopted at once,
+        // however long the lock takes. Every poll runs in `context` (a hand-written
+        // `call_waiting` decodes only once it holds the lock).
         let (context, args) = (context.clone(), args.owned());
-        spawn_call(info, typeid, caller, async move {
+        let call = async move {
             let object = match info.receiver {
                 Receiver::Ref => Waiting::Shared(Box::pin(async move {
                     Box::new(self.read_arc().await) as SharedGuard<'static, T>
@@ -231,9 +232,9 @@ impl<T: Shared> ErasedObject for ObjectLock<T> {
                     Box::new(self.write_arc().await) as ExclusiveGuard<'static, T>
                 })),
             };
-            let outcome = with_context(&context, || T::call_waiting(object, index, &args, codec));
-            finish(outcome).await
-        })
+            finish(T::call_waiting(object, index, &args, codec)).await
+        };
+        spawn_call(info, typeid, caller, in_context(context, call))
     }
 
     fn display(self: Arc<Self>) -> Pin<Box<dyn Future<Output = Option<String>> + Send>> {
