@@ -177,12 +177,37 @@ pub(crate) enum Listener {
     Unix(UnixListener, PathBuf),
 }
 
+/// A TCP listener on the first address `host_port` resolves to that binds.
+async fn bind_tcp(host_port: &str, backlog: u32) -> io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(host_port).await? {
+        let socket = match addr {
+            std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        // As `TcpListener::bind` does: a restarted server can bind its port again at once.
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(backlog)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the address resolved to nothing",
+        )
+    }))
+}
+
 impl Listener {
-    /// Bind `address`; returns the listener and the address actually bound.
-    pub(crate) async fn bind(address: &Address) -> io::Result<(Self, Address)> {
+    /// Bind `address` with room for `backlog` connections waiting to be accepted (a TCP
+    /// listener's default is 128; a Unix one's is the system's maximum); returns the
+    /// listener and the address actually bound.
+    pub(crate) async fn bind(address: &Address, backlog: usize) -> io::Result<(Self, Address)> {
         match address {
             Address::Tcp(a) => {
-                let l = TcpListener::bind(a.as_str()).await?;
+                let l = bind_tcp(a, u32::try_from(backlog).unwrap_or(u32::MAX)).await?;
                 let local = l.local_addr()?;
                 Ok((Listener::Tcp(l), Address::from(local)))
             }

@@ -320,3 +320,25 @@ async fn waits_refused_at_the_limit_leave_barriers_and_conditions_as_they_were()
         assert_eq!(indices, [0, 1]);
     }
 }
+
+/// 1,000 clients connecting at the same moment over TCP all get in: the listen backlog
+/// follows the connection limit (it was tokio's default of 128, and connections beyond it
+/// were dropped by the kernel and retried only after a second or more).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_clients_connecting_at_once_all_get_in() {
+    let running = start(Transport::Tcp).await;
+    let address = running.address().clone();
+    let mut connects = tokio::task::JoinSet::new();
+    for _ in 0..1000 {
+        let address = address.clone();
+        connects.spawn(async move {
+            Client::builder()
+                .handshake_timeout(Duration::from_secs(15))
+                .connect(address, "test-key")
+                .await
+        });
+    }
+    let clients = bounded("1,000 connects", connects.join_all()).await;
+    let failed = clients.iter().filter(|c| c.is_err()).count();
+    assert_eq!(failed, 0, "{failed} of 1,000 clients failed to connect");
+}

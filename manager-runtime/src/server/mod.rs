@@ -192,6 +192,9 @@ impl ServerBuilder {
     }
 
     /// How many connections are served at once (default 1024); more wait to be accepted.
+    /// The TCP listen backlog is this number too (capped by the system's
+    /// `net.core.somaxconn`), so that as many clients connecting at once wait in it rather
+    /// than have their connections dropped.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.limits.max_connections = n.max(1);
         self
@@ -230,7 +233,7 @@ impl ServerBuilder {
     /// Bind the listening socket. The server does not accept until it is served.
     pub async fn bind(self) -> Result<Server> {
         let address = self.address?;
-        let (listener, bound) = Listener::bind(&address).await?;
+        let (listener, bound) = Listener::bind(&address, self.limits.max_connections).await?;
         let mut registry = HashMap::new();
         let objects = objects::ObjectTable::default();
         for mut reg in self.registrations {
