@@ -9,7 +9,9 @@
 //! The key is read from `MANAGERS_AUTHKEY` or from `--authkey-file`, never from the command
 //! line (where other users could read it in the process list). The bound address is printed
 //! on stdout as `listening on ADDRESS`; logs go to stderr (`RUST_LOG` filters them, default
-//! `info`). SIGINT or SIGTERM stops the server gracefully. `--max-connections`,
+//! `info`; written from a thread of their own, dropped rather than waited for when stderr is
+//! not read, and peer-caused warnings at most once a second per kind). SIGINT or SIGTERM
+//! stops the server gracefully. `--max-connections`,
 //! `--max-calls-in-flight`, `--max-frame-length`, `--handshake-timeout` and `--hold-timeout`
 //! set the server's limits (see `docs/limits.md`).
 //!
@@ -100,12 +102,17 @@ fn authkey(args: &Args) -> Result<Vec<u8>> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    // Log lines go to stderr from a thread of their own, through a bounded queue that drops
+    // lines when full: a stderr nobody reads (a full pipe) never stalls the server.
+    let (stderr, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .finish(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(stderr)
         .init();
     let key = authkey(&args)?;
     let server = managers::sync::register(ServerBuilder::new())

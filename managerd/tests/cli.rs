@@ -15,12 +15,18 @@ struct Daemon {
 impl Daemon {
     /// Start managerd with `args` and `env`; wait (30 s at most) for its address line.
     fn start(args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_with(args, env, Stdio::null())
+    }
+
+    /// [`Daemon::start`] with its stderr going to `stderr`.
+    fn start_with(args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Daemon {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_managerd"));
         cmd.args(args)
             .env_remove("MANAGERS_AUTHKEY")
+            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(stderr);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -164,5 +170,37 @@ async fn the_waiting_call_limit_is_set_from_the_command_line() {
     got.sort();
     assert_eq!(got, [1, 2]);
     drop((queue, manager));
+    assert!(daemon.terminate().success());
+}
+
+/// 600 failed logins while managerd's stderr is a pipe nobody reads: the server goes on
+/// serving (it used to block writing its warnings once the pipe was full, about 240 lines).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_with_an_unread_stderr_never_stall_the_server() {
+    let daemon = Daemon::start_with(
+        &["--address", "127.0.0.1:0"],
+        &[("MANAGERS_AUTHKEY", "right")],
+        Stdio::piped(),
+    );
+    let address = daemon.address.clone();
+    let served = tokio::time::timeout(Duration::from_secs(60), async {
+        for _ in 0..600 {
+            let refused = managers::Client::builder()
+                .handshake_timeout(Duration::from_secs(5))
+                .connect(address.as_str(), "wrong")
+                .await;
+            assert!(
+                matches!(refused, Err(managers::Error::Auth(_))),
+                "{refused:?}"
+            );
+        }
+        let manager = SyncManager::connect(address.as_str(), "right")
+            .await
+            .unwrap();
+        let lock = manager.lock().await.unwrap();
+        assert!(lock.try_acquire().await.unwrap());
+    })
+    .await;
+    assert!(served.is_ok(), "the server stalled");
     assert!(daemon.terminate().success());
 }

@@ -50,11 +50,15 @@ pub(crate) async fn run(
     let handshake = auth::accept(&mut reader, &mut writer, &state.authkey, max);
     match tokio::time::timeout(state.limits.handshake_timeout, handshake).await {
         Err(_) => {
-            warn!(%peer, "handshake timed out; closing connection");
+            if let Some(suppressed) = state.warnings.handshake.check() {
+                warn!(%peer, suppressed, "handshake timed out; closing connection");
+            }
             return;
         }
         Ok(Err(e)) => {
-            warn!(%peer, error = %e, "authentication failed; closing connection");
+            if let Some(suppressed) = state.warnings.handshake.check() {
+                warn!(%peer, error = %e, suppressed, "authentication failed; closing connection");
+            }
             return;
         }
         Ok(Ok(())) => debug!(%peer, "client authenticated"),
@@ -87,7 +91,11 @@ pub(crate) async fn run(
     match &outcome {
         Ok(()) => debug!(%peer, "client disconnected"),
         Err(TransportError::Closed) => debug!(%peer, "client closed the connection"),
-        Err(e) => warn!(%peer, error = %e, "closing connection"),
+        Err(e) => {
+            if let Some(suppressed) = state.warnings.bad_input.check() {
+                warn!(%peer, error = %e, suppressed, "closing connection");
+            }
+        }
     }
     conn.close();
 }
@@ -346,17 +354,25 @@ impl Connection {
             }
             Request::Incref { object } => {
                 if !self.state.objects.incref(object, self.holder()) {
-                    warn!(id = %object, "incref of an unknown object ignored");
+                    if let Some(suppressed) = self.state.warnings.refcount.check() {
+                        warn!(id = %object, suppressed, "incref of an unknown object ignored");
+                    }
                 }
             }
             Request::Decref { object } => match self.state.objects.decref(object, self.holder()) {
                 Ok(released) => drop(released),
-                Err(e) => warn!(error = %e, "decref refused"),
+                Err(e) => {
+                    if let Some(suppressed) = self.state.warnings.refcount.check() {
+                        warn!(error = %e, suppressed, "decref refused");
+                    }
+                }
             },
             Request::Hold { object, hold } => {
                 let expires = Instant::now() + self.state.limits.hold_timeout;
                 if !self.state.objects.hold(object, hold, expires) {
-                    warn!(id = %object, "hold of an unknown object ignored");
+                    if let Some(suppressed) = self.state.warnings.refcount.check() {
+                        warn!(id = %object, suppressed, "hold of an unknown object ignored");
+                    }
                 }
             }
             Request::Adopt { object, hold } => {

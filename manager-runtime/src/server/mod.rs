@@ -4,6 +4,7 @@ mod caller;
 mod connection;
 pub(crate) mod objects;
 mod registry;
+mod throttle;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -62,6 +63,8 @@ pub(crate) struct ServerState {
     next_connection: AtomicU64,
     /// What to undo when a connection closes.
     pub(crate) hooks: caller::Hooks,
+    /// Warnings peers can cause at will, throttled.
+    pub(crate) warnings: throttle::Warnings,
 }
 
 impl ServerState {
@@ -254,6 +257,7 @@ impl ServerBuilder {
             tracker: TaskTracker::new(),
             next_connection: AtomicU64::new(0),
             hooks: caller::Hooks::default(),
+            warnings: throttle::Warnings::default(),
         });
         Ok(Server {
             state,
