@@ -73,6 +73,12 @@ pub enum TransportError {
     /// The handshake did not finish within the configured time.
     #[error("handshake timed out")]
     HandshakeTimeout,
+    /// The peer sent part of a frame, then nothing for longer than allowed.
+    #[error("the peer stalled in the middle of a frame")]
+    Stalled,
+    /// The peer sent nothing for longer than its idle timeout allows.
+    #[error("the connection was idle for too long")]
+    Idle,
 }
 
 impl From<io::Error> for TransportError {

@@ -10,6 +10,7 @@
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use manager_core::Address;
@@ -100,6 +101,10 @@ pub(crate) struct FrameReader {
     io: ReadHalf,
     buf: BytesMut,
     max: usize,
+    /// How long the peer may send nothing in the middle of a frame; `None`: forever.
+    stalled: Option<Duration>,
+    /// How long the peer may send nothing between frames; `None`: forever.
+    idle: Option<Duration>,
 }
 
 impl FrameReader {
@@ -110,7 +115,22 @@ impl FrameReader {
             io: parts.io,
             buf: parts.read_buf,
             max,
+            stalled: None,
+            idle: None,
         }
+    }
+
+    /// Give up on a peer that sends nothing for `stalled` in the middle of a frame
+    /// ([`TransportError::Stalled`](crate::TransportError::Stalled)), or for `idle` between
+    /// frames ([`TransportError::Idle`](crate::TransportError::Idle)).
+    pub(crate) fn with_timeouts(
+        mut self,
+        stalled: Option<Duration>,
+        idle: Option<Duration>,
+    ) -> Self {
+        self.stalled = stalled;
+        self.idle = idle;
+        self
     }
 
     /// Every whole frame buffered, length prefixes included, waiting for the socket until
@@ -123,7 +143,18 @@ impl FrameReader {
                 return Ok(Some(self.buf.split_to(whole).freeze()));
             }
             self.buf.reserve(missing.max(READ_AHEAD));
-            if self.io.read_buf(&mut self.buf).await? == 0 {
+            let (limit, error) = match self.buf.is_empty() {
+                true => (self.idle, crate::TransportError::Idle),
+                false => (self.stalled, crate::TransportError::Stalled),
+            };
+            let read = self.io.read_buf(&mut self.buf);
+            let n = match limit {
+                Some(limit) => tokio::time::timeout(limit, read)
+                    .await
+                    .map_err(|_| error)??,
+                None => read.await?,
+            };
+            if n == 0 {
                 return match self.buf.is_empty() {
                     true => Ok(None),
                     // The peer went away in the middle of a frame.

@@ -63,10 +63,25 @@ struct Args {
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
     handshake_timeout: f64,
 
+    /// How long a client may send nothing in the middle of a frame before its connection is
+    /// closed, in seconds (0: never).
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    stalled_frame_timeout: f64,
+
+    /// How long a client may send nothing at all before its connection is closed, in seconds
+    /// (0, the default: never; clients that hold proxies and stay quiet are normal).
+    #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
+    idle_timeout: f64,
+
     /// How long a proxy may travel between processes before the reference it carries is
     /// released, in seconds.
     #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
     hold_timeout: f64,
+}
+
+/// `value` seconds from the option `--name`, 0 meaning never.
+fn optional_seconds(name: &str, value: f64) -> Result<Option<Duration>> {
+    Ok(Some(seconds(name, value)?).filter(|d| !d.is_zero()))
 }
 
 /// `value` seconds from the option `--name`.
@@ -121,6 +136,11 @@ async fn main() -> Result<()> {
         .shutdown_timeout(seconds("shutdown-timeout", args.shutdown_timeout)?)
         .handshake_timeout(seconds("handshake-timeout", args.handshake_timeout)?)
         .hold_timeout(seconds("hold-timeout", args.hold_timeout)?)
+        .stalled_frame_timeout(optional_seconds(
+            "stalled-frame-timeout",
+            args.stalled_frame_timeout,
+        )?)
+        .idle_timeout(optional_seconds("idle-timeout", args.idle_timeout)?)
         .max_connections(args.max_connections)
         .max_calls_in_flight(args.max_calls_in_flight)
         .max_frame_length(args.max_frame_length)

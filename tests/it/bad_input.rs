@@ -272,3 +272,62 @@ async fn a_released_object_is_unknown_to_every_connection_that_called_it() {
         .await;
     still_serving(&server).await;
 }
+
+/// A logged-in client that stops in the middle of a frame is closed after the stalled-frame
+/// timeout (it used to hold its connection slot forever); one that trickles a frame slowly
+/// is not; a quiet client between frames is kept, unless an idle timeout is set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_stalled_mid_frame_is_closed_and_a_quiet_one_is_kept() {
+    let server = Running::from(
+        register_all(ServerBuilder::new())
+            .stalled_frame_timeout(Some(Duration::from_millis(300)))
+            .start()
+            .await
+            .unwrap(),
+    );
+    let mut stalled = Raw::authenticated(server.address(), b"test-key").await;
+    stalled.stream_write_header(100).await;
+    stalled.stream_write_raw(&[1, 2, 3]).await;
+    let mut quiet = Raw::authenticated(server.address(), b"test-key").await;
+    assert!(stalled.is_closed_by_server().await);
+    // The quiet one was silent as long, between frames: it is still served.
+    quiet
+        .send(&ClientMessage::V1(Request::NumberOfObjects { id: 9 }))
+        .await;
+    quiet
+        .recv(|m| {
+            let ServerMessage::V1(response) = m;
+            assert_eq!(response.id, 9);
+            assert!(matches!(response.result, Ok(Reply::Count(_))));
+        })
+        .await;
+    // A frame sent a byte at a time, each within the timeout, is read whole.
+    let request = manager_core::wire::encode(&ClientMessage::V1(Request::NumberOfObjects {
+        id: 10,
+    }))
+    .unwrap();
+    let mut framed = (request.len() as u32).to_be_bytes().to_vec();
+    framed.extend_from_slice(&request);
+    for byte in framed {
+        quiet.stream_write_raw(&[byte]).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    quiet
+        .recv(|m| {
+            let ServerMessage::V1(response) = m;
+            assert_eq!(response.id, 10);
+        })
+        .await;
+    still_serving(&server).await;
+
+    // With an idle timeout, a client that says nothing at all is closed too.
+    let server = Running::from(
+        register_all(ServerBuilder::new())
+            .idle_timeout(Some(Duration::from_millis(300)))
+            .start()
+            .await
+            .unwrap(),
+    );
+    let mut idle = Raw::authenticated(server.address(), b"test-key").await;
+    assert!(idle.is_closed_by_server().await);
+}

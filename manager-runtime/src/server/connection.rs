@@ -86,7 +86,10 @@ pub(crate) async fn run(
         replies: Vec::new(),
         cache: ObjectCache::default(),
     };
-    let mut reader = FrameReader::new(reader, max);
+    let mut reader = FrameReader::new(reader, max).with_timeouts(
+        state.limits.stalled_frame_timeout,
+        state.limits.idle_timeout,
+    );
     let outcome = conn.read_loop(&mut reader).await;
     match &outcome {
         Ok(()) => debug!(%peer, "client disconnected"),

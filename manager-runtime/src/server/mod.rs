@@ -34,6 +34,8 @@ pub(crate) struct Limits {
     pub(crate) max_connections: usize,
     pub(crate) max_calls_in_flight: usize,
     pub(crate) hold_timeout: Duration,
+    pub(crate) stalled_frame_timeout: Option<Duration>,
+    pub(crate) idle_timeout: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -44,6 +46,8 @@ impl Default for Limits {
             max_connections: 1024,
             max_calls_in_flight: 1024,
             hold_timeout: Duration::from_secs(60),
+            stalled_frame_timeout: Some(Duration::from_secs(30)),
+            idle_timeout: None,
         }
     }
 }
@@ -212,6 +216,23 @@ impl ServerBuilder {
     /// bounded; raise the limit for clients that keep more calls waiting on purpose.
     pub fn max_calls_in_flight(mut self, n: usize) -> Self {
         self.limits.max_calls_in_flight = n.max(1);
+        self
+    }
+
+    /// How long a logged-in client may send nothing in the middle of a frame before its
+    /// connection is closed (default 30 s; `None`: never). A frame that keeps arriving, however
+    /// slowly, is not cut off: the time counts from the last bytes received.
+    pub fn stalled_frame_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.limits.stalled_frame_timeout = timeout;
+        self
+    }
+
+    /// How long a logged-in client may send nothing at all between requests before its
+    /// connection is closed (default `None`: never, as a client that keeps proxies and makes
+    /// no call for hours is normal for a manager). Closing the connection releases
+    /// everything it held.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.limits.idle_timeout = timeout;
         self
     }
 
