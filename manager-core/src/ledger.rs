@@ -14,23 +14,50 @@ use crate::wire::Holder;
 #[error("no reference to object {0} is held here")]
 pub struct NotHeld(pub crate::ObjectId);
 
-const OBJECTS: u64 = u64::MAX - 1;
-const IN_TRANSIT: u64 = u64::MAX;
+/// Who holds references, as the ledger tells them apart: finer than [`Holder`], which is
+/// what `debug_info` reports. Each proxy stored inside the server is an owner of its own,
+/// so it can release only the reference it took (never one another proxy holds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Owner {
+    /// A client connection, by its number.
+    Connection(u64),
+    /// One proxy held inside the server (stored in a shared object), by a number the
+    /// server gives it.
+    Proxy(u64),
+    /// Proxies serialised and not adopted yet.
+    InTransit,
+}
 
-fn pack(holder: Holder) -> u64 {
-    match holder {
-        // Connection numbers come from a counter and never reach the two reserved values.
-        Holder::Connection(n) => n.min(OBJECTS - 1),
-        Holder::Objects => OBJECTS,
-        Holder::InTransit => IN_TRANSIT,
+impl Owner {
+    /// The holder `debug_info` reports for this owner (every proxy inside the server is
+    /// [`Holder::Objects`]).
+    pub fn holder(self) -> Holder {
+        match self {
+            Owner::Connection(n) => Holder::Connection(n),
+            Owner::Proxy(_) => Holder::Objects,
+            Owner::InTransit => Holder::InTransit,
+        }
     }
 }
 
-fn unpack(packed: u64) -> Holder {
+/// Numbers at or above this are proxies (`PROXY | n`).
+const PROXY: u64 = 1 << 62;
+const IN_TRANSIT: u64 = u64::MAX;
+
+fn pack(owner: Owner) -> u64 {
+    // Connection and proxy numbers come from counters and never reach 2^62.
+    match owner {
+        Owner::Connection(n) => n.min(PROXY - 1),
+        Owner::Proxy(n) => PROXY | n.min(PROXY - 2),
+        Owner::InTransit => IN_TRANSIT,
+    }
+}
+
+fn unpack(packed: u64) -> Owner {
     match packed {
-        OBJECTS => Holder::Objects,
-        IN_TRANSIT => Holder::InTransit,
-        n => Holder::Connection(n),
+        IN_TRANSIT => Owner::InTransit,
+        n if n >= PROXY => Owner::Proxy(n & !PROXY),
+        n => Owner::Connection(n),
     }
 }
 
@@ -42,7 +69,7 @@ pub struct RefCounts {
     /// Any further holders. Boxed on purpose: 8 bytes in every object's entry instead of
     /// 24 for a `Vec`, and most objects never need it.
     #[allow(clippy::box_collection)]
-    more: Option<Box<Vec<(Holder, u64)>>>,
+    more: Option<Box<Vec<(Owner, u64)>>>,
     /// The first holder's references. Sticky at `u32::MAX`: a holder that took four
     /// billion references to one object keeps it alive for good (released references are
     /// no longer counted), rather than risk freeing it under a live proxy.
@@ -64,7 +91,7 @@ impl RefCounts {
     }
 
     /// Add `n` references of `holder`.
-    pub fn add(&mut self, holder: Holder, n: u64) {
+    pub fn add(&mut self, holder: Owner, n: u64) {
         let packed = pack(holder);
         if self.first_count == 0 {
             self.first = packed;
@@ -83,7 +110,7 @@ impl RefCounts {
     }
 
     /// Remove `n` references of `holder`; false (and no change) if it holds fewer.
-    pub fn sub(&mut self, holder: Holder, n: u64) -> bool {
+    pub fn sub(&mut self, holder: Owner, n: u64) -> bool {
         let packed = pack(holder);
         if self.first_count > 0 && self.first == packed {
             if self.first_count == u32::MAX {
@@ -121,7 +148,7 @@ impl RefCounts {
     /// Remove every reference of `holder`, a saturated count included (a holder that is
     /// gone, such as a closed connection, keeps nothing alive); returns how many there
     /// were.
-    pub fn remove_all(&mut self, holder: Holder) -> u64 {
+    pub fn remove_all(&mut self, holder: Owner) -> u64 {
         let n = self.count(holder);
         if n > 0 && self.first_count > 0 && self.first == pack(holder) {
             self.first_count = 0;
@@ -147,7 +174,7 @@ impl RefCounts {
     }
 
     /// The references `holder` has.
-    pub fn count(&self, holder: Holder) -> u64 {
+    pub fn count(&self, holder: Owner) -> u64 {
         let packed = pack(holder);
         if self.first_count > 0 && self.first == packed {
             return u64::from(self.first_count);
@@ -172,14 +199,19 @@ impl RefCounts {
         self.total() == 0
     }
 
-    /// Every holder with its count, sorted by holder.
+    /// Every holder with its count, sorted by holder (the proxies inside the server summed
+    /// as [`Holder::Objects`]).
     pub fn holders(&self) -> Vec<(Holder, u64)> {
-        let mut all = Vec::new();
-        if self.first_count > 0 {
-            all.push((unpack(self.first), u64::from(self.first_count)));
-        }
-        if let Some(more) = &self.more {
-            all.extend(more.iter().copied());
+        let mut all: Vec<(Holder, u64)> = Vec::new();
+        let first =
+            (self.first_count > 0).then(|| (unpack(self.first), u64::from(self.first_count)));
+        let more = self.more.iter().flat_map(|m| m.iter().copied());
+        for (owner, n) in first.into_iter().chain(more) {
+            let holder = owner.holder();
+            match all.iter_mut().find(|(h, _)| *h == holder) {
+                Some((_, count)) => *count += n,
+                None => all.push((holder, n)),
+            }
         }
         all.sort();
         all
@@ -190,8 +222,10 @@ impl RefCounts {
 mod tests {
     use super::*;
 
-    const A: Holder = Holder::Connection(1);
-    const B: Holder = Holder::Connection(2);
+    const A: Owner = Owner::Connection(1);
+    const B: Owner = Owner::Connection(2);
+    const HA: Holder = Holder::Connection(1);
+    const HB: Holder = Holder::Connection(2);
 
     #[test]
     fn twenty_four_bytes_and_a_saturating_inline_count() {
@@ -213,7 +247,7 @@ mod tests {
         // A holder that goes away releases even a saturated count.
         assert_eq!(r.remove_all(A), u64::from(u32::MAX));
         assert_eq!(r.count(A), 0);
-        assert_eq!(r.holders(), vec![(B, u64::from(u32::MAX))]);
+        assert_eq!(r.holders(), vec![(HB, u64::from(u32::MAX))]);
         assert_eq!(r.remove_all(B), u64::from(u32::MAX));
         assert!(r.is_empty());
     }
@@ -223,15 +257,15 @@ mod tests {
         let mut r = RefCounts::new();
         assert!(r.is_empty());
         r.add(A, 2);
-        r.add(Holder::Objects, 1);
+        r.add(Owner::Proxy(4), 1);
         r.add(B, 1);
         r.add(A, 1);
         assert_eq!(r.total(), 5);
         assert_eq!(r.count(A), 3);
-        assert_eq!(r.holders(), vec![(A, 3), (B, 1), (Holder::Objects, 1)]);
+        assert_eq!(r.holders(), vec![(HA, 3), (HB, 1), (Holder::Objects, 1)]);
         assert!(!r.sub(B, 2), "cannot release more than held");
         assert!(
-            !r.sub(Holder::InTransit, 1),
+            !r.sub(Owner::InTransit, 1),
             "cannot release what is not held"
         );
         assert_eq!(r.total(), 5);
@@ -240,7 +274,11 @@ mod tests {
         assert_eq!(r.total(), 2);
         assert_eq!(r.remove_all(B), 1);
         assert_eq!(r.holders(), vec![(Holder::Objects, 1)]);
-        assert!(r.sub(Holder::Objects, 1));
+        assert!(
+            !r.sub(Owner::Proxy(5), 1),
+            "another proxy's reference is not this one's"
+        );
+        assert!(r.sub(Owner::Proxy(4), 1));
         assert!(r.is_empty());
         assert_eq!(r, RefCounts::new());
     }
@@ -248,13 +286,24 @@ mod tests {
     #[test]
     fn holders_round_trip_through_packing() {
         for h in [
-            Holder::Connection(0),
-            Holder::Connection(7),
-            Holder::Objects,
-            Holder::InTransit,
+            Owner::Connection(0),
+            Owner::Connection(7),
+            Owner::Proxy(0),
+            Owner::Proxy(9),
+            Owner::InTransit,
         ] {
             assert_eq!(unpack(pack(h)), h);
         }
+    }
+
+    #[test]
+    fn proxies_inside_the_server_are_reported_together() {
+        let mut r = RefCounts::new();
+        r.add(Owner::Proxy(1), 1);
+        r.add(Owner::Proxy(2), 2);
+        r.add(A, 1);
+        assert_eq!(r.holders(), vec![(HA, 1), (Holder::Objects, 3)]);
+        assert_eq!(r.count(Owner::Proxy(2)), 2);
     }
 
     #[test]

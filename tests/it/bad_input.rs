@@ -302,10 +302,9 @@ async fn a_client_stalled_mid_frame_is_closed_and_a_quiet_one_is_kept() {
         })
         .await;
     // A frame sent a byte at a time, each within the timeout, is read whole.
-    let request = manager_core::wire::encode(&ClientMessage::V1(Request::NumberOfObjects {
-        id: 10,
-    }))
-    .unwrap();
+    let request =
+        manager_core::wire::encode(&ClientMessage::V1(Request::NumberOfObjects { id: 10 }))
+            .unwrap();
     let mut framed = (request.len() as u32).to_be_bytes().to_vec();
     framed.extend_from_slice(&request);
     for byte in framed {

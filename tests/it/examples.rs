@@ -174,15 +174,22 @@ fn custom_proxy() {
 #[test]
 fn proxy_handoff() {
     let out = run("proxy_handoff");
+    // Object ids are random: take the counter's from A's first line.
+    let id = out
+        .split("[A] created CounterProxy")
+        .nth(1)
+        .and_then(|rest| rest.split(", id: ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .expect("A prints the counter's id");
     assert_contains(
         &out,
         &[
             "[A] counter.incr() = 1",
-            "[A]   counter 0x2: refcount 2, held by connection #2 x1, shared objects x1",
-            "[parent]   counter 0x2: refcount 1, held by shared objects x1",
+            &format!("[A]   counter {id}: refcount 2, held by connection #2 x1, shared objects x1"),
+            &format!("[parent]   counter {id}: refcount 1, held by shared objects x1"),
             "[parent] mailbox.count() = 1",
             "[B] counter.incr() = 2",
-            "[B]   counter 0x2: refcount 1, held by connection #3 x1",
+            &format!("[B]   counter {id}: refcount 1, held by connection #3 x1"),
             "[parent] B has exited; its reference was the last one, so the counter is freed",
             "[parent] mailbox.count() = 0",
         ],

@@ -53,3 +53,91 @@ async fn semaphore_values_over_the_maximum_are_refused_not_panicked() {
     sem.release().await.unwrap();
     assert_eq!(sem.value().await.unwrap(), SEMAPHORE_MAX_VALUE);
 }
+
+/// Object ids cannot be guessed from the ones a client has seen: not a counter, and not
+/// the same from one server to the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_ids_are_random_per_server() {
+    let first = start(Transport::Unix).await;
+    let second = start(Transport::Unix).await;
+    let mut ids = Vec::new();
+    for _ in 0..200 {
+        let c: CounterProxy = first.create("counter", (0,)).await.unwrap();
+        ids.push(c.handle().id().0);
+    }
+    let close = ids
+        .windows(2)
+        .filter(|w| w[0].abs_diff(w[1]) < 1 << 20)
+        .count();
+    assert_eq!(close, 0, "ids in a guessable sequence: {:?}", &ids[..5]);
+    let other: CounterProxy = second.create("counter", (0,)).await.unwrap();
+    assert!(!ids.contains(&other.handle().id().0));
+}
+
+/// A client that forges a proxy argument for another client's object, naming a hand-off
+/// that is in transit for a different object, gets nothing: the call is refused, and the
+/// victim's object, held only by a proxy stored in a shared object, lives on. (It used to
+/// be stored as a proxy holding nothing, whose removal released the victim's reference.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_proxy_argument_cannot_release_another_clients_object() {
+    let server = start(Transport::Tcp).await;
+    let victim = connect(&server).await;
+    let vault: RegistryProxy = victim.create("registry", ()).await.unwrap();
+    let secret: CounterProxy = victim.create("counter", (41,)).await.unwrap();
+    let target = secret.handle().token().clone();
+    vault.put("mine".into(), secret).await.unwrap();
+
+    let attacker = connect(&server).await;
+    let bait: CounterProxy = attacker.create("counter", (0,)).await.unwrap();
+    let trap: RegistryProxy = attacker.create("registry", ()).await.unwrap();
+    // Serialising its own proxy puts a reference in transit under a fresh hold id...
+    let bytes = postcard::to_stdvec(&bait).unwrap();
+    let (_, hold): (managers::Token, [u8; 16]) = postcard::from_bytes(&bytes).unwrap();
+    // ...which the forged proxy names, with the victim's token.
+    let forged = postcard::to_stdvec(&("stolen".to_string(), (target.clone(), hold))).unwrap();
+    let refused = trap.handle().call_encoded("put", &forged).await;
+    assert!(refused.is_err(), "the forged proxy was stored: {refused:?}");
+    let _ = trap.remove("stolen".into()).await.unwrap();
+    let mine = vault
+        .get("mine".into())
+        .await
+        .unwrap()
+        .expect("still stored");
+    assert_eq!(
+        mine.incr().await.unwrap(),
+        42,
+        "the victim's object is alive"
+    );
+}
+
+/// A connection can put in transit only objects it holds: a `Hold` naming another
+/// client's object is ignored, so it cannot keep that object alive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_for_an_object_the_connection_does_not_hold_keeps_nothing_alive() {
+    use manager_core::wire::{ClientMessage, Request};
+    let server = start(Transport::Tcp).await;
+    let victim = connect(&server).await;
+    let before = victim.number_of_objects().await.unwrap();
+    let counter: CounterProxy = victim.create("counter", (1,)).await.unwrap();
+    let object = counter.handle().id();
+    let mut raw = crate::raw::Raw::authenticated(server.address(), b"test-key").await;
+    for i in 0..100u8 {
+        raw.send(&ClientMessage::V1(Request::Hold {
+            object,
+            hold: [i; 16],
+        }))
+        .await;
+    }
+    // Anything the raw connection sent is read before this (one connection, in order).
+    raw.send(&ClientMessage::V1(Request::NumberOfObjects { id: 1 }))
+        .await;
+    raw.recv(|_| ()).await;
+    let rows = holders(&victim, object).await;
+    assert!(
+        rows.iter()
+            .all(|(h, _)| !matches!(h, managers::Holder::InTransit)),
+        "{rows:?}"
+    );
+    drop(counter);
+    objects_become(&victim, before).await;
+}

@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use manager_core::wire::{Holder, Request};
+use manager_core::ledger::Owner;
+use manager_core::wire::Request;
 use manager_core::{panic_message, Address, Codec, ObjectId, RemoteError, Returned, Shared, Token};
 use serde::de::DeserializeOwned;
 use serde::de::Visitor;
@@ -26,8 +27,9 @@ use crate::{Error, Result, TransportError};
 enum Link {
     /// Held by a client connection.
     Remote(Arc<Connection>),
-    /// Held inside the server by one of its objects (a proxy stored in a shared object).
-    Local(Weak<ServerState>),
+    /// Held inside the server by one of its objects (a proxy stored in a shared object),
+    /// as an owner of its own: it can release only the reference it took.
+    Local(Weak<ServerState>, Owner),
 }
 
 /// One reference to a shared object: the base of every proxy (Python's `BaseProxy`).
@@ -56,10 +58,15 @@ impl ProxyHandle {
         }
     }
 
-    /// A handle for a reference the server's objects hold.
-    pub(crate) fn local(state: &Arc<ServerState>, id: ObjectId, typeid: &str) -> Self {
+    /// A handle for a reference `owner`, a proxy inside the server, holds.
+    pub(crate) fn local(
+        state: &Arc<ServerState>,
+        id: ObjectId,
+        typeid: &str,
+        owner: Owner,
+    ) -> Self {
         Self {
-            link: Link::Local(Arc::downgrade(state)),
+            link: Link::Local(Arc::downgrade(state), owner),
             token: Arc::new(Token {
                 typeid: typeid.to_owned(),
                 address: state.address.clone(),
@@ -93,14 +100,14 @@ impl ProxyHandle {
     pub fn codec(&self) -> Codec {
         match &self.link {
             Link::Remote(conn) => conn.codec(),
-            Link::Local(_) => Codec::Postcard,
+            Link::Local(..) => Codec::Postcard,
         }
     }
 
     fn context(&self) -> AdoptContext {
         match &self.link {
             Link::Remote(conn) => conn.adopt_context().clone(),
-            Link::Local(state) => AdoptContext::Server(state.clone()),
+            Link::Local(state, _) => AdoptContext::Server(state.clone()),
         }
     }
 
@@ -135,7 +142,7 @@ impl ProxyHandle {
     pub(super) fn remote(&self) -> Option<&Arc<Connection>> {
         match &self.link {
             Link::Remote(conn) => Some(conn),
-            Link::Local(_) => None,
+            Link::Local(..) => None,
         }
     }
 
@@ -144,7 +151,7 @@ impl ProxyHandle {
         let codec = self.codec();
         match &self.link {
             Link::Remote(conn) => Ok(with_context(conn.adopt_context(), || codec.decode(value))?),
-            Link::Local(_) => Ok(with_context(&self.context(), || codec.decode(value))?),
+            Link::Local(..) => Ok(with_context(&self.context(), || codec.decode(value))?),
         }
     }
 
@@ -152,7 +159,7 @@ impl ProxyHandle {
     pub(super) fn value_of(&self, method: &str, reply: OwnedReply) -> Result<Payload> {
         match &self.link {
             Link::Remote(conn) => Self::value_reply(conn, method, reply),
-            Link::Local(_) => Err(reply.unexpected()),
+            Link::Local(..) => Err(reply.unexpected()),
         }
     }
 
@@ -216,15 +223,16 @@ impl ProxyHandle {
                 OwnedReply::Created(token) => ProxyHandle::adopt(conn.clone(), token),
                 other => return Err(other.unexpected()),
             },
-            Link::Local(state) => {
+            Link::Local(state, _) => {
                 let state = Self::server(state)?;
                 match self.call_local(&state, method, args).await? {
                     Returned::Object { typeid, object } => {
                         let Ok(erased) = object.downcast::<Erased>() else {
                             return Err(RemoteError::Protocol("foreign object".into()).into());
                         };
-                        let id = state.objects.insert(typeid, erased.0, Holder::Objects);
-                        ProxyHandle::local(&state, id, typeid)
+                        let owner = state.proxy_owner();
+                        let id = state.objects.insert(typeid, erased.0, owner);
+                        ProxyHandle::local(&state, id, typeid, owner)
                     }
                     Returned::Value(_) => {
                         return Err(RemoteError::Protocol(format!(
@@ -247,7 +255,7 @@ impl ProxyHandle {
                 let reply = self.request_call(conn, method, args).await?;
                 Ok(Self::value_reply(conn, method, reply)?.into_bytes())
             }
-            Link::Local(state) => {
+            Link::Local(state, _) => {
                 let state = Self::server(state)?;
                 match self.call_local(&state, method, args.to_vec()).await? {
                     Returned::Value(v) => Ok(Bytes::from(v)),
@@ -325,7 +333,7 @@ impl ProxyHandle {
                 OwnedReply::Text(t) => Ok(t),
                 other => Err(other.unexpected()),
             },
-            Link::Local(state) => {
+            Link::Local(state, _) => {
                 let state = Self::server(state)?;
                 let (obj, typeid) = state
                     .objects
@@ -352,11 +360,18 @@ impl Clone for ProxyHandle {
                 conn.send_oneway(Request::Incref { object });
                 Link::Remote(conn.clone())
             }
-            Link::Local(state) => {
-                if let Some(state) = state.upgrade() {
-                    state.objects.incref(object, Holder::Objects);
-                }
-                Link::Local(state.clone())
+            Link::Local(state, owner) => {
+                // The clone is an owner of its own, with a reference of its own (none if
+                // the object is gone, like this one's).
+                let owner = match state.upgrade() {
+                    Some(server) => {
+                        let new = server.proxy_owner();
+                        server.objects.incref(object, new);
+                        new
+                    }
+                    None => *owner,
+                };
+                Link::Local(state.clone(), owner)
             }
         };
         Self {
@@ -371,10 +386,10 @@ impl Drop for ProxyHandle {
         let object = self.token.id;
         match &self.link {
             Link::Remote(conn) => conn.send_oneway(Request::Decref { object }),
-            Link::Local(state) => {
+            Link::Local(state, owner) => {
                 if let Some(state) = state.upgrade() {
                     // Dropped here, outside the table's lock.
-                    drop(state.objects.decref(object, Holder::Objects));
+                    drop(state.objects.decref(object, *owner));
                 }
             }
         }
@@ -417,12 +432,12 @@ impl Serialize for InTransit<'_> {
         let object = handle.token.id;
         match &handle.link {
             Link::Remote(conn) => conn.send_oneway(Request::Hold { object, hold }),
-            Link::Local(state) => {
+            Link::Local(state, _) => {
                 let state = state
                     .upgrade()
                     .ok_or_else(|| serde::ser::Error::custom("the manager has shut down"))?;
                 let expires = Instant::now() + state.limits.hold_timeout;
-                if !state.objects.hold(object, hold, expires) {
+                if state.objects.hold(object, hold, expires, None).is_err() {
                     return Err(serde::ser::Error::custom("the object is gone"));
                 }
             }
@@ -478,8 +493,14 @@ fn adopt(wire: ProxyWire) -> std::result::Result<ProxyHandle, String> {
         AdoptContext::Server(state) => {
             if let Some(state) = state.upgrade().filter(|s| s.address == token.address) {
                 let expires = Instant::now() + state.limits.hold_timeout;
-                state.objects.adopt(object, hold, Holder::Objects, expires);
-                return Ok(ProxyHandle::local(&state, object, &token.typeid));
+                let owner = state.proxy_owner();
+                // Counted against the connection whose call carries the proxy.
+                let on_behalf = crate::Caller::current().and_then(|c| c.connection);
+                state
+                    .objects
+                    .adopt(object, hold, owner, expires, on_behalf)
+                    .map_err(|refused| format!("a proxy argument was refused: {refused}"))?;
+                return Ok(ProxyHandle::local(&state, object, &token.typeid, owner));
             }
         }
         // A connection that has not learned its server's own address yet (no proxy has
@@ -542,7 +563,7 @@ impl ProxyHandle {
     /// This lets one shared type build on another's state, for example a condition
     /// variable that shares the lock it was given.
     pub fn with_local<T: Shared, R>(&self, f: impl FnOnce(&T) -> R) -> Option<R> {
-        let Link::Local(state) = &self.link else {
+        let Link::Local(state, _) = &self.link else {
             return None;
         };
         let state = state.upgrade()?;
@@ -570,7 +591,7 @@ impl ProxyHandle {
                 method,
                 args: &args,
             }),
-            Link::Local(_) => {
+            Link::Local(..) => {
                 let handle = self.clone();
                 let method = method.to_owned();
                 if let Ok(runtime) = tokio::runtime::Handle::try_current() {

@@ -9,9 +9,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use manager_core::wire::{
-    self, ClientMessage, Holder, Reply, Request, RequestId, Response, ServerMessage,
-};
+use manager_core::ledger::Owner;
+use manager_core::wire::{self, ClientMessage, Reply, Request, RequestId, Response, ServerMessage};
 use manager_core::{panic_message, CallResult, Codec, ObjectId, RemoteError, Returned, Token};
 use tokio::sync::Semaphore;
 use tokio_util::codec::{FramedRead, FramedWrite};
@@ -195,7 +194,7 @@ struct Spawned {
 
 struct Connection {
     state: Arc<ServerState>,
-    /// This connection's number: it holds references as `Holder::Connection(id)`.
+    /// This connection's number: it holds references as `Owner::Connection(id)`.
     id: ConnId,
     /// Where replies go to be written. The read loop queues the replies of plain calls in
     /// `replies` and moves them here once it has served every request read, so pipelined
@@ -226,7 +225,7 @@ struct Connection {
 /// held by `holder`.
 fn reply_to(
     state: &ServerState,
-    holder: Holder,
+    holder: Owner,
     id: RequestId,
     result: CallResult,
     buf: &mut impl FrameBuf,
@@ -258,8 +257,8 @@ fn reply_to(
 }
 
 impl Connection {
-    fn holder(&self) -> Holder {
-        Holder::Connection(self.id)
+    fn holder(&self) -> Owner {
+        Owner::Connection(self.id)
     }
 
     async fn read_loop(&mut self, reader: &mut FrameReader) -> Result<(), TransportError> {
@@ -372,17 +371,27 @@ impl Connection {
             },
             Request::Hold { object, hold } => {
                 let expires = Instant::now() + self.state.limits.hold_timeout;
-                if !self.state.objects.hold(object, hold, expires) {
+                let held = self
+                    .state
+                    .objects
+                    .hold(object, hold, expires, Some(self.id));
+                if let Err(refused) = held {
                     if let Some(suppressed) = self.state.warnings.refcount.check() {
-                        warn!(id = %object, suppressed, "hold of an unknown object ignored");
+                        warn!(id = %object, %refused, suppressed, "hold ignored");
                     }
                 }
             }
             Request::Adopt { object, hold } => {
                 let expires = Instant::now() + self.state.limits.hold_timeout;
-                self.state
-                    .objects
-                    .adopt(object, hold, self.holder(), expires);
+                let adopted =
+                    self.state
+                        .objects
+                        .adopt(object, hold, self.holder(), expires, Some(self.id));
+                if let Err(refused) = adopted {
+                    if let Some(suppressed) = self.state.warnings.refcount.check() {
+                        warn!(id = %object, %refused, suppressed, "adoption ignored");
+                    }
+                }
             }
             Request::Display { id, object } => return Ok(self.display(id, object)),
             Request::Cancel { id } => {

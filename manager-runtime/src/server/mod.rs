@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use manager_core::wire::Holder;
+use manager_core::ledger::Owner;
 use manager_core::{Address, Codec, ObjectId, RemoteError};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -36,6 +36,7 @@ pub(crate) struct Limits {
     pub(crate) hold_timeout: Duration,
     pub(crate) stalled_frame_timeout: Option<Duration>,
     pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) max_pending_handoffs: usize,
 }
 
 impl Default for Limits {
@@ -48,6 +49,7 @@ impl Default for Limits {
             hold_timeout: Duration::from_secs(60),
             stalled_frame_timeout: Some(Duration::from_secs(30)),
             idle_timeout: None,
+            max_pending_handoffs: objects::DEFAULT_MAX_PENDING,
         }
     }
 }
@@ -65,6 +67,8 @@ pub(crate) struct ServerState {
     pub(crate) tracker: TaskTracker,
     /// Numbers connections for the object table's holder bookkeeping.
     next_connection: AtomicU64,
+    /// Numbers the proxies held inside the server, each an owner of its own.
+    next_proxy: AtomicU64,
     /// What to undo when a connection closes.
     pub(crate) hooks: caller::Hooks,
     /// Warnings peers can cause at will, throttled.
@@ -76,6 +80,11 @@ impl ServerState {
         self.next_connection.fetch_add(1, Ordering::Relaxed) + 1
     }
 
+    /// A new owner for a proxy held inside the server.
+    pub(crate) fn proxy_owner(&self) -> Owner {
+        Owner::Proxy(self.next_proxy.fetch_add(1, Ordering::Relaxed))
+    }
+
     /// Create (or take a reference to) an object of `typeid`, held by `holder`.
     pub(crate) fn create(
         self: &Arc<Self>,
@@ -83,7 +92,7 @@ impl ServerState {
         args: &[u8],
         codec: Codec,
         expected: Option<&str>,
-        holder: Holder,
+        holder: Owner,
     ) -> Result<ObjectId, RemoteError> {
         let reg = self
             .registry
@@ -236,6 +245,15 @@ impl ServerBuilder {
         self
     }
 
+    /// How many proxy hand-offs one connection may have in flight (default 16384): proxies
+    /// it serialised that nobody adopted yet, and adoptions it made whose proxy has not
+    /// arrived yet. One more is ignored (with a warning); the proxy involved then carries no
+    /// reference.
+    pub fn max_pending_handoffs(mut self, n: usize) -> Self {
+        self.limits.max_pending_handoffs = n;
+        self
+    }
+
     /// How long a proxy may be in transit (serialised and not yet deserialised by its
     /// receiver) before the reference it carries is released (default 60 s).
     pub fn hold_timeout(mut self, timeout: Duration) -> Self {
@@ -259,7 +277,7 @@ impl ServerBuilder {
         let address = self.address?;
         let (listener, bound) = Listener::bind(&address, self.limits.max_connections).await?;
         let mut registry = HashMap::new();
-        let objects = objects::ObjectTable::default();
+        let objects = objects::ObjectTable::new(self.limits.max_pending_handoffs);
         for mut reg in self.registrations {
             if let Creator::Instance { id, .. } = &mut reg.creator {
                 *id = objects.allocate_id();
@@ -277,6 +295,7 @@ impl ServerBuilder {
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
             next_connection: AtomicU64::new(0),
+            next_proxy: AtomicU64::new(0),
             hooks: caller::Hooks::default(),
             warnings: throttle::Warnings::default(),
         });

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
 use bytes::Bytes;
-use manager_core::ledger::{NotHeld, RefCounts};
-use manager_core::wire::{HoldId, Holder, ObjectInfo};
+use manager_core::ledger::{NotHeld, Owner, RefCounts};
+use manager_core::wire::{HoldId, ObjectInfo};
 use manager_core::{
     finish, panic_message, CallOutcome, CallResult, Codec, ExclusiveGuard, MethodInfo, ObjectId,
     Receiver, RemoteError, Shared, SharedGuard, Waiting,
@@ -316,6 +316,9 @@ impl Entry {
 struct Transit {
     object: ObjectId,
     expires: Instant,
+    /// The connection that sent the `Hold` (it counts against that connection's bound);
+    /// `None` for a proxy the server itself serialised.
+    from: Option<ConnId>,
 }
 
 /// An adoption that arrived before its hold (the two travel on different connections).
@@ -323,30 +326,83 @@ struct EarlyAdopt {
     object: ObjectId,
     /// Who gets the reference when the hold arrives; `None` once the adopted proxy was
     /// already released (its decref overtook the hold), so the hold is simply dropped.
-    holder: Option<Holder>,
+    owner: Option<Owner>,
+    /// Whose bound it counts against (see [`pending_key`]).
+    on_behalf: ConnId,
     expires: Instant,
+}
+
+/// The key of the bound on hand-offs in flight: the connection they came from, or 0 (no
+/// connection has that number) for the server's own.
+fn pending_key(conn: Option<ConnId>) -> ConnId {
+    conn.unwrap_or(0)
+}
+
+/// Object ids: a keyed hash (SipHash, with keys random per server) of a counter, so they
+/// cannot be guessed from the ids a client has seen.
+struct Ids {
+    keys: std::hash::RandomState,
+    counter: u64,
+}
+
+impl Default for Ids {
+    fn default() -> Self {
+        Ids {
+            keys: std::hash::RandomState::new(),
+            counter: 0,
+        }
+    }
+}
+
+impl Ids {
+    /// A fresh id for which `taken` is false.
+    fn next(&mut self, taken: impl Fn(ObjectId) -> bool) -> ObjectId {
+        use std::hash::BuildHasher;
+        loop {
+            self.counter += 1;
+            let id = ObjectId(self.keys.hash_one(self.counter));
+            if id.0 != 0 && !taken(id) {
+                return id;
+            }
+        }
+    }
 }
 
 #[derive(Default)]
 struct Inner {
-    /// By id. Ids are assigned here, never chosen by a client, so a fast hash is safe.
+    /// By id. Ids are random, never chosen by a client, so a fast hash is safe.
     entries: FxHashMap<ObjectId, Entry>,
     /// Counts removals from `entries` (shared with [`ObjectTable::removals`]).
     removals: Arc<AtomicU64>,
-    next_id: u64,
+    ids: Ids,
+    /// Ids handed out for shared instances not in `entries` yet.
+    reserved: std::collections::HashSet<ObjectId>,
     /// Every typeid objects were created under, once each.
     typeids: Vec<Arc<str>>,
     typeid_index: HashMap<Arc<str>, u32>,
     transit: HashMap<HoldId, Transit>,
     early: HashMap<HoldId, EarlyAdopt>,
+    /// The holds of `early` by object and owner, so that a decref finds its owner's pending
+    /// adoption without a scan.
+    early_by: HashMap<(ObjectId, Owner), Vec<HoldId>>,
+    /// Hand-offs in flight per connection (holds it sent, adoptions it waits for), bounded
+    /// by `max_pending`.
+    pending: HashMap<ConnId, usize>,
+    max_pending: usize,
     /// Connections that may still hold references (a call finishing after its connection
     /// closed must not leave an object held by it).
     open: std::collections::HashSet<ConnId>,
 }
 
 impl Inner {
-    fn is_closed(&self, holder: Holder) -> bool {
-        matches!(holder, Holder::Connection(c) if !self.open.contains(&c))
+    fn is_closed(&self, owner: Owner) -> bool {
+        matches!(owner, Owner::Connection(c) if !self.open.contains(&c))
+    }
+
+    fn new_id(&mut self) -> ObjectId {
+        let (entries, reserved) = (&self.entries, &self.reserved);
+        self.ids
+            .next(|id| entries.contains_key(&id) || reserved.contains(&id))
     }
 
     fn intern(&mut self, typeid: &str) -> u32 {
@@ -360,26 +416,26 @@ impl Inner {
         i
     }
 
-    fn add(&mut self, id: ObjectId, holder: Holder, n: u64) -> bool {
+    fn add(&mut self, id: ObjectId, owner: Owner, n: u64) -> bool {
         match self.entries.get_mut(&id) {
             Some(entry) => {
-                entry.refs.add(holder, n);
+                entry.refs.add(owner, n);
                 true
             }
             None => false,
         }
     }
 
-    /// Remove `n` references of `holder`, collecting the object if they were the last.
+    /// Remove `n` references of `owner`, collecting the object if they were the last.
     fn sub(
         &mut self,
         id: ObjectId,
-        holder: Holder,
+        owner: Owner,
         n: u64,
         released: &mut Released,
     ) -> Result<(), NotHeld> {
         let entry = self.entries.get_mut(&id).ok_or(NotHeld(id))?;
-        if !entry.refs.sub(holder, n) {
+        if !entry.refs.sub(owner, n) {
             return Err(NotHeld(id));
         }
         if entry.refs.is_empty() {
@@ -389,6 +445,74 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// Count one more hand-off in flight for `key`; false (nothing counted) at the bound.
+    fn reserve(&mut self, key: ConnId) -> bool {
+        let n = self.pending.entry(key).or_insert(0);
+        if *n >= self.max_pending {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// One hand-off of `key` is no longer in flight.
+    fn unreserve(&mut self, key: ConnId) {
+        if let Some(n) = self.pending.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.pending.remove(&key);
+            }
+        }
+    }
+
+    /// Take the early adoption under `hold` out of `early` and the indexes.
+    fn take_early(&mut self, hold: &HoldId) -> Option<EarlyAdopt> {
+        let early = self.early.remove(hold)?;
+        if let Some(owner) = early.owner {
+            self.forget_early_owner(early.object, owner, hold);
+        }
+        self.unreserve(early.on_behalf);
+        Some(early)
+    }
+
+    fn forget_early_owner(&mut self, object: ObjectId, owner: Owner, hold: &HoldId) {
+        if let Some(holds) = self.early_by.get_mut(&(object, owner)) {
+            holds.retain(|h| h != hold);
+            if holds.is_empty() {
+                self.early_by.remove(&(object, owner));
+            }
+        }
+    }
+
+    /// Whether `owner` has an adoption of `object` waiting for its hold.
+    fn adopting(&self, object: ObjectId, owner: Owner) -> bool {
+        self.early_by.contains_key(&(object, owner))
+    }
+}
+
+/// Why a hand-off message was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The object is not live.
+    Unknown,
+    /// The connection holds no reference to the object it tried to put in transit.
+    NotHeld,
+    /// The hold id is in use for another object.
+    Mismatch,
+    /// The connection has `max_pending_handoffs` hand-offs in flight already.
+    TooMany,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refused::Unknown => "the object is not live",
+            Refused::NotHeld => "the connection holds no reference to the object",
+            Refused::Mismatch => "the hand-off names another object",
+            Refused::TooMany => "too many hand-offs in flight on this connection",
+        })
     }
 }
 
@@ -403,13 +527,12 @@ pub(crate) struct ObjectTable {
 
 impl Default for ObjectTable {
     fn default() -> Self {
-        let inner = Inner::default();
-        ObjectTable {
-            removals: inner.removals.clone(),
-            inner: Mutex::new(inner),
-        }
+        Self::new(DEFAULT_MAX_PENDING)
     }
 }
+
+/// Hand-offs one connection may have in flight by default.
+pub(crate) const DEFAULT_MAX_PENDING: usize = 16_384;
 
 /// A connection's last object looked up, reused while no object was removed from the
 /// table: a run of calls on one object takes the table's lock once. It holds the object
@@ -455,16 +578,29 @@ impl std::fmt::Debug for ObjectTable {
 }
 
 impl ObjectTable {
+    /// A table bounding each connection's hand-offs in flight to `max_pending`.
+    pub(crate) fn new(max_pending: usize) -> Self {
+        let inner = Inner {
+            max_pending,
+            ..Inner::default()
+        };
+        ObjectTable {
+            removals: inner.removals.clone(),
+            inner: Mutex::new(inner),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // No code panics while holding this lock; recover the data if one ever did.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A fresh id, never reused.
+    /// A fresh id, never reused (for a shared instance, inserted on first use).
     pub(crate) fn allocate_id(&self) -> ObjectId {
         let mut inner = self.lock();
-        inner.next_id += 1;
-        ObjectId(inner.next_id)
+        let id = inner.new_id();
+        inner.reserved.insert(id);
+        id
     }
 
     /// A connection starts: it may hold references from now on.
@@ -472,37 +608,36 @@ impl ObjectTable {
         self.lock().open.insert(conn);
     }
 
-    /// Insert a new object with one reference, held by `holder`. For a connection that has
+    /// Insert a new object with one reference, held by `owner`. For a connection that has
     /// closed already, the object is dropped at once.
     pub(crate) fn insert(
         &self,
         typeid: &str,
         object: Arc<dyn ErasedObject>,
-        holder: Holder,
+        owner: Owner,
     ) -> ObjectId {
         let mut inner = self.lock();
-        inner.next_id += 1;
-        let id = ObjectId(inner.next_id);
-        if inner.is_closed(holder) {
+        let id = inner.new_id();
+        if inner.is_closed(owner) {
             drop(inner);
             drop(object);
             return id;
         }
         let mut refs = RefCounts::new();
         refs.tag = inner.intern(typeid);
-        refs.add(holder, 1);
+        refs.add(owner, 1);
         inner.entries.insert(id, Entry { object, refs });
         id
     }
 
-    /// Take a reference to `id` for `holder`, inserting `object` under it if it is not live
+    /// Take a reference to `id` for `owner`, inserting `object` under it if it is not live
     /// (a shared instance that all clients see).
     pub(crate) fn insert_or_incref(
         &self,
         id: ObjectId,
         typeid: &str,
         object: Arc<dyn ErasedObject>,
-        holder: Holder,
+        owner: Owner,
     ) {
         let mut inner = self.lock();
         if !inner.entries.contains_key(&id) {
@@ -510,7 +645,7 @@ impl ObjectTable {
             refs.tag = inner.intern(typeid);
             inner.entries.insert(id, Entry { object, refs });
         }
-        inner.add(id, holder, 1);
+        inner.add(id, owner, 1);
     }
 
     /// The object and its typeid.
@@ -529,45 +664,59 @@ impl ObjectTable {
         self.lock().typeids[index].clone()
     }
 
-    /// Take one more reference for `holder`; false when the object is not live.
-    pub(crate) fn incref(&self, id: ObjectId, holder: Holder) -> bool {
-        self.lock().add(id, holder, 1)
+    /// Take one more reference for `owner`; false when the object is not live.
+    pub(crate) fn incref(&self, id: ObjectId, owner: Owner) -> bool {
+        self.lock().add(id, owner, 1)
     }
 
-    /// Release one reference of `holder`; returns what to drop outside the lock.
+    /// Release one reference of `owner`; returns what to drop outside the lock.
     ///
-    /// A holder may release a reference it adopted before the matching hold arrived (the
+    /// An owner may release a reference it adopted before the matching hold arrived (the
     /// hold travels on the sender's connection, the adoption and the release on the
     /// receiver's); that cancels the pending adoption instead.
-    pub(crate) fn decref(&self, id: ObjectId, holder: Holder) -> Result<Released, NotHeld> {
+    pub(crate) fn decref(&self, id: ObjectId, owner: Owner) -> Result<Released, NotHeld> {
         let mut released = Vec::new();
         let mut inner = self.lock();
-        // A pending adoption by this holder goes first: if the proxy released is the one
+        // A pending adoption by this owner goes first: if the proxy released is the one
         // adopted before its hold arrived (or whose hold never arrives), releasing a
-        // reference the holder already had would free an object another proxy still uses.
-        if let Some(early) = inner
-            .early
-            .values_mut()
-            .find(|a| a.object == id && a.holder == Some(holder))
-        {
-            early.holder = None;
+        // reference the owner already had would free an object another proxy still uses.
+        let pending = match inner.early_by.is_empty() {
+            true => None,
+            false => inner
+                .early_by
+                .get(&(id, owner))
+                .and_then(|h| h.first().copied()),
+        };
+        if let Some(hold) = pending {
+            inner.forget_early_owner(id, owner, &hold);
+            if let Some(early) = inner.early.get_mut(&hold) {
+                early.owner = None;
+            }
             return Ok(released);
         }
-        inner.sub(id, holder, 1, &mut released)?;
+        inner.sub(id, owner, 1, &mut released)?;
         Ok(released)
     }
 
     /// Release everything a closed connection held, and its pending adoptions. Scans the
-    /// table: connections close far less often than references change, and keeping no
-    /// per-connection index saves memory on every object.
+    /// table (and the pending adoptions): connections close far less often than references
+    /// change, and keeping no per-connection index saves memory on every object.
     pub(crate) fn release_connection(&self, conn: ConnId) -> Released {
         let mut released = Vec::new();
         let mut inner = self.lock();
-        let holder = Holder::Connection(conn);
+        let owner = Owner::Connection(conn);
         inner.open.remove(&conn);
-        inner.early.retain(|_, a| a.holder != Some(holder));
+        let mine: Vec<HoldId> = inner
+            .early
+            .iter()
+            .filter(|(_, a)| a.owner == Some(owner))
+            .map(|(h, _)| *h)
+            .collect();
+        for hold in mine {
+            inner.take_early(&hold);
+        }
         inner.entries.retain(|_, entry| {
-            if entry.refs.remove_all(holder) > 0 && entry.refs.is_empty() {
+            if entry.refs.remove_all(owner) > 0 && entry.refs.is_empty() {
                 released.push(entry.object.clone());
                 return false;
             }
@@ -579,61 +728,97 @@ impl ObjectTable {
         released
     }
 
-    /// Put one new reference to `id` in transit under `hold` (a proxy was serialised),
-    /// or hand it straight to an adoption that arrived first.
-    pub(crate) fn hold(&self, id: ObjectId, hold: HoldId, expires: Instant) -> bool {
+    /// Put one new reference to `id` in transit under `hold` (a proxy was serialised by
+    /// connection `from`, or by the server itself), or hand it straight to an adoption
+    /// that arrived first. A connection may put in transit only an object it holds (or is
+    /// adopting), and at most `max_pending_handoffs` at once.
+    pub(crate) fn hold(
+        &self,
+        id: ObjectId,
+        hold: HoldId,
+        expires: Instant,
+        from: Option<ConnId>,
+    ) -> Result<(), Refused> {
         let mut inner = self.lock();
-        match inner.early.remove(&hold) {
-            Some(early) if early.object == id => match early.holder {
-                Some(holder) => inner.add(id, holder, 1),
-                // Adopted and released before the hold came: nothing to keep.
-                None => inner.entries.contains_key(&id),
-            },
-            Some(other) => {
+        if let Some(early) = inner.early.get(&hold) {
+            if early.object != id {
                 // Not this object's adoption: keep it, ignore the mismatched hold.
-                inner.early.insert(hold, other);
-                false
+                return Err(Refused::Mismatch);
             }
-            None => {
-                let added = inner.add(id, Holder::InTransit, 1);
-                if added {
-                    inner.transit.insert(
-                        hold,
-                        Transit {
-                            object: id,
-                            expires,
-                        },
-                    );
-                }
-                added
+            let early = inner.take_early(&hold).expect("present");
+            return match early.owner {
+                Some(owner) if inner.add(id, owner, 1) => Ok(()),
+                Some(_) => Err(Refused::Unknown),
+                // Adopted and released before the hold came: nothing to keep.
+                None => Ok(()),
+            };
+        }
+        let entry = inner.entries.get(&id).ok_or(Refused::Unknown)?;
+        if let Some(conn) = from {
+            let owner = Owner::Connection(conn);
+            if entry.refs.count(owner) == 0 && !inner.adopting(id, owner) {
+                return Err(Refused::NotHeld);
             }
         }
+        if inner.transit.contains_key(&hold) {
+            return Err(Refused::Mismatch);
+        }
+        if !inner.reserve(pending_key(from)) {
+            return Err(Refused::TooMany);
+        }
+        inner.add(id, Owner::InTransit, 1);
+        inner.transit.insert(
+            hold,
+            Transit {
+                object: id,
+                expires,
+                from,
+            },
+        );
+        Ok(())
     }
 
-    /// Give the reference in transit under `hold` to `holder`; if it has not arrived yet,
-    /// wait for it until `expires`.
-    pub(crate) fn adopt(&self, id: ObjectId, hold: HoldId, holder: Holder, expires: Instant) {
+    /// Give the reference in transit under `hold` to `owner`; if it has not arrived yet,
+    /// wait for it until `expires` (counted against `on_behalf`'s bound). A hold that names
+    /// another object, or never comes, gives `owner` nothing.
+    pub(crate) fn adopt(
+        &self,
+        id: ObjectId,
+        hold: HoldId,
+        owner: Owner,
+        expires: Instant,
+        on_behalf: Option<ConnId>,
+    ) -> Result<(), Refused> {
         let mut inner = self.lock();
-        match inner.transit.remove(&hold) {
+        match inner.transit.get(&hold) {
             Some(t) if t.object == id => {
+                let t = inner.transit.remove(&hold).expect("present");
+                inner.unreserve(pending_key(t.from));
                 if let Some(entry) = inner.entries.get_mut(&id) {
-                    entry.refs.sub(Holder::InTransit, 1);
-                    entry.refs.add(holder, 1);
+                    entry.refs.sub(Owner::InTransit, 1);
+                    entry.refs.add(owner, 1);
                 }
+                Ok(())
             }
-            Some(t) => {
-                // Not this object's hold: put it back and ignore the forged adoption.
-                inner.transit.insert(hold, t);
-            }
+            // Not this object's hold: ignore the forged adoption.
+            Some(_) => Err(Refused::Mismatch),
+            None if inner.early.contains_key(&hold) => Err(Refused::Mismatch),
             None => {
+                let key = pending_key(on_behalf);
+                if !inner.reserve(key) {
+                    return Err(Refused::TooMany);
+                }
                 inner.early.insert(
                     hold,
                     EarlyAdopt {
                         object: id,
-                        holder: Some(holder),
+                        owner: Some(owner),
+                        on_behalf: key,
                         expires,
                     },
                 );
+                inner.early_by.entry((id, owner)).or_default().push(hold);
+                Ok(())
             }
         }
     }
@@ -643,9 +828,16 @@ impl ObjectTable {
     pub(crate) fn expire(&self, now: Instant) -> (Expired, Released) {
         let mut released = Vec::new();
         let mut inner = self.lock();
-        let early = inner.early.len();
-        inner.early.retain(|_, a| a.expires > now);
-        let adoptions = early - inner.early.len();
+        let late: Vec<HoldId> = inner
+            .early
+            .iter()
+            .filter(|(_, a)| a.expires <= now)
+            .map(|(h, _)| *h)
+            .collect();
+        let adoptions = late.len();
+        for hold in late {
+            inner.take_early(&hold);
+        }
         let expired: Vec<HoldId> = inner
             .transit
             .iter()
@@ -655,7 +847,8 @@ impl ObjectTable {
         let holds = expired.len();
         for hold in expired {
             if let Some(t) = inner.transit.remove(&hold) {
-                let _ = inner.sub(t.object, Holder::InTransit, 1, &mut released);
+                inner.unreserve(pending_key(t.from));
+                let _ = inner.sub(t.object, Owner::InTransit, 1, &mut released);
             }
         }
         (Expired { holds, adoptions }, released)
@@ -691,5 +884,115 @@ impl ObjectTable {
             std::mem::take(&mut inner.entries)
         };
         drop(entries);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An object with no methods: the table only counts references to it.
+    struct Dummy;
+
+    impl ErasedObject for Dummy {
+        fn call(
+            self: Arc<Self>,
+            _: Typeid<'_>,
+            _: &str,
+            _: Args<'_>,
+            _: Codec,
+            _: &AdoptContext,
+            _: &Caller,
+        ) -> Dispatch {
+            Dispatch::Ready(Err(RemoteError::Protocol("no methods".into())))
+        }
+        fn display(self: Arc<Self>) -> Pin<Box<dyn Future<Output = Option<String>> + Send>> {
+            Box::pin(async { None })
+        }
+        fn as_any(&self) -> &(dyn Any + Send + Sync) {
+            self
+        }
+    }
+
+    const A: Owner = Owner::Connection(1);
+    const B: Owner = Owner::Connection(2);
+
+    /// A table with connections 1 and 2 open and one object held by connection 1.
+    fn table(max_pending: usize) -> (ObjectTable, ObjectId) {
+        let table = ObjectTable::new(max_pending);
+        table.open_connection(1);
+        table.open_connection(2);
+        let id = table.insert("x", Arc::new(Dummy), A);
+        (table, id)
+    }
+
+    fn later() -> Instant {
+        Instant::now() + std::time::Duration::from_secs(60)
+    }
+
+    #[test]
+    fn only_a_holder_can_put_an_object_in_transit() {
+        let (table, id) = table(10);
+        assert_eq!(
+            table.hold(id, [1; 16], later(), Some(2)),
+            Err(Refused::NotHeld)
+        );
+        assert_eq!(table.hold(id, [1; 16], later(), Some(1)), Ok(()));
+        // The same hold id again, or for another object, is refused.
+        assert_eq!(
+            table.hold(id, [1; 16], later(), Some(1)),
+            Err(Refused::Mismatch)
+        );
+        assert_eq!(
+            table.hold(ObjectId(7), [2; 16], later(), Some(1)),
+            Err(Refused::Unknown)
+        );
+        // Adopting it under another object's id gets nothing; under its own, the reference.
+        assert_eq!(
+            table.adopt(ObjectId(7), [1; 16], B, later(), Some(2)),
+            Err(Refused::Mismatch)
+        );
+        assert_eq!(table.adopt(id, [1; 16], B, later(), Some(2)), Ok(()));
+        assert_eq!(table.lock().entries[&id].refs.count(B), 1);
+    }
+
+    #[test]
+    fn hand_offs_in_flight_are_bounded_per_connection() {
+        let (table, id) = table(2);
+        assert_eq!(table.adopt(id, [1; 16], B, later(), Some(2)), Ok(()));
+        assert_eq!(table.adopt(id, [2; 16], B, later(), Some(2)), Ok(()));
+        assert_eq!(
+            table.adopt(id, [3; 16], B, later(), Some(2)),
+            Err(Refused::TooMany)
+        );
+        // Another connection has a bound of its own.
+        assert_eq!(table.hold(id, [4; 16], later(), Some(1)), Ok(()));
+        // A hold arriving for a pending adoption frees its place.
+        assert_eq!(table.hold(id, [1; 16], later(), Some(1)), Ok(()));
+        assert_eq!(table.adopt(id, [3; 16], B, later(), Some(2)), Ok(()));
+        // So does the connection closing.
+        drop(table.release_connection(2));
+        assert_eq!(table.adopt(id, [5; 16], B, later(), Some(2)), Ok(()));
+        assert_eq!(table.adopt(id, [6; 16], B, later(), Some(2)), Ok(()));
+    }
+
+    #[test]
+    fn a_released_pending_adoption_takes_nothing_from_other_owners() {
+        let (table, id) = table(10);
+        let proxy = Owner::Proxy(1);
+        table.incref(id, Owner::Proxy(2));
+        // Adopted before its hold came, then released: only the pending adoption goes.
+        assert_eq!(table.adopt(id, [1; 16], proxy, later(), None), Ok(()));
+        drop(table.decref(id, proxy).unwrap());
+        assert_eq!(table.hold(id, [1; 16], later(), Some(1)), Ok(()));
+        let refs = &table.lock().entries[&id].refs;
+        assert_eq!(
+            (
+                refs.count(proxy),
+                refs.count(Owner::Proxy(2)),
+                refs.count(A)
+            ),
+            (0, 1, 1)
+        );
     }
 }
