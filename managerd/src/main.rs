@@ -12,7 +12,7 @@
 //! `info`; written from a thread of their own, dropped rather than waited for when stderr is
 //! not read, and peer-caused warnings at most once a second per kind). SIGINT or SIGTERM
 //! stops the server gracefully. `--max-connections`,
-//! `--max-calls-in-flight`, `--max-frame-length`, `--handshake-timeout` and `--hold-timeout`
+//! `--max-handshakes`, `--max-calls-in-flight`, `--max-frame-length`, `--handshake-timeout` and `--hold-timeout`
 //! set the server's limits (see `docs/limits.md`).
 //!
 //! To serve your own `#[shared]` types next to the standard ones, build a binary of your
@@ -60,8 +60,13 @@ struct Args {
     max_frame_length: usize,
 
     /// How long a new connection may take to authenticate, in seconds.
-    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
     handshake_timeout: f64,
+
+    /// Connections in the handshake at once; when all are taken, the oldest makes way for
+    /// a new one once it has had a fiftieth of the handshake timeout.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    max_handshakes: usize,
 
     /// How long a client may send nothing in the middle of a frame before its connection is
     /// closed, in seconds (0: never).
@@ -142,6 +147,7 @@ async fn main() -> Result<()> {
         )?)
         .idle_timeout(optional_seconds("idle-timeout", args.idle_timeout)?)
         .max_connections(args.max_connections)
+        .max_handshakes(args.max_handshakes)
         .max_calls_in_flight(args.max_calls_in_flight)
         .max_frame_length(args.max_frame_length)
         .bind()

@@ -342,3 +342,44 @@ async fn a_thousand_clients_connecting_at_once_all_get_in() {
     let failed = clients.iter().filter(|c| c.is_err()).count();
     assert_eq!(failed, 0, "{failed} of 1,000 clients failed to connect");
 }
+
+/// A flood of connections that never authenticate cannot keep a legitimate client out:
+/// handshakes have slots of their own, and the oldest makes way for a newcomer once it has
+/// had its grace. (Before, silent connections held the connection slots for the whole
+/// handshake timeout: 600 of them kept a 64-connection server full for about 10 s.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_cannot_keep_a_client_out() {
+    let running = {
+        let (builder, dir) = builder(Transport::Tcp);
+        Running {
+            manager: builder
+                .max_connections(64)
+                .max_handshakes(8)
+                .handshake_timeout(Duration::from_secs(1))
+                .start()
+                .await
+                .expect("server starts"),
+            _dir: dir,
+        }
+    };
+    let address = running.address().to_string();
+    // 600 connections that say nothing, opened together and kept open.
+    let mut silent = tokio::task::JoinSet::new();
+    for _ in 0..600 {
+        let address = address.clone();
+        silent.spawn(async move { tokio::net::TcpStream::connect(address).await });
+    }
+    let mut opened = Vec::new();
+    while let Some(stream) = silent.join_next().await {
+        if let Ok(Ok(stream)) = stream {
+            opened.push(stream);
+        }
+    }
+    let client = Client::builder()
+        .handshake_timeout(Duration::from_secs(5))
+        .connect(running.address(), "test-key")
+        .await
+        .expect("a legitimate client gets in");
+    assert_eq!(client.number_of_objects().await.unwrap(), 0);
+    drop(opened);
+}

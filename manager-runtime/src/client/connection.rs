@@ -487,13 +487,32 @@ impl Connection {
         key: &AuthKey,
         options: &ConnectOptions,
     ) -> Result<Arc<Self>> {
-        let (read, write) = transport::connect(&address).await?;
-        let mut reader = FramedRead::new(read, frame_codec(options.max_frame));
-        let mut writer = FramedWrite::new(write, frame_codec(options.max_frame));
-        let handshake = auth::connect(&mut reader, &mut writer, key, options.max_frame);
-        tokio::time::timeout(options.handshake_timeout, handshake)
-            .await
-            .map_err(|_| Error::Transport(TransportError::HandshakeTimeout))??;
+        // Connecting and authenticating, within the handshake timeout. A server with all its
+        // handshake slots taken may close a handshake to make way for a newer one (see
+        // `ServerBuilder::max_handshakes`): the connection closed before the handshake
+        // ended is tried again, after a short pause, while time is left.
+        let deadline = tokio::time::Instant::now() + options.handshake_timeout;
+        let mut pause = Duration::from_millis(5);
+        let (reader, writer) = loop {
+            let attempt = async {
+                let (read, write) = transport::connect(&address).await?;
+                let mut reader = FramedRead::new(read, frame_codec(options.max_frame));
+                let mut writer = FramedWrite::new(write, frame_codec(options.max_frame));
+                auth::connect(&mut reader, &mut writer, key, options.max_frame).await?;
+                Ok::<_, Error>((reader, writer))
+            };
+            match tokio::time::timeout_at(deadline, attempt).await {
+                Ok(Ok(framed)) => break framed,
+                Ok(Err(Error::Transport(TransportError::Closed)))
+                    if tokio::time::Instant::now() + pause < deadline =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(Error::Transport(TransportError::HandshakeTimeout)),
+            }
+        };
         let pending = Arc::new(Pending::default());
         let output = Arc::new(Output::new(writer.into_inner(), options.max_frame));
         tokio::spawn(write_task(output.clone(), pending.clone()));

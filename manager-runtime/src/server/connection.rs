@@ -42,12 +42,20 @@ pub(crate) async fn run(
     read: ReadHalf,
     write: SocketWriter,
     peer: String,
+    slot: super::admission::Slot,
 ) {
     let max = state.limits.max_frame;
     let mut reader = FramedRead::new(read, frame_codec(max));
     let mut writer = FramedWrite::new(write, frame_codec(max));
     let handshake = auth::accept(&mut reader, &mut writer, &state.authkey, max);
-    match tokio::time::timeout(state.limits.handshake_timeout, handshake).await {
+    let handshake = tokio::time::timeout(state.limits.handshake_timeout, handshake);
+    let outcome = tokio::select! {
+        outcome = handshake => outcome,
+        // A newer connection took this slot over (logged where it did).
+        () = slot.evicted.cancelled() => return,
+    };
+    drop(slot);
+    match outcome {
         Err(_) => {
             if let Some(suppressed) = state.warnings.handshake.check() {
                 warn!(%peer, suppressed, "handshake timed out; closing connection");

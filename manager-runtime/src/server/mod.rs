@@ -1,5 +1,6 @@
 //! The server: registry of typeids, object table, listener and lifecycle.
 
+mod admission;
 mod caller;
 mod connection;
 pub(crate) mod objects;
@@ -32,6 +33,7 @@ pub(crate) struct Limits {
     pub(crate) max_frame: usize,
     pub(crate) handshake_timeout: Duration,
     pub(crate) max_connections: usize,
+    pub(crate) max_handshakes: usize,
     pub(crate) max_calls_in_flight: usize,
     pub(crate) hold_timeout: Duration,
     pub(crate) stalled_frame_timeout: Option<Duration>,
@@ -43,8 +45,9 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_frame: DEFAULT_MAX_FRAME,
-            handshake_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(5),
             max_connections: 1024,
+            max_handshakes: 256,
             max_calls_in_flight: 1024,
             hold_timeout: Duration::from_secs(60),
             stalled_frame_timeout: Some(Duration::from_secs(30)),
@@ -71,6 +74,8 @@ pub(crate) struct ServerState {
     next_proxy: AtomicU64,
     /// What to undo when a connection closes.
     pub(crate) hooks: caller::Hooks,
+    /// Connections still in the handshake.
+    pub(crate) handshakes: Arc<admission::Handshakes>,
     /// Warnings peers can cause at will, throttled.
     pub(crate) warnings: throttle::Warnings,
 }
@@ -201,9 +206,20 @@ impl ServerBuilder {
         self
     }
 
-    /// How long a new connection may take to authenticate (default 10 s).
+    /// How long a new connection may take to authenticate (default 5 s).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.limits.handshake_timeout = timeout;
+        self
+    }
+
+    /// How many connections may be in the handshake at once (default 256), apart from the
+    /// logged-in ones. When they are all taken, a new connection takes the slot of the
+    /// oldest handshake once that one has lasted a fiftieth of the handshake timeout (100 ms
+    /// by default; a client authenticates in a round trip or two): a flood of connections
+    /// that never authenticate cannot keep a legitimate client out. A client whose
+    /// handshake is cut short this way connects again by itself.
+    pub fn max_handshakes(mut self, n: usize) -> Self {
+        self.limits.max_handshakes = n.max(1);
         self
     }
 
@@ -286,6 +302,11 @@ impl ServerBuilder {
                 warn!("a typeid was registered twice; the later registration wins");
             }
         }
+        let handshakes = Arc::new(admission::Handshakes::new(
+            self.limits.max_handshakes,
+            (self.limits.handshake_timeout / 50)
+                .clamp(Duration::from_millis(10), Duration::from_secs(1)),
+        ));
         let state = Arc::new(ServerState {
             address: bound,
             authkey: self.authkey.unwrap_or_else(AuthKey::random),
@@ -298,6 +319,7 @@ impl ServerBuilder {
             next_proxy: AtomicU64::new(0),
             hooks: caller::Hooks::default(),
             warnings: throttle::Warnings::default(),
+            handshakes,
         });
         Ok(Server {
             state,
@@ -407,9 +429,23 @@ impl Server {
             match accepted {
                 Ok((read, write, peer)) => {
                     backoff = Duration::from_millis(1);
+                    let (slot, evicted) = tokio::select! {
+                        _ = &mut signal => break,
+                        _ = state.cancel.cancelled() => break,
+                        admitted = state.handshakes.admit() => admitted,
+                    };
+                    if evicted {
+                        if let Some(suppressed) = state.warnings.handshake.check() {
+                            warn!(
+                                limit = state.limits.max_handshakes,
+                                suppressed,
+                                "too many connections in the handshake: the oldest was closed"
+                            );
+                        }
+                    }
                     let conn_state = state.clone();
                     state.tracker.spawn(async move {
-                        connection::run(conn_state, read, write, peer).await;
+                        connection::run(conn_state, read, write, peer, slot).await;
                         drop(permit);
                     });
                 }
