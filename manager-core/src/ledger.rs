@@ -61,15 +61,98 @@ fn unpack(packed: u64) -> Owner {
     }
 }
 
+/// Holders past the first: a short list, and a map once there are many (each proxy stored
+/// inside the server is a holder of its own, so one object can have thousands), with
+/// their total kept so no operation scans them all.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct More {
+    total: u64,
+    few: Vec<(Owner, u64)>,
+    many: std::collections::HashMap<Owner, u64>,
+}
+
+/// Past this many holders in `few`, they move to `many`.
+const FEW: usize = 16;
+
+impl More {
+    fn get(&self, owner: Owner) -> u64 {
+        match self.few.iter().find(|(o, _)| *o == owner) {
+            Some((_, n)) => *n,
+            None => self.many.get(&owner).copied().unwrap_or(0),
+        }
+    }
+
+    fn add(&mut self, owner: Owner, n: u64) {
+        self.total = self.total.saturating_add(n);
+        if let Some((_, count)) = self.few.iter_mut().find(|(o, _)| *o == owner) {
+            *count = count.saturating_add(n);
+        } else if let Some(count) = self.many.get_mut(&owner) {
+            *count = count.saturating_add(n);
+        } else if self.few.len() < FEW {
+            self.few.push((owner, n));
+        } else {
+            self.many.insert(owner, n);
+        }
+    }
+
+    /// Take `n` of `owner`'s references; false (nothing taken) if it has fewer.
+    fn sub(&mut self, owner: Owner, n: u64) -> bool {
+        if let Some(pos) = self.few.iter().position(|(o, _)| *o == owner) {
+            if self.few[pos].1 < n {
+                return false;
+            }
+            self.few[pos].1 -= n;
+            if self.few[pos].1 == 0 {
+                self.few.swap_remove(pos);
+            }
+        } else {
+            match self.many.get_mut(&owner) {
+                Some(count) if *count >= n => {
+                    *count -= n;
+                    if *count == 0 {
+                        self.many.remove(&owner);
+                    }
+                }
+                _ => return false,
+            }
+        }
+        self.total -= n;
+        true
+    }
+
+    /// Any one holder, taken out with its count.
+    fn pop(&mut self) -> Option<(Owner, u64)> {
+        let taken = match self.few.pop() {
+            Some(taken) => taken,
+            None => {
+                let owner = *self.many.keys().next()?;
+                (owner, self.many.remove(&owner)?)
+            }
+        };
+        self.total -= taken.1;
+        Some(taken)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.few.is_empty() && self.many.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (Owner, u64)> + '_ {
+        self.few
+            .iter()
+            .copied()
+            .chain(self.many.iter().map(|(o, n)| (*o, *n)))
+    }
+}
+
 /// The references to one object, by holder.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RefCounts {
     /// The first holder, packed; meaningless while `first_count` is 0.
     first: u64,
-    /// Any further holders. Boxed on purpose: 8 bytes in every object's entry instead of
-    /// 24 for a `Vec`, and most objects never need it.
-    #[allow(clippy::box_collection)]
-    more: Option<Box<Vec<(Owner, u64)>>>,
+    /// Any further holders. Boxed on purpose: 8 bytes in every object's entry, and most
+    /// objects never need it.
+    more: Option<Box<More>>,
     /// The first holder's references. Sticky at `u32::MAX`: a holder that took four
     /// billion references to one object keeps it alive for good (released references are
     /// no longer counted), rather than risk freeing it under a live proxy.
@@ -101,11 +184,9 @@ impl RefCounts {
                 self.first_count = inline(u64::from(self.first_count) + n);
             }
         } else {
-            let more = self.more.get_or_insert_with(Default::default);
-            match more.iter_mut().find(|(h, _)| *h == holder) {
-                Some((_, count)) => *count += n,
-                None => more.push((holder, n)),
-            }
+            self.more
+                .get_or_insert_with(Default::default)
+                .add(holder, n);
         }
     }
 
@@ -129,18 +210,11 @@ impl RefCounts {
         let Some(more) = self.more.as_mut() else {
             return false;
         };
-        let Some(pos) = more.iter().position(|(h, _)| *h == holder) else {
-            return false;
-        };
-        if more[pos].1 < n {
+        if !more.sub(holder, n) {
             return false;
         }
-        more[pos].1 -= n;
-        if more[pos].1 == 0 {
-            more.swap_remove(pos);
-            if more.is_empty() {
-                self.more = None;
-            }
+        if more.is_empty() {
+            self.more = None;
         }
         true
     }
@@ -179,24 +253,17 @@ impl RefCounts {
         if self.first_count > 0 && self.first == packed {
             return u64::from(self.first_count);
         }
-        self.more
-            .as_ref()
-            .and_then(|m| m.iter().find(|(h, _)| *h == holder))
-            .map_or(0, |(_, n)| *n)
+        self.more.as_ref().map_or(0, |m| m.get(holder))
     }
 
     /// The total: the object's refcount.
     pub fn total(&self) -> u64 {
-        u64::from(self.first_count)
-            + self
-                .more
-                .as_ref()
-                .map_or(0, |m| m.iter().map(|(_, n)| n).sum())
+        u64::from(self.first_count) + self.more.as_ref().map_or(0, |m| m.total)
     }
 
     /// Whether nobody holds a reference.
     pub fn is_empty(&self) -> bool {
-        self.total() == 0
+        self.first_count == 0 && self.more.is_none()
     }
 
     /// Every holder with its count, sorted by holder (the proxies inside the server summed
@@ -205,7 +272,7 @@ impl RefCounts {
         let mut all: Vec<(Holder, u64)> = Vec::new();
         let first =
             (self.first_count > 0).then(|| (unpack(self.first), u64::from(self.first_count)));
-        let more = self.more.iter().flat_map(|m| m.iter().copied());
+        let more = self.more.iter().flat_map(|m| m.iter());
         for (owner, n) in first.into_iter().chain(more) {
             let holder = owner.holder();
             match all.iter_mut().find(|(h, _)| *h == holder) {
@@ -294,6 +361,25 @@ mod tests {
         ] {
             assert_eq!(unpack(pack(h)), h);
         }
+    }
+
+    #[test]
+    fn thousands_of_holders_of_one_object() {
+        let mut r = RefCounts::new();
+        for n in 0..5000 {
+            r.add(Owner::Proxy(n), 1);
+        }
+        r.add(A, 2);
+        assert_eq!(r.total(), 5002);
+        assert_eq!(r.count(Owner::Proxy(4321)), 1);
+        assert!(!r.sub(Owner::Proxy(9999), 1));
+        for n in 0..5000 {
+            assert!(r.sub(Owner::Proxy(n), 1));
+        }
+        assert_eq!(r.holders(), vec![(HA, 2)]);
+        assert_eq!(r.remove_all(A), 2);
+        assert!(r.is_empty());
+        assert_eq!(r, RefCounts::new());
     }
 
     #[test]

@@ -95,6 +95,13 @@ pub(crate) fn push_frame<B: FrameBuf, T: serde::Serialize>(
 /// How much a [`FrameReader`] asks the socket for at least, per read.
 const READ_AHEAD: usize = 16 * 1024;
 
+/// How much a frame's buffer grows by at least, past what arrived already.
+const GROW_BY: usize = 64 * 1024;
+
+/// The slowest a frame may arrive, in bytes per second, once it has started (see
+/// `FrameReader::with_timeouts`).
+const MIN_RATE: u64 = 64 * 1024;
+
 /// Reads length-prefixed frames, every whole frame one read brought at once, as one
 /// buffer: no allocation or reference count per frame (iterate them with [`frames`]).
 pub(crate) struct FrameReader {
@@ -105,6 +112,8 @@ pub(crate) struct FrameReader {
     stalled: Option<Duration>,
     /// How long the peer may send nothing between frames; `None`: forever.
     idle: Option<Duration>,
+    /// When the first bytes of the frame being read arrived.
+    frame_started: Option<tokio::time::Instant>,
 }
 
 impl FrameReader {
@@ -117,12 +126,14 @@ impl FrameReader {
             max,
             stalled: None,
             idle: None,
+            frame_started: None,
         }
     }
 
-    /// Give up on a peer that sends nothing for `stalled` in the middle of a frame
-    /// ([`TransportError::Stalled`](crate::TransportError::Stalled)), or for `idle` between
-    /// frames ([`TransportError::Idle`](crate::TransportError::Idle)).
+    /// Give up on a peer that sends nothing for `stalled` in the middle of a frame, or sends
+    /// a frame slower than `stalled` plus its length at 64 KiB/s
+    /// ([`TransportError::Stalled`](crate::TransportError::Stalled)), or that sends nothing
+    /// for `idle` between frames ([`TransportError::Idle`](crate::TransportError::Idle)).
     pub(crate) fn with_timeouts(
         mut self,
         stalled: Option<Duration>,
@@ -133,6 +144,11 @@ impl FrameReader {
         self
     }
 
+    /// Change the idle timeout (none while the peer has calls running: it waits for them).
+    pub(crate) fn set_idle(&mut self, idle: Option<Duration>) {
+        self.idle = idle;
+    }
+
     /// Every whole frame buffered, length prefixes included, waiting for the socket until
     /// there is one; `None` at a clean end of the stream. Frames before an oversized one
     /// still come out; the error comes with the next call.
@@ -140,16 +156,34 @@ impl FrameReader {
         loop {
             let (whole, missing) = scan(&self.buf, self.max)?;
             if whole > 0 {
-                return Ok(Some(self.buf.split_to(whole).freeze()));
+                let batch = self.buf.split_to(whole).freeze();
+                // What is left is the start of the next frame, from now on.
+                self.frame_started = None;
+                return Ok(Some(batch));
             }
-            self.buf.reserve(missing.max(READ_AHEAD));
-            let (limit, error) = match self.buf.is_empty() {
-                true => (self.idle, crate::TransportError::Idle),
-                false => (self.stalled, crate::TransportError::Stalled),
+            // Room for what the frame still needs, but never much more than has arrived: a
+            // peer that announces a large frame and sends nothing gets no large buffer.
+            let room = missing.min(self.buf.len().max(GROW_BY)).max(READ_AHEAD);
+            self.buf.reserve(room);
+            let now = tokio::time::Instant::now();
+            let (deadline, error) = match self.buf.is_empty() {
+                true => (self.idle.map(|d| now + d), crate::TransportError::Idle),
+                false => {
+                    // Each read within `stalled` of the last one, and the whole frame within
+                    // `stalled` plus what it needs at `MIN_RATE` (a peer trickling a byte at
+                    // a time cannot hold the connection for ever).
+                    let started = *self.frame_started.get_or_insert(now);
+                    let whole = (self.buf.len() + missing) as u64;
+                    let deadline = self.stalled.map(|d| {
+                        let allowance = d + Duration::from_millis(whole * 1000 / MIN_RATE);
+                        (now + d).min(started + allowance)
+                    });
+                    (deadline, crate::TransportError::Stalled)
+                }
             };
             let read = self.io.read_buf(&mut self.buf);
-            let n = match limit {
-                Some(limit) => tokio::time::timeout(limit, read)
+            let n = match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, read)
                     .await
                     .map_err(|_| error)??,
                 None => read.await?,

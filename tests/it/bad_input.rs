@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use tokio::io::AsyncWriteExt;
+
 use manager_core::handshake;
 use manager_core::wire::{ClientMessage, Reply, Request, ServerMessage};
 use managers::{ObjectId, RemoteError, ServerBuilder};
@@ -301,14 +303,14 @@ async fn a_client_stalled_mid_frame_is_closed_and_a_quiet_one_is_kept() {
             assert!(matches!(response.result, Ok(Reply::Count(_))));
         })
         .await;
-    // A frame sent a byte at a time, each within the timeout, is read whole.
+    // A frame sent in pieces, each within the timeout, is read whole.
     let request =
         manager_core::wire::encode(&ClientMessage::V1(Request::NumberOfObjects { id: 10 }))
             .unwrap();
     let mut framed = (request.len() as u32).to_be_bytes().to_vec();
     framed.extend_from_slice(&request);
-    for byte in framed {
-        quiet.stream_write_raw(&[byte]).await;
+    for piece in framed.chunks(framed.len().div_ceil(3)) {
+        quiet.stream_write_raw(piece).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     quiet
@@ -318,6 +320,21 @@ async fn a_client_stalled_mid_frame_is_closed_and_a_quiet_one_is_kept() {
         })
         .await;
     still_serving(&server).await;
+
+    // A frame trickled a byte at a time, each within the timeout but far below 64 KiB/s,
+    // is cut off once its whole allowance has passed.
+    let mut trickle = Raw::authenticated(server.address(), b"test-key").await;
+    trickle.stream_write_header(100).await;
+    let mut sent = 0;
+    while sent < 100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if trickle.stream.write_all(&[0]).await.is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    assert!(sent < 50, "{sent} bytes of the frame were taken");
+    assert!(trickle.is_closed_by_server().await);
 
     // With an idle timeout, a client that says nothing at all is closed too.
     let server = Running::from(
@@ -329,4 +346,8 @@ async fn a_client_stalled_mid_frame_is_closed_and_a_quiet_one_is_kept() {
     );
     let mut idle = Raw::authenticated(server.address(), b"test-key").await;
     assert!(idle.is_closed_by_server().await);
+    // But not one waiting for a call that takes longer than the idle timeout.
+    let client = crate::common::connect(&server).await;
+    let registry: crate::common::RegistryProxy = client.create("registry", ()).await.unwrap();
+    registry.hold_for(900).await.expect("served to the end");
 }

@@ -110,10 +110,11 @@ async fn a_forged_proxy_argument_cannot_release_another_clients_object() {
     );
 }
 
-/// A connection can put in transit only objects it holds: a `Hold` naming another
-/// client's object is ignored, so it cannot keep that object alive.
+/// A connection can take references only to objects it holds: a `Hold` or an `Incref`
+/// naming another client's object is ignored, and so is a `Hold` for the connection's own
+/// adoption that nobody sent: none of them can keep that object alive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hold_for_an_object_the_connection_does_not_hold_keeps_nothing_alive() {
+async fn references_to_an_object_the_connection_does_not_hold_keep_nothing_alive() {
     use manager_core::wire::{ClientMessage, Request};
     let server = start(Transport::Tcp).await;
     let victim = connect(&server).await;
@@ -127,6 +128,14 @@ async fn a_hold_for_an_object_the_connection_does_not_hold_keeps_nothing_alive()
             hold: [i; 16],
         }))
         .await;
+        raw.send(&ClientMessage::V1(Request::Incref { object }))
+            .await;
+        // An adoption of a hold nobody sent, then that hold from the adopter itself.
+        let hold = [i; 16].map(|b| b ^ 0xff);
+        raw.send(&ClientMessage::V1(Request::Adopt { object, hold }))
+            .await;
+        raw.send(&ClientMessage::V1(Request::Hold { object, hold }))
+            .await;
     }
     // Anything the raw connection sent is read before this (one connection, in order).
     raw.send(&ClientMessage::V1(Request::NumberOfObjects { id: 1 }))

@@ -366,7 +366,10 @@ impl Clone for ProxyHandle {
                 let owner = match state.upgrade() {
                     Some(server) => {
                         let new = server.proxy_owner();
-                        server.objects.incref(object, new);
+                        // Refused (the clone then holds nothing, like this handle) when this
+                        // handle holds no reference: its object is gone, or the hand-off
+                        // that gave it one never came.
+                        let _ = server.objects.incref_from(object, *owner, new);
                         new
                     }
                     None => *owner,
@@ -432,13 +435,17 @@ impl Serialize for InTransit<'_> {
         let object = handle.token.id;
         match &handle.link {
             Link::Remote(conn) => conn.send_oneway(Request::Hold { object, hold }),
-            Link::Local(state, _) => {
+            Link::Local(state, owner) => {
                 let state = state
                     .upgrade()
                     .ok_or_else(|| serde::ser::Error::custom("the manager has shut down"))?;
                 let expires = Instant::now() + state.limits.hold_timeout;
-                if state.objects.hold(object, hold, expires, None).is_err() {
-                    return Err(serde::ser::Error::custom("the object is gone"));
+                // Counted against the connection whose call this is, if any.
+                let on_behalf = crate::Caller::current().and_then(|c| c.connection);
+                if let Err(refused) = state.objects.hold(object, hold, expires, *owner, on_behalf) {
+                    return Err(serde::ser::Error::custom(format!(
+                        "the proxy cannot be sent: {refused}"
+                    )));
                 }
             }
         }

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::caller::Caller;
-use super::objects::{Args, ConnId, Dispatch, Erased, ObjectCache};
+use super::objects::{Args, ConnId, Dispatch, Erased, ObjectCache, Refused};
 use super::ServerState;
 use crate::auth;
 use crate::handoff::AdoptContext;
@@ -287,6 +287,11 @@ impl Connection {
         tokio::pin!(cancelled);
         let mut served = 0u32;
         loop {
+            if let Some(idle) = self.state.limits.idle_timeout {
+                // A client waiting for its calls is not idle.
+                let waiting = !lock_running(&self.running).is_empty();
+                reader.set_idle((!waiting).then_some(idle));
+            }
             let batch = tokio::select! {
                 biased;
                 batch = reader.next_batch() => batch?,
@@ -363,9 +368,9 @@ impl Connection {
                 self.reply(id, result.map(Reply::Created));
             }
             Request::Incref { object } => {
-                if !self.state.objects.incref(object, self.holder()) {
+                if let Err(refused) = self.state.objects.incref(object, self.holder()) {
                     if let Some(suppressed) = self.state.warnings.refcount.check() {
-                        warn!(id = %object, suppressed, "incref of an unknown object ignored");
+                        warn!(id = %object, %refused, suppressed, "incref ignored");
                     }
                 }
             }
@@ -379,10 +384,8 @@ impl Connection {
             },
             Request::Hold { object, hold } => {
                 let expires = Instant::now() + self.state.limits.hold_timeout;
-                let held = self
-                    .state
-                    .objects
-                    .hold(object, hold, expires, Some(self.id));
+                let (owner, from) = (self.holder(), Some(self.id));
+                let held = self.state.objects.hold(object, hold, expires, owner, from);
                 if let Err(refused) = held {
                     if let Some(suppressed) = self.state.warnings.refcount.check() {
                         warn!(id = %object, %refused, suppressed, "hold ignored");
@@ -395,9 +398,19 @@ impl Connection {
                     self.state
                         .objects
                         .adopt(object, hold, self.holder(), expires, Some(self.id));
-                if let Err(refused) = adopted {
-                    if let Some(suppressed) = self.state.warnings.refcount.check() {
-                        warn!(id = %object, %refused, suppressed, "adoption ignored");
+                match adopted {
+                    Ok(()) => {}
+                    // A hold id names one hand-off of one object, and a client adopts what
+                    // it receives: anything else is forged, or a flood.
+                    Err(refused @ (Refused::Mismatch | Refused::TooMany)) => {
+                        return Err(TransportError::Protocol(format!(
+                            "adoption of object {object} refused: {refused}"
+                        )));
+                    }
+                    Err(refused) => {
+                        if let Some(suppressed) = self.state.warnings.refcount.check() {
+                            warn!(id = %object, %refused, suppressed, "adoption ignored");
+                        }
                     }
                 }
             }
@@ -571,7 +584,10 @@ impl Connection {
         expected: Option<&str>,
     ) -> Result<Token, RemoteError> {
         let state = &self.state;
-        let id = state.create(typeid, args, self.codec, expected, self.holder())?;
+        // As called by this connection: proxies among the arguments count against it.
+        let id = Caller::scope_sync(&self.caller, || {
+            state.create(typeid, args, self.codec, expected, self.holder())
+        })?;
         debug!(typeid, %id, "created");
         Ok(Token {
             typeid: typeid.to_owned(),

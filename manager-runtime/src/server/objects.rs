@@ -327,6 +327,9 @@ struct EarlyAdopt {
     /// Who gets the reference when the hold arrives; `None` once the adopted proxy was
     /// already released (its decref overtook the hold), so the hold is simply dropped.
     owner: Option<Owner>,
+    /// References the owner took on it while waiting (a proxy cloned before its hold
+    /// came): given with the hold's, or absorbed by decrefs if the hold never comes.
+    extra: u64,
     /// Whose bound it counts against (see [`pending_key`]).
     on_behalf: ConnId,
     expires: Instant,
@@ -388,6 +391,11 @@ struct Inner {
     /// Hand-offs in flight per connection (holds it sent, adoptions it waits for), bounded
     /// by `max_pending`.
     pending: HashMap<ConnId, usize>,
+    /// Decrefs a connection owes nothing for: releases of proxies whose adoption never got
+    /// its hold (the client holds a proxy the server counts no reference for). A decref
+    /// takes one of these before any reference, so it cannot release one of the
+    /// connection's real references in their place.
+    unbacked: HashMap<(ObjectId, ConnId), u64>,
     max_pending: usize,
     /// Connections that may still hold references (a call finishing after its connection
     /// closed must not leave an object held by it).
@@ -486,9 +494,25 @@ impl Inner {
         }
     }
 
-    /// Whether `owner` has an adoption of `object` waiting for its hold.
-    fn adopting(&self, object: ObjectId, owner: Owner) -> bool {
-        self.early_by.contains_key(&(object, owner))
+    /// The first adoption of `object` by `owner` still waiting for its hold.
+    fn adopting(&self, object: ObjectId, owner: Owner) -> Option<HoldId> {
+        if self.early_by.is_empty() {
+            return None;
+        }
+        self.early_by
+            .get(&(object, owner))
+            .and_then(|h| h.first().copied())
+    }
+
+    /// An adoption that will never get its hold (it expired, or its connection went):
+    /// what its owner took on it is owed by no reference.
+    fn abandon(&mut self, early: EarlyAdopt) {
+        if let Some(Owner::Connection(conn)) = early.owner {
+            if self.open.contains(&conn) && self.entries.contains_key(&early.object) {
+                let owed = self.unbacked.entry((early.object, conn)).or_insert(0);
+                *owed = owed.saturating_add(1 + early.extra);
+            }
+        }
     }
 }
 
@@ -581,7 +605,7 @@ impl ObjectTable {
     /// A table bounding each connection's hand-offs in flight to `max_pending`.
     pub(crate) fn new(max_pending: usize) -> Self {
         let inner = Inner {
-            max_pending,
+            max_pending: max_pending.max(1),
             ..Inner::default()
         };
         ObjectTable {
@@ -664,35 +688,63 @@ impl ObjectTable {
         self.lock().typeids[index].clone()
     }
 
-    /// Take one more reference for `owner`; false when the object is not live.
-    pub(crate) fn incref(&self, id: ObjectId, owner: Owner) -> bool {
-        self.lock().add(id, owner, 1)
+    /// Take one more reference for `owner` (a proxy was cloned), which must hold one (or be
+    /// adopting one: the clone then waits for the same hold).
+    pub(crate) fn incref(&self, id: ObjectId, owner: Owner) -> Result<(), Refused> {
+        let mut inner = self.lock();
+        let entry = inner.entries.get_mut(&id).ok_or(Refused::Unknown)?;
+        if entry.refs.count(owner) > 0 {
+            entry.refs.add(owner, 1);
+            return Ok(());
+        }
+        let hold = inner.adopting(id, owner).ok_or(Refused::NotHeld)?;
+        if let Some(early) = inner.early.get_mut(&hold) {
+            early.extra += 1;
+        }
+        Ok(())
+    }
+
+    /// A reference for `new`, a clone of a proxy inside the server that `from` holds.
+    pub(crate) fn incref_from(&self, id: ObjectId, from: Owner, new: Owner) -> Result<(), Refused> {
+        let mut inner = self.lock();
+        let entry = inner.entries.get_mut(&id).ok_or(Refused::Unknown)?;
+        if entry.refs.count(from) == 0 {
+            return Err(Refused::NotHeld);
+        }
+        entry.refs.add(new, 1);
+        Ok(())
     }
 
     /// Release one reference of `owner`; returns what to drop outside the lock.
     ///
-    /// An owner may release a reference it adopted before the matching hold arrived (the
-    /// hold travels on the sender's connection, the adoption and the release on the
-    /// receiver's); that cancels the pending adoption instead.
+    /// What the owner owes nothing for goes first: a release of a proxy whose adoption is
+    /// still waiting for its hold (the hold travels on the sender's connection, the
+    /// adoption and the release on the receiver's) takes from that adoption, and one whose
+    /// hold never came takes nothing. Releasing a real reference in their place would free
+    /// an object another of the owner's proxies still uses.
     pub(crate) fn decref(&self, id: ObjectId, owner: Owner) -> Result<Released, NotHeld> {
         let mut released = Vec::new();
         let mut inner = self.lock();
-        // A pending adoption by this owner goes first: if the proxy released is the one
-        // adopted before its hold arrived (or whose hold never arrives), releasing a
-        // reference the owner already had would free an object another proxy still uses.
-        let pending = match inner.early_by.is_empty() {
-            true => None,
-            false => inner
-                .early_by
-                .get(&(id, owner))
-                .and_then(|h| h.first().copied()),
-        };
-        if let Some(hold) = pending {
-            inner.forget_early_owner(id, owner, &hold);
-            if let Some(early) = inner.early.get_mut(&hold) {
+        if let Some(hold) = inner.adopting(id, owner) {
+            let early = inner.early.get_mut(&hold).expect("indexed");
+            if early.extra > 0 {
+                early.extra -= 1;
+            } else {
                 early.owner = None;
+                inner.forget_early_owner(id, owner, &hold);
             }
             return Ok(released);
+        }
+        if let Owner::Connection(conn) = owner {
+            if !inner.unbacked.is_empty() {
+                if let Some(owed) = inner.unbacked.get_mut(&(id, conn)) {
+                    *owed -= 1;
+                    if *owed == 0 {
+                        inner.unbacked.remove(&(id, conn));
+                    }
+                    return Ok(released);
+                }
+            }
         }
         inner.sub(id, owner, 1, &mut released)?;
         Ok(released)
@@ -715,6 +767,7 @@ impl ObjectTable {
         for hold in mine {
             inner.take_early(&hold);
         }
+        inner.unbacked.retain(|(_, c), _| *c != conn);
         inner.entries.retain(|_, entry| {
             if entry.refs.remove_all(owner) > 0 && entry.refs.is_empty() {
                 released.push(entry.object.clone());
@@ -728,41 +781,39 @@ impl ObjectTable {
         released
     }
 
-    /// Put one new reference to `id` in transit under `hold` (a proxy was serialised by
-    /// connection `from`, or by the server itself), or hand it straight to an adoption
-    /// that arrived first. A connection may put in transit only an object it holds (or is
-    /// adopting), and at most `max_pending_handoffs` at once.
+    /// Put one new reference to `id` in transit under `hold` (a proxy `owner` holds was
+    /// serialised), or hand it straight to an adoption that arrived first. The owner must
+    /// hold a reference to `id`; the hand-off counts against `on_behalf`'s bound
+    /// (`max_pending_handoffs`).
     pub(crate) fn hold(
         &self,
         id: ObjectId,
         hold: HoldId,
         expires: Instant,
-        from: Option<ConnId>,
+        owner: Owner,
+        on_behalf: Option<ConnId>,
     ) -> Result<(), Refused> {
         let mut inner = self.lock();
+        let entry = inner.entries.get(&id).ok_or(Refused::Unknown)?;
+        if entry.refs.count(owner) == 0 {
+            return Err(Refused::NotHeld);
+        }
+        if inner.transit.contains_key(&hold) {
+            return Err(Refused::Mismatch);
+        }
         if let Some(early) = inner.early.get(&hold) {
             if early.object != id {
                 // Not this object's adoption: keep it, ignore the mismatched hold.
                 return Err(Refused::Mismatch);
             }
             let early = inner.take_early(&hold).expect("present");
-            return match early.owner {
-                Some(owner) if inner.add(id, owner, 1) => Ok(()),
-                Some(_) => Err(Refused::Unknown),
-                // Adopted and released before the hold came: nothing to keep.
-                None => Ok(()),
-            };
-        }
-        let entry = inner.entries.get(&id).ok_or(Refused::Unknown)?;
-        if let Some(conn) = from {
-            let owner = Owner::Connection(conn);
-            if entry.refs.count(owner) == 0 && !inner.adopting(id, owner) {
-                return Err(Refused::NotHeld);
+            if let Some(adopter) = early.owner {
+                inner.add(id, adopter, 1 + early.extra);
             }
+            // Adopted and released before the hold came: nothing to keep.
+            return Ok(());
         }
-        if inner.transit.contains_key(&hold) {
-            return Err(Refused::Mismatch);
-        }
+        let from = on_behalf;
         if !inner.reserve(pending_key(from)) {
             return Err(Refused::TooMany);
         }
@@ -790,6 +841,9 @@ impl ObjectTable {
         on_behalf: Option<ConnId>,
     ) -> Result<(), Refused> {
         let mut inner = self.lock();
+        if !inner.entries.contains_key(&id) {
+            return Err(Refused::Unknown);
+        }
         match inner.transit.get(&hold) {
             Some(t) if t.object == id => {
                 let t = inner.transit.remove(&hold).expect("present");
@@ -813,6 +867,7 @@ impl ObjectTable {
                     EarlyAdopt {
                         object: id,
                         owner: Some(owner),
+                        extra: 0,
                         on_behalf: key,
                         expires,
                     },
@@ -836,7 +891,9 @@ impl ObjectTable {
             .collect();
         let adoptions = late.len();
         for hold in late {
-            inner.take_early(&hold);
+            if let Some(early) = inner.take_early(&hold) {
+                inner.abandon(early);
+            }
         }
         let expired: Vec<HoldId> = inner
             .transit
@@ -933,27 +990,81 @@ mod tests {
     #[test]
     fn only_a_holder_can_put_an_object_in_transit() {
         let (table, id) = table(10);
+        let other = table.insert("x", Arc::new(Dummy), A);
         assert_eq!(
-            table.hold(id, [1; 16], later(), Some(2)),
+            table.hold(id, [1; 16], later(), B, Some(2)),
             Err(Refused::NotHeld)
         );
-        assert_eq!(table.hold(id, [1; 16], later(), Some(1)), Ok(()));
-        // The same hold id again, or for another object, is refused.
+        assert_eq!(table.hold(id, [1; 16], later(), A, Some(1)), Ok(()));
+        // The same hold id again, or an object that is not live, is refused.
         assert_eq!(
-            table.hold(id, [1; 16], later(), Some(1)),
+            table.hold(id, [1; 16], later(), A, Some(1)),
             Err(Refused::Mismatch)
         );
         assert_eq!(
-            table.hold(ObjectId(7), [2; 16], later(), Some(1)),
+            table.hold(ObjectId(7), [2; 16], later(), A, Some(1)),
             Err(Refused::Unknown)
         );
         // Adopting it under another object's id gets nothing; under its own, the reference.
         assert_eq!(
-            table.adopt(ObjectId(7), [1; 16], B, later(), Some(2)),
+            table.adopt(other, [1; 16], B, later(), Some(2)),
             Err(Refused::Mismatch)
+        );
+        assert_eq!(
+            table.adopt(ObjectId(7), [1; 16], B, later(), Some(2)),
+            Err(Refused::Unknown)
         );
         assert_eq!(table.adopt(id, [1; 16], B, later(), Some(2)), Ok(()));
         assert_eq!(table.lock().entries[&id].refs.count(B), 1);
+    }
+
+    #[test]
+    fn a_connection_cannot_mint_a_reference_from_its_own_adoption() {
+        let (table, id) = table(10);
+        // An adoption naming a hold nobody sent, then that hold from the adopter itself.
+        assert_eq!(table.adopt(id, [1; 16], B, later(), Some(2)), Ok(()));
+        assert_eq!(
+            table.hold(id, [1; 16], later(), B, Some(2)),
+            Err(Refused::NotHeld)
+        );
+        assert_eq!(
+            table.hold(id, [2; 16], later(), B, Some(2)),
+            Err(Refused::NotHeld)
+        );
+        assert_eq!(table.lock().entries[&id].refs.count(B), 0);
+        // An incref with no reference and no adoption is refused too.
+        assert_eq!(
+            table.incref(id, Owner::Connection(3)),
+            Err(Refused::NotHeld)
+        );
+    }
+
+    #[test]
+    fn clones_made_while_adopting_get_their_references_with_the_hold() {
+        let (table, id) = table(10);
+        assert_eq!(table.adopt(id, [1; 16], B, later(), Some(2)), Ok(()));
+        assert_eq!(table.incref(id, B), Ok(()));
+        assert_eq!(table.incref(id, B), Ok(()));
+        // One clone is dropped before the hold comes.
+        drop(table.decref(id, B).unwrap());
+        assert_eq!(table.hold(id, [1; 16], later(), A, Some(1)), Ok(()));
+        assert_eq!(table.lock().entries[&id].refs.count(B), 2);
+    }
+
+    #[test]
+    fn a_proxy_whose_hold_never_came_releases_none_of_its_connections_references() {
+        let (table, id) = table(10);
+        // B gets one real reference, and adopts a proxy whose hold never comes.
+        assert_eq!(table.hold(id, [1; 16], later(), A, Some(1)), Ok(()));
+        assert_eq!(table.adopt(id, [1; 16], B, later(), Some(2)), Ok(()));
+        assert_eq!(table.adopt(id, [2; 16], B, later(), Some(2)), Ok(()));
+        let (expired, _) = table.expire(later() + std::time::Duration::from_secs(1));
+        assert_eq!(expired.adoptions, 1);
+        // B releases the proxy that never got its reference: its real one stays.
+        drop(table.decref(id, B).unwrap());
+        assert_eq!(table.lock().entries[&id].refs.count(B), 1);
+        drop(table.decref(id, B).unwrap());
+        assert_eq!(table.lock().entries[&id].refs.count(B), 0);
     }
 
     #[test]
@@ -966,9 +1077,9 @@ mod tests {
             Err(Refused::TooMany)
         );
         // Another connection has a bound of its own.
-        assert_eq!(table.hold(id, [4; 16], later(), Some(1)), Ok(()));
+        assert_eq!(table.hold(id, [4; 16], later(), A, Some(1)), Ok(()));
         // A hold arriving for a pending adoption frees its place.
-        assert_eq!(table.hold(id, [1; 16], later(), Some(1)), Ok(()));
+        assert_eq!(table.hold(id, [1; 16], later(), A, Some(1)), Ok(()));
         assert_eq!(table.adopt(id, [3; 16], B, later(), Some(2)), Ok(()));
         // So does the connection closing.
         drop(table.release_connection(2));
@@ -980,11 +1091,11 @@ mod tests {
     fn a_released_pending_adoption_takes_nothing_from_other_owners() {
         let (table, id) = table(10);
         let proxy = Owner::Proxy(1);
-        table.incref(id, Owner::Proxy(2));
+        assert_eq!(table.incref_from(id, A, Owner::Proxy(2)), Ok(()));
         // Adopted before its hold came, then released: only the pending adoption goes.
         assert_eq!(table.adopt(id, [1; 16], proxy, later(), None), Ok(()));
         drop(table.decref(id, proxy).unwrap());
-        assert_eq!(table.hold(id, [1; 16], later(), Some(1)), Ok(()));
+        assert_eq!(table.hold(id, [1; 16], later(), A, Some(1)), Ok(()));
         let refs = &table.lock().entries[&id].refs;
         assert_eq!(
             (
