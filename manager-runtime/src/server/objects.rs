@@ -400,6 +400,9 @@ struct Inner {
     /// Connections that may still hold references (a call finishing after its connection
     /// closed must not leave an object held by it).
     open: std::collections::HashSet<ConnId>,
+    /// The objects each connection holds references to: a closing connection releases
+    /// them without a scan of the whole table.
+    held: HashMap<ConnId, rustc_hash::FxHashSet<ObjectId>>,
 }
 
 impl Inner {
@@ -428,9 +431,32 @@ impl Inner {
         match self.entries.get_mut(&id) {
             Some(entry) => {
                 entry.refs.add(owner, n);
+                self.index(id, owner);
                 true
             }
             None => false,
+        }
+    }
+
+    /// Note that `owner` holds references to `id` (for a connection: in `held`).
+    fn index(&mut self, id: ObjectId, owner: Owner) {
+        if let Owner::Connection(conn) = owner {
+            self.held.entry(conn).or_default().insert(id);
+        }
+    }
+
+    /// Note that `owner` may have released its last reference to `id`.
+    fn unindex(&mut self, id: ObjectId, owner: Owner) {
+        if let Owner::Connection(conn) = owner {
+            let still = self
+                .entries
+                .get(&id)
+                .is_some_and(|e| e.refs.count(owner) > 0);
+            if !still {
+                if let Some(ids) = self.held.get_mut(&conn) {
+                    ids.remove(&id);
+                }
+            }
         }
     }
 
@@ -452,6 +478,7 @@ impl Inner {
                 released.push(e.object);
             }
         }
+        self.unindex(id, owner);
         Ok(())
     }
 
@@ -651,6 +678,7 @@ impl ObjectTable {
         refs.tag = inner.intern(typeid);
         refs.add(owner, 1);
         inner.entries.insert(id, Entry { object, refs });
+        inner.index(id, owner);
         id
     }
 
@@ -692,9 +720,9 @@ impl ObjectTable {
     /// adopting one: the clone then waits for the same hold).
     pub(crate) fn incref(&self, id: ObjectId, owner: Owner) -> Result<(), Refused> {
         let mut inner = self.lock();
-        let entry = inner.entries.get_mut(&id).ok_or(Refused::Unknown)?;
+        let entry = inner.entries.get(&id).ok_or(Refused::Unknown)?;
         if entry.refs.count(owner) > 0 {
-            entry.refs.add(owner, 1);
+            inner.add(id, owner, 1);
             return Ok(());
         }
         let hold = inner.adopting(id, owner).ok_or(Refused::NotHeld)?;
@@ -750,9 +778,8 @@ impl ObjectTable {
         Ok(released)
     }
 
-    /// Release everything a closed connection held, and its pending adoptions. Scans the
-    /// table (and the pending adoptions): connections close far less often than references
-    /// change, and keeping no per-connection index saves memory on every object.
+    /// Release everything a closed connection held (through its index of them), and its
+    /// pending adoptions.
     pub(crate) fn release_connection(&self, conn: ConnId) -> Released {
         let mut released = Vec::new();
         let mut inner = self.lock();
@@ -768,13 +795,16 @@ impl ObjectTable {
             inner.take_early(&hold);
         }
         inner.unbacked.retain(|(_, c), _| *c != conn);
-        inner.entries.retain(|_, entry| {
+        for id in inner.held.remove(&conn).unwrap_or_default() {
+            let Some(entry) = inner.entries.get_mut(&id) else {
+                continue;
+            };
             if entry.refs.remove_all(owner) > 0 && entry.refs.is_empty() {
-                released.push(entry.object.clone());
-                return false;
+                if let Some(e) = inner.entries.remove(&id) {
+                    released.push(e.object);
+                }
             }
-            true
-        });
+        }
         if !released.is_empty() {
             inner.removals.fetch_add(1, Ordering::Release);
         }
@@ -851,6 +881,7 @@ impl ObjectTable {
                 if let Some(entry) = inner.entries.get_mut(&id) {
                     entry.refs.sub(Owner::InTransit, 1);
                     entry.refs.add(owner, 1);
+                    inner.index(id, owner);
                 }
                 Ok(())
             }
@@ -937,6 +968,10 @@ impl ObjectTable {
             let mut inner = self.lock();
             inner.transit.clear();
             inner.early.clear();
+            inner.early_by.clear();
+            inner.pending.clear();
+            inner.unbacked.clear();
+            inner.held.clear();
             inner.removals.fetch_add(1, Ordering::Release);
             std::mem::take(&mut inner.entries)
         };
@@ -1085,6 +1120,23 @@ mod tests {
         drop(table.release_connection(2));
         assert_eq!(table.adopt(id, [5; 16], B, later(), Some(2)), Ok(()));
         assert_eq!(table.adopt(id, [6; 16], B, later(), Some(2)), Ok(()));
+    }
+
+    #[test]
+    fn a_closing_connection_releases_what_it_holds_and_nothing_else() {
+        let (table, x) = table(10);
+        let y = table.insert("y", Arc::new(Dummy), B);
+        let z = table.insert("z", Arc::new(Dummy), B);
+        // B takes a reference to x too, then gives back z's.
+        assert_eq!(table.hold(x, [1; 16], later(), A, Some(1)), Ok(()));
+        assert_eq!(table.adopt(x, [1; 16], B, later(), Some(2)), Ok(()));
+        drop(table.decref(z, B).unwrap());
+        assert_eq!(table.len(), 2);
+        let released = table.release_connection(2);
+        assert_eq!(released.len(), 1, "y only");
+        assert!(table.get(y).is_none() && table.get(x).is_some());
+        assert_eq!(table.release_connection(1).len(), 1);
+        assert_eq!(table.len(), 0);
     }
 
     #[test]
