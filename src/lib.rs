@@ -93,6 +93,41 @@
 //! and reported as
 //! [`RemoteError::Panicked`]; the server keeps serving.
 //!
+//! # Effects that are never lost
+//! A call dropped after the server granted it (under `tokio::time::timeout` or in a
+//! `select!`), or whose client dies while the reply is on its way, keeps no lock and takes
+//! no item: the `managers::sync` types register how to undo what they did with
+//! [`Caller::undo_unless_taken`], the server keeps that until the client takes the result,
+//! and undoes it if the client drops the call or disconnects first. Your own types can do
+//! the same:
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use managers::{shared, Caller};
+//!
+//! pub struct Tickets(Arc<Mutex<Vec<u32>>>);
+//!
+//! #[shared]
+//! impl Tickets {
+//!     /// Take a ticket; a caller that never receives it gives it back.
+//!     pub fn take(&self) -> Option<u32> {
+//!         let ticket = self.0.lock().unwrap().pop()?;
+//!         let tickets = self.0.clone();
+//!         Caller::undo_unless_taken(move || tickets.lock().unwrap().push(ticket));
+//!         Some(ticket)
+//!     }
+//! }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), managers::Error> {
+//! # let manager = managers::ServerBuilder::new()
+//! #     .register(managers::Registration::instance("tickets", Tickets(Arc::new(Mutex::new(vec![1, 2])))))
+//! #     .start()
+//! #     .await?;
+//! let tickets: TicketsProxy = manager.create("tickets", ()).await?;
+//! assert_eq!(tickets.take().await?, Some(2));
+//! # Ok(()) }
+//! ```
+//!
 //! # Errors
 //! Every proxy call returns `Result<T, `[`Error`]`>`. [`Error::Remote`] is a failure of that
 //! one request (the connection is fine); [`Error::Transport`] and [`Error::Auth`] mean the

@@ -108,6 +108,12 @@ pub enum Request<'a> {
         /// The hold to take over.
         hold: HoldId,
     },
+    /// The caller took the result of request `id`, a [`Reply::Effect`]: the server may
+    /// forget how to undo it. No reply. (A `Cancel` of such a request undoes it instead.)
+    Ack {
+        /// The request whose result was taken.
+        id: RequestId,
+    },
 }
 
 /// Identifies one proxy hand-off: 16 random bytes.
@@ -144,6 +150,10 @@ pub enum Reply<'a> {
     Count(u64),
     /// One row per object.
     DebugInfo(Vec<ObjectInfo>),
+    /// The codec-encoded return value of a call whose effect (a lock acquired, an item
+    /// taken) the server undoes unless the caller acknowledges it with `Ack`: the caller
+    /// sends `Ack` when it takes the result, `Cancel` if it drops it.
+    Effect(#[serde(with = "serde_bytes")] &'a [u8]),
 }
 
 /// One row of `debug_info()`.
@@ -268,6 +278,7 @@ mod tests {
                 hold: [2; 16],
             },
             Request::Cancel { id: 6 },
+            Request::Ack { id: 7 },
         ] {
             round_trip_client(ClientMessage::V1(r));
         }
@@ -296,6 +307,8 @@ mod tests {
             Ok(Reply::Text("hello".into())),
             Ok(Reply::Count(9)),
             Ok(Reply::DebugInfo(vec![info])),
+            Ok(Reply::Effect(&[1, 2])),
+            Err(RemoteError::Busy { limit: 4 }),
             Err(RemoteError::UnknownObject { id: ObjectId(1) }),
             Err(RemoteError::Panicked {
                 method: "boom".into(),

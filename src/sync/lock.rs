@@ -62,6 +62,16 @@ impl LockInner {
         let taken = take_permit(&self.permits, blocking, timeout).await;
         if taken {
             self.record();
+            // A caller that never learns it got the lock (it dropped the call, or died
+            // while the reply was on its way) does not keep it.
+            if let Some(id) = caller_id() {
+                let weak = Arc::downgrade(self);
+                Caller::undo_unless_taken(move || {
+                    if let Some(inner) = weak.upgrade() {
+                        inner.release_if_held_by(id);
+                    }
+                });
+            }
         }
         taken
     }

@@ -14,8 +14,11 @@
 //!   goes to the next getter), a condition `wait` is withdrawn, and a barrier it was
 //!   waiting at is broken for the other parties, exactly as a timeout would break it.
 //!
-//! A call that already completed on the server is not undone: an item a dead client
-//! received just before dying is gone with it.
+//! A lock, permit or queue item granted to a call whose result its client never takes is
+//! given back too: the call was dropped after the server granted it (under a timeout, in
+//! a `select!`), or the client died while the reply was on its way (see
+//! [`Caller::undo_unless_taken`](crate::Caller::undo_unless_taken)). A barrier `wait` that
+//! completed, and a condition `wait` dropped while it re-acquires its lock, are not undone.
 
 mod barrier;
 mod cells;

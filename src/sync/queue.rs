@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::marker::PhantomData;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use super::error::{flatten, Outcome, SyncError};
 use super::support::{deadline, lock, wait_until};
 use super::values::{decode, encode, typed_proxy};
-use crate::{shared, Value};
+use crate::{shared, Caller, Value};
 
 struct QueueState {
     items: VecDeque<Value>,
@@ -30,10 +30,11 @@ struct QueueState {
 /// A `get` whose client disconnects while it waits takes nothing: the next item goes to
 /// the next getter (Python loses it).
 pub struct Queue {
-    state: Mutex<QueueState>,
+    /// Shared with the undo of a `get` whose item was not taken.
+    state: Arc<Mutex<QueueState>>,
     maxsize: usize,
     /// Woken (one at a time) when an item arrives.
-    not_empty: Notify,
+    not_empty: Arc<Notify>,
     /// Woken (one at a time) when an item leaves a bounded queue.
     not_full: Notify,
     /// Woken (all) when the last unfinished item is marked done.
@@ -53,12 +54,12 @@ impl Queue {
     /// A queue holding at most `maxsize` items (0: unbounded).
     pub fn new(maxsize: usize) -> Self {
         Queue {
-            state: Mutex::new(QueueState {
+            state: Arc::new(Mutex::new(QueueState {
                 items: VecDeque::new(),
                 unfinished: 0,
-            }),
+            })),
             maxsize,
-            not_empty: Notify::new(),
+            not_empty: Arc::new(Notify::new()),
             not_full: Notify::new(),
             all_done: Notify::new(),
         }
@@ -112,6 +113,14 @@ impl Queue {
                         // Pass the wake-up on if another getter may be waiting.
                         self.not_empty.notify_one();
                     }
+                    // A getter that never receives the item (it dropped the call, or died
+                    // while the reply was on its way) gives it back, first in line.
+                    let (state, not_empty, back) =
+                        (self.state.clone(), self.not_empty.clone(), item.clone());
+                    Caller::undo_unless_taken(move || {
+                        lock(&state).items.push_front(back);
+                        not_empty.notify_one();
+                    });
                     return Ok(item);
                 }
             }

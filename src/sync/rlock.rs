@@ -83,26 +83,41 @@ impl RLockInner {
     ) -> bool {
         let me = (caller_id(), token);
         let deadline = deadline(timeout);
-        loop {
+        let taken = loop {
             let notified = self.released.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             if self.try_take(me) {
-                return true;
+                break true;
             }
             if !blocking {
-                return false;
+                break false;
             }
             if !wait_until(notified, deadline).await {
                 // Timed out: one last try (a take must never be reported as a failure).
-                return self.try_take(me);
+                break self.try_take(me);
             }
+        };
+        if taken && me.0.is_some() {
+            // A caller that never learns it got this level (it dropped the call, or died
+            // while the reply was on its way) does not keep it.
+            let weak = Arc::downgrade(self);
+            Caller::undo_unless_taken(move || {
+                if let Some(inner) = weak.upgrade() {
+                    let _ = inner.release_by(me);
+                }
+            });
         }
+        taken
     }
 
     /// Release one level; `Ok(true)` when the lock became free.
     fn release(&self, token: u64) -> Outcome<bool> {
-        let me = (caller_id(), token);
+        self.release_by((caller_id(), token))
+    }
+
+    /// Release one level held by `me`.
+    fn release_by(&self, me: (Option<CallerId>, u64)) -> Outcome<bool> {
         let mut state = lock(&self.state);
         if state.owner != Some(me) {
             return Err(SyncError::NotOwner);

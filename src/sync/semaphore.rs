@@ -71,11 +71,26 @@ impl SemInner {
         let taken = take_permit(&self.permits, blocking, timeout).await;
         if taken {
             self.record();
+            // A caller that never learns it got the permit (it dropped the call, or died
+            // while the reply was on its way) gives it back.
+            if let Some(id) = caller_id() {
+                let weak = Arc::downgrade(self);
+                Caller::undo_unless_taken(move || {
+                    if let Some(inner) = weak.upgrade() {
+                        let _ = inner.release_by(Some(id));
+                    }
+                });
+            }
         }
         taken
     }
 
     fn release(&self) -> Outcome<()> {
+        self.release_by(caller_id())
+    }
+
+    /// Return a permit for `me` (one of its own, or anyone's).
+    fn release_by(&self, me: Option<CallerId>) -> Outcome<()> {
         let mut held = lock(&self.held);
         if let Some(bound) = self.bound {
             if self.permits.available_permits() >= bound {
@@ -87,7 +102,6 @@ impl SemInner {
         }
         // Count the release against the caller's permits, or anyone's (as in Python, any
         // holder may release a semaphore).
-        let me = caller_id();
         let pos = held
             .iter()
             .position(|e| Some(e.0) == me)

@@ -10,6 +10,7 @@ mod bad_input;
 mod basics;
 mod child;
 mod common;
+mod effects;
 mod examples;
 mod handoff;
 mod hostile;

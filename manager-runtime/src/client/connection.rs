@@ -76,6 +76,9 @@ const MAX_BATCH: usize = 256;
 #[derive(Debug)]
 pub(crate) enum OwnedReply {
     Value(Payload),
+    /// A value whose effect the server undoes unless it is acknowledged: taking the reply
+    /// acknowledges it (it is then a `Value`), dropping it untaken cancels it.
+    Effect(Payload),
     Created(Token),
     Text(String),
     Count(u64),
@@ -86,6 +89,7 @@ impl OwnedReply {
     fn from_frame(reply: Reply<'_>, frame: &Bytes) -> Self {
         match reply {
             Reply::Value(v) => OwnedReply::Value(Payload::new(v, frame)),
+            Reply::Effect(v) => OwnedReply::Effect(Payload::new(v, frame)),
             Reply::Created(t) => OwnedReply::Created(t),
             Reply::Text(t) => OwnedReply::Text(t),
             Reply::Count(n) => OwnedReply::Count(n),
@@ -180,6 +184,9 @@ struct Waiting {
     half: usize,
     /// Set once the connection failed; every later call gets this error at once.
     closed: Option<Error>,
+    /// Calls whose effect was taken (see [`Reply::Effect`]), to acknowledge once the lock
+    /// is released.
+    acks: Vec<RequestId>,
 }
 
 impl Default for Waiting {
@@ -190,6 +197,7 @@ impl Default for Waiting {
             untaken: 0,
             half: 0,
             closed: None,
+            acks: Vec::new(),
         }
     }
 }
@@ -390,7 +398,9 @@ impl<'a> Started<'a> {
                 None => break,
             }
         }
+        let acks = std::mem::take(&mut state.acks);
         drop(state);
+        conn.acknowledge(acks);
         if write {
             // Deferred like the others; the writer task's watch covers a caller that
             // never comes back.
@@ -419,9 +429,14 @@ impl Drop for Started<'_> {
             Some(Slot::Delivered { batch, reply }) => {
                 let write = state.taken(batch) && conn.output.release_held_back();
                 drop(state);
-                if let Ok(OwnedReply::Created(token)) = reply {
+                match reply {
                     // A new object nobody takes: release the reference its reply carried.
-                    conn.send_oneway(Request::Decref { object: token.id });
+                    Ok(OwnedReply::Created(token)) => {
+                        conn.send_oneway(Request::Decref { object: token.id })
+                    }
+                    // An effect nobody takes (a lock granted, an item taken): undone.
+                    Ok(OwnedReply::Effect(_)) => conn.send_oneway(Request::Cancel { id: self.id }),
+                    _ => {}
                 }
                 if write {
                     conn.write();
@@ -687,7 +702,8 @@ impl Connection {
     ///
     /// Cancel safety: dropping the future forgets the call and sends the server a `Cancel`:
     /// a call still running there (an `async` method, for example a blocked `get`) is
-    /// stopped. One that already finished is not undone, and its reply is discarded.
+    /// stopped. One that already finished is not undone (unless it registered an undo, see
+    /// `Caller::undo_unless_taken`), and its reply is discarded.
     pub(crate) async fn request<'b>(
         &self,
         build: impl FnOnce(RequestId) -> Request<'b>,
@@ -711,6 +727,13 @@ impl Connection {
         Ok(Started::new(self, id, write, registered))
     }
 
+    /// Tell the server the effects of calls `ids` were taken.
+    fn acknowledge(&self, ids: Vec<RequestId>) {
+        for id in ids {
+            self.send_oneway(Request::Ack { id });
+        }
+    }
+
     /// Take the reply of call `id` once it is delivered; the `bool` says the caller must
     /// now write what is queued (it took the last reply of a batch).
     fn poll_reply(
@@ -719,7 +742,11 @@ impl Connection {
         cx: &mut std::task::Context<'_>,
     ) -> Poll<(Result<OwnedReply>, bool)> {
         let mut state = self.pending.lock();
-        match self.take_reply(&mut state, id, Some(cx)) {
+        let taken = self.take_reply(&mut state, id, Some(cx));
+        let acks = std::mem::take(&mut state.acks);
+        drop(state);
+        self.acknowledge(acks);
+        match taken {
             Some(taken) => Poll::Ready(taken),
             None => Poll::Pending,
         }
@@ -746,6 +773,14 @@ impl Connection {
             }
             Some(Slot::Delivered { batch, reply }) => {
                 let write = state.taken(batch) && self.output.release_held_back();
+                let reply = match reply {
+                    Ok(OwnedReply::Effect(value)) => {
+                        // Taken: the effect stands (acknowledged once the lock is free).
+                        state.acks.push(id);
+                        Ok(OwnedReply::Value(value))
+                    }
+                    other => other,
+                };
                 Some((reply, write))
             }
             None => Some((Err(state.closed_error()), false)),

@@ -129,7 +129,9 @@ impl ProxyHandle {
     ///
     /// Cancel safety: dropping the future sends the server a cancel for the call: an
     /// `async` method still running there is stopped (dropped at its next await). A method
-    /// that already finished, or a plain `fn`, is not undone; its reply is discarded.
+    /// that already finished, or a plain `fn`, is not undone, unless it registered an undo
+    /// with [`Caller::undo_unless_taken`](crate::Caller::undo_unless_taken) (the
+    /// SyncManager lock, permit and queue `get` calls do); its reply is discarded.
     pub fn call_method<'a, A: Serialize, R: DeserializeOwned>(
         &'a self,
         method: &'a str,
@@ -309,17 +311,23 @@ impl ProxyHandle {
             frame: &frame,
             bytes: &frame,
         };
-        let result = match object.call(typeid, method, args, Codec::Postcard, &context, &caller) {
+        // A call from inside the server is its own: its effects stand (nothing undoes them
+        // for the caller of the method making it).
+        let (dispatch, _stands) = crate::server::effects::collect(|| {
+            object.call(typeid, method, args, Codec::Postcard, &context, &caller)
+        });
+        let result = match dispatch {
             Dispatch::Ready(result) => result,
-            Dispatch::Spawn { method, task } => AssertUnwindSafe(task)
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|payload| {
+            Dispatch::Spawn { method, task } => {
+                let caught = AssertUnwindSafe(task).catch_unwind();
+                let (result, _stands) = crate::server::effects::collect_async(caught).await;
+                result.unwrap_or_else(|payload| {
                     Err(RemoteError::Panicked {
                         method: method.to_owned(),
                         message: panic_message(&*payload),
                     })
-                }),
+                })
+            }
         };
         Ok(result?)
     }

@@ -149,6 +149,40 @@ impl Caller {
         }
     }
 
+    /// Register how to undo what the method running now did (a lock it acquired, an item
+    /// it took) in case its caller never takes the result: the caller dropped the call,
+    /// before or after the reply came back, or its connection closed first (a client that
+    /// died while the reply was on its way). Once the caller takes the result, `undo` is
+    /// dropped without running; it runs at most once, on the server, outside the method.
+    ///
+    /// Register it when the effect has happened and the method is about to succeed: if the
+    /// method then returns an error (or panics), `undo` runs at once. Several undos of one
+    /// call run newest first. Outside a method called by a client (for example a call
+    /// from inside the server), this does nothing.
+    ///
+    /// With the `managers` facade (where the crate docs run this example):
+    ///
+    /// ```ignore
+    /// use std::sync::{Arc, Mutex};
+    /// use managers::{shared, Caller};
+    ///
+    /// pub struct Tickets(Arc<Mutex<Vec<u32>>>);
+    ///
+    /// #[shared]
+    /// impl Tickets {
+    ///     /// Take a ticket; a caller that never receives it gives it back.
+    ///     pub fn take(&self) -> Option<u32> {
+    ///         let ticket = self.0.lock().unwrap().pop()?;
+    ///         let tickets = self.0.clone();
+    ///         Caller::undo_unless_taken(move || tickets.lock().unwrap().push(ticket));
+    ///         Some(ticket)
+    ///     }
+    /// }
+    /// ```
+    pub fn undo_unless_taken(undo: impl FnOnce() + Send + 'static) {
+        super::effects::register(Box::new(undo));
+    }
+
     /// Run `f`, a plain method (it does not await), as called by `caller`.
     pub(crate) fn scope_sync<R>(caller: &Caller, f: impl FnOnce() -> R) -> R {
         CALLER.set(caller, f)

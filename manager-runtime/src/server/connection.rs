@@ -1,6 +1,5 @@
 //! One authenticated client connection on the server: read requests, dispatch, reply.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -18,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::caller::Caller;
+use super::effects::{self, Calls, Undo};
 use super::objects::{Args, ConnId, Dispatch, Erased, ObjectCache, Refused};
 use super::ServerState;
 use crate::auth;
@@ -110,9 +110,7 @@ pub(crate) async fn run(
     conn.close();
 }
 
-fn lock_running(
-    running: &std::sync::Mutex<HashMap<RequestId, CancellationToken>>,
-) -> std::sync::MutexGuard<'_, HashMap<RequestId, CancellationToken>> {
+fn lock_running(running: &std::sync::Mutex<Calls>) -> std::sync::MutexGuard<'_, Calls> {
     running.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -194,10 +192,27 @@ impl Outbox {
     }
 }
 
-/// A request that may wait (see `Connection::start`): its task makes the reply frame.
+/// A request that may wait (see `Connection::start`): its task makes the reply frame, and
+/// returns the undo of the call's effect, if it has one.
 struct Spawned {
     id: RequestId,
-    task: Pin<Box<dyn Future<Output = Vec<u8>> + Send>>,
+    task: Pin<Box<dyn Future<Output = Finished> + Send>>,
+}
+
+/// A finished call: its reply frame, and the undo of its effect if it has one.
+type Finished = (Vec<u8>, Option<Undo>);
+
+/// The undo of a call that succeeded, to keep; that of one that failed runs at once.
+fn keep_if_ok(result: &CallResult, undo: Option<Undo>) -> Option<Undo> {
+    match result {
+        Ok(Returned::Value(_)) => undo,
+        _ => {
+            if let Some(undo) = undo {
+                undo();
+            }
+            None
+        }
+    }
 }
 
 struct Connection {
@@ -216,8 +231,10 @@ struct Connection {
     /// Bounds the calls of this connection waiting on their own tasks; a call that would
     /// wait beyond it is refused with `Busy` (the read loop never waits for a slot).
     in_flight: Arc<Semaphore>,
-    /// The spawned calls still running, by request id, so a `Cancel` can stop one.
-    running: Arc<std::sync::Mutex<HashMap<RequestId, CancellationToken>>>,
+    /// The calls running on their own tasks, so a `Cancel` can stop one, and the effects
+    /// of finished calls the client has not taken yet, so a `Cancel` (or the connection
+    /// closing) can undo them.
+    running: Arc<std::sync::Mutex<Calls>>,
     /// Where proxies in this connection's arguments are adopted: the server's objects.
     context: AdoptContext,
     /// This connection, as the caller of the methods it calls.
@@ -236,10 +253,12 @@ fn reply_to(
     holder: Owner,
     id: RequestId,
     result: CallResult,
+    effect: bool,
     buf: &mut impl FrameBuf,
 ) {
     let max = state.limits.max_frame;
     match result {
+        Ok(Returned::Value(bytes)) if effect => push_reply(buf, id, Ok(Reply::Effect(&bytes)), max),
         Ok(Returned::Value(bytes)) => push_reply(buf, id, Ok(Reply::Value(&bytes)), max),
         Ok(Returned::Object { typeid, object }) => match object.downcast::<Erased>() {
             Ok(erased) => {
@@ -289,7 +308,7 @@ impl Connection {
         loop {
             if let Some(idle) = self.state.limits.idle_timeout {
                 // A client waiting for its calls is not idle.
-                let waiting = !lock_running(&self.running).is_empty();
+                let waiting = lock_running(&self.running).any_running();
                 reader.set_idle((!waiting).then_some(idle));
             }
             let batch = tokio::select! {
@@ -416,11 +435,16 @@ impl Connection {
             }
             Request::Display { id, object } => return Ok(self.display(id, object)),
             Request::Cancel { id } => {
-                let token = lock_running(&self.running).remove(&id);
-                if let Some(token) = token {
-                    debug!(id, "call cancelled by the client");
-                    token.cancel();
+                debug!(id, "call cancelled by the client");
+                // Stops it if it runs; undoes its effect if it finished with one untaken.
+                let undo = lock_running(&self.running).cancel(id);
+                if let Some(undo) = undo {
+                    undo();
                 }
+            }
+            Request::Ack { id } => {
+                let taken = lock_running(&self.running).taken(id);
+                drop(taken);
             }
             Request::NumberOfObjects { id } => {
                 let n = self.state.objects.len() as u64;
@@ -454,17 +478,25 @@ impl Connection {
             frame: batch,
             bytes: args,
         };
-        match obj.call(
-            typeid,
-            method,
-            args,
-            self.codec,
-            &self.context,
-            &self.caller,
-        ) {
+        let (dispatch, undo) = effects::collect(|| {
+            obj.call(
+                typeid,
+                method,
+                args,
+                self.codec,
+                &self.context,
+                &self.caller,
+            )
+        });
+        match dispatch {
             Dispatch::Ready(result) => {
+                let undo = keep_if_ok(&result, undo);
                 let holder = self.holder();
-                reply_to(&self.state, holder, id, result, &mut self.replies);
+                let effect = undo.is_some();
+                reply_to(&self.state, holder, id, result, effect, &mut self.replies);
+                if let Some(undo) = undo {
+                    lock_running(&self.running).keep(id, undo);
+                }
                 None
             }
             Dispatch::Spawn { method, task } => {
@@ -473,16 +505,18 @@ impl Connection {
                 Some(Spawned {
                     id,
                     task: Box::pin(async move {
-                        let result = AssertUnwindSafe(task).catch_unwind().await;
+                        let caught = AssertUnwindSafe(task).catch_unwind();
+                        let (result, undo) = effects::collect_async(caught).await;
                         let result = result.unwrap_or_else(|payload| {
                             Err(RemoteError::Panicked {
                                 method: method.to_owned(),
                                 message: panic_message(&*payload),
                             })
                         });
+                        let undo = keep_if_ok(&result, undo);
                         let mut frame = Vec::new();
-                        reply_to(&state, holder, id, result, &mut frame);
-                        frame
+                        reply_to(&state, holder, id, result, undo.is_some(), &mut frame);
+                        (frame, undo)
                     }),
                 })
             }
@@ -514,7 +548,7 @@ impl Connection {
                 };
                 let mut frame = Vec::new();
                 push_reply(&mut frame, id, result, max);
-                frame
+                (frame, None)
             }),
         })
     }
@@ -535,7 +569,10 @@ impl Connection {
         // Outside this task's cooperative budget, which the socket's reads spend: a call
         // that would not wait must not look as if it did once the budget runs out.
         let mut first = tokio::task::unconstrained(task.as_mut());
-        if let std::task::Poll::Ready(frame) = Pin::new(&mut first).poll(&mut cx) {
+        if let std::task::Poll::Ready((frame, undo)) = Pin::new(&mut first).poll(&mut cx) {
+            if let Some(undo) = undo {
+                lock_running(&self.running).keep(id, undo);
+            }
             self.replies.extend_from_slice(&frame);
             return;
         }
@@ -552,18 +589,22 @@ impl Connection {
         };
         let out = self.out.clone();
         let cancel = self.cancel.child_token();
-        lock_running(&self.running).insert(id, cancel.clone());
+        lock_running(&self.running).start(id, cancel.clone());
         let running = self.running.clone();
         self.state.tracker.spawn(async move {
-            let frame = tokio::select! {
+            let finished = tokio::select! {
                 // Checked first: a call whose client is gone must not complete (a `get`
                 // would take an item nobody receives).
                 biased;
                 _ = cancel.cancelled() => None,
-                frame = task => Some(frame),
+                finished = task => Some(finished),
             };
-            lock_running(&running).remove(&id);
-            if let Some(frame) = frame {
+            let (frame, undo) = finished.unzip();
+            // Cancelled as it finished: its effect is undone, and nobody wants the reply.
+            let cancelled = lock_running(&running).finish(id, undo.flatten());
+            if let Some(undo) = cancelled {
+                undo();
+            } else if let Some(frame) = frame {
                 out.append(|buf| buf.extend_from_slice(&frame));
                 // A failed write means the client is gone: the read loop will see it. A
                 // client that does not read holds this task only until the connection ends.
@@ -600,6 +641,11 @@ impl Connection {
     /// and release every reference it still holds.
     fn close(&mut self) {
         self.cancel.cancel();
+        // Effects the client never took (a reply on its way when it died) are undone first.
+        let untaken = lock_running(&self.running).close();
+        for undo in untaken {
+            undo();
+        }
         self.state.hooks.closed(self.id);
         let released = self.state.objects.release_connection(self.id);
         if !released.is_empty() {

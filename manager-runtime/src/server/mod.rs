@@ -3,6 +3,7 @@
 mod admission;
 mod caller;
 mod connection;
+pub(crate) mod effects;
 pub(crate) mod objects;
 mod registry;
 mod throttle;
