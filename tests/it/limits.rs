@@ -79,6 +79,23 @@ async fn waiters_then_puts(transport: Transport, waiters: usize, putter: Putter,
     assert_eq!(q.qsize().await.unwrap(), 0);
 }
 
+/// `n` calls of `store` that wait on the server until cancelled, once they all wait.
+async fn fill_waiting(store: &StoreProxy, n: usize) -> Vec<tokio::task::JoinHandle<()>> {
+    let calls = (0..n)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let _ = store.wait_counted().await;
+            })
+        })
+        .collect();
+    until("every slot is taken", async || {
+        store.waiting().await.unwrap() == n
+    })
+    .await;
+    calls
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_waiting_gets_than_the_limit_never_freeze_their_connection() {
     for transport in TRANSPORTS {
@@ -116,16 +133,7 @@ async fn at_the_limit_cancels_and_plain_calls_are_still_served() {
         };
         let client = connect(&running).await;
         let store: StoreProxy = client.create("store", ()).await.unwrap();
-        let waiting: Vec<_> = (0..LIMIT)
-            .map(|_| {
-                let store = store.clone();
-                tokio::spawn(async move { store.wait_counted().await })
-            })
-            .collect();
-        until("every slot is taken", async || {
-            store.waiting().await.unwrap() == LIMIT
-        })
-        .await;
+        let waiting = fill_waiting(&store, LIMIT).await;
         // One more call that waits is refused at once, with the limit in the error.
         match bounded("a call beyond the limit", store.wait_counted()).await {
             Err(managers::Error::Remote(RemoteError::Busy { limit })) => {
@@ -157,16 +165,7 @@ async fn at_the_limit_cancels_and_plain_calls_are_still_served() {
         })
         .await;
         // A decref at the limit is read too: dropping the proxies frees the object.
-        let fill: Vec<_> = (0..LIMIT)
-            .map(|_| {
-                let store = store.clone();
-                tokio::spawn(async move { store.wait_counted().await })
-            })
-            .collect();
-        until("every slot is taken again", async || {
-            store.waiting().await.unwrap() == LIMIT
-        })
-        .await;
+        let fill = fill_waiting(&store, LIMIT).await;
         let counter: CounterProxy = client.create("counter", (1,)).await.unwrap();
         assert_eq!(client.number_of_objects().await.unwrap(), 2);
         drop(counter);
@@ -286,16 +285,7 @@ async fn waits_refused_at_the_limit_leave_barriers_and_conditions_as_they_were()
         let barrier = m.barrier(2, None).await.unwrap();
         let cond = m.condition().await.unwrap();
         cond.acquire().await.unwrap();
-        let fill: Vec<_> = (0..LIMIT)
-            .map(|_| {
-                let store = store.clone();
-                tokio::spawn(async move { store.wait_counted().await })
-            })
-            .collect();
-        until("every slot is taken", async || {
-            store.waiting().await.unwrap() == LIMIT
-        })
-        .await;
+        let fill = fill_waiting(&store, LIMIT).await;
         let refused = bounded("a barrier wait at the limit", barrier.wait()).await;
         assert!(refused.unwrap_err().is_retryable());
         let refused = bounded("a condition wait at the limit", cond.wait(None)).await;
