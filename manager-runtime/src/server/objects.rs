@@ -543,6 +543,14 @@ impl Inner {
     }
 }
 
+/// The holds in `map` whose entry `is_due`.
+fn due<T>(map: &HashMap<HoldId, T>, is_due: impl Fn(&T) -> bool) -> Vec<HoldId> {
+    map.iter()
+        .filter(|(_, entry)| is_due(entry))
+        .map(|(hold, _)| *hold)
+        .collect()
+}
+
 /// Why a hand-off message was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refused {
@@ -914,24 +922,14 @@ impl ObjectTable {
     pub(crate) fn expire(&self, now: Instant) -> (Expired, Released) {
         let mut released = Vec::new();
         let mut inner = self.lock();
-        let late: Vec<HoldId> = inner
-            .early
-            .iter()
-            .filter(|(_, a)| a.expires <= now)
-            .map(|(h, _)| *h)
-            .collect();
+        let late = due(&inner.early, |a| a.expires <= now);
         let adoptions = late.len();
         for hold in late {
             if let Some(early) = inner.take_early(&hold) {
                 inner.abandon(early);
             }
         }
-        let expired: Vec<HoldId> = inner
-            .transit
-            .iter()
-            .filter(|(_, t)| t.expires <= now)
-            .map(|(h, _)| *h)
-            .collect();
+        let expired = due(&inner.transit, |t| t.expires <= now);
         let holds = expired.len();
         for hold in expired {
             if let Some(t) = inner.transit.remove(&hold) {
