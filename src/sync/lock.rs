@@ -54,14 +54,22 @@ impl LockInner {
         }
     }
 
+    /// Take the lock for the caller (not undone if it never takes the result).
+    pub(crate) async fn take(self: &Arc<Self>, blocking: bool, timeout: Option<Duration>) -> bool {
+        let taken = take_permit(&self.permits, blocking, timeout).await;
+        if taken {
+            self.record();
+        }
+        taken
+    }
+
     pub(crate) async fn acquire(
         self: &Arc<Self>,
         blocking: bool,
         timeout: Option<Duration>,
     ) -> bool {
-        let taken = take_permit(&self.permits, blocking, timeout).await;
+        let taken = self.take(blocking, timeout).await;
         if taken {
-            self.record();
             // A caller that never learns it got the lock (it dropped the call, or died
             // while the reply was on its way) does not keep it.
             if let Some(id) = caller_id() {

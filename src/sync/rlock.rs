@@ -75,11 +75,14 @@ impl RLockInner {
         }
     }
 
+    /// Take one level for `token`; with `undoable`, a caller that never takes the result
+    /// gives it back (see `Caller::undo_unless_taken`).
     async fn acquire(
         self: &Arc<Self>,
         token: u64,
         blocking: bool,
         timeout: Option<Duration>,
+        undoable: bool,
     ) -> bool {
         let me = (caller_id(), token);
         let deadline = deadline(timeout);
@@ -98,7 +101,7 @@ impl RLockInner {
                 break self.try_take(me);
             }
         };
-        if taken && me.0.is_some() {
+        if taken && undoable && me.0.is_some() {
             // A caller that never learns it got this level (it dropped the call, or died
             // while the reply was on its way) does not keep it.
             let weak = Arc::downgrade(self);
@@ -200,7 +203,7 @@ impl RLock {
 impl RLock {
     /// Acquire for holder `owner` (a token chosen by the proxy).
     pub async fn acquire(&self, owner: u64, blocking: bool, timeout: Option<Duration>) -> bool {
-        self.inner.acquire(owner, blocking, timeout).await
+        self.inner.acquire(owner, blocking, timeout, true).await
     }
 
     /// Release one level for holder `owner`.
@@ -322,7 +325,7 @@ enum CondLock {
 impl CondLock {
     async fn acquire(&self, owner: u64, blocking: bool, timeout: Option<Duration>) -> bool {
         match self {
-            CondLock::Reentrant(l) => l.acquire(owner, blocking, timeout).await,
+            CondLock::Reentrant(l) => l.acquire(owner, blocking, timeout, true).await,
             CondLock::Plain(l) => l.acquire(blocking, timeout).await,
         }
     }
@@ -343,10 +346,17 @@ impl CondLock {
         }
     }
 
+    /// Take the lock back after a wait, at the count it had. Not undone if the wait's
+    /// caller never takes the result: it held the lock before the wait, and holds it after.
     async fn reacquire(&self, owner: u64, count: usize) {
-        self.acquire(owner, true, None).await;
-        if let CondLock::Reentrant(l) = self {
-            l.set_count(count);
+        match self {
+            CondLock::Reentrant(l) => {
+                l.acquire(owner, true, None, false).await;
+                l.set_count(count);
+            }
+            CondLock::Plain(l) => {
+                l.take(true, None).await;
+            }
         }
     }
 

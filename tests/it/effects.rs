@@ -162,3 +162,26 @@ async fn a_taken_result_stands_after_the_connection_closes() {
     objects_become(m.client(), 1).await;
     assert_eq!(q.qsize().await.unwrap(), 0, "the taken item stays taken");
 }
+
+/// Results a `Pipeline` took but never handed out (it was dropped after its first result)
+/// are undone: the second item goes back to the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_a_dropped_pipeline_never_handed_out_go_back() {
+    let running = start_sync(Transport::Unix).await;
+    let sync = sync_client(&running).await;
+    let q = sync.queue::<u32>(0).await.unwrap();
+    q.put(1).await.unwrap();
+    q.put(2).await.unwrap();
+    let raw = <managers::sync::QueueCalls as Proxy>::from_handle(q.handle().clone());
+    let mut pipeline = managers::Pipeline::new();
+    pipeline.push(raw.get(true, None));
+    pipeline.push(raw.get(true, None));
+    let first = pipeline.next().await.expect("a result").unwrap();
+    assert!(first.is_ok());
+    drop(pipeline);
+    until("the item not handed out is back", async || {
+        q.qsize().await.unwrap() == 1
+    })
+    .await;
+    assert_eq!(q.get().await.unwrap(), 2);
+}

@@ -320,9 +320,15 @@ impl<'a, R: DeserializeOwned> Pipeline<'a, R> {
         let Some(call) = self.calls.pop_front() else {
             unreachable!("polled above")
         };
-        let value = value.and_then(|reply| match reply {
-            OwnedReply::Value(v) => Ok(v),
-            other => call.handle.value_of(call.method, other),
+        let value = value.and_then(|reply| {
+            let reply = match &call.state {
+                InFlightState::Queued(started) => started.handed_out(reply),
+                _ => reply,
+            };
+            match reply {
+                OwnedReply::Value(v) => Ok(v),
+                other => call.handle.value_of(call.method, other),
+            }
         });
         Poll::Ready(Some(value.and_then(|v| call.handle.decode(&v))))
     }
@@ -355,6 +361,9 @@ impl<R> Drop for Pipeline<'_, R> {
         // Replies taken and not returned: one may carry a reference to release.
         for (call, reply) in self.calls.iter().zip(self.taken.drain(..)) {
             if let Ok(reply) = reply {
+                if let InFlightState::Queued(started) = &call.state {
+                    started.never_handed_out(&reply);
+                }
                 let _ = call.handle.value_of(call.method, reply);
             }
         }

@@ -184,9 +184,6 @@ struct Waiting {
     half: usize,
     /// Set once the connection failed; every later call gets this error at once.
     closed: Option<Error>,
-    /// Calls whose effect was taken (see [`Reply::Effect`]), to acknowledge once the lock
-    /// is released.
-    acks: Vec<RequestId>,
 }
 
 impl Default for Waiting {
@@ -197,7 +194,6 @@ impl Default for Waiting {
             untaken: 0,
             half: 0,
             closed: None,
-            acks: Vec::new(),
         }
     }
 }
@@ -398,9 +394,7 @@ impl<'a> Started<'a> {
                 None => break,
             }
         }
-        let acks = std::mem::take(&mut state.acks);
         drop(state);
-        conn.acknowledge(acks);
         if write {
             // Deferred like the others; the writer task's watch covers a caller that
             // never comes back.
@@ -412,6 +406,25 @@ impl<'a> Started<'a> {
     /// The connection this call was queued on.
     pub(crate) fn connection(&self) -> &'a Connection {
         self.conn
+    }
+
+    /// The reply taken for this call (by [`Started::take_replies`]) is handed to its
+    /// caller: an effect it carries stands.
+    pub(crate) fn handed_out(&self, reply: OwnedReply) -> OwnedReply {
+        match reply {
+            OwnedReply::Effect(value) => {
+                self.conn.acknowledge(self.id);
+                OwnedReply::Value(value)
+            }
+            other => other,
+        }
+    }
+
+    /// The reply taken for this call is dropped unseen: an effect it carries is undone.
+    pub(crate) fn never_handed_out(&self, reply: &OwnedReply) {
+        if let OwnedReply::Effect(_) = reply {
+            self.conn.send_oneway(Request::Cancel { id: self.id });
+        }
     }
 }
 
@@ -727,10 +740,12 @@ impl Connection {
         Ok(Started::new(self, id, write, registered))
     }
 
-    /// Tell the server the effects of calls `ids` were taken.
-    fn acknowledge(&self, ids: Vec<RequestId>) {
-        for id in ids {
-            self.send_oneway(Request::Ack { id });
+    /// Tell the server the effect of call `id` was taken, before its caller can make
+    /// another request, and written now if the socket takes it (not left to the writer
+    /// task, which a runtime shutting down may never run again).
+    pub(crate) fn acknowledge(&self, id: RequestId) {
+        if let Ok((_, true)) = self.enqueue(|_| Request::Ack { id }, None) {
+            self.write();
         }
     }
 
@@ -743,10 +758,13 @@ impl Connection {
     ) -> Poll<(Result<OwnedReply>, bool)> {
         let mut state = self.pending.lock();
         let taken = self.take_reply(&mut state, id, Some(cx));
-        let acks = std::mem::take(&mut state.acks);
         drop(state);
-        self.acknowledge(acks);
         match taken {
+            Some((Ok(OwnedReply::Effect(value)), write)) => {
+                // Taken by its caller: the effect stands.
+                self.acknowledge(id);
+                Poll::Ready((Ok(OwnedReply::Value(value)), write))
+            }
             Some(taken) => Poll::Ready(taken),
             None => Poll::Pending,
         }
@@ -773,14 +791,6 @@ impl Connection {
             }
             Some(Slot::Delivered { batch, reply }) => {
                 let write = state.taken(batch) && self.output.release_held_back();
-                let reply = match reply {
-                    Ok(OwnedReply::Effect(value)) => {
-                        // Taken: the effect stands (acknowledged once the lock is free).
-                        state.acks.push(id);
-                        Ok(OwnedReply::Value(value))
-                    }
-                    other => other,
-                };
                 Some((reply, write))
             }
             None => Some((Err(state.closed_error()), false)),

@@ -155,10 +155,12 @@ impl Caller {
     /// died while the reply was on its way). Once the caller takes the result, `undo` is
     /// dropped without running; it runs at most once, on the server, outside the method.
     ///
-    /// Register it when the effect has happened and the method is about to succeed: if the
-    /// method then returns an error (or panics), `undo` runs at once. Several undos of one
-    /// call run newest first. Outside a method called by a client (for example a call
-    /// from inside the server), this does nothing.
+    /// Register it when the effect has happened, after the method's last wait, as it is
+    /// about to succeed: if the method then returns an error (an `Err` that reaches the
+    /// caller as a remote error) or panics, `undo` runs at once; if the call is cancelled
+    /// while it still waits, `undo` is dropped without running. Several undos of one call
+    /// run newest first; a panicking one is caught and logged. Outside a method called by a
+    /// client (for example a call from inside the server), this does nothing.
     ///
     /// With the `managers` facade (where the crate docs run this example):
     ///

@@ -92,6 +92,7 @@ pub(crate) async fn run(
         },
         replies: Vec::new(),
         cache: ObjectCache::default(),
+        untaken_overflow: false,
     };
     let mut reader = FrameReader::new(reader, max).with_timeouts(
         state.limits.stalled_frame_timeout,
@@ -122,10 +123,10 @@ fn push_reply(
     id: RequestId,
     result: Result<Reply<'_>, RemoteError>,
     max: usize,
-) {
+) -> bool {
     let message = ServerMessage::V1(Response { id, result });
     let error = match transport::push_frame(buf, &message, max) {
-        Ok(()) => return,
+        Ok(()) => return true,
         Err(FrameError::TooLarge(len)) => RemoteError::Encode {
             method: "<reply>".into(),
             reason: format!(
@@ -145,6 +146,7 @@ fn push_reply(
     if let Err(e) = transport::push_frame(buf, &message, max) {
         warn!(error = ?e, "could not encode an error reply");
     }
+    false
 }
 
 /// Reply frames waiting to be written, shared by the read loop and the connection's spawned
@@ -204,14 +206,25 @@ type Finished = (Vec<u8>, Option<Undo>);
 
 /// The undo of a call that succeeded, to keep; that of one that failed runs at once.
 fn keep_if_ok(result: &CallResult, undo: Option<Undo>) -> Option<Undo> {
-    match result {
-        Ok(Returned::Value(_)) => undo,
-        _ => {
-            if let Some(undo) = undo {
-                undo();
-            }
+    match (result, undo) {
+        (Ok(_), undo) => undo,
+        (Err(_), Some(undo)) => {
+            effects::run(undo);
             None
         }
+        (Err(_), None) => None,
+    }
+}
+
+/// `undo` if its reply went out as an effect, to keep; else (the reply could not be
+/// written whole, so the caller gets an error) it runs at once.
+fn kept_if_sent(undo: Option<Undo>, sent: bool) -> Option<Undo> {
+    match (undo, sent) {
+        (Some(undo), false) => {
+            effects::run(undo);
+            None
+        }
+        (undo, _) => undo,
     }
 }
 
@@ -244,6 +257,8 @@ struct Connection {
     replies: Vec<u8>,
     /// The object last called.
     cache: ObjectCache,
+    /// Set when the client leaves more effects untaken than it may (see `keep`).
+    untaken_overflow: bool,
 }
 
 /// Turn a call's result into a reply frame appended to `buf`: a value, or a new object
@@ -255,11 +270,15 @@ fn reply_to(
     result: CallResult,
     effect: bool,
     buf: &mut impl FrameBuf,
-) {
+) -> bool {
     let max = state.limits.max_frame;
     match result {
-        Ok(Returned::Value(bytes)) if effect => push_reply(buf, id, Ok(Reply::Effect(&bytes)), max),
-        Ok(Returned::Value(bytes)) => push_reply(buf, id, Ok(Reply::Value(&bytes)), max),
+        Ok(Returned::Value(bytes)) if effect => {
+            return push_reply(buf, id, Ok(Reply::Effect(&bytes)), max);
+        }
+        Ok(Returned::Value(bytes)) => {
+            push_reply(buf, id, Ok(Reply::Value(&bytes)), max);
+        }
         Ok(Returned::Object { typeid, object }) => match object.downcast::<Erased>() {
             Ok(erased) => {
                 let object_id = state.objects.insert(typeid, erased.0, holder);
@@ -268,19 +287,18 @@ fn reply_to(
                     address: state.address.clone(),
                     id: object_id,
                 };
-                push_reply(buf, id, Ok(Reply::Created(token)), max)
+                push_reply(buf, id, Ok(Reply::Created(token)), max);
             }
-            Err(_) => push_reply(
-                buf,
-                id,
-                Err(RemoteError::Protocol(
-                    "a method returned a foreign object".into(),
-                )),
-                max,
-            ),
+            Err(_) => {
+                let foreign = RemoteError::Protocol("a method returned a foreign object".into());
+                push_reply(buf, id, Err(foreign), max);
+            }
         },
-        Err(e) => push_reply(buf, id, Err(e), max),
+        Err(e) => {
+            push_reply(buf, id, Err(e), max);
+        }
     }
+    false
 }
 
 impl Connection {
@@ -323,6 +341,11 @@ impl Connection {
                 if let Some(spawned) = self.handle(&batch, frame)? {
                     self.start(spawned);
                 }
+                if self.untaken_overflow {
+                    return Err(TransportError::Protocol(
+                        "too many results not acknowledged".into(),
+                    ));
+                }
                 if self.replies.len() >= FLUSH_AT {
                     // A large backlog is written before the loop goes on (backpressure on
                     // a client that does not read).
@@ -357,6 +380,20 @@ impl Connection {
             biased;
             written = self.out.flush() => Ok(written?),
             () = self.cancel.cancelled() => Err(TransportError::Closed),
+        }
+    }
+
+    /// Keep the undo of call `id`'s effect until its client takes the result. A client
+    /// with more effects untaken than it may have hand-offs in flight is not taking its
+    /// results: its connection is closed after this request (which undoes them all).
+    fn keep(&mut self, id: RequestId, undo: Option<Undo>) {
+        let Some(undo) = undo else { return };
+        let mut calls = lock_running(&self.running);
+        self.untaken_overflow |= calls.untaken() >= self.state.limits.max_pending_handoffs;
+        let undo = calls.keep(id, undo);
+        drop(calls);
+        if let Some(undo) = undo {
+            effects::run(undo);
         }
     }
 
@@ -439,7 +476,7 @@ impl Connection {
                 // Stops it if it runs; undoes its effect if it finished with one untaken.
                 let undo = lock_running(&self.running).cancel(id);
                 if let Some(undo) = undo {
-                    undo();
+                    effects::run(undo);
                 }
             }
             Request::Ack { id } => {
@@ -493,10 +530,8 @@ impl Connection {
                 let undo = keep_if_ok(&result, undo);
                 let holder = self.holder();
                 let effect = undo.is_some();
-                reply_to(&self.state, holder, id, result, effect, &mut self.replies);
-                if let Some(undo) = undo {
-                    lock_running(&self.running).keep(id, undo);
-                }
+                let sent = reply_to(&self.state, holder, id, result, effect, &mut self.replies);
+                self.keep(id, kept_if_sent(undo, sent));
                 None
             }
             Dispatch::Spawn { method, task } => {
@@ -515,8 +550,8 @@ impl Connection {
                         });
                         let undo = keep_if_ok(&result, undo);
                         let mut frame = Vec::new();
-                        reply_to(&state, holder, id, result, undo.is_some(), &mut frame);
-                        (frame, undo)
+                        let sent = reply_to(&state, holder, id, result, undo.is_some(), &mut frame);
+                        (frame, kept_if_sent(undo, sent))
                     }),
                 })
             }
@@ -570,9 +605,7 @@ impl Connection {
         // that would not wait must not look as if it did once the budget runs out.
         let mut first = tokio::task::unconstrained(task.as_mut());
         if let std::task::Poll::Ready((frame, undo)) = Pin::new(&mut first).poll(&mut cx) {
-            if let Some(undo) = undo {
-                lock_running(&self.running).keep(id, undo);
-            }
+            self.keep(id, undo);
             self.replies.extend_from_slice(&frame);
             return;
         }
@@ -603,7 +636,7 @@ impl Connection {
             // Cancelled as it finished: its effect is undone, and nobody wants the reply.
             let cancelled = lock_running(&running).finish(id, undo.flatten());
             if let Some(undo) = cancelled {
-                undo();
+                effects::run(undo);
             } else if let Some(frame) = frame {
                 out.append(|buf| buf.extend_from_slice(&frame));
                 // A failed write means the client is gone: the read loop will see it. A
@@ -643,9 +676,7 @@ impl Connection {
         self.cancel.cancel();
         // Effects the client never took (a reply on its way when it died) are undone first.
         let untaken = lock_running(&self.running).close();
-        for undo in untaken {
-            undo();
-        }
+        untaken.into_iter().for_each(effects::run);
         self.state.hooks.closed(self.id);
         let released = self.state.objects.release_connection(self.id);
         if !released.is_empty() {

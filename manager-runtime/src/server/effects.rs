@@ -61,6 +61,16 @@ pub(crate) async fn collect_async<F: Future>(future: F) -> (F::Output, Option<Un
 pub(crate) struct Calls {
     running: HashMap<RequestId, CancellationToken>,
     untaken: HashMap<RequestId, Undo>,
+    /// The connection closed: an effect that comes now is undone at once.
+    closed: bool,
+}
+
+/// Run `undo`, catching a panic (it is the user's code; the connection's other undos and
+/// its cleanup must still run).
+pub(crate) fn run(undo: Undo) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(undo)).is_err() {
+        tracing::warn!("an undo (Caller::undo_unless_taken) panicked");
+    }
 }
 
 impl Calls {
@@ -73,23 +83,34 @@ impl Calls {
     }
 
     /// Call `id` finished with `undo`: keep it until the client takes the result. If the
-    /// client cancelled the call meanwhile, the undo is returned, to run now.
+    /// call was cancelled meanwhile (by its client, or as its connection closed), the undo
+    /// is returned, to run now.
     pub(crate) fn finish(&mut self, id: RequestId, undo: Option<Undo>) -> Option<Undo> {
         let cancelled = self
             .running
             .remove(&id)
             .is_some_and(|token| token.is_cancelled());
         let undo = undo?;
-        if cancelled {
+        if cancelled || self.closed {
             return Some(undo);
         }
         self.untaken.insert(id, undo);
         None
     }
 
-    /// A call answered inline with an effect to keep until it is taken.
-    pub(crate) fn keep(&mut self, id: RequestId, undo: Undo) {
+    /// A call answered inline with an effect to keep until it is taken; returned, to run
+    /// now, if the connection closed already.
+    pub(crate) fn keep(&mut self, id: RequestId, undo: Undo) -> Option<Undo> {
+        if self.closed {
+            return Some(undo);
+        }
         self.untaken.insert(id, undo);
+        None
+    }
+
+    /// How many effects wait to be taken.
+    pub(crate) fn untaken(&self) -> usize {
+        self.untaken.len()
     }
 
     /// The client dropped call `id`: stop it if it runs; returns the undo of its effect if
@@ -109,7 +130,66 @@ impl Calls {
 
     /// The connection closed: every effect not taken, to undo.
     pub(crate) fn close(&mut self) -> Vec<Undo> {
+        self.closed = true;
         self.running.clear();
         self.untaken.drain().map(|(_, undo)| undo).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    fn counting(n: &Arc<AtomicUsize>) -> Undo {
+        let n = n.clone();
+        Box::new(move || {
+            n.fetch_add(1, Ordering::SeqCst);
+        })
+    }
+
+    #[test]
+    fn an_effect_that_arrives_after_the_close_is_undone_at_once() {
+        let undone = Arc::new(AtomicUsize::new(0));
+        let mut calls = Calls::default();
+        calls.start(1, CancellationToken::new());
+        assert!(calls.keep(2, counting(&undone)).is_none());
+        // The connection closes while call 1 is finishing.
+        calls.close().into_iter().for_each(run);
+        assert_eq!(undone.load(Ordering::SeqCst), 1);
+        if let Some(undo) = calls.finish(1, Some(counting(&undone))) {
+            run(undo);
+        }
+        assert!(calls.keep(3, counting(&undone)).map(run).is_some());
+        assert_eq!(undone.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn taken_effects_stand_and_cancelled_ones_are_undone_once() {
+        let undone = Arc::new(AtomicUsize::new(0));
+        let mut calls = Calls::default();
+        let token = CancellationToken::new();
+        calls.start(1, token.clone());
+        // Cancelled while running: the task sees it as it finishes.
+        assert!(calls.cancel(1).is_none());
+        assert!(token.is_cancelled());
+        if let Some(undo) = calls.finish(1, Some(counting(&undone))) {
+            run(undo);
+        }
+        assert!(calls.keep(2, counting(&undone)).is_none());
+        drop(calls.taken(2));
+        assert!(calls.cancel(2).is_none(), "taken: nothing to undo");
+        assert!(calls.keep(3, counting(&undone)).is_none());
+        if let Some(undo) = calls.cancel(3) {
+            run(undo);
+        }
+        assert!(calls.cancel(3).is_none(), "at most once");
+        assert_eq!(undone.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_panicking_undo_is_caught() {
+        run(Box::new(|| panic!("undo failed")));
     }
 }
