@@ -11,6 +11,8 @@
 mod auth;
 mod client;
 mod error;
+#[doc(hidden)]
+pub mod fuzz;
 mod handoff;
 mod manager;
 mod server;

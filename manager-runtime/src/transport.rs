@@ -201,7 +201,7 @@ impl FrameReader {
 
 /// How many bytes at the start of `buf` are whole frames, and how many more the frame after
 /// them still needs; an error when the first frame is over `max`.
-fn scan(buf: &[u8], max: usize) -> Result<(usize, usize), crate::TransportError> {
+pub(crate) fn scan(buf: &[u8], max: usize) -> Result<(usize, usize), crate::TransportError> {
     let mut pos = 0;
     loop {
         let rest = &buf[pos..];

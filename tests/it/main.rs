@@ -12,6 +12,7 @@ mod child;
 mod common;
 mod effects;
 mod examples;
+mod fuzz_replay;
 mod handoff;
 mod hostile;
 mod lifecycle;

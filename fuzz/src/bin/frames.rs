@@ -1,0 +1,5 @@
+//! Fuzz target: `manager_runtime::fuzz::frames` (see `fuzz/README.md`).
+
+fn main() {
+    afl::fuzz!(|data: &[u8]| manager_runtime::fuzz::frames(data));
+}
