@@ -83,7 +83,11 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
                 batch.extend_from_slice(&(body.len() as u32).to_be_bytes());
                 batch.extend_from_slice(body);
             }
-            vec![batch.clone(), batch[..batch.len() - 3].to_vec(), vec![0, 0, 9, 0, 1]]
+            vec![
+                batch.clone(),
+                batch[..batch.len() - 3].to_vec(),
+                vec![0, 0, 9, 0, 1],
+            ]
         }
         "client_message" => client,
         "server_message" => server,
@@ -93,8 +97,7 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
                 managers::to_value(&7i64).unwrap(),
                 managers::to_value("text").unwrap(),
                 managers::to_value(&(1u8, vec!["a", "b"], Some(2.5f64))).unwrap(),
-                managers::to_value(&std::collections::BTreeMap::from([("k", vec![1u16])]))
-                    .unwrap(),
+                managers::to_value(&std::collections::BTreeMap::from([("k", vec![1u16])])).unwrap(),
                 managers::to_value(&Duration::from_millis(1500)).unwrap(),
             ];
             values
@@ -113,18 +116,19 @@ fn handshake_transcript() -> Vec<u8> {
     let mut client = ClientHandshake::new(b"key", [9; 32]);
     let mut transcript = Vec::new();
     let mut to_client = challenge;
-    loop {
-        let Ok(Step::Send(to_server) | Step::SendAndFinish(to_server)) =
-            client.receive(&to_client)
-        else {
+    while let Ok(Step::Send(to_server) | Step::SendAndFinish(to_server)) =
+        client.receive(&to_client)
+    {
+        let Ok(len) = u8::try_from(to_server.len()) else {
             break;
         };
-        let Ok(len) = u8::try_from(to_server.len()) else { break };
         transcript.push(len);
         transcript.extend_from_slice(&to_server);
         match server.receive(&to_server) {
             Ok(Step::Send(next)) | Ok(Step::SendAndFinish(next)) => {
-                let Ok(len) = u8::try_from(next.len()) else { break };
+                let Ok(len) = u8::try_from(next.len()) else {
+                    break;
+                };
                 transcript.push(len);
                 transcript.extend_from_slice(&next);
                 to_client = next;
@@ -161,6 +165,10 @@ fn the_fuzz_corpus_and_seeds_replay_without_a_panic() {
                 replayed += 1;
             }
         }
-        assert!(replayed >= seeds.len(), "{name}: corpus missing at {}", dir.display());
+        assert!(
+            replayed >= seeds.len(),
+            "{name}: corpus missing at {}",
+            dir.display()
+        );
     }
 }
