@@ -17,6 +17,7 @@
 mod floor;
 mod procfs;
 mod python;
+mod soak;
 mod store;
 mod workloads;
 
@@ -114,12 +115,50 @@ enum Role {
         /// How many calls (64 in flight).
         calls: usize,
     },
+    /// Soak: CLIENTS clients in WORKERS processes doing mixed work on one server for
+    /// SECONDS, workers SIGKILLed and restarted at random, attackers flooding the server;
+    /// then check that no item was lost or taken twice, no lock is held by a dead client
+    /// and no object leaked. Exits non-zero if a check fails.
+    Soak {
+        /// How long.
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
+        /// How many client connections.
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        /// How many worker processes they are spread over.
+        #[arg(long, default_value_t = 10)]
+        workers: usize,
+    },
+    /// One soak worker process (used by `soak`).
+    #[command(hide = true)]
+    SoakWorker {
+        address: String,
+        connections: usize,
+        tag: u32,
+    },
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
     match args.role {
         Some(Role::Serve { kind, address }) => return workloads::serve(&kind, &address),
+        Some(Role::Soak {
+            seconds,
+            clients,
+            workers,
+        }) => {
+            return soak::run(soak::Soak {
+                seconds,
+                clients,
+                workers: workers.max(1),
+            })
+        }
+        Some(Role::SoakWorker {
+            address,
+            connections,
+            tag,
+        }) => return soak::worker(&address, connections, tag),
         Some(Role::Load {
             kind,
             address,

@@ -70,6 +70,7 @@ pub(crate) fn serve(kind: &str, address: &str) -> Result<()> {
                 server.serve_until(stop).await?;
                 Ok(())
             }
+            "soak" => crate::soak::serve(address, stop).await,
             other => bail!("unknown contender {other}"),
         }
     })
