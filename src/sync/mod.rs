@@ -19,6 +19,17 @@
 //! a `select!`), or the client died while the reply was on its way (see
 //! [`Caller::undo_unless_taken`](crate::Caller::undo_unless_taken)). A barrier `wait` that
 //! completed, and a condition `wait` dropped while it re-acquires its lock, are not undone.
+//!
+//! # Cancel safety
+//! Every `async` method of these proxies is one call on the server. Dropping its future:
+//! - before the call reached the server, sends nothing;
+//! - while it waits there (`acquire`, `lock`, `get`, `put` on a full queue, `wait`,
+//!   `join`), withdraws it: it takes nothing and holds nothing, except that a barrier
+//!   party that had arrived breaks the barrier, as a timeout would;
+//! - once it completed, undoes what it acquired or took (`acquire`, `lock`, `get`); any
+//!   other completed call (a `set`, `put`, `release`, `notify`, `append`, ...) stands.
+//!
+//! A [`LockGuard`] dropped without `unlock` sends the release without waiting for its reply.
 
 mod barrier;
 mod cells;

@@ -181,9 +181,10 @@ impl Queue {
 /// # Cancel safety
 /// Dropping the future of a waiting `get` (or `put`) withdraws it: the client sends the
 /// server a cancel for that request, and a `get` stopped before an item reached it takes
-/// nothing, so the next item goes to the next getter. Only a `get` that had already taken
-/// its item when the cancel arrived loses it (its reply is discarded). A closed connection
-/// (a client that exits or dies) withdraws all its pending calls the same way.
+/// nothing, so the next item goes to the next getter. A `get` that had already taken its
+/// item when its future was dropped gives it back, first in line (the server keeps it until
+/// the client takes the result). A closed connection (a client that exits or dies)
+/// withdraws all its pending calls the same way. A `put` that completed is not undone.
 ///
 /// [`SyncManager::queue`]: super::SyncManager::queue
 /// [`SyncManager::joinable_queue`]: super::SyncManager::joinable_queue
