@@ -15,7 +15,7 @@
 // `#[shared]` exposes `pub` methods; in this binary nothing is reachable from outside.
 #![allow(unreachable_pub)]
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,11 +40,35 @@ pub struct Work {
 #[derive(Debug, Default)]
 struct WorkState {
     items: VecDeque<u64>,
-    /// Who took each item taken.
-    taken: HashMap<u64, u32>,
+    /// Which items were taken, one bit each (items are numbered from 1): a few hundred
+    /// kilobytes for millions of items, so that the server's memory is the server's.
+    taken: Vec<u64>,
+    taken_count: u64,
     put: u64,
     /// Items taken a second time (must stay 0).
     duplicates: u64,
+}
+
+impl WorkState {
+    /// Mark `item` taken (true) or not; whether it was taken before.
+    fn mark(&mut self, item: u64, taken: bool) -> bool {
+        let (word, bit) = ((item / 64) as usize, 1u64 << (item % 64));
+        if self.taken.len() <= word {
+            self.taken.resize(word + 1, 0);
+        }
+        let was = self.taken[word] & bit != 0;
+        if taken {
+            self.taken[word] |= bit;
+        } else {
+            self.taken[word] &= !bit;
+        }
+        match (was, taken) {
+            (false, true) => self.taken_count += 1,
+            (true, false) => self.taken_count -= 1,
+            _ => {}
+        }
+        was
+    }
 }
 
 #[shared]
@@ -56,19 +80,20 @@ impl Work {
         state.put += 1;
     }
 
-    /// Take the oldest item for `worker`, recorded as taken by it; given back if the
+    /// Take the oldest item for `worker` (it is recorded as taken); given back if the
     /// worker never receives it.
     pub fn take(&self, worker: u32) -> Option<u64> {
+        let _ = worker;
         let mut state = self.state.lock().unwrap();
         let item = state.items.pop_front()?;
-        if state.taken.insert(item, worker).is_some() {
+        if state.mark(item, true) {
             state.duplicates += 1;
         }
         drop(state);
         let shared = self.state.clone();
         Caller::undo_unless_taken(move || {
             let mut state = shared.lock().unwrap();
-            state.taken.remove(&item);
+            state.mark(item, false);
             state.items.push_front(item);
         });
         Some(item)
@@ -79,7 +104,7 @@ impl Work {
         let state = self.state.lock().unwrap();
         (
             state.put,
-            state.taken.len() as u64,
+            state.taken_count,
             state.items.len() as u64,
             state.duplicates,
         )
