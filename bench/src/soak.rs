@@ -16,18 +16,19 @@
 #![allow(unreachable_pub)]
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Result};
 use managers::sync::{DictProxy, LockProxy, QueueProxy};
 use managers::{shared, Caller, Client, Registration, ServerBuilder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::procfs;
+use crate::workloads::ServerProcess;
 
 const KEY: &str = "soak-key";
 
@@ -270,47 +271,9 @@ impl Worker {
     }
 }
 
-/// The server process.
-struct Server {
-    child: Child,
-    address: String,
-}
-
-impl Server {
-    fn start() -> Result<Server> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .args(["serve", "soak", "127.0.0.1:0"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let stdout = child.stdout.take().context("server stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let address = line
-            .trim()
-            .strip_prefix("ADDRESS ")
-            .ok_or_else(|| anyhow!("server said {line:?}"))?
-            .to_owned();
-        Ok(Server { child, address })
-    }
-
-    fn rss(&self) -> u64 {
-        procfs::rss_bytes(self.child.id()).unwrap_or(0)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Run the soak and print its report; an error if a check failed.
 pub(crate) fn run(soak: Soak) -> Result<()> {
-    let server = Server::start()?;
+    let server = ServerProcess::start("soak", "127.0.0.1:0")?;
     let rt = tokio::runtime::Runtime::new()?;
     let report = rt.block_on(drive(&server, soak))?;
     println!("{}", report.table);
@@ -327,12 +290,12 @@ struct Report {
     failures: Vec<String>,
 }
 
-async fn drive(server: &Server, soak: Soak) -> Result<Report> {
+async fn drive(server: &ServerProcess, soak: Soak) -> Result<Report> {
     let address = server.address.clone();
     let client = Client::connect(address.as_str(), KEY).await?;
     let objects = Objects::open(&client).await?;
     let baseline = client.number_of_objects().await?;
-    let rss_start = server.rss();
+    let rss_start = procfs::rss_bytes(server.pid()).unwrap_or(0);
     let rss_peak = Arc::new(AtomicU64::new(rss_start));
     let done = Arc::new(AtomicBool::new(false));
     let until = Instant::now() + Duration::from_secs(soak.seconds);
@@ -391,7 +354,10 @@ async fn drive(server: &Server, soak: Soak) -> Result<Report> {
     let mut tick = 0u64;
     while Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        rss_peak.fetch_max(server.rss(), Ordering::Relaxed);
+        rss_peak.fetch_max(
+            procfs::rss_bytes(server.pid()).unwrap_or(0),
+            Ordering::Relaxed,
+        );
         tick += 1;
         if tick % 2 == 0 {
             // SIGKILL a worker (round robin) and start another in its place.
@@ -440,7 +406,7 @@ async fn drive(server: &Server, soak: Soak) -> Result<Report> {
     if objects_now != baseline {
         failures.push(format!("{objects_now} objects, {baseline} before"));
     }
-    let rss_end = server.rss();
+    let rss_end = procfs::rss_bytes(server.pid()).unwrap_or(0);
     latencies.sort();
     let p99 = latencies
         .get(latencies.len().saturating_sub(1) * 99 / 100)

@@ -110,13 +110,13 @@ async fn serve_floor(address: &str, stop: impl std::future::Future<Output = ()>)
 }
 
 /// A server process of this benchmark.
-struct ServerProcess {
+pub(crate) struct ServerProcess {
     child: Child,
-    address: String,
+    pub(crate) address: String,
 }
 
 impl ServerProcess {
-    fn start(kind: &str, address: &str) -> Result<Self> {
+    pub(crate) fn start(kind: &str, address: &str) -> Result<Self> {
         let mut child = Command::new(std::env::current_exe()?)
             .args(["serve", kind, address])
             .stdin(Stdio::piped())
@@ -134,7 +134,7 @@ impl ServerProcess {
         Ok(ServerProcess { child, address })
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
