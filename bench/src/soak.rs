@@ -328,11 +328,19 @@ async fn drive(server: &ServerProcess, soak: Soak) -> Result<Report> {
         .collect::<Result<_>>()?;
     let mut kills = 0u32;
 
-    // Attackers: silent connections, wrong keys, garbage.
+    let flooded = Arc::new(AtomicU64::new(0));
+    // Attackers: silent connections, wrong keys, garbage, and a logged-in client
+    // flooding increfs, holds and adoptions of objects it does not hold.
     let attackers: Vec<_> = vec![
         tokio::spawn(silent_flood(address.clone(), done.clone())),
         tokio::spawn(wrong_keys(address.clone(), done.clone())),
         tokio::spawn(garbage(address.clone(), done.clone())),
+        tokio::spawn(handoff_flood(
+            address.clone(),
+            objects.work.handle().id(),
+            done.clone(),
+            flooded.clone(),
+        )),
     ];
 
     // A legitimate client's latency, probed all along.
@@ -418,6 +426,7 @@ async fn drive(server: &ServerProcess, soak: Soak) -> Result<Report> {
          | duration | {} s |\n\
          | clients (worker processes) | {} ({}) |\n\
          | workers SIGKILLed and restarted | {kills} |\n\
+         | incref/hold/adopt frames flooded by a logged-in attacker | {} |\n\
          | items put / taken / left / taken twice | {put} / {taken} / {left} / {duplicates} |\n\
          | items lost | {} |\n\
          | lock held at the end | {locked} |\n\
@@ -428,6 +437,7 @@ async fn drive(server: &ServerProcess, soak: Soak) -> Result<Report> {
         soak.seconds,
         soak.clients,
         soak.workers,
+        flooded.load(Ordering::Relaxed),
         put.saturating_sub(taken + left),
         p99.as_secs_f64() * 1e3,
         latencies.len(),
@@ -485,5 +495,82 @@ async fn garbage(address: String, done: Arc<AtomicBool>) {
             let _ = s.write_all(&junk).await;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A frame: its length (4 bytes, big-endian), then the body.
+async fn write_frame(s: &mut tokio::net::TcpStream, body: &[u8]) -> std::io::Result<()> {
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(body);
+    s.write_all(&frame).await
+}
+
+async fn read_frame(s: &mut tokio::net::TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).await?;
+    let mut body = vec![0; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).await?;
+    Ok(body)
+}
+
+/// Log in with the right key, speaking the protocol by hand.
+async fn raw_login(address: &str) -> Result<tokio::net::TcpStream> {
+    use manager_core::handshake::{ClientHandshake, Step};
+    let mut s = tokio::net::TcpStream::connect(address).await?;
+    let mut handshake = ClientHandshake::new(KEY.as_bytes(), [5; 32]);
+    loop {
+        let message = read_frame(&mut s).await?;
+        match handshake.receive(&message)? {
+            Step::Send(reply) => write_frame(&mut s, &reply).await?,
+            Step::SendAndFinish(reply) => {
+                write_frame(&mut s, &reply).await?;
+                return Ok(s);
+            }
+            Step::Finished => return Ok(s),
+        }
+    }
+}
+
+/// A logged-in client flooding increfs, holds and adoptions for an object it does not
+/// hold (`target`, whose id it learned) and for random ids, reconnecting when the server
+/// closes it.
+async fn handoff_flood(
+    address: String,
+    target: managers::ObjectId,
+    done: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+) {
+    use manager_core::wire::{self, ClientMessage, Request};
+    let mut n = 7u64;
+    while !done.load(Ordering::SeqCst) {
+        let Ok(mut s) = raw_login(&address).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        for _ in 0..2_000 {
+            if done.load(Ordering::SeqCst) {
+                return;
+            }
+            n = n.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let object = if n % 2 == 0 {
+                target
+            } else {
+                managers::ObjectId(n)
+            };
+            let hold = n.to_le_bytes().repeat(2).try_into().unwrap_or([0; 16]);
+            let request = match n % 3 {
+                0 => Request::Incref { object },
+                1 => Request::Hold { object, hold },
+                _ => Request::Adopt { object, hold },
+            };
+            let Ok(body) = wire::encode(&ClientMessage::V1(request)) else {
+                break;
+            };
+            if write_frame(&mut s, &body).await.is_err() {
+                break;
+            }
+            sent.fetch_add(1, Ordering::Relaxed);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
