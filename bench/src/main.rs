@@ -129,6 +129,10 @@ enum Role {
         /// How many worker processes they are spread over.
         #[arg(long, default_value_t = 10)]
         workers: usize,
+        /// Soak runs one after another against the same server (its RSS after each tells
+        /// memory the allocator keeps from memory that grows).
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
     },
     /// One soak worker process (used by `soak`).
     #[command(hide = true)]
@@ -147,11 +151,13 @@ fn main() -> Result<()> {
             seconds,
             clients,
             workers,
+            rounds,
         }) => {
             return soak::run(soak::Soak {
                 seconds,
                 clients,
                 workers: workers.max(1),
+                rounds,
             })
         }
         Some(Role::SoakWorker {

@@ -228,6 +228,9 @@ pub(crate) struct Soak {
     pub(crate) seconds: u64,
     pub(crate) clients: usize,
     pub(crate) workers: usize,
+    /// Runs one after another against the same server (to tell memory the allocator
+    /// keeps from memory that grows).
+    pub(crate) rounds: usize,
 }
 
 /// A worker process.
@@ -275,13 +278,17 @@ impl Worker {
 pub(crate) fn run(soak: Soak) -> Result<()> {
     let server = ServerProcess::start("soak", "127.0.0.1:0")?;
     let rt = tokio::runtime::Runtime::new()?;
-    let report = rt.block_on(drive(&server, soak))?;
-    println!("{}", report.table);
-    std::io::stdout().flush()?;
-    if report.failures.is_empty() {
+    let mut failures = Vec::new();
+    for _ in 0..soak.rounds.max(1) {
+        let report = rt.block_on(drive(&server, soak))?;
+        println!("{}\n", report.table);
+        std::io::stdout().flush()?;
+        failures.extend(report.failures);
+    }
+    if failures.is_empty() {
         Ok(())
     } else {
-        bail!("soak checks failed: {}", report.failures.join("; "))
+        bail!("soak checks failed: {}", failures.join("; "))
     }
 }
 
