@@ -311,7 +311,8 @@ async fn drive(server: &ServerProcess, soak: Soak) -> Result<Report> {
     let producer = {
         let (work, done) = (objects.work.clone(), done.clone());
         tokio::spawn(async move {
-            let mut next = 0u64;
+            // Numbered after the items of earlier rounds.
+            let mut next = work.report().await.map_or(0, |(put, ..)| put);
             while !done.load(Ordering::SeqCst) {
                 let (_, _, left, _) = work.report().await.unwrap_or((0, 0, 0, 0));
                 if left < 1_000 {
