@@ -28,7 +28,7 @@ use managers::{shared, Caller, Client, Registration, ServerBuilder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::procfs;
-use crate::workloads::ServerProcess;
+use crate::workloads::{stop_child, ServerProcess};
 
 const KEY: &str = "soak-key";
 
@@ -81,10 +81,9 @@ impl Work {
         state.put += 1;
     }
 
-    /// Take the oldest item for `worker` (it is recorded as taken); given back if the
-    /// worker never receives it.
-    pub fn take(&self, worker: u32) -> Option<u64> {
-        let _ = worker;
+    /// Take the oldest item (it is recorded as taken); given back if the caller never
+    /// receives it.
+    pub fn take(&self) -> Option<u64> {
         let mut state = self.state.lock().unwrap();
         let item = state.items.pop_front()?;
         if state.mark(item, true) {
@@ -183,7 +182,7 @@ pub(crate) fn worker(address: &str, connections: usize, tag: u32) -> Result<()> 
                 let mut n = tag.wrapping_mul(7919).wrapping_add(c as u32);
                 while !stop.load(Ordering::SeqCst) {
                     n = n.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                    let _ = one_op(&objects, tag, n).await;
+                    let _ = one_op(&objects, n).await;
                 }
             }));
         }
@@ -195,10 +194,10 @@ pub(crate) fn worker(address: &str, connections: usize, tag: u32) -> Result<()> 
 }
 
 /// One random operation.
-async fn one_op(o: &Objects, tag: u32, n: u32) -> Result<()> {
+async fn one_op(o: &Objects, n: u32) -> Result<()> {
     match (n >> 8) % 10 {
         0..=3 => {
-            if o.work.take(tag).await?.is_none() {
+            if o.work.take().await?.is_none() {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
         }
@@ -262,15 +261,7 @@ impl Worker {
 
     /// Ask it to stop and wait (10 s at most, then SIGKILL).
     fn stop(mut self) {
-        drop(self.child.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.kill();
+        stop_child(&mut self.child, Duration::from_secs(10));
     }
 }
 
