@@ -59,6 +59,9 @@ macro_rules! manager {
 
         impl $name {
             /// Connect to the manager at `address` with `authkey`.
+            ///
+            /// Cancel safe: dropping it closes the connection being opened; nothing is
+            /// left behind.
             $vis async fn connect(
                 address: impl $crate::__private::IntoAddress,
                 authkey: impl ::core::convert::Into<$crate::__private::AuthKey>,
@@ -86,6 +89,9 @@ macro_rules! manager {
                     $crate::manager!(@typeid $method $($typeid)?),
                     "` on the manager."
                 )]
+                ///
+                /// Cancel safety: once polled, the object may be created even if the future
+                /// is dropped; it is then released as its reply arrives.
                 $vis async fn $method(
                     &self,
                     $($arg: $ty),*

@@ -106,6 +106,8 @@ impl<T> std::fmt::Debug for Waiting<'_, T> {
 
 impl<'a, T: Send + Sync + 'a> Waiting<'a, T> {
     /// Wait for a shared borrow (either kind of lock gives one).
+    ///
+    /// Cancel safe: dropped while it waits, it gives up its place and holds nothing.
     pub async fn shared(self) -> SharedGuard<'a, T> {
         /// An exclusive guard seen as a shared one.
         struct ReadOnly<'a, T>(ExclusiveGuard<'a, T>);
@@ -122,6 +124,8 @@ impl<'a, T: Send + Sync + 'a> Waiting<'a, T> {
     }
 
     /// Wait for an exclusive borrow; `None` when only a shared one was offered.
+    ///
+    /// Cancel safe: dropped while it waits, it gives up its place and holds nothing.
     pub async fn exclusive(self) -> Option<ExclusiveGuard<'a, T>> {
         match self {
             Waiting::Shared(_) => None,
@@ -199,6 +203,9 @@ pub trait Shared: Send + Sync + Sized + 'static {
 }
 
 /// The result of a started call, awaited if it is pending.
+///
+/// Cancel safety: dropping it drops the method's future where it waits; what the method
+/// did before that point stands.
 pub async fn finish(outcome: CallOutcome<'_>) -> CallResult {
     match outcome {
         CallOutcome::Ready(result) => result,

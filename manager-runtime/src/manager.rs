@@ -64,7 +64,10 @@ pub(crate) async fn start(builder: ServerBuilder) -> Result<Manager> {
                             server.authkey().clone(),
                             server.shutdown_handle(),
                         );
-                        let _ = ready_tx.send(Ok(info));
+                        if ready_tx.send(Ok(info)).is_err() {
+                            // The `start` future was dropped: nobody can reach this server.
+                            return;
+                        }
                         if let Err(e) = server.serve_forever().await {
                             warn!(error = %e, "background manager stopped with an error");
                         }
@@ -80,21 +83,34 @@ pub(crate) async fn start(builder: ServerBuilder) -> Result<Manager> {
     let (address, authkey, stop) = ready_rx
         .await
         .map_err(|_| Error::Transport(crate::TransportError::ClosedLocally))??;
-    let client = match Client::connect(address, authkey.clone()).await {
-        Ok(c) => c,
-        Err(e) => {
-            stop.shutdown();
-            return Err(e);
-        }
-    };
+    // Stops the server if this future is dropped (or fails) before the manager exists.
+    let stop = StopOnDrop(Some(stop));
+    let client = Client::connect(address, authkey.clone()).await?;
     Ok(Manager {
         client,
         authkey,
-        stop,
+        stop: stop.disarm(),
         stopped: std::sync::Mutex::new(stopped),
         thread: Some(thread),
         shutdown_timeout,
     })
+}
+
+/// Shuts a server down when dropped, unless disarmed.
+struct StopOnDrop(Option<ShutdownHandle>);
+
+impl StopOnDrop {
+    fn disarm(mut self) -> ShutdownHandle {
+        self.0.take().expect("armed until disarmed")
+    }
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(stop) = self.0.take() {
+            stop.shutdown();
+        }
+    }
 }
 
 impl Manager {

@@ -82,6 +82,12 @@ struct Args {
     /// released, in seconds.
     #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
     hold_timeout: f64,
+
+    /// Keep memory freed after a burst of clients instead of giving it back to the system
+    /// (by default, once the open connections fall to half their peak, glibc's allocator is
+    /// asked to return its free pages).
+    #[arg(long)]
+    keep_freed_memory: bool,
 }
 
 /// `value` seconds from the option `--name`, 0 meaning never.
@@ -146,6 +152,7 @@ async fn main() -> Result<()> {
             args.stalled_frame_timeout,
         )?)
         .idle_timeout(optional_seconds("idle-timeout", args.idle_timeout)?)
+        .release_memory_after_bursts(!args.keep_freed_memory)
         .max_connections(args.max_connections)
         .max_handshakes(args.max_handshakes)
         .max_calls_in_flight(args.max_calls_in_flight)

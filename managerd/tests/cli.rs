@@ -204,3 +204,84 @@ async fn failed_logins_with_an_unread_stderr_never_stall_the_server() {
     assert!(served.is_ok(), "the server stalled");
     assert!(daemon.terminate().success());
 }
+
+/// Resident memory of `pid` in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("procfs");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .expect("VmRSS");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// A burst of `clients` connections, each putting a hundred small items on a shared queue
+/// and taking a hundred back; `at_peak` runs while all of them are still connected.
+async fn burst(address: &str, clients: usize, at_peak: impl FnOnce()) {
+    let manager = SyncManager::connect(address, "k").await.unwrap();
+    let queue = manager.queue::<String>(0).await.unwrap();
+    let all_done = std::sync::Arc::new(tokio::sync::Barrier::new(clients + 1));
+    let leave = std::sync::Arc::new(tokio::sync::Notify::new());
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in 0..clients {
+        let (address, queue) = (address.to_owned(), queue.clone());
+        let (all_done, leave) = (all_done.clone(), leave.clone());
+        tasks.spawn(async move {
+            // A connection of its own, as a separate worker process would have.
+            let own = SyncManager::connect(address.as_str(), "k").await.unwrap();
+            let mine = own.queue::<String>(0).await.unwrap();
+            for i in 0..100 {
+                let item = format!("{c}:{i}:{}", "x".repeat(1000));
+                queue.put(item.clone()).await.unwrap();
+                mine.put(item).await.unwrap();
+            }
+            for _ in 0..100 {
+                queue.get().await.unwrap();
+            }
+            let left = leave.notified();
+            all_done.wait().await;
+            left.await;
+            drop((mine, own));
+        });
+    }
+    all_done.wait().await;
+    at_peak();
+    leave.notify_waiters();
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+}
+
+/// After 200 clients leave, the server gives back most of the memory they made it use
+/// (glibc's allocator kept all of it before: a server back to no live data stayed at its
+/// peak). Linux only: memory is read from /proc.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_used_by_a_burst_of_clients_goes_back_to_the_system() {
+    let daemon = Daemon::start(&["--address", "127.0.0.1:0"], &[("MANAGERS_AUTHKEY", "k")]);
+    let pid = daemon.child.id();
+    // Warm up: the server's first clients touch its code and thread stacks once for all.
+    burst(&daemon.address, 4, || {}).await;
+    let before = rss_kib(pid);
+    let mut peak = 0;
+    burst(&daemon.address, 200, || peak = rss_kib(pid)).await;
+    assert!(
+        peak > before + 8 * 1024,
+        "the burst did not grow the server ({before} KiB -> {peak} KiB)"
+    );
+    // Memory goes back a second after the crowd left: wait for it (20 s at most).
+    let target = before + (peak - before) / 4;
+    let mut now = peak;
+    for _ in 0..200 {
+        now = rss_kib(pid);
+        if now <= target {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        now <= target,
+        "RSS {before} KiB before the burst, {peak} KiB at its peak, still {now} KiB after"
+    );
+    assert!(daemon.terminate().success());
+}

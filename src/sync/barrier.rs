@@ -120,6 +120,11 @@ impl Drop for BreakOnDrop<'_> {
 impl Barrier {
     /// Wait for all parties (at most `timeout`, else the barrier's default); returns this
     /// party's arrival index, `0..parties`.
+    ///
+    /// Cancel safety: dropped while it waits for the others, it breaks the barrier for
+    /// them, as a timeout does; through a proxy, that happens when the client drops the
+    /// call or disconnects. Dropped before it arrived (it yields once first), it has no
+    /// effect. A wait that returned is not undone.
     pub async fn wait(&self, timeout: Option<Duration>) -> Outcome<usize> {
         before_effects().await;
         let deadline = deadline(timeout.or(self.timeout));
@@ -224,36 +229,60 @@ impl BarrierProxy {
     }
 
     /// Wait for all parties with the barrier's default timeout; returns the arrival index.
+    ///
+    /// # Cancel safety
+    /// Dropping the future while this party waits at the server breaks the barrier for the
+    /// other parties, exactly as a timeout would: they get [`SyncError::BrokenBarrier`],
+    /// as do later waits until [`reset`](Self::reset). Dropped before the server counted
+    /// this party, it has no effect; a wait that completed on the server (the round
+    /// passed) is not undone, even if its reply is dropped. To bound the wait, use
+    /// [`wait_timeout`](Self::wait_timeout) rather than `tokio::time::timeout`: the effect
+    /// on the barrier is the same, and this party gets the error.
     pub async fn wait(&self) -> Result<usize, SyncError> {
         flatten(self.raw.wait(None).await)
     }
 
     /// Wait for all parties, at most `timeout`.
+    ///
+    /// Cancel safety: as [`wait`](Self::wait): dropping the future while this party waits
+    /// breaks the barrier; a wait that completed is not undone.
     pub async fn wait_timeout(&self, timeout: Duration) -> Result<usize, SyncError> {
         flatten(self.raw.wait(Some(timeout)).await)
     }
 
     /// Break the barrier.
+    ///
+    /// Cancel safety: once polled, the barrier is broken even if the future is dropped;
+    /// only the reply is lost.
     pub async fn abort(&self) -> Result<(), SyncError> {
         Ok(self.raw.abort().await?)
     }
 
     /// Reset the barrier.
+    ///
+    /// Cancel safety: once polled, the barrier is reset even if the future is dropped;
+    /// only the reply is lost.
     pub async fn reset(&self) -> Result<(), SyncError> {
         Ok(self.raw.reset().await?)
     }
 
     /// The number of parties.
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn parties(&self) -> Result<usize, SyncError> {
         Ok(self.raw.parties().await?)
     }
 
     /// How many parties are waiting.
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn n_waiting(&self) -> Result<usize, SyncError> {
         Ok(self.raw.n_waiting().await?)
     }
 
     /// Whether the barrier is broken.
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn broken(&self) -> Result<bool, SyncError> {
         Ok(self.raw.broken().await?)
     }

@@ -99,26 +99,40 @@ impl NamespaceProxy {
     }
 
     /// The attribute `name` ([`SyncError::NotFound`] if unset).
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn get<T: DeserializeOwned>(&self, name: &str) -> Result<T, SyncError> {
         decode(flatten(self.raw.get(name.to_owned()).await)?)
     }
 
     /// Set the attribute `name`.
+    ///
+    /// Cancel safety: once polled, the change may be made even if the future is dropped (a
+    /// cancel stops it only while it still waits behind another call on the object); only
+    /// the result is lost.
     pub async fn set<T: Serialize + ?Sized>(&self, name: &str, value: &T) -> Result<(), SyncError> {
         Ok(self.raw.set(name.to_owned(), encode(value)?).await?)
     }
 
     /// Delete the attribute `name`.
+    ///
+    /// Cancel safety: once polled, the change may be made even if the future is dropped (a
+    /// cancel stops it only while it still waits behind another call on the object); only
+    /// the result is lost.
     pub async fn delete(&self, name: &str) -> Result<(), SyncError> {
         flatten(self.raw.delete(name.to_owned()).await)
     }
 
     /// Every attribute name.
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn names(&self) -> Result<Vec<String>, SyncError> {
         Ok(self.raw.names().await?)
     }
 
     /// `Namespace(a=1, b="x")`, fetched from the server.
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn repr(&self) -> Result<String, SyncError> {
         Ok(self.raw.referent_to_string().await?)
     }
@@ -165,11 +179,17 @@ typed_proxy!(ValueProxy<T>, ValueCalls, ValueCell);
 
 impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
     /// The value (`v.value`).
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn get(&self) -> Result<T, SyncError> {
         decode(self.raw.get().await?)
     }
 
     /// Replace the value (`v.value = x`).
+    ///
+    /// Cancel safety: once polled, the change may be made even if the future is dropped (a
+    /// cancel stops it only while it still waits behind another call on the object); only
+    /// the result is lost.
     pub async fn set(&self, value: &T) -> Result<(), SyncError> {
         Ok(self.raw.set(encode(value)?).await?)
     }
@@ -234,27 +254,39 @@ typed_proxy!(ArrayProxy<T>, ArrayCalls, ArrayCell);
 impl<T: Serialize + DeserializeOwned> ArrayProxy<T> {
     /// The item at `index` (`a[i]`; negative counts from the end;
     /// [`SyncError::OutOfRange`] outside the array).
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn get(&self, index: i64) -> Result<T, SyncError> {
         decode(flatten(self.raw.get(index).await)?)
     }
 
     /// Replace the item at `index` (`a[i] = x`; [`SyncError::OutOfRange`] outside the
     /// array).
+    ///
+    /// Cancel safety: once polled, the change may be made even if the future is dropped (a
+    /// cancel stops it only while it still waits behind another call on the object); only
+    /// the result is lost.
     pub async fn set(&self, index: i64, value: &T) -> Result<(), SyncError> {
         flatten(self.raw.set(index, encode(value)?).await)
     }
 
     /// The length.
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn len(&self) -> Result<usize, SyncError> {
         Ok(self.raw.len().await?)
     }
 
     /// Whether it is empty.
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn is_empty(&self) -> Result<bool, SyncError> {
         Ok(self.raw.is_empty().await?)
     }
 
     /// Every item, in one call.
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn to_vec(&self) -> Result<Vec<T>, SyncError> {
         decode_all(self.raw.to_vec().await?)
     }

@@ -161,61 +161,93 @@ where
     V: Serialize + DeserializeOwned,
 {
     /// The value of `key`, if present (`d.get(key)`).
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn get(&self, key: &K) -> Result<Option<V>, SyncError> {
         self.raw.get(encode(key)?).await?.map(decode).transpose()
     }
 
     /// Set `key` to `value` (`d[key] = value`).
+    ///
+    /// Cancel safety: once polled, the change may be made even if the future is dropped (a
+    /// cancel stops it only while it still waits behind another call on the object); only
+    /// the result is lost.
     pub async fn set(&self, key: &K, value: &V) -> Result<(), SyncError> {
         Ok(self.raw.set(encode(key)?, encode(value)?).await?)
     }
 
     /// Remove `key` (`del d[key]`); [`SyncError::NotFound`] if absent.
+    ///
+    /// Cancel safety: once polled, the change may be made even if the future is dropped (a
+    /// cancel stops it only while it still waits behind another call on the object); only
+    /// the result is lost.
     pub async fn delete(&self, key: &K) -> Result<(), SyncError> {
         flatten(self.raw.delete(encode(key)?).await)
     }
 
     /// Whether `key` is present (`key in d`).
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn contains(&self, key: &K) -> Result<bool, SyncError> {
         Ok(self.raw.contains(encode(key)?).await?)
     }
 
     /// The number of entries.
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn len(&self) -> Result<usize, SyncError> {
         Ok(self.raw.len().await?)
     }
 
     /// Whether it is empty.
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn is_empty(&self) -> Result<bool, SyncError> {
         Ok(self.raw.is_empty().await?)
     }
 
     /// Every key, in one call.
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn keys(&self) -> Result<Vec<K>, SyncError> {
         decode_all(self.raw.keys().await?)
     }
 
     /// Every value, in one call.
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn values(&self) -> Result<Vec<V>, SyncError> {
         decode_all(self.raw.values().await?)
     }
 
     /// Every entry, in one call (iterate over this rather than calling per key).
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn items(&self) -> Result<Vec<(K, V)>, SyncError> {
         decode_pairs(self.raw.items().await?)
     }
 
     /// Set every entry of `entries`.
+    ///
+    /// Cancel safety: once polled, the change may be made even if the future is dropped (a
+    /// cancel stops it only while it still waits behind another call on the object); only
+    /// the result is lost.
     pub async fn update(&self, entries: impl IntoIterator<Item = (K, V)>) -> Result<(), SyncError> {
         Ok(self.raw.update(encode_pairs(entries)?).await?)
     }
 
     /// Remove `key` and return its value ([`SyncError::NotFound`] if absent).
+    ///
+    /// Not cancel safe: once polled, the entry may be removed even if the future is
+    /// dropped, and is then lost (unlike a queue's `get`, nothing gives it back).
     pub async fn pop(&self, key: &K) -> Result<V, SyncError> {
         decode(flatten(self.raw.pop(encode(key)?, None).await)?)
     }
 
     /// Remove `key` and return its value, or `default` if absent.
+    ///
+    /// Not cancel safe: once polled, the entry may be removed even if the future is
+    /// dropped, and is then lost (unlike a queue's `get`, nothing gives it back).
     pub async fn pop_or(&self, key: &K, default: V) -> Result<V, SyncError> {
         decode(flatten(
             self.raw.pop(encode(key)?, Some(encode(&default)?)).await,
@@ -223,22 +255,35 @@ where
     }
 
     /// Remove and return the last entry ([`SyncError::NotFound`] if empty).
+    ///
+    /// Not cancel safe: once polled, the entry may be removed even if the future is
+    /// dropped, and is then lost (unlike a queue's `get`, nothing gives it back).
     pub async fn popitem(&self) -> Result<(K, V), SyncError> {
         let (k, v) = flatten(self.raw.popitem().await)?;
         Ok((decode(k)?, decode(v)?))
     }
 
     /// The value of `key`, inserting `default` first if absent.
+    ///
+    /// Cancel safety: once polled, the change may be made even if the future is dropped (a
+    /// cancel stops it only while it still waits behind another call on the object); only
+    /// the result is lost.
     pub async fn setdefault(&self, key: &K, default: &V) -> Result<V, SyncError> {
         decode(self.raw.setdefault(encode(key)?, encode(default)?).await?)
     }
 
     /// Remove every entry.
+    ///
+    /// Cancel safety: once polled, the change may be made even if the future is dropped (a
+    /// cancel stops it only while it still waits behind another call on the object); only
+    /// the result is lost.
     pub async fn clear(&self) -> Result<(), SyncError> {
         Ok(self.raw.clear().await?)
     }
 
     /// A local copy of the whole dict (`d.copy()`), in insertion order.
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn copy(&self) -> Result<Vec<(K, V)>, SyncError> {
         self.items().await
     }

@@ -57,6 +57,9 @@ impl Event {
     }
 
     /// Wait until the flag is set, at most `timeout`; returns the flag.
+    ///
+    /// Cancel safe: dropping it while it waits (through a proxy, dropping the call) has no
+    /// effect on the event.
     pub async fn wait(&self, timeout: Option<Duration>) -> bool {
         let deadline = deadline(timeout);
         loop {

@@ -169,88 +169,140 @@ typed_proxy!(ListProxy<T>, ListCalls, List);
 
 impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     /// Add `item` at the end.
+    ///
+    /// Cancel safety: once polled, the change may be made even if the future is dropped (a
+    /// cancel stops it only while it still waits behind another call on the object); only
+    /// the result is lost.
     pub async fn append(&self, item: &T) -> Result<(), SyncError> {
         Ok(self.raw.append(encode(item)?).await?)
     }
 
     /// Add every item at the end.
+    ///
+    /// Cancel safety: once polled, the change may be made even if the future is dropped (a
+    /// cancel stops it only while it still waits behind another call on the object); only
+    /// the result is lost.
     pub async fn extend(&self, items: impl IntoIterator<Item = T>) -> Result<(), SyncError> {
         Ok(self.raw.extend(encode_all(items)?).await?)
     }
 
     /// Insert `item` before `index`.
+    ///
+    /// Cancel safety: once polled, the change may be made even if the future is dropped (a
+    /// cancel stops it only while it still waits behind another call on the object); only
+    /// the result is lost.
     pub async fn insert(&self, index: i64, item: &T) -> Result<(), SyncError> {
         Ok(self.raw.insert(index, encode(item)?).await?)
     }
 
     /// Remove and return the last item ([`SyncError::OutOfRange`] if empty).
+    ///
+    /// Not cancel safe: once polled, the item may be removed even if the future is dropped,
+    /// and is then lost (unlike a queue's `get`, nothing gives it back).
     pub async fn pop(&self) -> Result<T, SyncError> {
         decode(flatten(self.raw.pop(None).await)?)
     }
 
     /// Remove and return the item at `index` ([`SyncError::OutOfRange`] if none).
+    ///
+    /// Not cancel safe: once polled, the item may be removed even if the future is dropped,
+    /// and is then lost (unlike a queue's `get`, nothing gives it back).
     pub async fn pop_at(&self, index: i64) -> Result<T, SyncError> {
         decode(flatten(self.raw.pop(Some(index)).await)?)
     }
 
     /// The position of the first item equal to `item` ([`SyncError::NotFound`] if none).
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn index(&self, item: &T) -> Result<usize, SyncError> {
         flatten(self.raw.index(encode(item)?).await)
     }
 
     /// How many items equal `item`.
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn count(&self, item: &T) -> Result<usize, SyncError> {
         Ok(self.raw.count(encode(item)?).await?)
     }
 
     /// Remove the first item equal to `item` ([`SyncError::NotFound`] if none).
+    ///
+    /// Cancel safety: once polled, the change may be made even if the future is dropped (a
+    /// cancel stops it only while it still waits behind another call on the object); only
+    /// the result is lost.
     pub async fn remove(&self, item: &T) -> Result<(), SyncError> {
         flatten(self.raw.remove(encode(item)?).await)
     }
 
     /// Reverse in place.
+    ///
+    /// Cancel safety: once polled, the change may be made even if the future is dropped (a
+    /// cancel stops it only while it still waits behind another call on the object); only
+    /// the result is lost.
     pub async fn reverse(&self) -> Result<(), SyncError> {
         Ok(self.raw.reverse().await?)
     }
 
     /// Sort in place by value (for numbers and strings, their natural order).
+    ///
+    /// Cancel safety: once polled, the change may be made even if the future is dropped (a
+    /// cancel stops it only while it still waits behind another call on the object); only
+    /// the result is lost.
     pub async fn sort(&self, reverse: bool) -> Result<(), SyncError> {
         Ok(self.raw.sort(reverse).await?)
     }
 
     /// The number of items.
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn len(&self) -> Result<usize, SyncError> {
         Ok(self.raw.len().await?)
     }
 
     /// Whether it is empty.
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn is_empty(&self) -> Result<bool, SyncError> {
         Ok(self.raw.is_empty().await?)
     }
 
     /// The item at `index` (negative counts from the end; [`SyncError::OutOfRange`]
     /// outside the list).
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn get(&self, index: i64) -> Result<T, SyncError> {
         decode(flatten(self.raw.get(index).await)?)
     }
 
     /// Replace the item at `index` ([`SyncError::OutOfRange`] outside the list).
+    ///
+    /// Cancel safety: once polled, the change may be made even if the future is dropped (a
+    /// cancel stops it only while it still waits behind another call on the object); only
+    /// the result is lost.
     pub async fn set(&self, index: i64, item: &T) -> Result<(), SyncError> {
         flatten(self.raw.set(index, encode(item)?).await)
     }
 
     /// The items from `start` to `stop` (`l[start:stop]`; `None` for an open end,
     /// negative counts from the end), in one call.
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn slice(&self, start: Option<i64>, stop: Option<i64>) -> Result<Vec<T>, SyncError> {
         decode_all(self.raw.slice(start, stop).await?)
     }
 
     /// Every item, in one call (iterate over this rather than calling per index).
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn to_vec(&self) -> Result<Vec<T>, SyncError> {
         decode_all(self.raw.to_vec().await?)
     }
 
     /// Remove every item.
+    ///
+    /// Cancel safety: once polled, the change may be made even if the future is dropped (a
+    /// cancel stops it only while it still waits behind another call on the object); only
+    /// the result is lost.
     pub async fn clear(&self) -> Result<(), SyncError> {
         Ok(self.raw.clear().await?)
     }

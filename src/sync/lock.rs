@@ -135,6 +135,10 @@ impl Lock {
 impl Lock {
     /// Acquire: wait (up to `timeout`, if given) when `blocking`, else try once. Returns
     /// whether the lock was acquired.
+    ///
+    /// Cancel safety: dropped while it waits, it takes nothing. Through a proxy, a lock it
+    /// acquired for a call whose result the client never takes (it dropped the call, or
+    /// disconnected) is released again by the server.
     pub async fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> bool {
         self.inner.acquire(blocking, timeout).await
     }
@@ -163,32 +167,50 @@ impl LockProxy {
     }
 
     /// Acquire, waiting as long as it takes (`acquire(True)`).
+    ///
+    /// Cancel safe: dropping the future while it waits withdraws the request, and a lock
+    /// the server granted to a dropped call is released as the cancel reaches it, so a
+    /// dropped `acquire` does not leave the lock held.
     pub async fn acquire(&self) -> Result<(), SyncError> {
         self.raw.acquire(true, None).await?;
         Ok(())
     }
 
     /// Acquire, waiting at most `timeout`; false if it timed out.
+    ///
+    /// Cancel safe, as [`acquire`](Self::acquire): a dropped call does not leave the lock
+    /// held.
     pub async fn acquire_timeout(&self, timeout: Duration) -> Result<bool, SyncError> {
         Ok(self.raw.acquire(true, Some(timeout)).await?)
     }
 
     /// Acquire only if free right now (`acquire(False)`).
+    ///
+    /// Cancel safe, as [`acquire`](Self::acquire): a lock granted to a dropped call is
+    /// released by the server.
     pub async fn try_acquire(&self) -> Result<bool, SyncError> {
         Ok(self.raw.acquire(false, None).await?)
     }
 
     /// Release.
+    ///
+    /// Cancel safety: once polled, the release is made even if the future is dropped;
+    /// only its result is lost.
     pub async fn release(&self) -> Result<(), SyncError> {
         flatten(self.raw.release().await)
     }
 
     /// Whether it is locked.
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn locked(&self) -> Result<bool, SyncError> {
         Ok(self.raw.locked().await?)
     }
 
     /// Acquire and return a guard that releases the lock when dropped (`with lock:`).
+    ///
+    /// Cancel safe, as [`acquire`](Self::acquire): a dropped `lock` does not leave the
+    /// lock held.
     pub async fn lock(&self) -> Result<LockGuard, SyncError> {
         self.acquire().await?;
         Ok(LockGuard::new(self))
@@ -225,6 +247,10 @@ impl LockGuard {
     }
 
     /// Release now and see whether that worked.
+    ///
+    /// Cancel safety: the release is sent even if this future is dropped (before its first
+    /// poll, by the guard's own drop; after it, the request went out already); only the
+    /// result is lost.
     pub async fn unlock(mut self) -> Result<(), SyncError> {
         let handle = self
             .handle

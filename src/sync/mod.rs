@@ -22,12 +22,16 @@
 //!
 //! # Cancel safety
 //! Every `async` method of these proxies is one call on the server. Dropping its future:
-//! - before the call reached the server, sends nothing;
+//! - before its first poll, sends nothing. Once polled, the request goes out even if the
+//!   future is dropped at once (a cancel follows it), so a call that does not wait there
+//!   (a `set`, an `append`, a `pop`, a `put` with room) may still take effect;
 //! - while it waits there (`acquire`, `lock`, `get`, `put` on a full queue, `wait`,
 //!   `join`), withdraws it: it takes nothing and holds nothing, except that a barrier
-//!   party that had arrived breaks the barrier, as a timeout would;
+//!   party that had arrived breaks the barrier, as a timeout would, and a condition
+//!   `wait` leaves its holder without the lock (the wait had released it);
 //! - once it completed, undoes what it acquired or took (`acquire`, `lock`, `get`); any
-//!   other completed call (a `set`, `put`, `release`, `notify`, `append`, ...) stands.
+//!   other completed call (a `set`, `put`, `release`, `notify`, `append`, ...) stands,
+//!   including a dict or list `pop`, whose item is then lost.
 //!
 //! A [`LockGuard`] dropped without `unlock` sends the release without waiting for its reply.
 
@@ -142,6 +146,9 @@ pub struct SyncManager {
 
 impl SyncManager {
     /// Connect to the SyncManager server at `address` with `authkey`.
+    ///
+    /// Cancel safe: dropping it closes the connection being opened; nothing is left
+    /// behind.
     pub async fn connect(
         address: impl IntoAddress,
         authkey: impl Into<AuthKey>,
@@ -162,21 +169,33 @@ impl SyncManager {
     }
 
     /// A new lock (`manager.Lock()`).
+    ///
+    /// Cancel safety: once polled, the object may be created even if the future is
+    /// dropped; it is then released as its reply arrives (see [`Client::create`]).
     pub async fn lock(&self) -> Result<LockProxy, crate::Error> {
         self.client.create("Lock", ()).await
     }
 
     /// A new re-entrant lock (`manager.RLock()`).
+    ///
+    /// Cancel safety: once polled, the object may be created even if the future is
+    /// dropped; it is then released as its reply arrives (see [`Client::create`]).
     pub async fn rlock(&self) -> Result<RLockProxy, crate::Error> {
         self.client.create("RLock", ()).await
     }
 
     /// A new semaphore with `value` permits (`manager.Semaphore(value)`).
+    ///
+    /// Cancel safety: once polled, the object may be created even if the future is
+    /// dropped; it is then released as its reply arrives (see [`Client::create`]).
     pub async fn semaphore(&self, value: usize) -> Result<SemaphoreProxy, crate::Error> {
         self.client.create("Semaphore", (value,)).await
     }
 
     /// A new bounded semaphore (`manager.BoundedSemaphore(value)`).
+    ///
+    /// Cancel safety: once polled, the object may be created even if the future is
+    /// dropped; it is then released as its reply arrives (see [`Client::create`]).
     pub async fn bounded_semaphore(
         &self,
         value: usize,
@@ -185,6 +204,9 @@ impl SyncManager {
     }
 
     /// A new condition variable with its own re-entrant lock (`manager.Condition()`).
+    ///
+    /// Cancel safety: once polled, the object may be created even if the future is
+    /// dropped; it is then released as its reply arrives (see [`Client::create`]).
     pub async fn condition(&self) -> Result<ConditionProxy, crate::Error> {
         self.client
             .create("Condition", (None::<ConditionLock>,))
@@ -194,6 +216,9 @@ impl SyncManager {
     /// A new condition variable over a shared lock of this manager
     /// (`manager.Condition(lock)`): acquiring the condition acquires `lock`, and a client
     /// holding `lock` may `wait` and `notify` on the condition.
+    ///
+    /// Cancel safety: once polled, the object may be created even if the future is
+    /// dropped; it is then released as its reply arrives (see [`Client::create`]).
     pub async fn condition_with_lock(
         &self,
         lock: &LockProxy,
@@ -205,6 +230,9 @@ impl SyncManager {
     /// A new condition variable over a shared re-entrant lock of this manager; the
     /// returned proxy is the same holder as `rlock`, so `rlock.acquire()` then
     /// `condition.wait(...)` works as in Python.
+    ///
+    /// Cancel safety: once polled, the object may be created even if the future is
+    /// dropped; it is then released as its reply arrives (see [`Client::create`]).
     pub async fn condition_with_rlock(
         &self,
         rlock: &RLockProxy,
@@ -215,12 +243,18 @@ impl SyncManager {
     }
 
     /// A new event, initially clear (`manager.Event()`).
+    ///
+    /// Cancel safety: once polled, the object may be created even if the future is
+    /// dropped; it is then released as its reply arrives (see [`Client::create`]).
     pub async fn event(&self) -> Result<EventProxy, crate::Error> {
         self.client.create("Event", ()).await
     }
 
     /// A new barrier for `parties`, with a default wait timeout
     /// (`manager.Barrier(parties, timeout=...)`).
+    ///
+    /// Cancel safety: once polled, the object may be created even if the future is
+    /// dropped; it is then released as its reply arrives (see [`Client::create`]).
     pub async fn barrier(
         &self,
         parties: usize,
@@ -231,6 +265,9 @@ impl SyncManager {
 
     /// A new queue of `T` holding at most `maxsize` items, 0 for unbounded
     /// (`manager.Queue(maxsize)`).
+    ///
+    /// Cancel safety: once polled, the object may be created even if the future is
+    /// dropped; it is then released as its reply arrives (see [`Client::create`]).
     pub async fn queue<T>(&self, maxsize: usize) -> Result<QueueProxy<T>, crate::Error>
     where
         T: 'static,
@@ -240,6 +277,9 @@ impl SyncManager {
 
     /// A new joinable queue (`manager.JoinableQueue(maxsize)`): the same as
     /// [`queue`](Self::queue), whose proxies all have `task_done` and `join`.
+    ///
+    /// Cancel safety: once polled, the object may be created even if the future is
+    /// dropped; it is then released as its reply arrives (see [`Client::create`]).
     pub async fn joinable_queue<T>(&self, maxsize: usize) -> Result<QueueProxy<T>, crate::Error>
     where
         T: 'static,
@@ -248,6 +288,9 @@ impl SyncManager {
     }
 
     /// A new empty dict from `K` to `V` (`manager.dict()`).
+    ///
+    /// Cancel safety: once polled, the object may be created even if the future is
+    /// dropped; it is then released as its reply arrives (see [`Client::create`]).
     pub async fn dict<K: 'static, V: 'static>(&self) -> Result<DictProxy<K, V>, crate::Error> {
         self.client
             .create("dict", (Vec::<(Value, Value)>::new(),))
@@ -255,6 +298,9 @@ impl SyncManager {
     }
 
     /// A new dict with `entries` (`manager.dict(mapping)`).
+    ///
+    /// Cancel safety: once polled, the object may be created even if the future is
+    /// dropped; it is then released as its reply arrives (see [`Client::create`]).
     pub async fn dict_from<K, V>(
         &self,
         entries: impl IntoIterator<Item = (K, V)>,
@@ -268,11 +314,17 @@ impl SyncManager {
     }
 
     /// A new empty list of `T` (`manager.list()`).
+    ///
+    /// Cancel safety: once polled, the object may be created even if the future is
+    /// dropped; it is then released as its reply arrives (see [`Client::create`]).
     pub async fn list<T: 'static>(&self) -> Result<ListProxy<T>, crate::Error> {
         self.client.create("list", (Vec::<Value>::new(),)).await
     }
 
     /// A new list of `items` (`manager.list(sequence)`).
+    ///
+    /// Cancel safety: once polled, the object may be created even if the future is
+    /// dropped; it is then released as its reply arrives (see [`Client::create`]).
     pub async fn list_from<T: Serialize + DeserializeOwned + 'static>(
         &self,
         items: impl IntoIterator<Item = T>,
@@ -282,11 +334,17 @@ impl SyncManager {
     }
 
     /// A new namespace (`manager.Namespace()`).
+    ///
+    /// Cancel safety: once polled, the object may be created even if the future is
+    /// dropped; it is then released as its reply arrives (see [`Client::create`]).
     pub async fn namespace(&self) -> Result<NamespaceProxy, crate::Error> {
         self.client.create("Namespace", ()).await
     }
 
     /// A new shared value (`manager.Value(typecode, value)`).
+    ///
+    /// Cancel safety: once polled, the object may be created even if the future is
+    /// dropped; it is then released as its reply arrives (see [`Client::create`]).
     pub async fn value<T: Serialize + DeserializeOwned + 'static>(
         &self,
         value: T,
@@ -296,6 +354,9 @@ impl SyncManager {
     }
 
     /// A new fixed-length array (`manager.Array(typecode, sequence)`).
+    ///
+    /// Cancel safety: once polled, the object may be created even if the future is
+    /// dropped; it is then released as its reply arrives (see [`Client::create`]).
     pub async fn array<T: Serialize + DeserializeOwned + 'static>(
         &self,
         items: impl IntoIterator<Item = T>,

@@ -73,6 +73,9 @@ impl Queue {
 #[shared(proxy = QueueCalls, typeid = "Queue")]
 impl Queue {
     /// Add `item`; when full, wait (at most `timeout`) if `block`, else fail with `Full`.
+    ///
+    /// Cancel safety: dropped while it waits for room, it adds nothing. A put that returned
+    /// `Ok` is not undone, even if its caller never takes the result.
     pub async fn put(&self, item: Value, block: bool, timeout: Option<Duration>) -> Outcome<()> {
         let deadline = deadline(timeout);
         loop {
@@ -97,6 +100,11 @@ impl Queue {
 
     /// Take the oldest item; when empty, wait (at most `timeout`) if `block`, else fail
     /// with `Empty`.
+    ///
+    /// Cancel safety: dropped while it waits, it takes nothing, and the next item goes to
+    /// the next getter. Through a proxy, an item it took for a call whose result the client
+    /// never takes (it dropped the call, or disconnected) goes back to the front of the
+    /// queue.
     pub async fn get(&self, block: bool, timeout: Option<Duration>) -> Outcome<Value> {
         let deadline = deadline(timeout);
         loop {
@@ -160,6 +168,8 @@ impl Queue {
     }
 
     /// Wait until every item put has been marked done.
+    ///
+    /// Cancel safe: dropping it while it waits has no effect on the queue.
     pub async fn join(&self) {
         loop {
             let notified = self.all_done.notified();
@@ -196,12 +206,19 @@ typed_proxy!(QueueProxy<T>, QueueCalls, Queue);
 
 impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     /// Add an item, waiting while the queue is full.
+    ///
+    /// Cancel safety: dropping the future while it waits for room withdraws it, and the
+    /// item is not added (unless the server added it just before the cancel reached it).
+    /// A put that completed on the server is not undone, even if its reply is dropped.
     pub async fn put(&self, item: T) -> Result<(), SyncError> {
         flatten(self.raw.put(encode(&item)?, true, None).await)
     }
 
     /// Add an item, waiting at most `timeout` (if `block`) while the queue is full;
     /// [`SyncError::Full`] otherwise.
+    ///
+    /// Cancel safety: as [`put`](Self::put): dropped while it waits, it adds nothing; a
+    /// completed put is not undone.
     pub async fn put_with(
         &self,
         item: T,
@@ -212,47 +229,71 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     }
 
     /// Add an item only if there is room now.
+    ///
+    /// Cancel safety: once polled, the item is added (if there is room) even if the future
+    /// is dropped; only the result is lost.
     pub async fn put_nowait(&self, item: T) -> Result<(), SyncError> {
         self.put_with(item, false, None).await
     }
 
     /// Take the oldest item, waiting while the queue is empty.
+    ///
+    /// Cancel safe: dropping the future while it waits withdraws it, and it takes nothing
+    /// (the next item goes to the next getter); an item the server had already taken for
+    /// it is handed back, first in line, as the cancel reaches the server. No item is lost.
     pub async fn get(&self) -> Result<T, SyncError> {
         decode(flatten(self.raw.get(true, None).await)?)
     }
 
     /// Take the oldest item, waiting at most `timeout` (if `block`); [`SyncError::Empty`]
     /// otherwise.
+    ///
+    /// Cancel safe, as [`get`](Self::get): an item taken for a dropped call goes back to
+    /// the front of the queue.
     pub async fn get_with(&self, block: bool, timeout: Option<Duration>) -> Result<T, SyncError> {
         decode(flatten(self.raw.get(block, timeout).await)?)
     }
 
     /// Take an item only if one is there now.
+    ///
+    /// Cancel safe, as [`get`](Self::get): an item taken for a dropped call goes back to
+    /// the front of the queue.
     pub async fn get_nowait(&self) -> Result<T, SyncError> {
         self.get_with(false, None).await
     }
 
     /// How many items are queued.
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn qsize(&self) -> Result<usize, SyncError> {
         Ok(self.raw.qsize().await?)
     }
 
     /// Whether it is empty.
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn empty(&self) -> Result<bool, SyncError> {
         Ok(self.raw.empty().await?)
     }
 
     /// Whether it is full.
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn full(&self) -> Result<bool, SyncError> {
         Ok(self.raw.full().await?)
     }
 
     /// Mark one item as processed ([`SyncError::TooManyTaskDone`] if none is pending).
+    ///
+    /// Cancel safety: once polled, the item is marked done even if the future is dropped;
+    /// only the result is lost.
     pub async fn task_done(&self) -> Result<(), SyncError> {
         flatten(self.raw.task_done().await)
     }
 
     /// Wait until every item put has been marked done.
+    ///
+    /// Cancel safe: dropping it while it waits has no effect on the queue.
     pub async fn join(&self) -> Result<(), SyncError> {
         Ok(self.raw.join().await?)
     }

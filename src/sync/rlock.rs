@@ -202,6 +202,10 @@ impl RLock {
 #[shared(proxy = RLockCalls, typeid = "RLock")]
 impl RLock {
     /// Acquire for holder `owner` (a token chosen by the proxy).
+    ///
+    /// Cancel safety: dropped while it waits, it takes nothing. Through a proxy, a level
+    /// it took for a call whose result the client never takes (it dropped the call, or
+    /// disconnected) is released again by the server.
     pub async fn acquire(&self, owner: u64, blocking: bool, timeout: Option<Duration>) -> bool {
         self.inner.acquire(owner, blocking, timeout, true).await
     }
@@ -249,6 +253,10 @@ macro_rules! holder_proxy {
 
             /// Acquire the lock (again, if this holder holds it already), waiting as long
             /// as it takes.
+            ///
+            /// Cancel safe: dropping the future while it waits withdraws the request, and
+            /// a level the server granted to a dropped call is released as the cancel
+            /// reaches it, so a dropped `acquire` leaves this holder's hold as it was.
             pub async fn acquire(&self) -> Result<(), SyncError> {
                 self.raw.acquire(self.owner, true, None).await?;
                 Ok(())
@@ -256,17 +264,26 @@ macro_rules! holder_proxy {
 
             /// Acquire and return a guard that releases one level when dropped
             /// (`with lock:`).
+            ///
+            /// Cancel safe, as [`acquire`](Self::acquire): a dropped `lock` leaves this
+            /// holder's hold as it was.
             pub async fn lock(&self) -> Result<super::LockGuard, SyncError> {
                 self.acquire().await?;
                 Ok(super::lock::LockGuard::for_holder(self, self.owner))
             }
 
             /// Acquire the lock, waiting at most `timeout`; false if it timed out.
+            ///
+            /// Cancel safe, as [`acquire`](Self::acquire): a dropped call leaves this
+            /// holder's hold as it was.
             pub async fn acquire_timeout(&self, timeout: Duration) -> Result<bool, SyncError> {
                 Ok(self.raw.acquire(self.owner, true, Some(timeout)).await?)
             }
 
             /// Release one level; [`SyncError::NotOwner`] if this holder does not hold it.
+            ///
+            /// Cancel safety: once polled, the level is released even if the future is
+            /// dropped; only the result is lost.
             pub async fn release(&self) -> Result<(), SyncError> {
                 flatten(self.raw.release(self.owner).await)
             }
@@ -284,11 +301,16 @@ holder_proxy!(RLockProxy, RLockCalls, RLock);
 
 impl RLockProxy {
     /// Acquire only if possible right now.
+    ///
+    /// Cancel safe, as [`acquire`](Self::acquire): a level granted to a dropped call is
+    /// released by the server.
     pub async fn try_acquire(&self) -> Result<bool, SyncError> {
         Ok(self.raw.acquire(self.owner, false, None).await?)
     }
 
     /// Whether this holder holds it.
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn is_owned(&self) -> Result<bool, SyncError> {
         Ok(self.raw.is_owned(self.owner).await?)
     }
@@ -469,6 +491,10 @@ impl Drop for Withdraw<'_> {
 #[shared(proxy = ConditionCalls, typeid = "Condition")]
 impl Condition {
     /// Acquire the underlying lock for holder `owner`.
+    ///
+    /// Cancel safety: dropped while it waits, it takes nothing. Through a proxy, a lock (or
+    /// level) it took for a call whose result the client never takes is released again by
+    /// the server.
     pub async fn acquire(&self, owner: u64, blocking: bool, timeout: Option<Duration>) -> bool {
         self.lock.acquire(owner, blocking, timeout).await
     }
@@ -480,6 +506,12 @@ impl Condition {
 
     /// Release the lock, wait for a notification (at most `timeout`), re-acquire the lock.
     /// Returns whether it was notified (false: timed out). The holder must hold the lock.
+    ///
+    /// Cancel safety: dropped before it started (it yields once first), it has no effect.
+    /// Dropped while it waits for a notification or re-acquires the lock, it leaves
+    /// `owner` without the lock: the wait released it, and the re-acquire is abandoned. A
+    /// notification it had received goes to the next waiter. A wait that returned is not
+    /// undone: `owner` holds the lock again, even if its caller never takes the result.
     pub async fn wait(&self, owner: u64, timeout: Option<Duration>) -> Outcome<bool> {
         before_effects().await;
         let waiter = Arc::new(CondWaiter {
@@ -566,12 +598,33 @@ impl ConditionProxy {
 
     /// Wait for a notification (the lock must be held; it is released while waiting).
     /// Returns false if `timeout` passed first.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe for the lock. The server releases the lock when the wait starts and
+    /// takes it back before it returns; dropping the future while it waits for a
+    /// notification or re-acquires the lock withdraws the wait and abandons the
+    /// re-acquire, so this holder no longer holds the lock: a later
+    /// [`release`](Self::release) through this proxy, or by its
+    /// [`LockGuard`](super::LockGuard), fails with [`SyncError::NotOwner`]. (Over a plain
+    /// [`Lock`](super::Lock), ownership is per connection: if another task of this client
+    /// holds that lock by then, such a release frees it.) A notification the dropped wait
+    /// had received goes to the next waiter. Dropped before the server started the wait,
+    /// the lock is still held. A wait that completed on the server is not undone: the lock
+    /// is held again.
+    ///
+    /// To bound the wait, pass `timeout` rather than wrapping the call in
+    /// `tokio::time::timeout`: a wait that times out on the server re-acquires the lock
+    /// before it returns `false` (waiting for it as long as it takes, as in Python).
     pub async fn wait(&self, timeout: Option<Duration>) -> Result<bool, SyncError> {
         flatten(self.raw.wait(self.owner, timeout).await)
     }
 
     /// Wait until `predicate` holds (evaluated here, with the lock held), at most
     /// `timeout`; returns the predicate's last value (Python's `wait_for`).
+    ///
+    /// Cancel safety: dropped while `predicate` runs, it leaves the lock as it was; dropped
+    /// inside its [`wait`](Self::wait), it leaves this holder without the lock, as a
+    /// dropped `wait` does. Bound it with `timeout`, not `tokio::time::timeout`.
     pub async fn wait_for<F, Fut>(
         &self,
         mut predicate: F,
@@ -601,11 +654,17 @@ impl ConditionProxy {
     }
 
     /// Wake up to `n` waiters (the lock must be held).
+    ///
+    /// Cancel safety: once polled, the waiters are woken even if the future is dropped;
+    /// only the result is lost.
     pub async fn notify(&self, n: usize) -> Result<(), SyncError> {
         flatten(self.raw.notify(self.owner, n).await)
     }
 
     /// Wake every waiter (the lock must be held).
+    ///
+    /// Cancel safety: once polled, the waiters are woken even if the future is dropped;
+    /// only the result is lost.
     pub async fn notify_all(&self) -> Result<(), SyncError> {
         flatten(self.raw.notify_all(self.owner).await)
     }

@@ -162,6 +162,10 @@ macro_rules! semaphore {
         #[shared(proxy = $calls, typeid = $typeid)]
         impl $name {
             /// Take a permit: wait (up to `timeout`) when `blocking`, else try once.
+            ///
+            /// Cancel safety: dropped while it waits, it takes nothing. Through a proxy, a
+            /// permit it took for a call whose result the client never takes (it dropped
+            /// the call, or disconnected) is returned by the server.
             pub async fn acquire(&self, blocking: bool, timeout: Option<Duration>) -> bool {
                 self.inner.acquire(blocking, timeout).await
             }
@@ -190,32 +194,47 @@ macro_rules! semaphore {
             }
 
             /// Take a permit, waiting as long as it takes.
+            ///
+            /// Cancel safe: dropping the future while it waits withdraws the request, and
+            /// a permit the server granted to a dropped call is returned as the cancel
+            /// reaches it, so a dropped `acquire` keeps no permit.
             pub async fn acquire(&self) -> Result<(), SyncError> {
                 self.raw.acquire(true, None).await?;
                 Ok(())
             }
 
             /// Take a permit, waiting at most `timeout`; false if it timed out.
+            ///
+            /// Cancel safe, as [`acquire`](Self::acquire): a dropped call keeps no permit.
             pub async fn acquire_timeout(&self, timeout: Duration) -> Result<bool, SyncError> {
                 Ok(self.raw.acquire(true, Some(timeout)).await?)
             }
 
             /// Take a permit only if one is free now.
+            ///
+            /// Cancel safe, as [`acquire`](Self::acquire): a dropped call keeps no permit.
             pub async fn try_acquire(&self) -> Result<bool, SyncError> {
                 Ok(self.raw.acquire(false, None).await?)
             }
 
             /// Return a permit.
+            ///
+            /// Cancel safety: once polled, the release is made even if the future is
+            /// dropped; only its result is lost.
             pub async fn release(&self) -> Result<(), SyncError> {
                 flatten(self.raw.release().await)
             }
 
             /// Permits available now.
+            ///
+            /// Cancel safe: it only reads, so dropping it only discards the answer.
             pub async fn value(&self) -> Result<usize, SyncError> {
                 Ok(self.raw.value().await?)
             }
 
             /// Take a permit and return a guard that gives it back when dropped.
+            ///
+            /// Cancel safe, as [`acquire`](Self::acquire): a dropped call keeps no permit.
             pub async fn guard(&self) -> Result<LockGuard, SyncError> {
                 self.acquire().await?;
                 Ok(LockGuard::new(self))

@@ -32,6 +32,41 @@ async fn a_timeout_of_duration_max_waits_instead_of_panicking() {
     }
 }
 
+/// Server timeouts and limits configured as "never" or "unlimited" (`Duration::MAX`,
+/// `usize::MAX`, 0 hand-offs) serve normally: they used to overflow a deadline in the
+/// connection's read loop (a panic that also left the client's lock held for good), or
+/// exceed tokio's semaphore maximum, or close a connection at its first acquire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extreme_server_settings_serve_and_release_dead_clients_locks() {
+    let (builder, _dir) = builder(Transport::Unix);
+    let builder = managers::sync::register(builder)
+        .hold_timeout(Duration::MAX)
+        .stalled_frame_timeout(Some(Duration::MAX))
+        .idle_timeout(Some(Duration::MAX))
+        .handshake_timeout(Duration::MAX)
+        .max_calls_in_flight(usize::MAX)
+        .max_connections(usize::MAX)
+        .max_pending_handoffs(0);
+    let running = Running::from(builder.start().await.expect("server starts"));
+    let holder = sync_client(&running).await;
+    let other = connect(&running).await;
+    let lock = holder.lock().await.unwrap();
+    let acquired = bounded("acquire", lock.acquire_timeout(Duration::from_secs(5))).await;
+    assert!(acquired.unwrap());
+    // Proxies as an argument and between connections: holds and adoptions, each with a
+    // deadline.
+    let condition = holder.condition_with_lock(&lock).await.unwrap();
+    let theirs: managers::sync::LockProxy = share(&lock, &other);
+    drop((condition, lock, holder));
+    // The holder is gone: its lock is released, and the other client takes it.
+    let taken = bounded(
+        "acquire after the holder left",
+        theirs.acquire_timeout(Duration::from_secs(10)),
+    )
+    .await;
+    assert!(taken.unwrap());
+}
+
 /// A semaphore value over tokio's maximum is refused with a typed error, at creation and
 /// on release; the value at the maximum stays usable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

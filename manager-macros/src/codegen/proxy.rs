@@ -30,6 +30,8 @@ pub(crate) fn proxy(model: &SharedImpl) -> TokenStream {
     let get_value = model.get_value.as_ref().map(|_| {
         quote! {
             /// A copy of the remote object (Python's `_getvalue()`).
+            ///
+            /// Cancel safe: it only reads, so dropping it only discards the copy.
             pub async fn get_value(
                 &self,
             ) -> ::core::result::Result<#self_ty, ::managers::__private::Error> {
@@ -101,6 +103,8 @@ pub(crate) fn proxy(model: &SharedImpl) -> TokenStream {
 
             /// The referent's `Display` text, fetched from the manager (Python's
             /// `str(proxy)`).
+            ///
+            /// Cancel safe: it only reads, so dropping it only discards the answer.
             pub async fn referent_to_string(
                 &self,
             ) -> ::core::result::Result<::std::string::String, ::managers::__private::Error> {
@@ -140,6 +144,11 @@ fn method(m: &Method, typeid: &str) -> TokenStream {
             #(#docs)*
             #separator
             #[doc = #note]
+            ///
+            /// Cancel safety: once polled, the request goes out even if the future is
+            /// dropped; dropping it then stops the method only if it still waits on the
+            /// server. A method that finished is not undone; the new object it returned is
+            /// released as its reply arrives.
             pub async fn #ident(
                 &self,
                 #(#params),*
@@ -174,6 +183,13 @@ fn method(m: &Method, typeid: &str) -> TokenStream {
         #[doc = #note]
         #[doc = ""]
         #[doc = " The [`Call`](::managers::Call) it returns is a future of the result, or can be pushed onto a [`Pipeline`](::managers::Pipeline)."]
+        ///
+        /// Cancel safety: dropped before its first poll, the call sends nothing. Once
+        /// polled, the request goes out even if the call is dropped; dropping it then stops
+        /// the method only if it still waits on the server (an `async fn`, or a call
+        /// waiting for the object's lock). A method that finished is not undone, unless it
+        /// registered an undo with
+        /// [`Caller::undo_unless_taken`](::managers::Caller::undo_unless_taken).
         // The call holds the arguments, so a lifetime hidden in one (`Cow<str>`) must be
         // written (`Cow<'_, str>`) for the proxy to give it the call's.
         #[deny(elided_lifetimes_in_paths)]

@@ -274,6 +274,9 @@ impl<'a, R: DeserializeOwned> Pipeline<'a, R> {
     }
 
     /// The result of the oldest call not taken yet; `None` when there is none.
+    ///
+    /// Cancel safe: dropping the future loses no result and cancels no call; the oldest
+    /// call stays in the pipeline, and the next `next` returns its result.
     pub async fn next(&mut self) -> Option<Result<R>> {
         poll_fn(|cx| self.poll_result(cx)).await
     }

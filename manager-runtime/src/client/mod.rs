@@ -60,13 +60,16 @@ impl ClientBuilder {
 
     /// How long connecting and authenticating may take (default 10 s).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.options.handshake_timeout = timeout;
+        self.options.handshake_timeout = timeout.min(crate::server::MAX_TIMEOUT);
         self
     }
 
     /// Connect and authenticate with `authkey`.
     ///
     /// Fails with [`Error::Auth`](crate::Error::Auth) when the server has another key.
+    ///
+    /// Cancel safe: dropping it closes the connection being opened; nothing is left
+    /// behind.
     pub async fn connect(
         &self,
         address: impl IntoAddress,
@@ -86,6 +89,9 @@ impl Client {
     }
 
     /// Connect to the manager at `address` with default options.
+    ///
+    /// Cancel safe: dropping it closes the connection being opened; nothing is left
+    /// behind.
     pub async fn connect(address: impl IntoAddress, authkey: impl Into<AuthKey>) -> Result<Self> {
         ClientBuilder::default().connect(address, authkey).await
     }
@@ -101,8 +107,10 @@ impl Client {
     /// The server checks that `typeid` holds `P::Target`; if not, the call fails with
     /// [`RemoteError::TypeMismatch`](crate::RemoteError::TypeMismatch).
     ///
-    /// Cancel safety: if dropped after the request was sent, the object may be created and
-    /// is then released when this connection closes.
+    /// Cancel safety: dropped before its first poll, it sends nothing. Once polled, the
+    /// request goes out, and the object may be created even if the future is dropped: the
+    /// reference its reply carries is then released as soon as that reply arrives (so an
+    /// object nobody else holds is freed again), or when the connection closes.
     pub async fn create<P: Proxy, A: Serialize>(&self, typeid: &str, args: A) -> Result<P> {
         let handle = self
             .create_inner(typeid, &args, Some(<P::Target as Shared>::TYPEID))
@@ -111,6 +119,9 @@ impl Client {
     }
 
     /// Create an object of `typeid` and return an untyped handle to it, whatever its type.
+    ///
+    /// Cancel safety: as [`create`](Self::create): once polled, the object may be created
+    /// even if the future is dropped, and is then released as its reply arrives.
     pub async fn create_handle<A: Serialize>(&self, typeid: &str, args: A) -> Result<ProxyHandle> {
         self.create_inner(typeid, &args, None).await
     }
@@ -153,6 +164,8 @@ impl Client {
     }
 
     /// How many objects the manager holds (Python's `_number_of_objects()`).
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn number_of_objects(&self) -> Result<u64> {
         match self
             .conn
@@ -166,6 +179,8 @@ impl Client {
 
     /// Typeid, id and refcount of every object the manager holds, sorted by id (Python's
     /// `_debug_info()`).
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn debug_info(&self) -> Result<Vec<ObjectInfo>> {
         match self.conn.request(|id| Request::DebugInfo { id }).await? {
             OwnedReply::DebugInfo(rows) => Ok(rows),

@@ -218,6 +218,11 @@ impl ProxyHandle {
 
     /// Call a method that returns a new shared object (a `method_to_typeid` method) and
     /// return a proxy of type `P` for it.
+    ///
+    /// Cancel safety: as for [`call_method`](Self::call_method): once polled, dropping the
+    /// future sends a cancel, which stops the method only if it still waits on the server.
+    /// A method that finished is not undone; the new object it returned is released as its
+    /// reply arrives.
     pub async fn call_for_proxy<P: Proxy, A: Serialize>(&self, method: &str, args: A) -> Result<P> {
         let args = self.codec().encode(&args)?;
         let handle = match &self.link {
@@ -250,6 +255,8 @@ impl ProxyHandle {
 
     /// Call with arguments already encoded by the handle's codec; returns the encoded
     /// result.
+    ///
+    /// Cancel safety: as for [`call_method`](Self::call_method).
     #[doc(hidden)]
     pub async fn call_encoded(&self, method: &str, args: &[u8]) -> Result<Bytes> {
         match &self.link {
@@ -334,6 +341,8 @@ impl ProxyHandle {
 
     /// The referent's `Display` text (Python's `str(proxy)`); `<typeid object>` when the
     /// type does not implement `Display`.
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn referent_to_string(&self) -> Result<String> {
         let object = self.token.id;
         match &self.link {

@@ -108,7 +108,8 @@ pub(crate) async fn run(
             }
         }
     }
-    conn.close();
+    // `conn` is closed when dropped here, and also if `read_loop` panicked.
+    drop(conn);
 }
 
 fn lock_running(running: &std::sync::Mutex<Calls>) -> std::sync::MutexGuard<'_, Calls> {
@@ -672,6 +673,7 @@ impl Connection {
 
     /// Stop the connection's calls, undo what its client asked to be undone on disconnect,
     /// and release every reference it still holds.
+    /// Cancel what runs, undo what the client never took, release what it held.
     fn close(&mut self) {
         self.cancel.cancel();
         // Effects the client never took (a reply on its way when it died) are undone first.
@@ -685,5 +687,14 @@ impl Connection {
                 "freed objects of a closed connection"
             );
         }
+    }
+}
+
+impl Drop for Connection {
+    /// A connection closes exactly once, when its task drops it: normally at the end of
+    /// [`run`], and while unwinding if anything on its read path panicked, so that a bug
+    /// never leaves a dead client's locks held or its objects alive.
+    fn drop(&mut self) {
+        self.close();
     }
 }

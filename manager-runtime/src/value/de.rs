@@ -54,7 +54,7 @@ impl<'de> de::Deserializer<'de> for Value {
             Value::Float(f) => visitor.visit_f64(f),
             Value::Str(s) => visitor.visit_string(s),
             Value::Bytes(b) => visitor.visit_byte_buf(b),
-            Value::List(items) => visit_list(items, visitor),
+            Value::List(items) => visit_list(items.into_iter(), visitor),
             Value::Map(entries) => visit_map(entries, visitor),
             // As self-describing formats write an externally tagged enum.
             Value::Variant(name, payload) => visit_map(vec![(Value::Str(name), *payload)], visitor),
@@ -108,11 +108,10 @@ impl<'de> de::Deserializer<'de> for Value {
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         match self {
-            Value::List(items) => visit_list(items, visitor),
-            // A `Vec<u8>` from a byte string.
-            Value::Bytes(bytes) => {
-                visit_list(bytes.into_iter().map(Value::from).collect(), visitor)
-            }
+            Value::List(items) => visit_list(items.into_iter(), visitor),
+            // A `Vec<u8>` from a byte string, a byte at a time (not a `Value` per byte at
+            // once: that would be 32 times the string's size).
+            Value::Bytes(bytes) => visit_list(bytes.into_iter().map(Value::from), visitor),
             other => Err(other.invalid_type(&visitor)),
         }
     }
@@ -146,7 +145,7 @@ impl<'de> de::Deserializer<'de> for Value {
         match self {
             Value::Map(entries) => visit_map(entries, visitor),
             // Derived struct visitors also read the fields in order from a sequence.
-            Value::List(items) => visit_list(items, visitor),
+            Value::List(items) => visit_list(items.into_iter(), visitor),
             other => Err(other.invalid_type(&visitor)),
         }
     }
@@ -227,9 +226,12 @@ impl Expected for ListOf {
     }
 }
 
-fn visit_list<'de, V: Visitor<'de>>(items: Vec<Value>, visitor: V) -> Result<V::Value> {
+fn visit_list<'de, V: Visitor<'de>>(
+    items: impl ExactSizeIterator<Item = Value>,
+    visitor: V,
+) -> Result<V::Value> {
     let len = items.len();
-    let mut seq = Seq(items.into_iter());
+    let mut seq = Seq(items);
     let out = visitor.visit_seq(&mut seq)?;
     match seq.0.len() {
         0 => Ok(out),
@@ -259,9 +261,9 @@ impl Expected for MapOf {
     }
 }
 
-struct Seq(std::vec::IntoIter<Value>);
+struct Seq<I>(I);
 
-impl<'de> SeqAccess<'de> for Seq {
+impl<'de, I: ExactSizeIterator<Item = Value>> SeqAccess<'de> for Seq<I> {
     type Error = ValueError;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
