@@ -29,7 +29,7 @@ run() {
 mkdir -p "$out"
 status=0
 (run frames; run server_message; run handshake) & a=$!
-(run client_message; run value) & b=$!
+(run client_message; run value; run pickle) & b=$!
 wait $a || status=1
 wait $b || status=1
 exit $status

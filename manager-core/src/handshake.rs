@@ -17,8 +17,25 @@
 //! already proven the key (no reflection). Digests are compared in constant time
 //! ([`hmac::Mac::verify_slice`]). Nonces come from the caller, which keeps this module free of
 //! OS randomness and makes it testable. No payload is decoded before both sides are done.
+//!
+//! # CPython clients
+//! A server made [`with_python_clients`](ServerHandshake::with_python_clients) also completes
+//! the handshake of stock CPython `multiprocessing` clients, which differ in two ways:
+//!
+//! - CPython 3.12+ challenges with a 40-byte nonce (`#CHALLENGE#{sha256}` + 40 bytes); the
+//!   answer is the same `{sha256}` HMAC over whatever follows `#CHALLENGE#`.
+//! - CPython 3.11 knows only HMAC-MD5 without a tag: it answers any challenge with the raw
+//!   16-byte `HMAC-MD5(key, everything after #CHALLENGE#)`, and challenges with 20 bytes
+//!   and no tag, expecting a raw 16-byte HMAC-MD5 back. An answer is taken as legacy by its
+//!   length (16 bytes) before anything else, as CPython does: one raw digest in 256 starts
+//!   with `{`.
+//!
+//! MD5 is used only because CPython 3.11 clients require it (both directions); HMAC-MD5
+//! has no known practical forgery, but a server that serves no 3.11 client should leave
+//! it off, and a server without Python clients never accepts or sends it.
 
 use hmac::{Hmac, Mac};
+use md5::Md5;
 use sha2::Sha256;
 
 /// Prefix of a challenge message.
@@ -31,10 +48,15 @@ pub const FAILURE: &[u8] = b"#FAILURE#";
 pub const DIGEST_TAG: &[u8] = b"{sha256}";
 /// Length of a nonce in bytes.
 pub const NONCE_LEN: usize = 32;
+/// Length of a CPython 3.11 challenge's nonce (no digest tag).
+pub const LEGACY_NONCE_LEN: usize = 20;
+/// Length of a raw HMAC-MD5 digest, CPython 3.11's answer.
+pub const LEGACY_DIGEST_LEN: usize = 16;
 /// The largest handshake message either side sends; a transport may refuse larger frames.
 pub const MAX_MESSAGE_LEN: usize = 64;
 
 type HmacSha256 = Hmac<Sha256>;
+type HmacMd5 = Hmac<Md5>;
 
 /// Why a handshake failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -85,6 +107,37 @@ fn mac(key: &[u8]) -> HmacSha256 {
     <HmacSha256 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!())
 }
 
+fn mac_md5(key: &[u8]) -> HmacMd5 {
+    <HmacMd5 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!())
+}
+
+/// The server's answer to a client's challenge: ours (`{sha256}` and a 32-byte nonce),
+/// CPython 3.12+'s (`{sha256}` and a longer nonce) and, with `legacy`, CPython 3.11's (20
+/// untagged bytes, answered with a raw HMAC-MD5).
+fn answer_client(
+    key: &[u8],
+    challenge_msg: &[u8],
+    legacy: bool,
+) -> Result<Vec<u8>, HandshakeError> {
+    let body = challenge_msg
+        .strip_prefix(CHALLENGE)
+        .ok_or(HandshakeError::Protocol("expected a challenge"))?;
+    if legacy && body.len() == LEGACY_NONCE_LEN {
+        let mut m = mac_md5(key);
+        m.update(body);
+        return Ok(m.finalize().into_bytes().to_vec());
+    }
+    let nonce = body
+        .strip_prefix(DIGEST_TAG)
+        .ok_or(HandshakeError::Protocol("expected a {sha256} challenge"))?;
+    if nonce.len() < LEGACY_NONCE_LEN {
+        return Err(HandshakeError::Protocol("challenge too short"));
+    }
+    let mut m = mac(key);
+    m.update(body);
+    Ok([DIGEST_TAG, &m.finalize().into_bytes()].concat())
+}
+
 /// The answer to a challenge message: `{sha256}` + HMAC of the tagged nonce.
 fn answer(key: &[u8], challenge_msg: &[u8]) -> Result<Vec<u8>, HandshakeError> {
     let tagged = challenge_msg
@@ -94,6 +147,24 @@ fn answer(key: &[u8], challenge_msg: &[u8]) -> Result<Vec<u8>, HandshakeError> {
     let mut m = mac(key);
     m.update(tagged);
     Ok([DIGEST_TAG, &m.finalize().into_bytes()].concat())
+}
+
+/// Check `response` against the challenge we sent, in constant time; with `legacy`, a
+/// 16-byte response is CPython 3.11's raw HMAC-MD5 (decided by length first).
+fn verify_client(
+    key: &[u8],
+    challenge_msg: &[u8],
+    response: &[u8],
+    legacy: bool,
+) -> Result<(), HandshakeError> {
+    if legacy && response.len() == LEGACY_DIGEST_LEN {
+        let mut m = mac_md5(key);
+        m.update(&challenge_msg[CHALLENGE.len()..]);
+        return m
+            .verify_slice(response)
+            .map_err(|_| HandshakeError::BadDigest);
+    }
+    verify(key, challenge_msg, response)
 }
 
 /// Check `response` against the challenge we sent, in constant time.
@@ -132,6 +203,8 @@ enum ServerState {
 pub struct ServerHandshake {
     key: Vec<u8>,
     state: ServerState,
+    /// CPython 3.11's HMAC-MD5 is accepted and answered.
+    legacy: bool,
 }
 
 impl ServerHandshake {
@@ -143,8 +216,17 @@ impl ServerHandshake {
             state: ServerState::AwaitDigest {
                 challenge: challenge.clone(),
             },
+            legacy: false,
         };
         (machine, challenge)
+    }
+
+    /// Also complete the handshake of stock CPython clients: CPython 3.12+'s longer
+    /// challenges, and CPython 3.11's raw HMAC-MD5 answers and 20-byte challenges (see the
+    /// [module documentation](self#cpython-clients)).
+    pub fn with_python_clients(mut self) -> Self {
+        self.legacy = true;
+        self
     }
 
     /// Feed the next message from the client.
@@ -152,12 +234,12 @@ impl ServerHandshake {
         let state = std::mem::replace(&mut self.state, ServerState::Over);
         match state {
             ServerState::AwaitDigest { challenge } => {
-                verify(&self.key, &challenge, message)?;
+                verify_client(&self.key, &challenge, message, self.legacy)?;
                 self.state = ServerState::AwaitChallenge;
                 Ok(Step::Send(WELCOME.to_vec()))
             }
             ServerState::AwaitChallenge => {
-                let reply = answer(&self.key, message)?;
+                let reply = answer_client(&self.key, message, self.legacy)?;
                 self.state = ServerState::AwaitVerdict;
                 Ok(Step::Send(reply))
             }
@@ -284,6 +366,78 @@ mod tests {
         let (_, b) = ServerHandshake::new(b"k", [2; 32]);
         assert_ne!(a, b);
         assert!(a.len() <= MAX_MESSAGE_LEN);
+    }
+
+    /// HMAC over `data` with `digest` ("md5" or "sha256"), computed by CPython's own `hmac`
+    /// module would give the same bytes; these are the RFC 2104 constructions.
+    fn hmac_md5(key: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut m = mac_md5(key);
+        m.update(data);
+        m.finalize().into_bytes().to_vec()
+    }
+
+    fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut m = mac(key);
+        m.update(data);
+        m.finalize().into_bytes().to_vec()
+    }
+
+    #[test]
+    fn a_cpython_3_11_client_completes_with_raw_md5_both_ways() {
+        let (s, first) = ServerHandshake::new(b"key", [7; 32]);
+        let mut s = s.with_python_clients();
+        // 3.11 answers any challenge with raw HMAC-MD5 over all that follows #CHALLENGE#.
+        let answer = hmac_md5(b"key", &first[CHALLENGE.len()..]);
+        assert_eq!(s.receive(&answer), Ok(Step::Send(WELCOME.to_vec())));
+        let challenge = [CHALLENGE, &[5u8; 20]].concat();
+        assert_eq!(
+            s.receive(&challenge),
+            Ok(Step::Send(hmac_md5(b"key", &[5u8; 20])))
+        );
+        assert_eq!(s.receive(WELCOME), Ok(Step::Finished));
+    }
+
+    #[test]
+    fn a_cpython_3_12_client_completes_with_its_40_byte_challenge() {
+        let (s, first) = ServerHandshake::new(b"key", [7; 32]);
+        let mut s = s.with_python_clients();
+        let tagged = &first[CHALLENGE.len()..];
+        let answer = [DIGEST_TAG, &hmac_sha256(b"key", tagged)].concat();
+        assert_eq!(s.receive(&answer), Ok(Step::Send(WELCOME.to_vec())));
+        let body = [DIGEST_TAG, &[9u8; 40]].concat();
+        let expected = [DIGEST_TAG, &hmac_sha256(b"key", &body)].concat();
+        assert_eq!(
+            s.receive(&[CHALLENGE, &body].concat()),
+            Ok(Step::Send(expected))
+        );
+    }
+
+    #[test]
+    fn md5_is_refused_unless_python_clients_are_served() {
+        let (mut s, first) = ServerHandshake::new(b"key", [7; 32]);
+        let answer = hmac_md5(b"key", &first[CHALLENGE.len()..]);
+        assert!(matches!(
+            s.receive(&answer),
+            Err(HandshakeError::Protocol(_))
+        ));
+        // Nor is a 20-byte challenge answered.
+        let (mut s, first) = ServerHandshake::new(b"key", [7; 32]);
+        let mut c = ClientHandshake::new(b"key", [9; 32]);
+        let digest = send(c.receive(&first));
+        assert_eq!(send(s.receive(&digest)), WELCOME);
+        let legacy = [CHALLENGE, &[5u8; 20]].concat();
+        assert!(matches!(
+            s.receive(&legacy),
+            Err(HandshakeError::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn a_wrong_md5_digest_is_a_bad_digest() {
+        let (s, first) = ServerHandshake::new(b"key", [7; 32]);
+        let mut s = s.with_python_clients();
+        let answer = hmac_md5(b"other", &first[CHALLENGE.len()..]);
+        assert_eq!(s.receive(&answer), Err(HandshakeError::BadDigest));
     }
 
     #[test]

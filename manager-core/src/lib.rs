@@ -8,6 +8,7 @@
 //! - [`Codec`]: the format-neutral seam every payload goes through (postcard today);
 //! - [`handshake`]: the mutual HMAC-SHA256 challenge-response, as a state machine;
 //! - [`ledger`]: the reference counts of the object table and of each connection;
+//! - [`pickle`]: Python pickles as data, for CPython clients (decoded without running them);
 //! - [`Shared`] and friends: the traits that `#[shared]` generated code implements.
 //!
 //! Users normally reach all of this through the `managers` facade crate.
@@ -17,6 +18,7 @@ mod error;
 pub mod handshake;
 mod id;
 pub mod ledger;
+pub mod pickle;
 mod shared;
 pub mod wire;
 
