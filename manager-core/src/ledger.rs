@@ -26,6 +26,9 @@ pub enum Owner {
     Proxy(u64),
     /// Proxies serialised and not adopted yet.
     InTransit,
+    /// CPython clients, all together: their protocol counts references per object, not
+    /// per holder (each `incref`/`decref` comes on a connection of its own).
+    Python,
 }
 
 impl Owner {
@@ -36,6 +39,7 @@ impl Owner {
             Owner::Connection(n) => Holder::Connection(n),
             Owner::Proxy(_) => Holder::Objects,
             Owner::InTransit => Holder::InTransit,
+            Owner::Python => Holder::Python,
         }
     }
 }
@@ -43,6 +47,7 @@ impl Owner {
 /// Numbers at or above this are proxies (`PROXY | n`).
 const PROXY: u64 = 1 << 62;
 const IN_TRANSIT: u64 = u64::MAX;
+const PYTHON: u64 = u64::MAX - 1;
 
 fn pack(owner: Owner) -> u64 {
     // Connection and proxy numbers come from counters and never reach 2^62.
@@ -50,12 +55,14 @@ fn pack(owner: Owner) -> u64 {
         Owner::Connection(n) => n.min(PROXY - 1),
         Owner::Proxy(n) => PROXY | n.min(PROXY - 2),
         Owner::InTransit => IN_TRANSIT,
+        Owner::Python => PYTHON,
     }
 }
 
 fn unpack(packed: u64) -> Owner {
     match packed {
         IN_TRANSIT => Owner::InTransit,
+        PYTHON => Owner::Python,
         n if n >= PROXY => Owner::Proxy(n & !PROXY),
         n => Owner::Connection(n),
     }

@@ -180,6 +180,8 @@ pub enum Holder {
     Objects,
     /// Proxies serialised and not adopted yet.
     InTransit,
+    /// CPython clients (counted together, as CPython's own server does).
+    Python,
 }
 
 impl std::fmt::Display for Holder {
@@ -188,6 +190,7 @@ impl std::fmt::Display for Holder {
             Holder::Connection(n) => write!(f, "connection #{n}"),
             Holder::Objects => f.write_str("shared objects"),
             Holder::InTransit => f.write_str("in transit"),
+            Holder::Python => f.write_str("Python clients"),
         }
     }
 }

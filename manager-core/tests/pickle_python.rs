@@ -409,43 +409,16 @@ fn big_and_opaque_fixtures_have_the_expected_shape() {
     }
 }
 
-/// A Python interpreter that runs: `name` on `PATH`, else the same interpreter among
-/// pyenv's installed versions (whose shim on `PATH` runs only the selected versions); or a
-/// message saying it is skipped.
+#[path = "../../tests/support/python.rs"]
+mod support;
+use support::{find_python, PYTHONS};
+
+/// The interpreter `name`, ready to run the fixtures' scripts, or `None` (skipped).
 fn python(name: &str) -> Option<Command> {
-    let works = |program: &std::ffi::OsStr| {
-        Command::new(program)
-            .args(["-c", "import pickle"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success())
-    };
-    let pyenv_versions = std::env::var_os("PYENV_ROOT")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".pyenv")))
-        .map(|root| root.join("versions"));
-    let mut candidates = vec![std::ffi::OsString::from(name)];
-    if let Some(Ok(dir)) = pyenv_versions.map(std::fs::read_dir) {
-        let mut found: Vec<_> = dir
-            .filter_map(Result::ok)
-            .map(|entry| entry.path().join("bin").join(name))
-            .filter(|path| path.is_file())
-            .map(std::path::PathBuf::into_os_string)
-            .collect();
-        found.sort();
-        candidates.extend(found.into_iter().rev());
-    }
-    let Some(program) = candidates.into_iter().find(|c| works(c)) else {
-        println!("skipped: {name} not found");
-        return None;
-    };
-    let mut command = Command::new(program);
+    let mut command = Command::new(find_python(name)?);
     command.env("PYTHONHASHSEED", "0");
     Some(command)
 }
-
-const PYTHONS: [&str; 3] = ["python3.11", "python3.12", "python3.13"];
 
 /// Runs `pickle_cases.py MODE` with `input` on stdin; returns its stdout, or panics with
 /// its output if it fails.

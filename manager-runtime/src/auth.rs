@@ -154,8 +154,12 @@ pub(crate) async fn accept<W: AsyncWrite + Unpin>(
     writer: &mut Framed<W>,
     key: &AuthKey,
     max_frame: usize,
+    python_clients: bool,
 ) -> Result<(), Error> {
     let (mut machine, first) = ServerHandshake::new(key.as_bytes(), nonce());
+    if python_clients {
+        machine = machine.with_python_clients();
+    }
     drive(reader, writer, max_frame, Some(first), |m| {
         machine.receive(m)
     })

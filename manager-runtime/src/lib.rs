@@ -15,6 +15,7 @@ mod error;
 pub mod fuzz;
 mod handoff;
 mod manager;
+pub mod python;
 mod server;
 mod transport;
 pub mod value;

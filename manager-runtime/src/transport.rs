@@ -149,6 +149,36 @@ impl FrameReader {
         self.idle = idle;
     }
 
+    /// The first byte of the next frame's payload, without consuming it, waiting for the
+    /// socket until it has come; `None` at a clean end of the stream or for an empty frame.
+    pub(crate) async fn peek_payload_byte(&mut self) -> Result<Option<u8>, crate::TransportError> {
+        loop {
+            if self.buf.len() >= 4 {
+                let header: [u8; 4] = self.buf[..4].try_into().unwrap_or_default();
+                if u32::from_be_bytes(header) == 0 {
+                    return Ok(None);
+                }
+                if let Some(&first) = self.buf.get(4) {
+                    return Ok(Some(first));
+                }
+            }
+            self.buf.reserve(READ_AHEAD);
+            let read = self.io.read_buf(&mut self.buf);
+            let n = match self.idle.or(self.stalled) {
+                Some(limit) => tokio::time::timeout(limit, read)
+                    .await
+                    .map_err(|_| crate::TransportError::Idle)?,
+                None => read.await,
+            }?;
+            if n == 0 {
+                return match self.buf.is_empty() {
+                    true => Ok(None),
+                    false => Err(crate::TransportError::Closed),
+                };
+            }
+        }
+    }
+
     /// Every whole frame buffered, length prefixes included, waiting for the socket until
     /// there is one; `None` at a clean end of the stream. Frames before an oversized one
     /// still come out; the error comes with the next call.

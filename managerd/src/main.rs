@@ -28,6 +28,10 @@ use managers::ServerBuilder;
 /// Serve the SyncManager types (Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event,
 /// Barrier, Queue, JoinableQueue, Value, Array, dict, list, Namespace) to `managers` clients.
 ///
+/// Stock CPython clients connect to the same address, unchanged except for the address and
+/// key: `SyncManager(address=(host, port), authkey=b'...').connect()`, then `m.dict()`,
+/// `m.Queue()`, `m.Lock()`, ... (CPython 3.11 and later; see --no-python-clients).
+///
 /// The authentication key comes from the MANAGERS_AUTHKEY environment variable or from
 /// --authkey-file, never from the command line.
 #[derive(Debug, Parser)]
@@ -88,6 +92,11 @@ struct Args {
     /// asked to return its free pages).
     #[arg(long)]
     keep_freed_memory: bool,
+
+    /// Refuse CPython `multiprocessing.managers` clients (served by default; their
+    /// handshake needs HMAC-MD5 for CPython 3.11).
+    #[arg(long)]
+    no_python_clients: bool,
 }
 
 /// `value` seconds from the option `--name`, 0 meaning never.
@@ -153,6 +162,7 @@ async fn main() -> Result<()> {
         )?)
         .idle_timeout(optional_seconds("idle-timeout", args.idle_timeout)?)
         .release_memory_after_bursts(!args.keep_freed_memory)
+        .python_clients(!args.no_python_clients)
         .max_connections(args.max_connections)
         .max_handshakes(args.max_handshakes)
         .max_calls_in_flight(args.max_calls_in_flight)

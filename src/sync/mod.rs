@@ -42,6 +42,7 @@ mod error;
 mod event;
 mod list;
 mod lock;
+mod python;
 mod queue;
 mod rlock;
 mod semaphore;
@@ -82,16 +83,19 @@ use crate::{AuthKey, Client, IntoAddress, Registration, ServerBuilder, Value};
 /// [`register`](ServerBuilder::register) calls.
 pub fn register(builder: ServerBuilder) -> ServerBuilder {
     builder
-        .register(Registration::constructor("Lock", |()| Lock::new()))
+        .register(Registration::constructor("Lock", |()| Lock::new()).python(python::LOCK))
         .register(Registration::constructor("RLock", |()| RLock::new()))
-        .register(Registration::try_constructor("Semaphore", |(value,)| {
-            Semaphore::try_new(value)
-        }))
-        .register(Registration::try_constructor(
-            "BoundedSemaphore",
-            |(value,)| BoundedSemaphore::try_new(value),
-        ))
-        .register(Registration::constructor("Event", |()| Event::new()))
+        .register(
+            Registration::try_constructor("Semaphore", |(value,)| Semaphore::try_new(value))
+                .python(python::SEMAPHORE),
+        )
+        .register(
+            Registration::try_constructor("BoundedSemaphore", |(value,)| {
+                BoundedSemaphore::try_new(value)
+            })
+            .python(python::SEMAPHORE),
+        )
+        .register(Registration::constructor("Event", |()| Event::new()).python(python::EVENT))
         .register(Registration::try_constructor("Condition", |(lock,)| {
             Condition::over(lock)
         }))
@@ -99,24 +103,27 @@ pub fn register(builder: ServerBuilder) -> ServerBuilder {
             "Barrier",
             |(parties, timeout)| Barrier::new(parties, timeout),
         ))
-        .register(Registration::constructor("Queue", |(maxsize,)| {
-            Queue::new(maxsize)
-        }))
-        .register(Registration::constructor("JoinableQueue", |(maxsize,)| {
-            Queue::new(maxsize)
-        }))
-        .register(Registration::constructor("dict", |(entries,)| {
-            Dict::new(entries)
-        }))
-        .register(Registration::constructor("list", |(items,)| {
-            List::new(items)
-        }))
-        .register(Registration::constructor("Namespace", |()| {
-            Namespace::new()
-        }))
-        .register(Registration::constructor("Value", |(value,)| {
-            ValueCell::new(value)
-        }))
+        .register(
+            Registration::constructor("Queue", |(maxsize,)| Queue::new(maxsize))
+                .python(python::QUEUE),
+        )
+        .register(
+            Registration::constructor("JoinableQueue", |(maxsize,)| Queue::new(maxsize))
+                .python(python::QUEUE),
+        )
+        .register(
+            Registration::constructor("dict", |(entries,)| Dict::new(entries)).python(python::DICT),
+        )
+        .register(
+            Registration::constructor("list", |(items,)| List::new(items)).python(python::LIST),
+        )
+        .register(
+            Registration::constructor("Namespace", |()| Namespace::new()).python(python::NAMESPACE),
+        )
+        .register(
+            Registration::constructor("Value", |(value,)| ValueCell::new(value))
+                .python(python::VALUE),
+        )
         .register(Registration::constructor("Array", |(items,)| {
             ArrayCell::new(items)
         }))

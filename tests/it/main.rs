@@ -18,6 +18,9 @@ mod hostile;
 mod lifecycle;
 mod limits;
 mod pipeline;
+mod python;
+#[path = "../support/python.rs"]
+mod python_support;
 mod raw;
 mod refcount;
 mod sync_containers;

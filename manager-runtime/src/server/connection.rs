@@ -47,7 +47,8 @@ pub(crate) async fn run(
     let max = state.limits.max_frame;
     let mut reader = FramedRead::new(read, frame_codec(max));
     let mut writer = FramedWrite::new(write, frame_codec(max));
-    let handshake = auth::accept(&mut reader, &mut writer, &state.authkey, max);
+    let python = state.limits.python_clients;
+    let handshake = auth::accept(&mut reader, &mut writer, &state.authkey, max, python);
     let handshake = tokio::time::timeout(state.limits.handshake_timeout, handshake);
     let outcome = tokio::select! {
         outcome = handshake => outcome,
@@ -71,6 +72,21 @@ pub(crate) async fn run(
         Ok(Ok(())) => debug!(%peer, "client authenticated"),
     }
 
+    let mut reader = FrameReader::new(reader, max).with_timeouts(
+        state.limits.stalled_frame_timeout,
+        state.limits.idle_timeout,
+    );
+    if python {
+        // A CPython client's first frame is a pickle: it starts with PROTO.
+        match reader.peek_payload_byte().await {
+            Ok(Some(super::python::PROTO)) => {
+                super::python::serve(state, reader, writer.into_inner(), peer).await;
+                return;
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
     let id = state.next_connection_id();
     state.hooks.opened(id);
     state.objects.open_connection(id);
@@ -94,10 +110,6 @@ pub(crate) async fn run(
         cache: ObjectCache::default(),
         untaken_overflow: false,
     };
-    let mut reader = FrameReader::new(reader, max).with_timeouts(
-        state.limits.stalled_frame_timeout,
-        state.limits.idle_timeout,
-    );
     let outcome = conn.read_loop(&mut reader).await;
     match &outcome {
         Ok(()) => debug!(%peer, "client disconnected"),

@@ -6,6 +6,7 @@ mod connection;
 pub(crate) mod effects;
 mod memory;
 pub(crate) mod objects;
+mod python;
 mod registry;
 mod throttle;
 
@@ -47,6 +48,7 @@ pub(crate) struct Limits {
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) max_pending_handoffs: usize,
     pub(crate) release_memory: bool,
+    pub(crate) python_clients: bool,
 }
 
 impl Default for Limits {
@@ -62,6 +64,7 @@ impl Default for Limits {
             idle_timeout: None,
             max_pending_handoffs: objects::DEFAULT_MAX_PENDING,
             release_memory: true,
+            python_clients: false,
         }
     }
 }
@@ -278,6 +281,16 @@ impl ServerBuilder {
     /// reference.
     pub fn max_pending_handoffs(mut self, n: usize) -> Self {
         self.limits.max_pending_handoffs = n.max(1);
+        self
+    }
+
+    /// Whether stock CPython clients may connect (default off): `multiprocessing.managers`
+    /// clients of CPython 3.11 and later, on the same address as Rust clients, for the
+    /// typeids registered with a [`PythonFace`](crate::python::PythonFace) (see
+    /// [`python`](crate::python)). On, the handshake also accepts CPython 3.11's HMAC-MD5
+    /// (both ways), which that version requires.
+    pub fn python_clients(mut self, on: bool) -> Self {
+        self.limits.python_clients = on;
         self
     }
 

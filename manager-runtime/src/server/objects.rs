@@ -740,6 +740,17 @@ impl ObjectTable {
         Ok(())
     }
 
+    /// One more reference for CPython clients, on any live object (their protocol has no
+    /// holders: a proxy unpickled in another process increfs the id it names).
+    pub(crate) fn incref_python(&self, id: ObjectId) -> Result<(), Refused> {
+        let mut inner = self.lock();
+        if !inner.entries.contains_key(&id) {
+            return Err(Refused::Unknown);
+        }
+        inner.add(id, Owner::Python, 1);
+        Ok(())
+    }
+
     /// A reference for `new`, a clone of a proxy inside the server that `from` holds.
     pub(crate) fn incref_from(&self, id: ObjectId, from: Owner, new: Owner) -> Result<(), Refused> {
         let mut inner = self.lock();

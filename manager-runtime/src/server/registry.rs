@@ -51,6 +51,7 @@ pub struct Registration {
     pub(crate) kind: &'static str,
     pub(crate) creator: Creator,
     pub(crate) create_method: bool,
+    pub(crate) python: Option<crate::python::PythonFace>,
 }
 
 impl fmt::Debug for Registration {
@@ -64,6 +65,7 @@ impl fmt::Debug for Registration {
             .field("type", &self.kind)
             .field("creator", &creator)
             .field("create_method", &self.create_method)
+            .field("python", &self.python.is_some())
             .finish()
     }
 }
@@ -117,6 +119,7 @@ impl Registration {
             kind: T::TYPEID,
             creator: Creator::Constructor(Box::new(construct)),
             create_method: true,
+            python: None,
         }
     }
 
@@ -131,6 +134,7 @@ impl Registration {
                 object: erase(value),
             },
             create_method: true,
+            python: None,
         }
     }
 
@@ -139,6 +143,14 @@ impl Registration {
     /// [`RemoteError::CreateNotAllowed`].
     pub fn create_method(mut self, allowed: bool) -> Self {
         self.create_method = allowed;
+        self
+    }
+
+    /// Serve this typeid to CPython clients too, through `face` (see
+    /// [`python`](crate::python)); it takes effect on a server with
+    /// [`python_clients`](crate::ServerBuilder::python_clients) on.
+    pub fn python(mut self, face: crate::python::PythonFace) -> Self {
+        self.python = Some(face);
         self
     }
 

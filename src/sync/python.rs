@@ -1,0 +1,623 @@
+//! The `SyncManager` typeids as stock CPython clients see them: CPython's `exposed` method
+//! names, arguments and exceptions, mapped onto the Rust types' methods.
+
+use std::time::Duration;
+
+use manager_runtime::python::{decode_result, PyArgs, PyCall, PyException, PythonFace};
+
+use super::error::SyncError;
+use crate::Value;
+
+type Reply = Result<Value, PyException>;
+
+/// Encode a constructor's arguments (the tuple the registration's constructor takes).
+fn ctor<A: serde::Serialize>(args: &A) -> Result<Vec<u8>, PyException> {
+    manager_core::Codec::Postcard
+        .encode(args)
+        .map_err(|e| PyException::type_error(e.to_string()))
+}
+
+/// The exception CPython raises for `e`, from the method that returned it.
+fn exception(e: SyncError) -> PyException {
+    match e {
+        SyncError::Empty => PyException::new("_queue", "Empty", vec![]),
+        SyncError::Full => PyException::new("queue", "Full", vec![]),
+        SyncError::NotOwner => PyException::runtime_error("cannot release un-acquired lock"),
+        SyncError::NotLocked => PyException::runtime_error("release unlocked lock"),
+        SyncError::TooManyReleases => PyException::value_error("Semaphore released too many times"),
+        SyncError::BrokenBarrier => PyException::new("threading", "BrokenBarrierError", vec![]),
+        SyncError::TooManyTaskDone => PyException::value_error("task_done() called too many times"),
+        SyncError::NotFound(what) => PyException::builtin("KeyError", what),
+        SyncError::OutOfRange(what) => PyException::builtin("IndexError", what),
+        SyncError::Invalid(what) => PyException::value_error(what),
+        SyncError::Manager(e) => PyException::runtime_error(e.to_string()),
+    }
+}
+
+// Replies: the Rust method's encoded result as a Python value.
+
+fn none(bytes: &[u8]) -> Reply {
+    decode_result::<()>(bytes).map(|()| Value::None)
+}
+
+fn boolean(bytes: &[u8]) -> Reply {
+    decode_result::<bool>(bytes).map(Value::Bool)
+}
+
+fn count(bytes: &[u8]) -> Reply {
+    let n = decode_result::<usize>(bytes)?;
+    Ok(Value::Int(i64::try_from(n).unwrap_or(i64::MAX)))
+}
+
+fn value(bytes: &[u8]) -> Reply {
+    decode_result::<Value>(bytes)
+}
+
+fn values(bytes: &[u8]) -> Reply {
+    decode_result::<Vec<Value>>(bytes).map(Value::List)
+}
+
+fn pairs(bytes: &[u8]) -> Reply {
+    let items = decode_result::<Vec<(Value, Value)>>(bytes)?;
+    Ok(Value::List(
+        items
+            .into_iter()
+            .map(|(k, v)| Value::List(vec![k, v]))
+            .collect(),
+    ))
+}
+
+fn mapping(bytes: &[u8]) -> Reply {
+    decode_result::<Vec<(Value, Value)>>(bytes).map(|items| Value::Map(items.into_iter().collect()))
+}
+
+fn outcome_none(bytes: &[u8]) -> Reply {
+    decode_result::<Result<(), SyncError>>(bytes)?
+        .map(|()| Value::None)
+        .map_err(exception)
+}
+
+fn outcome_value(bytes: &[u8]) -> Reply {
+    decode_result::<Result<Value, SyncError>>(bytes)?.map_err(exception)
+}
+
+fn outcome_count(bytes: &[u8]) -> Reply {
+    let n = decode_result::<Result<usize, SyncError>>(bytes)?.map_err(exception)?;
+    Ok(Value::Int(i64::try_from(n).unwrap_or(i64::MAX)))
+}
+
+fn outcome_pair(bytes: &[u8]) -> Reply {
+    let (k, v) = decode_result::<Result<(Value, Value), SyncError>>(bytes)?.map_err(exception)?;
+    Ok(Value::List(vec![k, v]))
+}
+
+/// `dict[key]`: `KeyError(key)` when absent.
+fn item(key: Value) -> impl FnOnce(&[u8]) -> Reply + Send {
+    move |bytes| match decode_result::<Option<Value>>(bytes)? {
+        Some(v) => Ok(v),
+        None => Err(PyException::new("builtins", "KeyError", vec![key])),
+    }
+}
+
+/// `dict.pop(key)`, `del dict[key]`: `KeyError(key)` when absent.
+fn keyed(key: Value, then: fn(&[u8]) -> Reply) -> impl FnOnce(&[u8]) -> Reply + Send {
+    move |bytes| {
+        then(bytes).map_err(|e| match e.name {
+            "KeyError" => PyException::new("builtins", "KeyError", vec![key]),
+            _ => e,
+        })
+    }
+}
+
+/// `acquire(blocking=True, timeout=-1)` of `threading.Lock` and friends.
+fn acquire_args(py: &mut PyArgs) -> Result<(bool, Option<Duration>), PyException> {
+    let blocking = py.bool(0, "blocking", true)?;
+    let timeout = py.timeout(1, "timeout", true)?;
+    py.done("acquire", 2)?;
+    if !blocking && timeout.is_some() {
+        return Err(PyException::value_error(
+            "can't specify a timeout for a non-blocking call",
+        ));
+    }
+    Ok((blocking, timeout))
+}
+
+/// `threading.Lock`: `Lock()`; held by the client connection that acquired it.
+pub(super) const LOCK: PythonFace = PythonFace {
+    exposed: &["acquire", "release"],
+    create: |py| {
+        py.done("Lock", 0)?;
+        ctor(&())
+    },
+    call: |method, mut py| match method {
+        "acquire" => PyCall::method("acquire", &acquire_args(&mut py)?, boolean),
+        _ => {
+            py.done(method, 0)?;
+            PyCall::method("release", &(), outcome_none)
+        }
+    },
+};
+
+/// `threading.Semaphore(value=1)` and `BoundedSemaphore(value=1)`.
+pub(super) const SEMAPHORE: PythonFace = PythonFace {
+    exposed: &["acquire", "release"],
+    create: |mut py| {
+        let value = py.int(0, "value", 1)?;
+        py.done("Semaphore", 1)?;
+        let value = usize::try_from(value)
+            .map_err(|_| PyException::value_error("semaphore initial value must be >= 0"))?;
+        ctor(&(value,))
+    },
+    call: |method, mut py| match method {
+        "acquire" => PyCall::method("acquire", &acquire_args(&mut py)?, boolean),
+        _ => {
+            py.done(method, 0)?;
+            PyCall::method("release", &(), outcome_none)
+        }
+    },
+};
+
+/// `threading.Event()`.
+pub(super) const EVENT: PythonFace = PythonFace {
+    exposed: &["is_set", "set", "clear", "wait"],
+    create: |py| {
+        py.done("Event", 0)?;
+        ctor(&())
+    },
+    call: |method, mut py| match method {
+        "wait" => {
+            let timeout = py.timeout(0, "timeout", true)?;
+            py.done(method, 1)?;
+            PyCall::method("wait", &(timeout,), boolean)
+        }
+        "is_set" => {
+            py.done(method, 0)?;
+            PyCall::method("is_set", &(), boolean)
+        }
+        "set" | "clear" => {
+            py.done(method, 0)?;
+            PyCall::method(if method == "set" { "set" } else { "clear" }, &(), none)
+        }
+        _ => Err(PyException::builtin("AttributeError", method.to_owned())),
+    },
+};
+
+/// `queue.Queue(maxsize=0)` (also `JoinableQueue`): CPython's auto-exposed methods, as
+/// CPython 3.11 and 3.12 list them (3.13's `shutdown` is left out, so that one list works
+/// for every client).
+pub(super) const QUEUE: PythonFace = PythonFace {
+    exposed: &[
+        "empty",
+        "full",
+        "get",
+        "get_nowait",
+        "join",
+        "put",
+        "put_nowait",
+        "qsize",
+        "task_done",
+    ],
+    create: |mut py| {
+        let maxsize = py.int(0, "maxsize", 0)?;
+        py.done("Queue", 1)?;
+        // A maxsize of 0 or less is unbounded, as in CPython.
+        ctor(&(usize::try_from(maxsize).unwrap_or(0),))
+    },
+    call: |method, mut py| match method {
+        "put" | "put_nowait" => {
+            let item = py.required(0, "item", method)?;
+            let (block, timeout) = match method {
+                "put" => (py.bool(1, "block", true)?, py.timeout(2, "timeout", false)?),
+                _ => (false, None),
+            };
+            py.done(method, if method == "put" { 3 } else { 1 })?;
+            PyCall::method("put", &(item, block, timeout), outcome_none)
+        }
+        "get" | "get_nowait" => {
+            let (block, timeout) = match method {
+                "get" => (py.bool(0, "block", true)?, py.timeout(1, "timeout", false)?),
+                _ => (false, None),
+            };
+            py.done(method, if method == "get" { 2 } else { 0 })?;
+            PyCall::method("get", &(block, timeout), outcome_value)
+        }
+        "qsize" => {
+            py.done(method, 0)?;
+            PyCall::method("qsize", &(), count)
+        }
+        "empty" | "full" => {
+            py.done(method, 0)?;
+            PyCall::method(
+                if method == "empty" { "empty" } else { "full" },
+                &(),
+                boolean,
+            )
+        }
+        "task_done" => {
+            py.done(method, 0)?;
+            PyCall::method("task_done", &(), outcome_none)
+        }
+        _ => {
+            py.done(method, 0)?;
+            PyCall::method("join", &(), none)
+        }
+    },
+};
+
+/// Entries for `dict(...)`/`update(...)`: a mapping or a list of pairs, then keywords.
+fn entries(first: Option<Value>, py: PyArgs) -> Result<Vec<(Value, Value)>, PyException> {
+    let mut out: Vec<(Value, Value)> = match first {
+        None | Some(Value::None) => Vec::new(),
+        Some(Value::Map(map)) => map.into_iter().collect(),
+        Some(Value::List(items)) => items
+            .into_iter()
+            .map(|item| match item {
+                Value::List(pair) if pair.len() == 2 => {
+                    let mut pair = pair.into_iter();
+                    Ok((
+                        pair.next().unwrap_or(Value::None),
+                        pair.next().unwrap_or(Value::None),
+                    ))
+                }
+                _ => Err(PyException::type_error(
+                    "cannot convert dictionary update sequence element to a sequence of length 2",
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => {
+            return Err(PyException::type_error(format!(
+                "'{}' object is not iterable",
+                manager_runtime::python::type_name(&other)
+            )))
+        }
+    };
+    out.extend(py.kwargs.into_iter().map(|(k, v)| (Value::Str(k), v)));
+    Ok(out)
+}
+
+/// `dict(...)`: `DictProxy`'s methods (iteration, which needs a server-side iterator, is
+/// not available yet).
+pub(super) const DICT: PythonFace = PythonFace {
+    exposed: &[
+        "__contains__",
+        "__delitem__",
+        "__getitem__",
+        "__iter__",
+        "__len__",
+        "__setitem__",
+        "clear",
+        "copy",
+        "get",
+        "items",
+        "keys",
+        "pop",
+        "popitem",
+        "setdefault",
+        "update",
+        "values",
+    ],
+    create: |mut py| {
+        if py.args.len() > 1 {
+            return Err(PyException::type_error("dict expected at most 1 argument"));
+        }
+        let first = py.args.pop();
+        ctor(&(entries(first, py)?,))
+    },
+    call: |method, mut py| match method {
+        "__getitem__" => {
+            let key = py.required(0, "key", method)?;
+            py.done(method, 1)?;
+            PyCall::method("get", &(key.clone(),), item(key))
+        }
+        "get" => {
+            let key = py.required(0, "key", method)?;
+            let default = py.take(1, "default")?;
+            py.done(method, 2)?;
+            // The default is applied here: the Rust method has none.
+            let default = default.unwrap_or(Value::None);
+            PyCall::method("get", &(key,), move |b| {
+                Ok(decode_result::<Option<Value>>(b)?.unwrap_or(default))
+            })
+        }
+        "__setitem__" => {
+            let key = py.required(0, "key", method)?;
+            let value = py.required(1, "value", method)?;
+            py.done(method, 2)?;
+            PyCall::method("set", &(key, value), none)
+        }
+        "__delitem__" => {
+            let key = py.required(0, "key", method)?;
+            py.done(method, 1)?;
+            PyCall::method("delete", &(key.clone(),), keyed(key, outcome_none))
+        }
+        "__contains__" => {
+            let key = py.required(0, "key", method)?;
+            py.done(method, 1)?;
+            PyCall::method("contains", &(key,), boolean)
+        }
+        "__len__" => {
+            py.done(method, 0)?;
+            PyCall::method("len", &(), count)
+        }
+        "keys" | "values" => {
+            py.done(method, 0)?;
+            PyCall::method(
+                if method == "keys" { "keys" } else { "values" },
+                &(),
+                values,
+            )
+        }
+        "items" => {
+            py.done(method, 0)?;
+            PyCall::method("items", &(), pairs)
+        }
+        "copy" | "#GETVALUE" => {
+            py.done(method, 0)?;
+            PyCall::method("items", &(), mapping)
+        }
+        "update" => {
+            let first = py.take(0, "other")?;
+            if py.args.len() > 1 {
+                return Err(PyException::type_error(
+                    "update expected at most 1 argument",
+                ));
+            }
+            py.args.clear();
+            PyCall::method("update", &(entries(first, py)?,), none)
+        }
+        "pop" => {
+            let key = py.required(0, "key", method)?;
+            let default = py.take(1, "default")?;
+            py.done(method, 2)?;
+            PyCall::method("pop", &(key.clone(), default), keyed(key, outcome_value))
+        }
+        "popitem" => {
+            py.done(method, 0)?;
+            PyCall::method("popitem", &(), outcome_pair)
+        }
+        "setdefault" => {
+            let key = py.required(0, "key", method)?;
+            let default = py.take(1, "default")?.unwrap_or(Value::None);
+            py.done(method, 2)?;
+            PyCall::method("setdefault", &(key, default), value)
+        }
+        "clear" => {
+            py.done(method, 0)?;
+            PyCall::method("clear", &(), none)
+        }
+        _ => Err(PyException::type_error(format!(
+            "dict.{method} through a proxy is not supported yet"
+        ))),
+    },
+};
+
+/// A list index argument.
+fn index(py: &mut PyArgs, position: usize, method: &str) -> Result<i64, PyException> {
+    match py.required(position, "index", method)? {
+        Value::Int(i) => Ok(i),
+        Value::Bool(b) => Ok(i64::from(b)),
+        other => Err(PyException::type_error(format!(
+            "list indices must be integers, not {}",
+            manager_runtime::python::type_name(&other)
+        ))),
+    }
+}
+
+/// `list(...)`: `ListProxy`'s methods (slices, `+`, `*` are not available yet).
+pub(super) const LIST: PythonFace = PythonFace {
+    exposed: &[
+        "__add__",
+        "__contains__",
+        "__delitem__",
+        "__getitem__",
+        "__len__",
+        "__mul__",
+        "__reversed__",
+        "__rmul__",
+        "__setitem__",
+        "append",
+        "count",
+        "extend",
+        "index",
+        "insert",
+        "pop",
+        "remove",
+        "reverse",
+        "sort",
+        "__imul__",
+    ],
+    create: |mut py| {
+        let items = match py.take(0, "iterable")? {
+            None | Some(Value::None) => Vec::new(),
+            Some(Value::List(items)) => items,
+            Some(other) => {
+                return Err(PyException::type_error(format!(
+                    "'{}' object is not iterable",
+                    manager_runtime::python::type_name(&other)
+                )))
+            }
+        };
+        py.done("list", 1)?;
+        ctor(&(items,))
+    },
+    call: |method, mut py| match method {
+        "__getitem__" => {
+            let i = index(&mut py, 0, method)?;
+            py.done(method, 1)?;
+            PyCall::method("get", &(i,), outcome_value)
+        }
+        "__setitem__" => {
+            let i = index(&mut py, 0, method)?;
+            let item = py.required(1, "value", method)?;
+            py.done(method, 2)?;
+            PyCall::method("set", &(i, item), outcome_none)
+        }
+        "__delitem__" => {
+            let i = index(&mut py, 0, method)?;
+            py.done(method, 1)?;
+            PyCall::method("pop", &(Some(i),), |b| {
+                outcome_value(b).map(|_| Value::None)
+            })
+        }
+        "__len__" => {
+            py.done(method, 0)?;
+            PyCall::method("len", &(), count)
+        }
+        "__contains__" => {
+            let item = py.required(0, "item", method)?;
+            py.done(method, 1)?;
+            PyCall::method("count", &(item,), |b| {
+                Ok(Value::Bool(decode_result::<usize>(b)? > 0))
+            })
+        }
+        "append" => {
+            let item = py.required(0, "object", method)?;
+            py.done(method, 1)?;
+            PyCall::method("append", &(item,), none)
+        }
+        "extend" => {
+            let items = match py.required(0, "iterable", method)? {
+                Value::List(items) => items,
+                other => {
+                    return Err(PyException::type_error(format!(
+                        "'{}' object is not iterable",
+                        manager_runtime::python::type_name(&other)
+                    )))
+                }
+            };
+            py.done(method, 1)?;
+            PyCall::method("extend", &(items,), none)
+        }
+        "insert" => {
+            let i = index(&mut py, 0, method)?;
+            let item = py.required(1, "object", method)?;
+            py.done(method, 2)?;
+            PyCall::method("insert", &(i, item), none)
+        }
+        "pop" => {
+            let i = match py.take(0, "index")? {
+                None => None,
+                Some(Value::Int(i)) => Some(i),
+                Some(other) => {
+                    return Err(PyException::type_error(format!(
+                        "'{}' object cannot be interpreted as an integer",
+                        manager_runtime::python::type_name(&other)
+                    )))
+                }
+            };
+            py.done(method, 1)?;
+            PyCall::method("pop", &(i,), |b| {
+                decode_result::<Result<Value, SyncError>>(b)?.map_err(|e| match e {
+                    SyncError::OutOfRange(_) | SyncError::NotFound(_) => {
+                        PyException::builtin("IndexError", "pop from empty list")
+                    }
+                    e => exception(e),
+                })
+            })
+        }
+        "index" => {
+            let item = py.required(0, "value", method)?;
+            py.done(method, 1)?;
+            PyCall::method("index", &(item,), |b| {
+                outcome_count(b).map_err(|_| PyException::value_error("value is not in list"))
+            })
+        }
+        "count" => {
+            let item = py.required(0, "value", method)?;
+            py.done(method, 1)?;
+            PyCall::method("count", &(item,), count)
+        }
+        "remove" => {
+            let item = py.required(0, "value", method)?;
+            py.done(method, 1)?;
+            PyCall::method("remove", &(item,), |b| {
+                outcome_none(b)
+                    .map_err(|_| PyException::value_error("list.remove(x): x not in list"))
+            })
+        }
+        "reverse" => {
+            py.done(method, 0)?;
+            PyCall::method("reverse", &(), none)
+        }
+        "sort" => {
+            if py.take(0, "key")?.is_some_and(|k| k != Value::None) {
+                return Err(PyException::type_error(
+                    "sort(key=...) needs Python code on the server: not supported",
+                ));
+            }
+            let reverse = py.bool(99, "reverse", false)?;
+            py.done(method, 0)?;
+            PyCall::method("sort", &(reverse,), none)
+        }
+        "#GETVALUE" => {
+            py.done(method, 0)?;
+            PyCall::method("to_vec", &(), values)
+        }
+        _ => Err(PyException::type_error(format!(
+            "list.{method} through a proxy is not supported yet"
+        ))),
+    },
+};
+
+/// `Value(typecode, value, lock=True)`: the typecode and lock are ignored, as in CPython.
+pub(super) const VALUE: PythonFace = PythonFace {
+    exposed: &["get", "set"],
+    create: |mut py| {
+        let _typecode = py.required(0, "typecode", "Value")?;
+        let value = py.required(1, "value", "Value")?;
+        let _lock = py.take(2, "lock")?;
+        py.done("Value", 3)?;
+        ctor(&(value,))
+    },
+    call: |method, mut py| match method {
+        "set" => {
+            let v = py.required(0, "value", method)?;
+            py.done(method, 1)?;
+            PyCall::method("set", &(v,), none)
+        }
+        _ => {
+            py.done(method, 0)?;
+            PyCall::method("get", &(), value)
+        }
+    },
+};
+
+/// `Namespace(**kwds)`.
+pub(super) const NAMESPACE: PythonFace = PythonFace {
+    exposed: &["__getattribute__", "__setattr__", "__delattr__"],
+    create: |py| {
+        if !py.args.is_empty() || !py.kwargs.is_empty() {
+            return Err(PyException::type_error(
+                "Namespace(**kwds) with initial attributes is not supported yet",
+            ));
+        }
+        ctor(&())
+    },
+    call: |method, mut py| {
+        let name = match py.required(0, "name", method)? {
+            Value::Str(name) => name,
+            _ => return Err(PyException::type_error("attribute name must be a string")),
+        };
+        match method {
+            "__setattr__" => {
+                let v = py.required(1, "value", method)?;
+                py.done(method, 2)?;
+                PyCall::method("set", &(name, v), none)
+            }
+            "__delattr__" => {
+                py.done(method, 1)?;
+                PyCall::method("delete", &(name,), |b| {
+                    outcome_none(b)
+                        .map_err(|e| PyException::new("builtins", "AttributeError", e.args))
+                })
+            }
+            _ => {
+                py.done(method, 1)?;
+                PyCall::method("get", &(name,), |b| {
+                    outcome_value(b)
+                        .map_err(|e| PyException::new("builtins", "AttributeError", e.args))
+                })
+            }
+        }
+    },
+};

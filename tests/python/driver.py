@@ -1,0 +1,244 @@
+"""Stock CPython clients against a `managers` server: every scenario named on the command
+line, through `multiprocessing.managers.SyncManager` exactly as against CPython's server.
+
+    python3 driver.py ADDRESS AUTHKEY SCENARIO...
+
+ADDRESS is HOST:PORT or a Unix socket path. Prints "ok NAME" per scenario and "ALL OK" at
+the end; any failure raises (non-zero exit, with its traceback). Standard library only.
+"""
+
+import gc
+import multiprocessing
+import queue
+import sys
+import threading
+import time
+from multiprocessing.managers import SyncManager
+
+
+def parse_address(text):
+    if text.startswith("/"):
+        return text
+    host, _, port = text.rpartition(":")
+    return (host, int(port))
+
+
+def expect(exception, f, *args, **kwargs):
+    try:
+        f(*args, **kwargs)
+    except exception as e:
+        return e
+    raise AssertionError(f"{f} did not raise {exception.__name__}")
+
+
+def scenario_connect(m):
+    assert m._number_of_objects() >= 0
+    assert isinstance(m._debug_info(), str)
+
+
+def scenario_dict(m):
+    d = m.dict()
+    d["a"] = 1
+    d.update(b=2.5, c="x")
+    d.update({"d": b"bytes"})
+    d.update([("e", None)])
+    assert d["a"] == 1 and d["b"] == 2.5 and d["c"] == "x" and d["d"] == b"bytes"
+    assert d["e"] is None
+    assert len(d) == 5 and "a" in d and "z" not in d
+    assert d.get("z") is None and d.get("z", 7) == 7 and d.get("a", 7) == 1
+    assert d.keys() == ["a", "b", "c", "d", "e"], d.keys()
+    assert d.values() == [1, 2.5, "x", b"bytes", None]
+    assert [tuple(i) for i in d.items()][0] == ("a", 1)
+    assert d.copy() == {"a": 1, "b": 2.5, "c": "x", "d": b"bytes", "e": None}
+    assert d._getvalue() == d.copy()
+    e = expect(KeyError, d.__getitem__, "missing")
+    assert e.args == ("missing",), e.args
+    assert d.pop("a") == 1 and d.pop("a", "gone") == "gone"
+    assert expect(KeyError, d.pop, "a").args == ("a",)
+    del d["b"]
+    assert expect(KeyError, d.__delitem__, "b").args == ("b",)
+    assert d.setdefault("n", [1, 2]) == [1, 2] and d.setdefault("n", 0) == [1, 2]
+    k, v = d.popitem()
+    assert (k, v) == ("n", [1, 2]), (k, v)
+    d[42] = {"nested": [1, {"x": -7}]}
+    assert d[42] == {"nested": [1, {"x": -7}]}
+    d.clear()
+    assert len(d) == 0
+    expect(KeyError, d.popitem)
+    big = m.dict({"n": 2**63 + 5, "neg": -(2**63), "f": -0.5, "s": "ünï€ødé"})
+    assert big["n"] == 2**63 + 5 and big["neg"] == -(2**63)
+    assert big["s"] == "ünï€ødé"
+    assert str(big) or True
+
+
+def scenario_list(m):
+    l = m.list([3, 1, 2])
+    l.append(4)
+    l.extend([5, 6])
+    l.insert(0, 0)
+    assert len(l) == 7 and l[0] == 0 and l[-1] == 6
+    assert l.index(2) == 3 and l.count(1) == 1 and 5 in l and 99 not in l
+    l.remove(5)
+    assert expect(ValueError, l.remove, 99)
+    assert expect(ValueError, l.index, 99)
+    l.sort()
+    assert l._getvalue() == [0, 1, 2, 3, 4, 6]
+    l.sort(reverse=True)
+    assert l._getvalue() == [6, 4, 3, 2, 1, 0]
+    l.reverse()
+    assert l.pop() == 6 and l.pop(0) == 0
+    l[0] = "one"
+    assert l[0] == "one"
+    del l[0]
+    assert l._getvalue() == [2, 3, 4]
+    expect(IndexError, l.__getitem__, 10)
+    empty = m.list()
+    assert expect(IndexError, empty.pop)
+
+
+def scenario_queue(m):
+    q = m.Queue()
+    q.put(1)
+    q.put_nowait("two")
+    q.put([3, {"four": 4}])
+    assert q.qsize() == 3 and not q.empty() and not q.full()
+    assert q.get() == 1 and q.get_nowait() == "two" and q.get(True, 1) == [3, {"four": 4}]
+    assert q.empty()
+    expect(queue.Empty, q.get_nowait)
+    started = time.monotonic()
+    expect(queue.Empty, q.get, True, 0.2)
+    assert time.monotonic() - started >= 0.15
+    small = m.Queue(2)
+    small.put(1)
+    small.put(2)
+    assert small.full()
+    expect(queue.Full, small.put_nowait, 3)
+    expect(queue.Full, small.put, 3, True, 0.1)
+    jq = m.JoinableQueue()
+    jq.put("job")
+    assert jq.get() == "job"
+    jq.task_done()
+    jq.join()
+    expect(ValueError, jq.task_done)
+
+
+def scenario_locks(m):
+    lock = m.Lock()
+    assert lock.acquire() is True
+    assert lock.acquire(False) is False
+    assert lock.acquire(True, 0.05) is False
+    lock.release()
+    with lock:
+        pass
+    expect(RuntimeError, lock.release)
+    sem = m.Semaphore(2)
+    assert sem.acquire() and sem.acquire() and not sem.acquire(False)
+    sem.release()
+    sem.release()
+    bounded = m.BoundedSemaphore(1)
+    bounded.acquire()
+    bounded.release()
+    expect(ValueError, bounded.release)
+
+
+def scenario_event(m):
+    e = m.Event()
+    assert not e.is_set() and e.wait(0.05) is False
+    e.set()
+    assert e.is_set() and e.wait() is True and e.wait(0.05) is True
+    e.clear()
+    assert not e.is_set()
+
+
+def scenario_value_namespace(m):
+    v = m.Value("i", 5)
+    assert v.value == 5
+    v.value = 7
+    assert v.get() == 7
+    v.set("anything")
+    assert v.value == "anything"
+    ns = m.Namespace()
+    ns.name = "Bob"
+    ns.age = 42
+    assert ns.name == "Bob" and ns.age == 42
+    del ns.age
+    expect(AttributeError, getattr, ns, "age")
+
+
+def _getter(q, out):
+    # A child process: the proxies came pickled, and reconnect with the key.
+    out.put(("got", q.get(timeout=20)))
+
+
+def scenario_processes(m):
+    q = m.Queue()
+    out = m.Queue()
+    children = [multiprocessing.Process(target=_getter, args=(q, out)) for _ in range(3)]
+    for c in children:
+        c.start()
+    # The getters block on the server, each on its own connection, at once.
+    time.sleep(0.2)
+    for i in range(3):
+        q.put(i)
+    got = sorted(out.get(timeout=20)[1] for _ in range(3))
+    for c in children:
+        c.join(20)
+        assert c.exitcode == 0, c.exitcode
+    assert got == [0, 1, 2], got
+
+
+def scenario_threads(m):
+    # One connection per client thread; a blocked get on one does not block another.
+    q = m.Queue()
+    results = []
+
+    def getter():
+        results.append(q.get(timeout=20))
+
+    threads = [threading.Thread(target=getter) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for i in range(4):
+        q.put(i)
+    for t in threads:
+        t.join(20)
+    assert sorted(results) == [0, 1, 2, 3], results
+
+
+def scenario_errors(m):
+    d = m.dict()
+    # Values the server cannot hold yet are refused with a TypeError, not a crash.
+    expect(TypeError, d.__setitem__, "s", {1, 2})
+    # A method outside exposed.
+    from multiprocessing.managers import RemoteError
+    expect(RemoteError, d._callmethod, "no_such_method")
+    # The server keeps serving.
+    d["ok"] = True
+    assert d["ok"] is True
+
+
+SCENARIOS = {
+    name[len("scenario_"):]: f for name, f in globals().items() if name.startswith("scenario_")
+}
+
+
+def main():
+    address, key, names = sys.argv[1], sys.argv[2].encode(), sys.argv[3:]
+    # Child processes rebuild proxies with their own key: make it the manager's.
+    multiprocessing.current_process().authkey = key
+    m = SyncManager(address=parse_address(address), authkey=key)
+    m.connect()
+    baseline = m._number_of_objects()
+    for name in names or list(SCENARIOS):
+        SCENARIOS[name](m)
+        gc.collect()
+        print("ok", name, flush=True)
+    # Every proxy is gone: so are the objects (decrefs are sent synchronously).
+    gc.collect()
+    after = m._number_of_objects()
+    assert after == baseline, f"{after} objects, {baseline} before"
+    print("ALL OK", flush=True)
+
+
+if __name__ == "__main__":
+    main()
