@@ -377,6 +377,18 @@ pub(crate) enum SocketWriter {
 }
 
 impl SocketWriter {
+    /// Acknowledge the peer's next segments at once (Linux `TCP_QUICKACK`, which the
+    /// kernel turns off again by itself, hence before each read). A CPython client writes
+    /// its last handshake message and its first request back to back; with Nagle on its
+    /// side and delayed acknowledgement on ours, the request waited 40 ms for an ACK
+    /// (`../shared/python/PROTOCOL.md` §10.10). Nothing for Unix sockets and elsewhere.
+    pub(crate) fn quickack(&self) {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        if let SocketWriter::Tcp(w) = self {
+            let _ = socket2::SockRef::from(w.as_ref()).set_tcp_quickack(true);
+        }
+    }
+
     /// Write what the socket takes right now, without waiting.
     pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         match self {

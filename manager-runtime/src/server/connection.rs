@@ -78,6 +78,7 @@ pub(crate) async fn run(
     );
     if python {
         // A CPython client's first frame is a pickle: it starts with PROTO.
+        writer.get_ref().quickack();
         match reader.peek_payload_byte().await {
             Ok(Some(super::python::PROTO)) => {
                 super::python::serve(state, reader, writer.into_inner(), peer).await;

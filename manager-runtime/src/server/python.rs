@@ -120,7 +120,10 @@ impl Session {
         loop {
             let batch = match self.stash.pop_front() {
                 Some(batch) => batch,
-                None => match reader.next_batch().await? {
+                None => match {
+                    self.writer.quickack();
+                    reader.next_batch().await?
+                } {
                     Some(batch) => batch,
                     None => return Ok(()),
                 },
