@@ -120,13 +120,13 @@ impl Session {
         loop {
             let batch = match self.stash.pop_front() {
                 Some(batch) => batch,
-                None => match {
+                None => {
                     self.writer.quickack();
-                    reader.next_batch().await?
-                } {
-                    Some(batch) => batch,
-                    None => return Ok(()),
-                },
+                    match reader.next_batch().await? {
+                        Some(batch) => batch,
+                        None => return Ok(()),
+                    }
+                }
             };
             let mut pos = 0;
             while let Some(frame) = transport::next_frame(&batch, &mut pos) {
