@@ -30,7 +30,7 @@ pub use server::{
     Caller, CallerId, DisconnectHook, Registration, Server, ServerBuilder, ShutdownHandle,
 };
 pub use transport::DEFAULT_MAX_FRAME;
-pub use value::{from_value, to_value, Value, ValueError};
+pub use value::{from_value, to_value, Opaque, Value, ValueError};
 
 /// Helpers that `#[shared]` generated code calls. Not public API.
 #[doc(hidden)]

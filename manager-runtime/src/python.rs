@@ -13,15 +13,17 @@
 //! `managers::sync` gives one to each `SyncManager` typeid.
 //!
 //! # Values
-//! Arguments and results cross as [`Value`]s: `None`, `bool`, `int` (from -2^63 to 2^64-1),
-//! `float`, `str`, `bytes`, `list` and `dict` become the [`Value`] of the same kind, and
-//! back. A `tuple` is stored as a list (it comes back as a list), and a `bytearray` as
-//! bytes. Other objects (sets, user classes, `datetime`, `Decimal`, proxies inside values,
-//! larger integers) are refused for now with a `TypeError` naming them.
+//! Arguments and results cross as [`Value`]s: `None`, `bool`, `int` (from -2^63 to
+//! 2^64-1), `float`, `str`, `bytes`, `list`, `tuple` and `dict` become the [`Value`] of the
+//! same kind, and back (a `bytearray` becomes bytes). Numbers compare and hash as Python's
+//! do, so `1`, `1.0` and `True` are one dict key. Anything else (sets, user classes,
+//! `datetime`, `Decimal`, larger integers) is kept as an [`Opaque`](crate::Opaque) object:
+//! its pickle, stored as data and written back unchanged, so Python code gets it back and
+//! Rust code sees that it is there but cannot read it.
 
 use std::time::Duration;
 
-use manager_core::pickle::Object;
+use manager_core::pickle::{self, Object};
 
 use crate::Value;
 
@@ -209,19 +211,8 @@ pub fn truthy(value: &Value) -> bool {
 }
 
 /// The Python type name of a value, for error messages.
-pub fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::None => "NoneType",
-        Value::Bool(_) => "bool",
-        Value::Int(_) | Value::UInt(_) => "int",
-        Value::Float(_) => "float",
-        Value::Str(_) => "str",
-        Value::Bytes(_) => "bytes",
-        Value::List(_) => "list",
-        Value::Map(_) => "dict",
-        Value::Proxy(_) => "proxy",
-        _ => "object",
-    }
+pub fn type_name(value: &Value) -> &str {
+    value.type_name()
 }
 
 /// Turns a Rust method's encoded result into the Python return value or exception.
@@ -297,7 +288,8 @@ pub struct PythonFace {
     pub call: fn(&str, PyArgs) -> Result<PyCall, PyException>,
 }
 
-/// A Python value as a [`Value`], or the `TypeError` for one not supported yet.
+/// A Python value as a [`Value`]: the kinds Rust reads as themselves, and everything else
+/// as an [`Opaque`](crate::Opaque) object kept as its pickle.
 pub(crate) fn from_object(object: Object) -> Result<Value, PyException> {
     Ok(match object {
         Object::None => Value::None,
@@ -305,21 +297,13 @@ pub(crate) fn from_object(object: Object) -> Result<Value, PyException> {
         Object::Int(n) => Value::Int(n),
         Object::BigInt(bytes) => match big_to_u64(&bytes) {
             Some(n) => Value::UInt(n),
-            None => {
-                return Err(PyException::type_error(
-                    "integers beyond -2**63..2**64 cannot be stored yet",
-                ))
-            }
+            None => opaque("int", Object::BigInt(bytes)),
         },
         Object::Float(f) => Value::Float(f),
         Object::Str(s) => Value::Str(s),
         Object::Bytes(b) | Object::ByteArray(b) => Value::Bytes(b),
-        Object::Tuple(items) | Object::List(items) => Value::List(
-            items
-                .into_iter()
-                .map(from_object)
-                .collect::<Result<_, _>>()?,
-        ),
+        Object::List(items) => Value::List(objects(items)?),
+        Object::Tuple(items) => Value::Tuple(objects(items)?),
         Object::Dict(entries) => Value::Map(
             entries
                 .into_iter()
@@ -327,12 +311,18 @@ pub(crate) fn from_object(object: Object) -> Result<Value, PyException> {
                 .collect::<Result<_, PyException>>()?,
         ),
         other => {
-            return Err(PyException::type_error(format!(
-                "{} cannot be stored in a shared object yet",
-                describe(&other)
-            )))
+            let name = describe(&other);
+            opaque(&name, other)
         }
     })
+}
+
+fn objects(items: Vec<Object>) -> Result<Vec<Value>, PyException> {
+    items.into_iter().map(from_object).collect()
+}
+
+fn opaque(type_name: &str, object: Object) -> Value {
+    Value::Opaque(crate::Opaque::new(type_name, pickle::encode(&object)))
 }
 
 /// A [`Value`] as a Python value.
@@ -349,6 +339,9 @@ pub(crate) fn to_object(value: &Value) -> Result<Object, PyException> {
         Value::Str(s) => Object::Str(s.clone()),
         Value::Bytes(b) => Object::Bytes(b.clone()),
         Value::List(items) => Object::List(items.iter().map(to_object).collect::<Result<_, _>>()?),
+        Value::Tuple(items) => {
+            Object::Tuple(items.iter().map(to_object).collect::<Result<_, _>>()?)
+        }
         Value::Map(entries) => Object::Dict(
             entries
                 .iter()
@@ -358,10 +351,15 @@ pub(crate) fn to_object(value: &Value) -> Result<Object, PyException> {
         Value::Variant(name, payload) => {
             Object::Dict(vec![(Object::Str(name.to_string()), to_object(payload)?)])
         }
+        Value::Opaque(o) => {
+            pickle::decode(o.pickle(), &pickle::Limits::default()).map_err(|e| {
+                PyException::runtime_error(format!("a stored {} is unreadable: {e}", o.type_name()))
+            })?
+        }
         other => {
             return Err(PyException::type_error(format!(
                 "a {} cannot be sent to a Python client yet",
-                type_name(other)
+                other.type_name()
             )))
         }
     })
@@ -382,20 +380,26 @@ fn big_to_u64(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(le))
 }
 
-/// What an unsupported object is, for a `TypeError`.
+/// The Python type of an object kept opaque: `module.name` of what builds it.
 fn describe(object: &Object) -> String {
     match object {
-        Object::Set(_) => "a set".into(),
-        Object::FrozenSet(_) => "a frozenset".into(),
-        Object::StrBytes(_) => "a str with lone surrogates".into(),
+        Object::Set(_) => "set".into(),
+        Object::FrozenSet(_) => "frozenset".into(),
+        Object::StrBytes(_) => "str".into(),
         Object::Global { module, name } => format!("{module}.{name}"),
         Object::Reduce { callable, .. }
         | Object::NewObj {
             class: callable, ..
+        }
+        | Object::NewObjEx {
+            class: callable, ..
         } => match callable.as_global() {
-            Some((module, name)) => format!("a {module}.{name}"),
-            None => "an object".into(),
+            Some((module, name)) => format!("{module}.{name}"),
+            None => "object".into(),
         },
-        _ => "an object".into(),
+        Object::Build { object, .. }
+        | Object::Appends { object, .. }
+        | Object::SetItems { object, .. } => describe(object),
+        _ => "object".into(),
     }
 }

@@ -41,19 +41,20 @@ impl std::fmt::Debug for Namespace {
 }
 
 impl std::fmt::Display for Namespace {
-    /// `Namespace(a=1, b="x")`, like Python's repr.
+    /// `Namespace(a=1, b='x')`, exactly as Python's `repr` of its `Namespace`: the
+    /// `name=repr(value)` items sorted.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut out = String::from("Namespace(");
-        for (i, (name, value)) in self.attrs.iter().enumerate() {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            out.push_str(name);
-            out.push('=');
-            repr(value, &mut out);
-        }
-        out.push(')');
-        f.write_str(&out)
+        let mut items: Vec<String> = self
+            .attrs
+            .iter()
+            .map(|(name, value)| {
+                let mut item = format!("{name}=");
+                repr(value, &mut item);
+                item
+            })
+            .collect();
+        items.sort();
+        write!(f, "Namespace({})", items.join(", "))
     }
 }
 
@@ -130,7 +131,7 @@ impl NamespaceProxy {
         Ok(self.raw.names().await?)
     }
 
-    /// `Namespace(a=1, b="x")`, fetched from the server.
+    /// `Namespace(a=1, b='x')`, fetched from the server (as Python prints it).
     ///
     /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn repr(&self) -> Result<String, SyncError> {

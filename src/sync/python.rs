@@ -62,7 +62,7 @@ fn pairs(bytes: &[u8]) -> Reply {
     Ok(Value::List(
         items
             .into_iter()
-            .map(|(k, v)| Value::List(vec![k, v]))
+            .map(|(k, v)| Value::Tuple(vec![k, v]))
             .collect(),
     ))
 }
@@ -88,7 +88,7 @@ fn outcome_count(bytes: &[u8]) -> Reply {
 
 fn outcome_pair(bytes: &[u8]) -> Reply {
     let (k, v) = decode_result::<Result<(Value, Value), SyncError>>(bytes)?.map_err(exception)?;
-    Ok(Value::List(vec![k, v]))
+    Ok(Value::Tuple(vec![k, v]))
 }
 
 /// `dict[key]`: `KeyError(key)` when absent.
@@ -244,15 +244,34 @@ pub(super) const QUEUE: PythonFace = PythonFace {
     },
 };
 
+/// `key`, if Python could hash it; else `TypeError: unhashable type`, as a dict raises.
+fn hashable(key: Value) -> Result<Value, PyException> {
+    fn check(key: &Value) -> Result<(), PyException> {
+        match key {
+            Value::List(_) | Value::Map(_) => Err(PyException::type_error(format!(
+                "unhashable type: '{}'",
+                key.type_name()
+            ))),
+            Value::Opaque(o) if o.type_name() == "set" => {
+                Err(PyException::type_error("unhashable type: 'set'"))
+            }
+            Value::Tuple(items) => items.iter().try_for_each(check),
+            _ => Ok(()),
+        }
+    }
+    check(&key)?;
+    Ok(key)
+}
+
 /// Entries for `dict(...)`/`update(...)`: a mapping or a list of pairs, then keywords.
 fn entries(first: Option<Value>, py: PyArgs) -> Result<Vec<(Value, Value)>, PyException> {
     let mut out: Vec<(Value, Value)> = match first {
         None | Some(Value::None) => Vec::new(),
         Some(Value::Map(map)) => map.into_iter().collect(),
-        Some(Value::List(items)) => items
+        Some(Value::List(items) | Value::Tuple(items)) => items
             .into_iter()
             .map(|item| match item {
-                Value::List(pair) if pair.len() == 2 => {
+                Value::List(pair) | Value::Tuple(pair) if pair.len() == 2 => {
                     let mut pair = pair.into_iter();
                     Ok((
                         pair.next().unwrap_or(Value::None),
@@ -272,7 +291,9 @@ fn entries(first: Option<Value>, py: PyArgs) -> Result<Vec<(Value, Value)>, PyEx
         }
     };
     out.extend(py.kwargs.into_iter().map(|(k, v)| (Value::Str(k), v)));
-    Ok(out)
+    out.into_iter()
+        .map(|(k, v)| Ok((hashable(k)?, v)))
+        .collect()
 }
 
 /// `dict(...)`: `DictProxy`'s methods (iteration, which needs a server-side iterator, is
@@ -305,12 +326,12 @@ pub(super) const DICT: PythonFace = PythonFace {
     },
     call: |method, mut py| match method {
         "__getitem__" => {
-            let key = py.required(0, "key", method)?;
+            let key = hashable(py.required(0, "key", method)?)?;
             py.done(method, 1)?;
             PyCall::method("get", &(key.clone(),), item(key))
         }
         "get" => {
-            let key = py.required(0, "key", method)?;
+            let key = hashable(py.required(0, "key", method)?)?;
             let default = py.take(1, "default")?;
             py.done(method, 2)?;
             // The default is applied here: the Rust method has none.
@@ -320,18 +341,18 @@ pub(super) const DICT: PythonFace = PythonFace {
             })
         }
         "__setitem__" => {
-            let key = py.required(0, "key", method)?;
+            let key = hashable(py.required(0, "key", method)?)?;
             let value = py.required(1, "value", method)?;
             py.done(method, 2)?;
             PyCall::method("set", &(key, value), none)
         }
         "__delitem__" => {
-            let key = py.required(0, "key", method)?;
+            let key = hashable(py.required(0, "key", method)?)?;
             py.done(method, 1)?;
             PyCall::method("delete", &(key.clone(),), keyed(key, outcome_none))
         }
         "__contains__" => {
-            let key = py.required(0, "key", method)?;
+            let key = hashable(py.required(0, "key", method)?)?;
             py.done(method, 1)?;
             PyCall::method("contains", &(key,), boolean)
         }
@@ -366,7 +387,7 @@ pub(super) const DICT: PythonFace = PythonFace {
             PyCall::method("update", &(entries(first, py)?,), none)
         }
         "pop" => {
-            let key = py.required(0, "key", method)?;
+            let key = hashable(py.required(0, "key", method)?)?;
             let default = py.take(1, "default")?;
             py.done(method, 2)?;
             PyCall::method("pop", &(key.clone(), default), keyed(key, outcome_value))
@@ -376,7 +397,7 @@ pub(super) const DICT: PythonFace = PythonFace {
             PyCall::method("popitem", &(), outcome_pair)
         }
         "setdefault" => {
-            let key = py.required(0, "key", method)?;
+            let key = hashable(py.required(0, "key", method)?)?;
             let default = py.take(1, "default")?.unwrap_or(Value::None);
             py.done(method, 2)?;
             PyCall::method("setdefault", &(key, default), value)
@@ -429,7 +450,7 @@ pub(super) const LIST: PythonFace = PythonFace {
     create: |mut py| {
         let items = match py.take(0, "iterable")? {
             None | Some(Value::None) => Vec::new(),
-            Some(Value::List(items)) => items,
+            Some(Value::List(items) | Value::Tuple(items)) => items,
             Some(other) => {
                 return Err(PyException::type_error(format!(
                     "'{}' object is not iterable",
@@ -477,7 +498,7 @@ pub(super) const LIST: PythonFace = PythonFace {
         }
         "extend" => {
             let items = match py.required(0, "iterable", method)? {
-                Value::List(items) => items,
+                Value::List(items) | Value::Tuple(items) => items,
                 other => {
                     return Err(PyException::type_error(format!(
                         "'{}' object is not iterable",

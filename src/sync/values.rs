@@ -42,7 +42,7 @@ pub(super) fn decode_all<T: DeserializeOwned>(items: Vec<Value>) -> Result<Vec<T
     items.into_iter().map(decode).collect()
 }
 
-/// Python-like `repr` of a stored value, for `Display` of containers.
+/// Python's `repr` of a stored value, for `Display` of containers.
 pub(super) fn repr(value: &Value, out: &mut String) {
     match value {
         Value::None => out.push_str("None"),
@@ -53,17 +53,23 @@ pub(super) fn repr(value: &Value, out: &mut String) {
         Value::UInt(u) => {
             let _ = write!(out, "{u}");
         }
-        Value::Float(f) => {
-            let _ = write!(out, "{f:?}");
-        }
-        Value::Str(s) => {
-            let _ = write!(out, "{s:?}");
-        }
-        Value::Bytes(b) => {
-            // Every byte, escaped where not printable ASCII (no lossy UTF-8 decoding).
-            let _ = write!(out, "b\"{}\"", b.escape_ascii());
-        }
+        Value::Float(f) => repr_float(*f, out),
+        Value::Str(s) => repr_str(s, out),
+        Value::Bytes(b) => repr_bytes(b, out),
         Value::List(items) => repr_list(items, out),
+        Value::Tuple(items) => {
+            out.push('(');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                repr(item, out);
+            }
+            if items.len() == 1 {
+                out.push(',');
+            }
+            out.push(')');
+        }
         Value::Map(entries) => repr_map(entries.iter().map(|(k, v)| (k, v)), out),
         Value::Variant(name, payload) => {
             out.push_str(name);
@@ -77,9 +83,124 @@ pub(super) fn repr(value: &Value, out: &mut String) {
             let _ = write!(out, "<proxy {} {}>", p.typeid(), p.id());
         }
         other => {
-            let _ = write!(out, "{other:?}");
+            let _ = write!(out, "<{} object>", other.type_name());
         }
     }
+}
+
+/// A float as Python's `repr` writes it: the shortest digits that read back, fixed
+/// notation for exponents from -4 to 15 (`0.0001`, `1e+16`, `1.5e-05`), `inf`, `nan`.
+fn repr_float(f: f64, out: &mut String) {
+    if f.is_nan() {
+        out.push_str("nan");
+        return;
+    }
+    if f.is_infinite() {
+        out.push_str(if f > 0.0 { "inf" } else { "-inf" });
+        return;
+    }
+    // Rust's `{:e}` gives the shortest round-trip digits: `d[.ddd]e[-]x`.
+    let sci = format!("{f:e}");
+    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    out.push_str(sign);
+    if (-4..16).contains(&exponent) {
+        let point = exponent + 1;
+        if point <= 0 {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n('0', point.unsigned_abs() as usize));
+            out.push_str(&digits);
+        } else {
+            let point = point as usize;
+            if digits.len() <= point {
+                out.push_str(&digits);
+                out.extend(std::iter::repeat_n('0', point - digits.len()));
+                out.push_str(".0");
+            } else {
+                out.push_str(&digits[..point]);
+                out.push('.');
+                out.push_str(&digits[point..]);
+            }
+        }
+    } else {
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        let _ = write!(
+            out,
+            "e{}{:02}",
+            if exponent < 0 { '-' } else { '+' },
+            exponent.abs()
+        );
+    }
+}
+
+/// The quote Python's `repr` picks: `'` unless the text has one and no `"`.
+fn quote_for(has_single: bool, has_double: bool) -> char {
+    if has_single && !has_double {
+        '"'
+    } else {
+        '\''
+    }
+}
+
+/// A string as Python's `repr` writes it.
+fn repr_str(s: &str, out: &mut String) {
+    let quote = quote_for(s.contains('\''), s.contains('"'));
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => {
+                let n = u32::from(c);
+                let _ = match n {
+                    0..=0xff => write!(out, "\\x{n:02x}"),
+                    0x100..=0xffff => write!(out, "\\u{n:04x}"),
+                    _ => write!(out, "\\U{n:08x}"),
+                };
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+}
+
+/// Bytes as Python's `repr` writes them: `b'...'`, printable ASCII as itself.
+fn repr_bytes(b: &[u8], out: &mut String) {
+    let quote = quote_for(b.contains(&b'\''), b.contains(&b'"'));
+    out.push('b');
+    out.push(quote);
+    for &byte in b {
+        match byte {
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            byte if char::from(byte) == quote => {
+                out.push('\\');
+                out.push(quote);
+            }
+            0x20..=0x7e => out.push(char::from(byte)),
+            byte => {
+                let _ = write!(out, "\\x{byte:02x}");
+            }
+        }
+    }
+    out.push(quote);
 }
 
 /// `[a, b]`.
@@ -198,11 +319,43 @@ mod tests {
             ),
             (Value::Int(2), Value::Bool(true)),
         ]);
-        assert_eq!(text(&value), r#"{"a": [1, None], 2: True}"#);
-        assert_eq!(text(&Value::Float(1.0)), "1.0");
+        assert_eq!(text(&value), r#"{'a': [1, None], 2: True}"#);
         assert_eq!(
             text(&Value::Bytes(vec![b'h', b'i', 0, 0xff])),
-            r#"b"hi\x00\xff""#
+            r#"b'hi\x00\xff'"#
+        );
+        // As CPython 3.11 prints them.
+        let floats = [
+            (1.0, "1.0"),
+            (0.1, "0.1"),
+            (-0.0, "-0.0"),
+            (1e16, "1e+16"),
+            (123456789012345.0, "123456789012345.0"),
+            (1.5e-5, "1.5e-05"),
+            (0.0001, "0.0001"),
+            (2.5e300, "2.5e+300"),
+            (f64::INFINITY, "inf"),
+            (f64::NAN, "nan"),
+        ];
+        for (f, want) in floats {
+            assert_eq!(text(&Value::Float(f)), want, "{f:e}");
+        }
+        let strs = [
+            ("plain", "'plain'"),
+            ("it's", r#""it's""#),
+            (r#"both ' and ""#, r#"'both \' and "'"#),
+            ("tab\tnew\nline\\", r"'tab\tnew\nline\\'"),
+            ("bell\u{7}", r"'bell\x07'"),
+            ("ünï€ødé", "'ünï€ødé'"),
+        ];
+        for (s, want) in strs {
+            assert_eq!(text(&Value::from(s)), want);
+        }
+        let one = Value::Tuple(vec![Value::Int(1)]);
+        assert_eq!(text(&one), "(1,)");
+        assert_eq!(
+            text(&Value::Tuple(vec![Value::Int(1), Value::None])),
+            "(1, None)"
         );
         let unit = Value::Variant("Idle".into(), Box::new(Value::None));
         assert_eq!(text(&unit), "Idle");

@@ -323,7 +323,7 @@ async fn dict_operations() {
     assert_eq!(items, [(k("a"), 10), (k("b"), 2), (k("c"), 3)]);
     assert_eq!(
         d.handle().referent_to_string().await.unwrap(),
-        r#"{"a": 10, "b": 2, "c": 3}"#
+        "{'a': 10, 'b': 2, 'c': 3}"
     );
 
     d.delete(&k("b")).await.unwrap();
@@ -723,7 +723,7 @@ async fn namespace_attributes_and_display() {
     );
     assert_eq!(
         ns.repr().await.unwrap(),
-        r#"Namespace(x=2.5, name="ada", point={"x": 3, "y": 4}, state=Busy(2), nothing=None, flags=[True, False])"#
+        "Namespace(flags=(True, False), name='ada', nothing=None, point={'x': 3, 'y': 4}, state=Busy(2), x=2.5)"
     );
     theirs.delete("point").await.unwrap();
     assert_err(ns.delete("point").await, not_found);
@@ -734,7 +734,7 @@ async fn namespace_attributes_and_display() {
     assert_eq!(ns.names().await.unwrap(), ["x", "name"]);
     assert_eq!(
         ns.handle().referent_to_string().await.unwrap(),
-        r#"Namespace(x=2.5, name="ada")"#
+        "Namespace(name='ada', x=2.5)"
     );
     drop((ns, theirs));
     assert_back_to(&server, base, &[&a, &b]).await;

@@ -26,6 +26,8 @@ impl Value {
             Value::Map(_) => Unexpected::Map,
             Value::Variant(..) => Unexpected::Enum,
             Value::Proxy(_) => Unexpected::Other("proxy"),
+            Value::Tuple(_) => Unexpected::Seq,
+            Value::Opaque(_) => Unexpected::Other("an opaque Python object"),
         }
     }
 
@@ -54,12 +56,17 @@ impl<'de> de::Deserializer<'de> for Value {
             Value::Float(f) => visitor.visit_f64(f),
             Value::Str(s) => visitor.visit_string(s),
             Value::Bytes(b) => visitor.visit_byte_buf(b),
-            Value::List(items) => visit_list(items.into_iter(), visitor),
+            Value::List(items) | Value::Tuple(items) => visit_list(items.into_iter(), visitor),
             Value::Map(entries) => visit_map(entries, visitor),
             // As self-describing formats write an externally tagged enum.
             Value::Variant(name, payload) => visit_map(vec![(Value::Str(name), *payload)], visitor),
             Value::Proxy(_) => Err(ValueError::custom(format_args!(
                 "invalid type: proxy, expected {}: a proxy is read only by a proxy type",
+                &visitor as &dyn Expected
+            ))),
+            Value::Opaque(o) => Err(ValueError::custom(format_args!(
+                "invalid type: an opaque Python object ({}), expected {}",
+                o.type_name(),
                 &visitor as &dyn Expected
             ))),
         }
@@ -108,7 +115,7 @@ impl<'de> de::Deserializer<'de> for Value {
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         match self {
-            Value::List(items) => visit_list(items.into_iter(), visitor),
+            Value::List(items) | Value::Tuple(items) => visit_list(items.into_iter(), visitor),
             // A `Vec<u8>` from a byte string, a byte at a time (not a `Value` per byte at
             // once: that would be 32 times the string's size).
             Value::Bytes(bytes) => visit_list(bytes.into_iter().map(Value::from), visitor),
@@ -145,7 +152,7 @@ impl<'de> de::Deserializer<'de> for Value {
         match self {
             Value::Map(entries) => visit_map(entries, visitor),
             // Derived struct visitors also read the fields in order from a sequence.
-            Value::List(items) => visit_list(items.into_iter(), visitor),
+            Value::List(items) | Value::Tuple(items) => visit_list(items.into_iter(), visitor),
             other => Err(other.invalid_type(&visitor)),
         }
     }

@@ -18,7 +18,8 @@
 //! | `f32`, `f64`                                  | [`Value::Float`]              | `float`      |
 //! | `char`, `str`                                 | [`Value::Str`]                | `str`        |
 //! | `bytes` (`serde_bytes`)                       | [`Value::Bytes`]              | `bytes`      |
-//! | seq, tuple, tuple struct                      | [`Value::List`]               | `list` (a `tuple` where Python needs one, as a dict key) |
+//! | seq                                           | [`Value::List`]               | `list`       |
+//! | tuple, tuple struct                           | [`Value::Tuple`]              | `tuple`      |
 //! | map                                           | [`Value::Map`]                | `dict`       |
 //! | struct                                        | [`Value::Map`] with [`Value::Str`] keys | `dict` |
 //! | newtype struct                                | whatever its content is       |              |
@@ -70,9 +71,11 @@
 //! numbers whatever their width (`to_value(&5u8) == to_value(&5i64)`); floats by
 //! [`f64::total_cmp`] with `-0.0 == 0.0` and every NaN equal to every other NaN; maps as
 //! Python dicts do, by their entries whatever their order (the order is kept for
-//! iteration only); proxies by their manager's address and object id. Unlike Python,
-//! `1` and `1.0` are different values. Values of different kinds order by kind: `None`,
-//! bool, integers, floats, strings, bytes, lists, maps, variants, proxies.
+//! iteration only); proxies by their manager's address and object id. Numbers compare as
+//! Python's do, whatever their kind: `1 == 1.0 == true`, so they are one key in a map
+//! (and hash alike), and `2 < 2.5`. A tuple is not equal to the list of the same items.
+//! Values of different kinds order by kind: `None`, numbers, strings, bytes, lists,
+//! tuples, maps, variants, proxies, opaque Python objects.
 //!
 //! Clippy's `mutable_key_type` lint fires on a `HashSet<Value>` or `BTreeMap<Value, _>`
 //! because a proxy handle holds its (internally mutable) connection. It is a false
@@ -130,6 +133,56 @@ pub enum Value {
     Variant(String, Box<Value>),
     /// A live proxy: one reference to a shared object.
     Proxy(ProxyHandle),
+    /// A tuple: a Rust tuple or tuple struct, or a Python `tuple`. It reads back as any
+    /// sequence, like a list, but is a different value from the list of the same items (as
+    /// in Python, where a tuple can be a dict key and a list cannot).
+    Tuple(Vec<Value>),
+    /// A Python object kept as it came, without being understood (see [`Opaque`]).
+    Opaque(Opaque),
+}
+
+/// A Python object a server keeps without understanding it: a `set`, a `datetime`, a
+/// `Decimal`, an instance of a user class, an integer beyond `-2^63..2^64`. It is kept as
+/// the pickle that made it (data only: the server never runs a pickle) and written back
+/// to Python clients unchanged, so Python code gets its object back; Rust code can store,
+/// compare and pass it on, but not read it.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Opaque {
+    /// The Python type, `module.name` (for messages).
+    type_name: std::sync::Arc<str>,
+    /// A protocol 4 pickle of the object, without memo.
+    pickle: std::sync::Arc<[u8]>,
+}
+
+impl Opaque {
+    /// An opaque object from its pickle and its Python type name.
+    pub fn new(type_name: &str, pickle: Vec<u8>) -> Self {
+        Opaque {
+            type_name: type_name.into(),
+            pickle: pickle.into(),
+        }
+    }
+
+    /// The Python type, `module.name` (`datetime.datetime`), or a builtin's name (`set`).
+    pub fn type_name(&self) -> &str {
+        &self.type_name
+    }
+
+    /// The pickle (protocol 4) that rebuilds the object in Python.
+    pub fn pickle(&self) -> &[u8] {
+        &self.pickle
+    }
+}
+
+impl std::fmt::Debug for Opaque {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Opaque(<{}, {} bytes>)",
+            self.type_name,
+            self.pickle.len()
+        )
+    }
 }
 
 /// Why a value could not be made or read.
@@ -235,8 +288,9 @@ impl Value {
     }
 
     /// The name of the Python type this value maps to (`"NoneType"`, `"int"`, `"dict"`,
-    /// ...; `"variant"` and `"proxy"` for the two kinds without a builtin counterpart).
-    pub fn type_name(&self) -> &'static str {
+    /// ...; `"variant"` and `"proxy"` for the two kinds without a builtin counterpart, and
+    /// the Python type of an [`Opaque`] object).
+    pub fn type_name(&self) -> &str {
         match self {
             Value::None => "NoneType",
             Value::Bool(_) => "bool",
@@ -248,6 +302,8 @@ impl Value {
             Value::Map(_) => "dict",
             Value::Variant(..) => "variant",
             Value::Proxy(_) => "proxy",
+            Value::Tuple(_) => "tuple",
+            Value::Opaque(o) => o.type_name(),
         }
     }
 

@@ -138,11 +138,11 @@ impl ser::Serializer for ValueSerializer {
     }
 
     fn serialize_tuple(self, len: usize) -> Result<ListBuilder> {
-        Ok(ListBuilder::new(len))
+        Ok(ListBuilder::tuple(len))
     }
 
     fn serialize_tuple_struct(self, _name: &'static str, len: usize) -> Result<ListBuilder> {
-        Ok(ListBuilder::new(len))
+        Ok(ListBuilder::tuple(len))
     }
 
     fn serialize_tuple_variant(
@@ -188,6 +188,8 @@ fn variant_of(variant: &str, payload: Value) -> Value {
 #[derive(Debug)]
 pub(super) struct ListBuilder {
     items: Vec<Value>,
+    /// A tuple or tuple struct: ends as a [`Value::Tuple`].
+    tuple: bool,
 }
 
 impl ListBuilder {
@@ -195,6 +197,21 @@ impl ListBuilder {
         // A length hint is trusted only so far: it comes from the type being serialised.
         ListBuilder {
             items: Vec::with_capacity(len.min(4096)),
+            tuple: false,
+        }
+    }
+
+    fn tuple(len: usize) -> Self {
+        ListBuilder {
+            tuple: true,
+            ..Self::new(len)
+        }
+    }
+
+    fn finish(self) -> Value {
+        match self.tuple {
+            true => Value::Tuple(self.items),
+            false => Value::List(self.items),
         }
     }
 
@@ -213,7 +230,7 @@ impl ser::SerializeSeq for ListBuilder {
     }
 
     fn end(self) -> Result<Value> {
-        Ok(Value::List(self.items))
+        Ok(self.finish())
     }
 }
 
@@ -226,7 +243,7 @@ impl ser::SerializeTuple for ListBuilder {
     }
 
     fn end(self) -> Result<Value> {
-        Ok(Value::List(self.items))
+        Ok(self.finish())
     }
 }
 
@@ -239,7 +256,7 @@ impl ser::SerializeTupleStruct for ListBuilder {
     }
 
     fn end(self) -> Result<Value> {
-        Ok(Value::List(self.items))
+        Ok(self.finish())
     }
 }
 

@@ -98,8 +98,20 @@ fn nan_and_negative_zero_equal_and_hash_alike() {
     assert_eq!(hash_of(&nan), hash_of(&other_nan));
     assert!(Value::Float(f64::INFINITY) < nan);
     assert!(Value::Float(1.0) != Value::Float(1.5));
-    // Unlike Python, 1 and 1.0 are different values.
-    assert_ne!(Value::Int(1), Value::Float(1.0));
+    // As in Python, 1, 1.0 and True are one value (one key), and hash alike.
+    assert_eq!(Value::Int(1), Value::Float(1.0));
+    assert_eq!(Value::Bool(true), Value::Int(1));
+    assert_eq!(hash_of(&Value::Int(1)), hash_of(&Value::Float(1.0)));
+    assert_eq!(hash_of(&Value::Bool(true)), hash_of(&Value::Float(1.0)));
+    assert_eq!(hash_of(&Value::Float(-0.0)), hash_of(&Value::Int(0)));
+    // Exactly, without rounding: 2^53 + 1 is no float.
+    let big = (1i64 << 53) + 1;
+    assert_ne!(Value::Int(big), Value::Float(big as f64));
+    assert!(Value::Int(big) > Value::Float((1i64 << 53) as f64));
+    assert!(Value::Int(2) < Value::Float(2.5) && Value::Float(2.5) < Value::Int(3));
+    assert!(Value::Int(i64::MAX) < Value::Float(f64::INFINITY));
+    assert!(Value::Float(f64::NEG_INFINITY) < Value::Int(i64::MIN));
+    assert!(Value::UInt(u64::MAX) < nan);
 }
 
 #[test]
@@ -118,12 +130,14 @@ fn keys_compare_by_value() {
     // Kinds order as documented.
     let ordered = [
         Value::None,
-        Value::Bool(false),
-        Value::Int(-3),
         Value::Float(-10.0),
+        Value::Int(-3),
+        Value::Bool(false),
+        Value::Float(0.5),
         s(""),
         Value::Bytes(vec![]),
         Value::List(vec![]),
+        Value::Tuple(vec![]),
         Value::Map(vec![]),
         variant("A", Value::None),
     ];
@@ -179,7 +193,7 @@ fn sequences_tuples_and_unit_things() {
     );
     assert_eq!(
         round_trip(&(1u8, "two".to_owned(), 3.0f64)),
-        Value::List(vec![Value::Int(1), s("two"), Value::Float(3.0)])
+        Value::Tuple(vec![Value::Int(1), s("two"), Value::Float(3.0)])
     );
     assert_eq!(round_trip(&Rgb(1, 2, 3)), to_value(&[1, 2, 3]).unwrap());
     assert_eq!(round_trip(&()), Value::None);
@@ -211,7 +225,7 @@ fn maps_with_int_string_and_tuple_keys() {
     assert_eq!(
         round_trip(&by_tuple),
         Value::Map(vec![(
-            Value::List(vec![Value::Int(1), s("x")]),
+            Value::Tuple(vec![Value::Int(1), s("x")]),
             Value::Bool(true)
         )])
     );
@@ -347,7 +361,7 @@ fn options_flatten() {
     assert_eq!(round_trip(&None::<u8>), Value::None);
     assert_eq!(
         round_trip(&vec![Some(1), None]),
-        to_value(&[Value::Int(1), Value::None]).unwrap()
+        Value::List(vec![Value::Int(1), Value::None])
     );
     // Documented: `Some(None)` collapses to `None`.
     let nested: Option<Option<u8>> = Some(None);

@@ -128,6 +128,8 @@ enum Borrowed<'a> {
     Map(&'a [(Value, Value)]),
     Variant(&'a str, &'a Value),
     Proxy(&'a ProxyHandle),
+    Tuple(&'a [Value]),
+    Opaque(&'a str, &'a serde_bytes::Bytes),
 }
 
 /// How a value is read from other formats.
@@ -145,6 +147,8 @@ enum Owned {
     Map(Vec<(Value, Value)>),
     Variant(String, Box<Value>),
     Proxy(ProxyHandle),
+    Tuple(Vec<Value>),
+    Opaque(String, serde_bytes::ByteBuf),
 }
 
 impl<'a> From<&'a Value> for Borrowed<'a> {
@@ -161,6 +165,10 @@ impl<'a> From<&'a Value> for Borrowed<'a> {
             Value::Map(entries) => Borrowed::Map(entries),
             Value::Variant(name, payload) => Borrowed::Variant(name, payload),
             Value::Proxy(handle) => Borrowed::Proxy(handle),
+            Value::Tuple(items) => Borrowed::Tuple(items),
+            Value::Opaque(o) => {
+                Borrowed::Opaque(o.type_name(), serde_bytes::Bytes::new(o.pickle()))
+            }
         }
     }
 }
@@ -179,6 +187,10 @@ impl From<Owned> for Value {
             Owned::Map(entries) => Value::Map(entries),
             Owned::Variant(name, payload) => Value::Variant(name, payload),
             Owned::Proxy(handle) => Value::Proxy(handle),
+            Owned::Tuple(items) => Value::Tuple(items),
+            Owned::Opaque(name, pickle) => {
+                Value::Opaque(super::Opaque::new(&name, pickle.into_vec()))
+            }
         }
     }
 }
