@@ -83,6 +83,9 @@ pub struct PyArgs {
     pub args: Vec<Value>,
     /// Keyword arguments, in the order given.
     pub kwargs: Vec<(String, Value)>,
+    /// The calling connection's number: the holder of a re-entrant lock, as CPython's
+    /// server thread per client connection is.
+    pub connection: u64,
 }
 
 impl PyArgs {
@@ -233,6 +236,20 @@ pub enum PyCall {
     },
     /// Answer at once, without calling the object.
     Return(Value),
+    /// Call the object's Rust method `method` with `args`, then share a new object of
+    /// `typeid` made from its result (CPython's `method_to_typeid`, as `dict.__iter__`
+    /// gives an `Iterator`): `make` turns the method's encoded result into the encoded
+    /// arguments of `typeid`'s constructor. The client gets a proxy (`#PROXY`).
+    Proxy {
+        /// The Rust method's name.
+        method: &'static str,
+        /// Its arguments, encoded.
+        args: Vec<u8>,
+        /// The typeid of the new object (registered with a [`PythonFace`]).
+        typeid: &'static str,
+        /// The new object's encoded constructor arguments from the method's result.
+        make: fn(&[u8]) -> Result<Vec<u8>, PyException>,
+    },
 }
 
 impl std::fmt::Debug for PyCall {
@@ -244,6 +261,11 @@ impl std::fmt::Debug for PyCall {
                 .field("args", &args.len())
                 .finish_non_exhaustive(),
             PyCall::Return(v) => f.debug_tuple("Return").field(v).finish(),
+            PyCall::Proxy { method, typeid, .. } => f
+                .debug_struct("Proxy")
+                .field("method", method)
+                .field("typeid", typeid)
+                .finish_non_exhaustive(),
         }
     }
 }

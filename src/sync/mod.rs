@@ -40,6 +40,7 @@ mod cells;
 mod dict;
 mod error;
 mod event;
+mod iter;
 mod list;
 mod lock;
 mod python;
@@ -62,6 +63,7 @@ pub use cells::{
 pub use dict::{Dict, DictCalls, DictProxy};
 pub use error::SyncError;
 pub use event::{Event, EventProxy};
+pub use iter::{PyIterator, PyIteratorCalls};
 pub use list::{List, ListCalls, ListProxy};
 pub use lock::{Lock, LockCalls, LockGuard, LockProxy};
 pub use queue::{Queue, QueueCalls, QueueProxy};
@@ -84,7 +86,7 @@ use crate::{AuthKey, Client, IntoAddress, Registration, ServerBuilder, Value};
 pub fn register(builder: ServerBuilder) -> ServerBuilder {
     builder
         .register(Registration::constructor("Lock", |()| Lock::new()).python(python::LOCK))
-        .register(Registration::constructor("RLock", |()| RLock::new()))
+        .register(Registration::constructor("RLock", |()| RLock::new()).python(python::RLOCK))
         .register(
             Registration::try_constructor("Semaphore", |(value,)| Semaphore::try_new(value))
                 .python(python::SEMAPHORE),
@@ -96,13 +98,16 @@ pub fn register(builder: ServerBuilder) -> ServerBuilder {
             .python(python::SEMAPHORE),
         )
         .register(Registration::constructor("Event", |()| Event::new()).python(python::EVENT))
-        .register(Registration::try_constructor("Condition", |(lock,)| {
-            Condition::over(lock)
-        }))
-        .register(Registration::constructor(
-            "Barrier",
-            |(parties, timeout)| Barrier::new(parties, timeout),
-        ))
+        .register(
+            Registration::try_constructor("Condition", |(lock,)| Condition::over(lock))
+                .python(python::CONDITION),
+        )
+        .register(
+            Registration::constructor("Barrier", |(parties, timeout)| {
+                Barrier::new(parties, timeout)
+            })
+            .python(python::BARRIER),
+        )
         .register(
             Registration::constructor("Queue", |(maxsize,)| Queue::new(maxsize))
                 .python(python::QUEUE),
@@ -124,9 +129,15 @@ pub fn register(builder: ServerBuilder) -> ServerBuilder {
             Registration::constructor("Value", |(value,)| ValueCell::new(value))
                 .python(python::VALUE),
         )
-        .register(Registration::constructor("Array", |(items,)| {
-            ArrayCell::new(items)
-        }))
+        .register(
+            Registration::constructor("Iterator", |(items,)| PyIterator::new(items))
+                .create_method(false)
+                .python(python::ITERATOR),
+        )
+        .register(
+            Registration::constructor("Array", |(items,)| ArrayCell::new(items))
+                .python(python::ARRAY),
+        )
 }
 
 /// A client for a SyncManager server (Python's `multiprocessing.Manager()`): one method

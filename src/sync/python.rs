@@ -406,6 +406,15 @@ pub(super) const DICT: PythonFace = PythonFace {
             py.done(method, 0)?;
             PyCall::method("clear", &(), none)
         }
+        "__iter__" => {
+            py.done(method, 0)?;
+            Ok(PyCall::Proxy {
+                method: "keys",
+                args: ctor(&())?,
+                typeid: "Iterator",
+                make: |b| ctor(&(decode_result::<Vec<Value>>(b)?,)),
+            })
+        }
         _ => Err(PyException::type_error(format!(
             "dict.{method} through a proxy is not supported yet"
         ))),
@@ -448,24 +457,24 @@ pub(super) const LIST: PythonFace = PythonFace {
         "__imul__",
     ],
     create: |mut py| {
-        let items = match py.take(0, "iterable")? {
-            None | Some(Value::None) => Vec::new(),
-            Some(Value::List(items) | Value::Tuple(items)) => items,
-            Some(other) => {
-                return Err(PyException::type_error(format!(
-                    "'{}' object is not iterable",
-                    manager_runtime::python::type_name(&other)
-                )))
-            }
-        };
+        let items = iterable(py.take(0, "iterable")?.unwrap_or(Value::None), "list")?;
         py.done("list", 1)?;
         ctor(&(items,))
     },
     call: |method, mut py| match method {
         "__getitem__" => {
+            if let Some(slice) = py.args.first().and_then(slice_of) {
+                let (start, stop) = slice?;
+                py.args.clear();
+                py.done(method, 0)?;
+                return PyCall::method("slice", &(start, stop), values);
+            }
             let i = index(&mut py, 0, method)?;
             py.done(method, 1)?;
-            PyCall::method("get", &(i,), outcome_value)
+            PyCall::method("get", &(i,), |b| {
+                outcome_value(b)
+                    .map_err(|_| PyException::builtin("IndexError", "list index out of range"))
+            })
         }
         "__setitem__" => {
             let i = index(&mut py, 0, method)?;
@@ -497,15 +506,7 @@ pub(super) const LIST: PythonFace = PythonFace {
             PyCall::method("append", &(item,), none)
         }
         "extend" => {
-            let items = match py.required(0, "iterable", method)? {
-                Value::List(items) | Value::Tuple(items) => items,
-                other => {
-                    return Err(PyException::type_error(format!(
-                        "'{}' object is not iterable",
-                        manager_runtime::python::type_name(&other)
-                    )))
-                }
-            };
+            let items = iterable(py.required(0, "iterable", method)?, method)?;
             py.done(method, 1)?;
             PyCall::method("extend", &(items,), none)
         }
@@ -574,6 +575,45 @@ pub(super) const LIST: PythonFace = PythonFace {
             py.done(method, 0)?;
             PyCall::method("to_vec", &(), values)
         }
+        "__reversed__" => {
+            py.done(method, 0)?;
+            PyCall::method("to_vec", &(), |b| {
+                let mut items = decode_result::<Vec<Value>>(b)?;
+                items.reverse();
+                Ok(Value::List(items))
+            })
+        }
+        "__add__" => {
+            let other = match py.required(0, "value", method)? {
+                Value::List(items) => items,
+                other => {
+                    return Err(PyException::type_error(format!(
+                        "can only concatenate list (not \"{}\") to list",
+                        other.type_name()
+                    )))
+                }
+            };
+            py.done(method, 1)?;
+            PyCall::method("to_vec", &(), move |b| {
+                let mut items = decode_result::<Vec<Value>>(b)?;
+                items.extend(other);
+                Ok(Value::List(items))
+            })
+        }
+        "__mul__" | "__rmul__" => {
+            let n = py.int(0, "value", 1)?;
+            py.done(method, 1)?;
+            PyCall::method("to_vec", &(), move |b| {
+                let items = decode_result::<Vec<Value>>(b)?;
+                let n = usize::try_from(n).unwrap_or(0);
+                if items.len().saturating_mul(n) > 1 << 24 {
+                    return Err(PyException::builtin("MemoryError", "list too large"));
+                }
+                Ok(Value::List(
+                    (0..n).flat_map(|_| items.iter().cloned()).collect(),
+                ))
+            })
+        }
         _ => Err(PyException::type_error(format!(
             "list.{method} through a proxy is not supported yet"
         ))),
@@ -640,5 +680,296 @@ pub(super) const NAMESPACE: PythonFace = PythonFace {
                 })
             }
         }
+    },
+};
+
+/// The items of a Python iterable sent by value: a list, a tuple, or a `range` (which a
+/// client pickles as the call that rebuilds it; at most 2^24 items).
+fn iterable(value: Value, what: &str) -> Result<Vec<Value>, PyException> {
+    match value {
+        Value::None => Ok(Vec::new()),
+        Value::List(items) | Value::Tuple(items) => Ok(items),
+        Value::Opaque(o) if o.type_name() == "builtins.range" => range_items(o.pickle())
+            .ok_or_else(|| PyException::value_error(format!("{what}: range too large"))),
+        other => Err(PyException::type_error(format!(
+            "'{}' object is not iterable",
+            other.type_name()
+        ))),
+    }
+}
+
+/// The integers of a pickled `range(start, stop, step)`.
+fn range_items(pickle: &[u8]) -> Option<Vec<Value>> {
+    let (start, stop, step) = match pickle_call(pickle, "builtins", "range")?.as_slice() {
+        [Object::Int(a), Object::Int(b), Object::Int(c)] => (*a, *b, *c),
+        _ => return None,
+    };
+    if step == 0 {
+        return None;
+    }
+    let len = if step > 0 {
+        (i128::from(stop) - i128::from(start) + i128::from(step) - 1) / i128::from(step)
+    } else {
+        (i128::from(start) - i128::from(stop) - i128::from(step) - 1) / -i128::from(step)
+    };
+    let len = usize::try_from(len.max(0)).ok().filter(|&n| n <= 1 << 24)?;
+    Some(
+        (0..len)
+            .map(|i| Value::Int(start + step * i as i64))
+            .collect(),
+    )
+}
+
+/// The arguments of `module.name(*args)`, the form CPython pickles a `range` or a
+/// `slice` in.
+fn pickle_call(pickle: &[u8], module: &str, name: &str) -> Option<Vec<Object>> {
+    match manager_core::pickle::decode(pickle, &manager_core::pickle::Limits::default()).ok()? {
+        Object::Reduce { callable, args } if callable.as_global() == Some((module, name)) => {
+            match *args {
+                Object::Tuple(args) => Some(args),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// A slice's `(start, stop)`.
+type Bounds = (Option<i64>, Option<i64>);
+
+/// A `slice(start, stop, step)` argument: `(start, stop)` for a step of 1 or `None`.
+fn slice_of(value: &Value) -> Option<Result<Bounds, PyException>> {
+    let Value::Opaque(o) = value else {
+        return None;
+    };
+    if o.type_name() != "builtins.slice" {
+        return None;
+    }
+    let bound = |o: &Object| match o {
+        Object::None => Ok(None),
+        Object::Int(i) => Ok(Some(*i)),
+        _ => Err(PyException::type_error(
+            "slice indices must be integers or None",
+        )),
+    };
+    Some(
+        match pickle_call(o.pickle(), "builtins", "slice").as_deref() {
+            Some([start, stop, step]) => match step {
+                Object::None | Object::Int(1) => bound(start).and_then(|a| Ok((a, bound(stop)?))),
+                _ => Err(PyException::type_error(
+                    "slices with a step are not supported yet",
+                )),
+            },
+            _ => Err(PyException::type_error("malformed slice")),
+        },
+    )
+}
+
+use manager_core::pickle::Object;
+
+/// `Iterator`, what `iter(dict)` returns to a CPython client: `__next__` until
+/// `StopIteration`.
+pub(super) const ITERATOR: PythonFace = PythonFace {
+    exposed: &["__next__", "send", "throw", "close"],
+    create: |_| {
+        Err(PyException::type_error(
+            "Iterator objects are made by the server",
+        ))
+    },
+    call: |method, py| {
+        py.done(method, usize::MAX)?;
+        match method {
+            "__next__" => PyCall::method("next", &(), |b| {
+                decode_result::<Option<Value>>(b)?
+                    .ok_or_else(|| PyException::new("builtins", "StopIteration", vec![]))
+            }),
+            "close" => PyCall::method("close", &(), none),
+            _ => Err(PyException::builtin(
+                "AttributeError",
+                format!("'dict_keyiterator' object has no attribute '{method}'"),
+            )),
+        }
+    },
+};
+
+/// `threading.RLock()`: held by the client connection (CPython's server thread of that
+/// connection), re-entrant.
+pub(super) const RLOCK: PythonFace = PythonFace {
+    exposed: &["acquire", "release"],
+    create: |py| {
+        py.done("RLock", 0)?;
+        ctor(&())
+    },
+    call: |method, mut py| {
+        let owner = py.connection;
+        match method {
+            "acquire" => {
+                let (blocking, timeout) = acquire_args(&mut py)?;
+                PyCall::method("acquire", &(owner, blocking, timeout), boolean)
+            }
+            _ => {
+                py.done(method, 0)?;
+                PyCall::method("release", &(owner,), outcome_none)
+            }
+        }
+    },
+};
+
+/// The exception of a condition used without its lock held.
+fn unheld(action: &'static str) -> impl FnOnce(&[u8]) -> Reply + Send {
+    move |b| {
+        outcome_none(b).map_err(|e| match e.name {
+            "RuntimeError" => {
+                PyException::runtime_error(format!("cannot {action} un-acquired lock"))
+            }
+            _ => e,
+        })
+    }
+}
+
+/// `threading.Condition()` over its own re-entrant lock (a `Condition(lock)` with a lock
+/// proxy is not served to Python clients yet).
+pub(super) const CONDITION: PythonFace = PythonFace {
+    exposed: &["acquire", "release", "wait", "notify", "notify_all"],
+    create: |mut py| {
+        if py.take(0, "lock")?.is_some_and(|l| l != Value::None) {
+            return Err(PyException::type_error(
+                "Condition(lock) from a Python client is not supported yet: use Condition()",
+            ));
+        }
+        py.done("Condition", 1)?;
+        ctor(&(None::<super::ConditionLock>,))
+    },
+    call: |method, mut py| {
+        let owner = py.connection;
+        match method {
+            "acquire" => {
+                let (blocking, timeout) = acquire_args(&mut py)?;
+                PyCall::method("acquire", &(owner, blocking, timeout), boolean)
+            }
+            "release" => {
+                py.done(method, 0)?;
+                PyCall::method("release", &(owner,), outcome_none)
+            }
+            "wait" => {
+                let timeout = py.timeout(0, "timeout", true)?;
+                py.done(method, 1)?;
+                PyCall::method("wait", &(owner, timeout), |b| {
+                    decode_result::<Result<bool, SyncError>>(b)?
+                        .map(Value::Bool)
+                        .map_err(|e| match e {
+                            SyncError::NotOwner => {
+                                PyException::runtime_error("cannot wait on un-acquired lock")
+                            }
+                            e => exception(e),
+                        })
+                })
+            }
+            "notify" => {
+                let n = py.int(0, "n", 1)?;
+                py.done(method, 1)?;
+                let n = usize::try_from(n).unwrap_or(0);
+                PyCall::method("notify", &(owner, n), unheld("notify on"))
+            }
+            _ => {
+                py.done(method, 0)?;
+                PyCall::method("notify_all", &(owner,), unheld("notify on"))
+            }
+        }
+    },
+};
+
+/// `threading.Barrier(parties, action=None, timeout=None)`; `action` would be Python code
+/// run on the server, so it is refused.
+pub(super) const BARRIER: PythonFace = PythonFace {
+    exposed: &["__getattribute__", "wait", "abort", "reset"],
+    create: |mut py| {
+        let parties = py.required(0, "parties", "Barrier")?;
+        let parties = match parties {
+            Value::Int(n) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
+            Value::Int(_) => return Err(PyException::value_error("parties must be > 0")),
+            other => {
+                return Err(PyException::type_error(format!(
+                    "parties must be an integer, not {}",
+                    other.type_name()
+                )))
+            }
+        };
+        if py.take(1, "action")?.is_some_and(|a| a != Value::None) {
+            return Err(PyException::type_error(
+                "Barrier(action=...) needs Python code run on the server: not supported",
+            ));
+        }
+        let timeout = py.timeout(2, "timeout", false)?;
+        py.done("Barrier", 3)?;
+        ctor(&(parties, timeout))
+    },
+    call: |method, mut py| match method {
+        "wait" => {
+            let timeout = py.timeout(0, "timeout", false)?;
+            py.done(method, 1)?;
+            PyCall::method("wait", &(timeout,), outcome_count)
+        }
+        "abort" | "reset" => {
+            py.done(method, 0)?;
+            PyCall::method(if method == "abort" { "abort" } else { "reset" }, &(), none)
+        }
+        _ => {
+            let name = py.required(0, "name", method)?;
+            py.done(method, 1)?;
+            match name {
+                Value::Str(n) if n == "parties" => PyCall::method("parties", &(), count),
+                Value::Str(n) if n == "n_waiting" => PyCall::method("n_waiting", &(), count),
+                Value::Str(n) if n == "broken" => PyCall::method("broken", &(), boolean),
+                other => Err(PyException::builtin(
+                    "AttributeError",
+                    format!("'Barrier' object has no attribute {other:?}"),
+                )),
+            }
+        }
+    },
+};
+
+/// `Array(typecode, sequence, lock=True)`: the typecode and lock are ignored, as in
+/// CPython's manager (which keeps an `array.array`; this keeps the values).
+pub(super) const ARRAY: PythonFace = PythonFace {
+    exposed: &["__len__", "__getitem__", "__setitem__"],
+    create: |mut py| {
+        let _typecode = py.required(0, "typecode", "Array")?;
+        let items = iterable(py.required(1, "sequence", "Array")?, "Array")?;
+        let _lock = py.take(2, "lock")?;
+        py.done("Array", 3)?;
+        ctor(&(items,))
+    },
+    call: |method, mut py| match method {
+        "__len__" => {
+            py.done(method, 0)?;
+            PyCall::method("len", &(), count)
+        }
+        "__getitem__" => {
+            let i = index(&mut py, 0, method)?;
+            py.done(method, 1)?;
+            PyCall::method("get", &(i,), |b| {
+                outcome_value(b)
+                    .map_err(|_| PyException::builtin("IndexError", "array index out of range"))
+            })
+        }
+        "__setitem__" => {
+            let i = index(&mut py, 0, method)?;
+            let v = py.required(1, "value", method)?;
+            py.done(method, 2)?;
+            PyCall::method("set", &(i, v), |b| {
+                outcome_none(b).map_err(|_| {
+                    PyException::builtin("IndexError", "array assignment index out of range")
+                })
+            })
+        }
+        "#GETVALUE" => {
+            py.done(method, 0)?;
+            PyCall::method("to_vec", &(), values)
+        }
+        _ => Err(PyException::type_error(format!(
+            "Array.{method} through a proxy is not supported yet"
+        ))),
     },
 };

@@ -271,6 +271,75 @@ def scenario_python_values(m):
     assert v.value == 0.1
 
 
+def scenario_iteration_and_slices(m):
+    d = m.dict({"a": 1, "b": 2, "c": 3})
+    assert [k for k in d] == ["a", "b", "c"]
+    assert sorted(iter(d)) == ["a", "b", "c"]
+    assert list(d.items()) == [("a", 1), ("b", 2), ("c", 3)]
+    l = m.list(range(6))
+    assert l[1:3] == [1, 2] and l[:2] == [0, 1] and l[4:] == [4, 5] and l[-2:] == [4, 5]
+    assert [x for x in l] == [0, 1, 2, 3, 4, 5]
+    assert list(reversed(l)) == [5, 4, 3, 2, 1, 0]
+    assert l + [6] == [0, 1, 2, 3, 4, 5, 6] and l * 2 == list(range(6)) * 2
+    l += [6]
+    assert len(l) == 7
+    a = m.Array("i", range(4))
+    assert len(a) == 4 and a[2] == 2 and list(a) == [0, 1, 2, 3]
+    a[0] = 9
+    assert a[0] == 9 and a._getvalue() == [9, 1, 2, 3]
+    expect(IndexError, a.__getitem__, 4)
+
+
+def scenario_rlock_condition_barrier(m):
+    r = m.RLock()
+    assert r.acquire() and r.acquire()
+    r.release()
+    r.release()
+    expect(RuntimeError, r.release)
+    c = m.Condition()
+    expect(RuntimeError, c.wait, 0.01)
+    expect(RuntimeError, c.notify)
+    woken = []
+
+    def waiter():
+        with c:
+            woken.append(c.wait(20))
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    # Wait for the waiter to be waiting: notify until it wakes.
+    deadline = time.monotonic() + 20
+    while not woken and time.monotonic() < deadline:
+        with c:
+            c.notify()
+        time.sleep(0.01)
+    t.join(20)
+    assert woken == [True], woken
+    with c:
+        assert c.wait(0.01) is False
+        c.notify_all()
+    with c:
+        assert c.wait_for(lambda: True, 0.1) is True
+    b = m.Barrier(2, timeout=20)
+    assert b.parties == 2 and b.n_waiting == 0 and not b.broken
+    results = []
+    t = threading.Thread(target=lambda: results.append(b.wait()))
+    t.start()
+    results.append(b.wait())
+    t.join(20)
+    assert sorted(results) == [0, 1], results
+    b.abort()
+    assert b.broken
+    expect(threading.BrokenBarrierError, b.wait)
+    b.reset()
+    assert not b.broken
+    # An action is Python code to run on the server: refused (a server function's error
+    # reaches the client as a RemoteError, as from CPython's server).
+    from multiprocessing.managers import RemoteError
+    e = expect(RemoteError, m.Barrier, 2, print)
+    assert "action" in str(e), str(e)
+
+
 def scenario_errors(m):
     d = m.dict()
     # A key Python cannot hash is refused as Python would.

@@ -124,6 +124,25 @@ impl ServerState {
                 typeid: typeid.to_owned(),
             });
         }
+        self.construct(typeid, args, codec, expected, holder)
+    }
+
+    /// [`ServerState::create`] without the `create_method` check: the server's own
+    /// objects (an `Iterator` a method returns to a Python client).
+    pub(crate) fn construct(
+        self: &Arc<Self>,
+        typeid: &str,
+        args: &[u8],
+        codec: Codec,
+        expected: Option<&str>,
+        holder: Owner,
+    ) -> Result<ObjectId, RemoteError> {
+        let reg = self
+            .registry
+            .get(typeid)
+            .ok_or_else(|| RemoteError::UnknownTypeid {
+                typeid: typeid.to_owned(),
+            })?;
         if let Some(expected) = expected {
             if expected != reg.kind {
                 return Err(RemoteError::TypeMismatch {

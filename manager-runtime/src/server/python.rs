@@ -53,9 +53,11 @@ enum Next {
     Close,
 }
 
-/// A reply: `('#RETURN', value)`, `('#ERROR', exception)` or `('#TRACEBACK', text)`.
+/// A reply: `('#RETURN', value)`, `('#PROXY', (exposed, token))`, `('#ERROR',
+/// exception)` or `('#TRACEBACK', text)`.
 enum Reply {
     Return(Object),
+    Proxy(Object),
     Error(PyException),
     Traceback(String),
 }
@@ -237,7 +239,7 @@ impl Session {
                 "KeyError: '{typeid}' (no such typeid for Python clients)"
             ));
         };
-        let py = match py_args(args.collect(), kwargs) {
+        let py = match py_args(args.collect(), kwargs, self.id) {
             Ok(py) => py,
             Err(e) => return Reply::Traceback(traceback(&e)),
         };
@@ -280,14 +282,20 @@ impl Session {
         if !face.exposed.contains(&method) && method != "#GETVALUE" {
             return Ok((self.fallback(&object, &typeid, face, method).await, None));
         }
-        let call = py_args(args, kwargs).and_then(|py| (face.call)(method, py));
-        let (rust_method, encoded, reply) = match call {
+        let call = py_args(args, kwargs, self.id).and_then(|py| (face.call)(method, py));
+        let (rust_method, encoded, then) = match call {
             Ok(PyCall::Return(value)) => return Ok((returned(&value), None)),
             Ok(PyCall::Method {
                 method,
                 args,
                 reply,
-            }) => (method, Bytes::from(args), reply),
+            }) => (method, Bytes::from(args), Then::Reply(reply)),
+            Ok(PyCall::Proxy {
+                method,
+                args,
+                typeid,
+                make,
+            }) => (method, Bytes::from(args), Then::Share(typeid, make)),
             Err(e) => return Ok((Reply::Error(e), None)),
         };
         debug!(typeid = %typeid, id = %id, method, "Python call");
@@ -338,9 +346,12 @@ impl Session {
             }
         };
         let reply = match result {
-            Ok(Returned::Value(bytes)) => match reply(&bytes) {
-                Ok(value) => returned(&value),
-                Err(e) => Reply::Error(e),
+            Ok(Returned::Value(bytes)) => match then {
+                Then::Reply(reply) => match reply(&bytes) {
+                    Ok(value) => returned(&value),
+                    Err(e) => Reply::Error(e),
+                },
+                Then::Share(typeid, make) => self.share(typeid, make(&bytes)),
             },
             Ok(Returned::Object { .. }) => Reply::Traceback(
                 "returning new shared objects to Python is not supported yet".into(),
@@ -348,7 +359,7 @@ impl Session {
             Err(e) => Reply::Traceback(e.to_string()),
         };
         let undo = match reply {
-            Reply::Return(_) => undo,
+            Reply::Return(_) | Reply::Proxy(_) => undo,
             _ => {
                 if let Some(undo) = undo {
                     effects::run(undo);
@@ -357,6 +368,29 @@ impl Session {
             }
         };
         Ok((reply, undo))
+    }
+
+    /// Share a new object of `typeid` built from `args`, with one reference for Python
+    /// clients (the proxy the client makes increfs it, then the client releases this one,
+    /// as with CPython's server): `('#PROXY', (exposed, token))`.
+    fn share(&self, typeid: &str, args: Result<Vec<u8>, PyException>) -> Reply {
+        let Some(face) = self.face(typeid) else {
+            return Reply::Traceback(format!("KeyError: '{typeid}'"));
+        };
+        let args = match args {
+            Ok(args) => args,
+            Err(e) => return Reply::Error(e),
+        };
+        match self
+            .state
+            .construct(typeid, &args, Codec::Postcard, None, Owner::Python)
+        {
+            Ok(id) => Reply::Proxy(Object::Tuple(vec![
+                exposed(face),
+                token(typeid, &self.state.address, id),
+            ])),
+            Err(e) => Reply::Traceback(e.to_string()),
+        }
     }
 
     /// A method outside `exposed`: `__str__` and `__repr__` (the object's `Display` text)
@@ -399,6 +433,7 @@ impl Session {
     async fn send(&mut self, reply: Reply) -> Result<(), TransportError> {
         let message = match reply {
             Reply::Return(value) => ("#RETURN", value),
+            Reply::Proxy(value) => ("#PROXY", value),
             Reply::Error(e) => match e.to_object() {
                 Ok(exception) => ("#ERROR", exception),
                 Err(e) => ("#TRACEBACK", Object::Str(traceback(&e))),
@@ -416,6 +451,14 @@ impl Session {
         self.writer.write_all(&frame).await?;
         Ok(())
     }
+}
+
+/// What becomes of a Python call's Rust result.
+enum Then {
+    /// The Python return value.
+    Reply(crate::python::PyReply),
+    /// The arguments of a new object of this typeid, shared with the client.
+    Share(&'static str, fn(&[u8]) -> Result<Vec<u8>, PyException>),
 }
 
 /// `(ident, methodname, args, kwds)`.
@@ -440,8 +483,13 @@ fn parse_request(request: Object) -> Option<Request> {
 }
 
 /// Python arguments as [`PyArgs`]; a value not supported yet is a `TypeError`.
-fn py_args(args: Vec<Object>, kwargs: Vec<(Object, Object)>) -> Result<PyArgs, PyException> {
+fn py_args(
+    args: Vec<Object>,
+    kwargs: Vec<(Object, Object)>,
+    connection: ConnId,
+) -> Result<PyArgs, PyException> {
     Ok(PyArgs {
+        connection,
         args: args
             .into_iter()
             .map(from_object)
@@ -480,6 +528,35 @@ fn token_ident(token: &Object) -> Option<ObjectId> {
         return None;
     };
     parse_ident(state.as_tuple()?.get(2)?)
+}
+
+/// A pickled `multiprocessing.managers.Token(typeid, address, id)`, with the server's
+/// address as CPython writes it: `(host, port)` or a socket path.
+pub(crate) fn token(typeid: &str, address: &manager_core::Address, id: ObjectId) -> Object {
+    let address = match address {
+        manager_core::Address::Unix(path) => Object::Str(path.display().to_string()),
+        other => {
+            let text = other.to_string();
+            match text.rsplit_once(':') {
+                Some((host, port)) => Object::Tuple(vec![
+                    Object::Str(host.trim_matches(|c| c == '[' || c == ']').to_owned()),
+                    Object::Int(port.parse().unwrap_or(0)),
+                ]),
+                None => Object::Str(text),
+            }
+        }
+    };
+    Object::Build {
+        object: Box::new(Object::NewObj {
+            class: Box::new(Object::global("multiprocessing.managers", "Token")),
+            args: Box::new(Object::Tuple(vec![])),
+        }),
+        state: Box::new(Object::Tuple(vec![
+            Object::Str(typeid.to_owned()),
+            address,
+            Object::Str(ident(id)),
+        ])),
+    }
 }
 
 /// The `exposed` tuple of a face.
