@@ -25,6 +25,8 @@ use std::time::Duration;
 
 use manager_core::pickle::{self, Object};
 
+use manager_core::ObjectId;
+
 use crate::Value;
 
 /// A Python exception the client raises (`('#ERROR', exception)`): its class by module and
@@ -70,7 +72,7 @@ impl PyException {
         let args = self
             .args
             .iter()
-            .map(to_object)
+            .map(|a| to_object(a, &NoProxies))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Object::exception(self.module, self.name, args))
     }
@@ -247,8 +249,9 @@ pub enum PyCall {
         args: Vec<u8>,
         /// The typeid of the new object (registered with a [`PythonFace`]).
         typeid: &'static str,
-        /// The new object's encoded constructor arguments from the method's result.
-        make: fn(&[u8]) -> Result<Vec<u8>, PyException>,
+        /// The new object's encoded constructor arguments from the method's result and
+        /// the object called (a [`Value::Proxy`], for an iterator that watches its dict).
+        make: fn(&[u8], Value) -> Result<Vec<u8>, PyException>,
     },
 }
 
@@ -302,6 +305,10 @@ pub struct PythonFace {
     /// The method names CPython's proxy for this typeid calls (its `exposed` tuple, sent in
     /// the `create` reply): CPython's own list, in its order.
     pub exposed: &'static [&'static str],
+    /// The class of `multiprocessing.managers` that a proxy to this typeid is rebuilt as
+    /// when a value carries one to a Python client (`DictProxy`, `AcquirerProxy`, ...);
+    /// `AutoProxy` builds its methods from `exposed`.
+    pub proxytype: &'static str,
     /// The Rust constructor's arguments (encoded with
     /// [`Codec::Postcard`](manager_core::Codec::Postcard), as the tuple the
     /// [`Registration`](crate::Registration)'s constructor takes) from the Python ones.
@@ -310,9 +317,61 @@ pub struct PythonFace {
     pub call: fn(&str, PyArgs) -> Result<PyCall, PyException>,
 }
 
-/// A Python value as a [`Value`]: the kinds Rust reads as themselves, and everything else
-/// as an [`Opaque`](crate::Opaque) object kept as its pickle.
-pub(crate) fn from_object(object: Object) -> Result<Value, PyException> {
+/// How proxies inside values cross between the server's live handles and CPython's
+/// pickled `RebuildProxy(...)` calls.
+pub(crate) trait Proxies {
+    /// The live handle for a proxy a client sent (`typeid` and `id` from its token);
+    /// `None` keeps the call opaque (an object of another manager, or one gone).
+    fn proxy_in(&self, id: ObjectId) -> Option<Value>;
+    /// The `RebuildProxy(...)` call a client rebuilds `handle` from.
+    fn proxy_out(&self, handle: &crate::ProxyHandle) -> Result<Object, PyException>;
+}
+
+/// Values without proxies in them: a proxy stays opaque, and cannot be sent.
+pub(crate) struct NoProxies;
+
+impl Proxies for NoProxies {
+    fn proxy_in(&self, _: ObjectId) -> Option<Value> {
+        None
+    }
+
+    fn proxy_out(&self, _: &crate::ProxyHandle) -> Result<Object, PyException> {
+        Err(PyException::type_error("a proxy cannot be sent here"))
+    }
+}
+
+/// The object id of a pickled `RebuildProxy(func, Token(typeid, address, id), ...)`.
+fn rebuilt_proxy(object: &Object) -> Option<ObjectId> {
+    let Object::Reduce { callable, args } = object else {
+        return None;
+    };
+    if callable.as_global() != Some(("multiprocessing.managers", "RebuildProxy")) {
+        return None;
+    }
+    let token = args.as_tuple()?.get(1)?;
+    let Object::Build { state, .. } = token else {
+        return None;
+    };
+    let id = state.as_tuple()?.get(2)?.as_str()?;
+    u64::from_str_radix(id, 16).ok().map(ObjectId)
+}
+
+/// A Python value as a [`Value`]: the kinds Rust reads as themselves, proxies as live
+/// handles (through `proxies`), and everything else as an [`Opaque`](crate::Opaque)
+/// object kept as its pickle.
+pub(crate) fn from_object(object: Object, proxies: &dyn Proxies) -> Result<Value, PyException> {
+    if let Some(id) = rebuilt_proxy(&object) {
+        if let Some(handle) = proxies.proxy_in(id) {
+            return Ok(handle);
+        }
+    }
+    let from_object = |o| from_object(o, proxies);
+    let objects = |items: Vec<Object>| -> Result<Vec<Value>, PyException> {
+        items
+            .into_iter()
+            .map(|o| from_object_with(o, proxies))
+            .collect()
+    };
     Ok(match object {
         Object::None => Value::None,
         Object::Bool(b) => Value::Bool(b),
@@ -339,16 +398,18 @@ pub(crate) fn from_object(object: Object) -> Result<Value, PyException> {
     })
 }
 
-fn objects(items: Vec<Object>) -> Result<Vec<Value>, PyException> {
-    items.into_iter().map(from_object).collect()
+fn from_object_with(object: Object, proxies: &dyn Proxies) -> Result<Value, PyException> {
+    from_object(object, proxies)
 }
 
 fn opaque(type_name: &str, object: Object) -> Value {
     Value::Opaque(crate::Opaque::new(type_name, pickle::encode(&object)))
 }
 
-/// A [`Value`] as a Python value.
-pub(crate) fn to_object(value: &Value) -> Result<Object, PyException> {
+/// A [`Value`] as a Python value; proxies as `RebuildProxy(...)` calls (through
+/// `proxies`).
+pub(crate) fn to_object(value: &Value, proxies: &dyn Proxies) -> Result<Object, PyException> {
+    let to_object = |v| to_object(v, proxies);
     Ok(match value {
         Value::None => Object::None,
         Value::Bool(b) => Object::Bool(*b),
@@ -378,12 +439,7 @@ pub(crate) fn to_object(value: &Value) -> Result<Object, PyException> {
                 PyException::runtime_error(format!("a stored {} is unreadable: {e}", o.type_name()))
             })?
         }
-        other => {
-            return Err(PyException::type_error(format!(
-                "a {} cannot be sent to a Python client yet",
-                other.type_name()
-            )))
-        }
+        Value::Proxy(handle) => proxies.proxy_out(handle)?,
     })
 }
 

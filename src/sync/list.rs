@@ -150,6 +150,20 @@ impl List {
     pub fn clear(&mut self) {
         self.items.clear();
     }
+
+    /// Repeat the items in place, `times` times in all (Python's `l *= times`; 0 or less
+    /// empties it). Refused past 2^24 items.
+    pub fn repeat(&mut self, times: i64) -> Outcome<()> {
+        let times = usize::try_from(times).unwrap_or(0);
+        if self.items.len().saturating_mul(times) > 1 << 24 {
+            return Err(SyncError::Invalid(
+                "the repeated list would be too large".into(),
+            ));
+        }
+        let once = std::mem::take(&mut self.items);
+        self.items = (0..times).flat_map(|_| once.iter().cloned()).collect();
+        Ok(())
+    }
 }
 
 /// A typed proxy for a shared [`List`] of `T` (from [`SyncManager::list`] or

@@ -16,6 +16,10 @@ struct Held {
 pub(crate) struct LockInner {
     permits: tokio::sync::Semaphore,
     holder: Mutex<Option<Held>>,
+    /// Released because its holder disconnected, and not acquired since: the release
+    /// another process makes on the dead holder's behalf (Python's hand-off of a lock
+    /// acquired in a child and released by its parent) is then accepted, not an error.
+    orphaned: std::sync::atomic::AtomicBool,
 }
 
 impl LockInner {
@@ -34,7 +38,11 @@ impl LockInner {
             let weak = Arc::downgrade(self);
             let hook = caller.on_disconnect(move || {
                 if let Some(inner) = weak.upgrade() {
-                    inner.release_if_held_by(id);
+                    if inner.release_if_held_by(id) {
+                        inner
+                            .orphaned
+                            .store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
                 }
             });
             let mut holder = lock(&self.holder);
@@ -45,19 +53,24 @@ impl LockInner {
         }
     }
 
-    fn release_if_held_by(&self, id: CallerId) {
+    /// Release the lock if `id` holds it; whether it did.
+    fn release_if_held_by(&self, id: CallerId) -> bool {
         let mut holder = lock(&self.holder);
         if holder.as_ref().is_some_and(|h| h.by == Some(id)) {
             *holder = None;
             drop(holder);
             self.permits.add_permits(1);
+            return true;
         }
+        false
     }
 
     /// Take the lock for the caller (not undone if it never takes the result).
     pub(crate) async fn take(self: &Arc<Self>, blocking: bool, timeout: Option<Duration>) -> bool {
         let taken = take_permit(&self.permits, blocking, timeout).await;
         if taken {
+            self.orphaned
+                .store(false, std::sync::atomic::Ordering::SeqCst);
             self.record();
         }
         taken
@@ -87,6 +100,13 @@ impl LockInner {
     pub(crate) fn release(&self) -> Outcome<()> {
         let mut holder = lock(&self.holder);
         if holder.is_none() {
+            // The release a disconnected holder's lock was waiting for: it is free already.
+            if self
+                .orphaned
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+            {
+                return Ok(());
+            }
             return Err(SyncError::NotLocked);
         }
         let held = holder.take();
@@ -100,7 +120,9 @@ impl LockInner {
 /// A mutual-exclusion lock (Python's `threading.Lock` through `manager.Lock()`).
 ///
 /// Any holder may release it, as in Python. If the client that acquired it disconnects,
-/// it is released.
+/// it is released at once, so a dead client never blocks the others; the one release
+/// that may still come for it (a parent releasing what its child acquired, as Python
+/// programs do) is then accepted, until the lock is acquired again.
 pub struct Lock {
     pub(crate) inner: Arc<LockInner>,
 }
@@ -126,6 +148,7 @@ impl Lock {
             inner: Arc::new(LockInner {
                 permits: tokio::sync::Semaphore::new(1),
                 holder: Mutex::new(None),
+                orphaned: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }

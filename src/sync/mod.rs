@@ -130,7 +130,7 @@ pub fn register(builder: ServerBuilder) -> ServerBuilder {
                 .python(python::VALUE),
         )
         .register(
-            Registration::constructor("Iterator", |(items,)| PyIterator::new(items))
+            Registration::constructor("Iterator", |(items, source)| PyIterator::new(items, source))
                 .create_method(false)
                 .python(python::ITERATOR),
         )

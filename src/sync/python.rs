@@ -125,6 +125,7 @@ fn acquire_args(py: &mut PyArgs) -> Result<(bool, Option<Duration>), PyException
 /// `threading.Lock`: `Lock()`; held by the client connection that acquired it.
 pub(super) const LOCK: PythonFace = PythonFace {
     exposed: &["acquire", "release"],
+    proxytype: "AcquirerProxy",
     create: |py| {
         py.done("Lock", 0)?;
         ctor(&())
@@ -141,6 +142,7 @@ pub(super) const LOCK: PythonFace = PythonFace {
 /// `threading.Semaphore(value=1)` and `BoundedSemaphore(value=1)`.
 pub(super) const SEMAPHORE: PythonFace = PythonFace {
     exposed: &["acquire", "release"],
+    proxytype: "AcquirerProxy",
     create: |mut py| {
         let value = py.int(0, "value", 1)?;
         py.done("Semaphore", 1)?;
@@ -160,6 +162,7 @@ pub(super) const SEMAPHORE: PythonFace = PythonFace {
 /// `threading.Event()`.
 pub(super) const EVENT: PythonFace = PythonFace {
     exposed: &["is_set", "set", "clear", "wait"],
+    proxytype: "EventProxy",
     create: |py| {
         py.done("Event", 0)?;
         ctor(&())
@@ -197,6 +200,7 @@ pub(super) const QUEUE: PythonFace = PythonFace {
         "qsize",
         "task_done",
     ],
+    proxytype: "AutoProxy",
     create: |mut py| {
         let maxsize = py.int(0, "maxsize", 0)?;
         py.done("Queue", 1)?;
@@ -317,6 +321,7 @@ pub(super) const DICT: PythonFace = PythonFace {
         "update",
         "values",
     ],
+    proxytype: "DictProxy",
     create: |mut py| {
         if py.args.len() > 1 {
             return Err(PyException::type_error("dict expected at most 1 argument"));
@@ -412,7 +417,7 @@ pub(super) const DICT: PythonFace = PythonFace {
                 method: "keys",
                 args: ctor(&())?,
                 typeid: "Iterator",
-                make: |b| ctor(&(decode_result::<Vec<Value>>(b)?,)),
+                make: |b, dict| ctor(&(decode_result::<Vec<Value>>(b)?, Some(dict))),
             })
         }
         _ => Err(PyException::type_error(format!(
@@ -456,6 +461,7 @@ pub(super) const LIST: PythonFace = PythonFace {
         "sort",
         "__imul__",
     ],
+    proxytype: "ListProxy",
     create: |mut py| {
         let items = iterable(py.take(0, "iterable")?.unwrap_or(Value::None), "list")?;
         py.done("list", 1)?;
@@ -600,6 +606,13 @@ pub(super) const LIST: PythonFace = PythonFace {
                 Ok(Value::List(items))
             })
         }
+        "__imul__" => {
+            let n = py.int(0, "value", 1)?;
+            py.done(method, 1)?;
+            PyCall::method("repeat", &(n,), |b| {
+                outcome_none(b).map_err(|_| PyException::builtin("MemoryError", "list too large"))
+            })
+        }
         "__mul__" | "__rmul__" => {
             let n = py.int(0, "value", 1)?;
             py.done(method, 1)?;
@@ -623,6 +636,7 @@ pub(super) const LIST: PythonFace = PythonFace {
 /// `Value(typecode, value, lock=True)`: the typecode and lock are ignored, as in CPython.
 pub(super) const VALUE: PythonFace = PythonFace {
     exposed: &["get", "set"],
+    proxytype: "ValueProxy",
     create: |mut py| {
         let _typecode = py.required(0, "typecode", "Value")?;
         let value = py.required(1, "value", "Value")?;
@@ -646,6 +660,7 @@ pub(super) const VALUE: PythonFace = PythonFace {
 /// `Namespace(**kwds)`.
 pub(super) const NAMESPACE: PythonFace = PythonFace {
     exposed: &["__getattribute__", "__setattr__", "__delattr__"],
+    proxytype: "NamespaceProxy",
     create: |py| {
         if !py.args.is_empty() || !py.kwargs.is_empty() {
             return Err(PyException::type_error(
@@ -771,6 +786,7 @@ use manager_core::pickle::Object;
 /// `StopIteration`.
 pub(super) const ITERATOR: PythonFace = PythonFace {
     exposed: &["__next__", "send", "throw", "close"],
+    proxytype: "IteratorProxy",
     create: |_| {
         Err(PyException::type_error(
             "Iterator objects are made by the server",
@@ -780,7 +796,11 @@ pub(super) const ITERATOR: PythonFace = PythonFace {
         py.done(method, usize::MAX)?;
         match method {
             "__next__" => PyCall::method("next", &(), |b| {
-                decode_result::<Option<Value>>(b)?
+                decode_result::<Result<Option<Value>, SyncError>>(b)?
+                    .map_err(|e| match e {
+                        SyncError::Invalid(message) => PyException::runtime_error(message),
+                        e => exception(e),
+                    })?
                     .ok_or_else(|| PyException::new("builtins", "StopIteration", vec![]))
             }),
             "close" => PyCall::method("close", &(), none),
@@ -796,6 +816,7 @@ pub(super) const ITERATOR: PythonFace = PythonFace {
 /// connection), re-entrant.
 pub(super) const RLOCK: PythonFace = PythonFace {
     exposed: &["acquire", "release"],
+    proxytype: "AcquirerProxy",
     create: |py| {
         py.done("RLock", 0)?;
         ctor(&())
@@ -831,6 +852,7 @@ fn unheld(action: &'static str) -> impl FnOnce(&[u8]) -> Reply + Send {
 /// proxy is not served to Python clients yet).
 pub(super) const CONDITION: PythonFace = PythonFace {
     exposed: &["acquire", "release", "wait", "notify", "notify_all"],
+    proxytype: "ConditionProxy",
     create: |mut py| {
         if py.take(0, "lock")?.is_some_and(|l| l != Value::None) {
             return Err(PyException::type_error(
@@ -883,6 +905,7 @@ pub(super) const CONDITION: PythonFace = PythonFace {
 /// run on the server, so it is refused.
 pub(super) const BARRIER: PythonFace = PythonFace {
     exposed: &["__getattribute__", "wait", "abort", "reset"],
+    proxytype: "BarrierProxy",
     create: |mut py| {
         let parties = py.required(0, "parties", "Barrier")?;
         let parties = match parties {
@@ -934,6 +957,7 @@ pub(super) const BARRIER: PythonFace = PythonFace {
 /// CPython's manager (which keeps an `array.array`; this keeps the values).
 pub(super) const ARRAY: PythonFace = PythonFace {
     exposed: &["__len__", "__getitem__", "__setitem__"],
+    proxytype: "ArrayProxy",
     create: |mut py| {
         let _typecode = py.required(0, "typecode", "Array")?;
         let items = iterable(py.required(1, "sequence", "Array")?, "Array")?;

@@ -15,6 +15,10 @@ struct SemInner {
     bound: Option<usize>,
     /// Permits each client holds, with the hook that returns them if it disconnects.
     held: Mutex<Vec<(CallerId, usize, Option<DisconnectHook>)>>,
+    /// Permits returned because their holders disconnected: as many releases by clients
+    /// that hold none (made on the dead holders' behalf, as a Python parent releases what
+    /// its child acquired) are accepted without raising the value a second time.
+    orphans: Mutex<usize>,
 }
 
 /// The largest value a semaphore can have (tokio's `Semaphore::MAX_PERMITS`, 2^61 - 1 on
@@ -30,6 +34,7 @@ impl SemInner {
             permits: tokio::sync::Semaphore::new(value),
             bound: bounded.then_some(value),
             held: Mutex::new(Vec::new()),
+            orphans: Mutex::new(0),
         }))
     }
 
@@ -55,6 +60,9 @@ impl SemInner {
                     // saturated, as releases by others may have raised the value meanwhile.
                     let room = SEMAPHORE_MAX_VALUE - inner.permits.available_permits();
                     inner.permits.add_permits(n.min(room));
+                    let mut orphans = lock(&inner.orphans);
+                    *orphans = orphans.saturating_add(n);
+                    drop(orphans);
                     drop(held);
                     drop(hook);
                 }
@@ -92,6 +100,14 @@ impl SemInner {
     /// Return a permit for `me` (one of its own, or anyone's).
     fn release_by(&self, me: Option<CallerId>) -> Outcome<()> {
         let mut held = lock(&self.held);
+        if !held.iter().any(|e| Some(e.0) == me) {
+            let mut orphans = lock(&self.orphans);
+            if *orphans > 0 {
+                // Made on behalf of a holder that disconnected: its permit is back already.
+                *orphans -= 1;
+                return Ok(());
+            }
+        }
         if let Some(bound) = self.bound {
             if self.permits.available_permits() >= bound {
                 return Err(SyncError::TooManyReleases);

@@ -11,7 +11,7 @@ use crate::common::*;
 use crate::python_support::{find_python, PYTHONS};
 
 /// A SyncManager server that serves Python clients too.
-async fn start_python_server(transport: Transport) -> Running {
+pub(crate) async fn start_python_server(transport: Transport) -> Running {
     let (builder, dir) = builder(transport);
     let builder = managers::sync::register(builder)
         .authkey("test-key")
@@ -24,7 +24,7 @@ async fn start_python_server(transport: Transport) -> Running {
 }
 
 /// The address as the driver takes it: HOST:PORT or a socket path.
-fn driver_address(address: &managers::Address) -> String {
+pub(crate) fn driver_address(address: &managers::Address) -> String {
     match address {
         managers::Address::Unix(path) => path.display().to_string(),
         other => other.to_string(),

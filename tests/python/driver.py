@@ -340,6 +340,51 @@ def scenario_rlock_condition_barrier(m):
     assert "action" in str(e), str(e)
 
 
+def scenario_nested_proxies(m):
+    # CPython's test_dict_proxy_nested: the inner dict lives while the outer holds it.
+    pets = m.dict(ferrets=2, hamsters=4)
+    supplies = m.dict(water=10, feed=3)
+    d = m.dict(pets=pets, supplies=supplies)
+    assert d["pets"]["ferrets"] == 2
+    del pets, supplies
+    gc.collect()
+    assert d["pets"]["ferrets"] == 2 and d["supplies"]["water"] == 10
+    d["pets"]["ferrets"] = 3
+    assert d["pets"]["ferrets"] == 3
+    # test_nested_queue: a queue kept alive only by the list holding it.
+    a = m.list()
+    a.append(m.Queue())
+    gc.collect()
+    a[0].put(123)
+    assert a[0].get() == 123
+    # test_list_proxy_in_list: lists of lists.
+    outer = m.list([m.list(range(3)) for _ in range(3)])
+    assert [inner[:] for inner in outer] == [[0, 1, 2]] * 3
+    outer[0][-1] = 55
+    assert outer[0][:] == [0, 1, 55] and outer[1][:] == [0, 1, 2]
+    assert outer[1].pop() == 2 and len(outer[1]) == 2
+    # A proxy taken out of a container stays usable after the container lets it go.
+    q = m.Queue()
+    q.put(m.dict(x=1))
+    got = q.get()
+    gc.collect()
+    assert got["x"] == 1
+    # A list that contains itself is freed with its last outside proxy.
+    b = m.list()
+    b.append(b)
+    assert len(b) == 1
+    del b
+    # Proxies in a tuple in a dict, and a Lock among them.
+    lk = m.Lock()
+    d["tools"] = (lk, [m.Event()])
+    tools = d["tools"]
+    assert tools[0].acquire(False) and not lk.acquire(False)
+    tools[0].release()
+    tools[1][0].set()
+    assert d["tools"][1][0].is_set()
+    del tools, lk
+
+
 def scenario_errors(m):
     d = m.dict()
     # A key Python cannot hash is refused as Python would.

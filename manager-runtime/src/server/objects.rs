@@ -403,6 +403,10 @@ struct Inner {
     /// The objects each connection holds references to: a closing connection releases
     /// them without a scan of the whole table.
     held: HashMap<ConnId, rustc_hash::FxHashSet<ObjectId>>,
+    /// Proxies sent to CPython clients inside values, not increfed yet: each keeps its
+    /// object alive (one `InTransit` reference) until the client's `incref` for it comes,
+    /// or until it expires. By object: the expiries, oldest first.
+    python_transit: FxHashMap<ObjectId, std::collections::VecDeque<Instant>>,
 }
 
 impl Inner {
@@ -741,13 +745,59 @@ impl ObjectTable {
     }
 
     /// One more reference for CPython clients, on any live object (their protocol has no
-    /// holders: a proxy unpickled in another process increfs the id it names).
+    /// holders: a proxy unpickled in another process increfs the id it names). A proxy sent
+    /// to a Python client inside a value is what this incref comes for: its transit
+    /// reference becomes the client's.
     pub(crate) fn incref_python(&self, id: ObjectId) -> Result<(), Refused> {
         let mut inner = self.lock();
         if !inner.entries.contains_key(&id) {
             return Err(Refused::Unknown);
         }
+        let arrived = match inner.python_transit.get_mut(&id) {
+            Some(expiries) => {
+                expiries.pop_front();
+                if expiries.is_empty() {
+                    inner.python_transit.remove(&id);
+                }
+                true
+            }
+            None => false,
+        };
+        if arrived {
+            // The object stays alive throughout: the transit reference becomes the client's.
+            let mut released = Vec::new();
+            inner.add(id, Owner::Python, 1);
+            let _ = inner.sub(id, Owner::InTransit, 1, &mut released);
+            return Ok(());
+        }
         inner.add(id, Owner::Python, 1);
+        Ok(())
+    }
+
+    /// A proxy to `id` is being sent to a CPython client inside a value: keep the object
+    /// alive until the client's `incref` for it (at most until `expires`).
+    pub(crate) fn send_to_python(&self, id: ObjectId, expires: Instant) -> Result<(), Refused> {
+        let mut inner = self.lock();
+        if !inner.entries.contains_key(&id) {
+            return Err(Refused::Unknown);
+        }
+        inner.add(id, Owner::InTransit, 1);
+        inner
+            .python_transit
+            .entry(id)
+            .or_default()
+            .push_back(expires);
+        Ok(())
+    }
+
+    /// A reference for `owner` (a proxy held inside the server) to `id`, which a CPython
+    /// client named in a value it sent: the client holds one meanwhile.
+    pub(crate) fn hold_for_python_value(&self, id: ObjectId, owner: Owner) -> Result<(), Refused> {
+        let mut inner = self.lock();
+        if !inner.entries.contains_key(&id) {
+            return Err(Refused::Unknown);
+        }
+        inner.add(id, owner, 1);
         Ok(())
     }
 
@@ -941,11 +991,34 @@ impl ObjectTable {
             }
         }
         let expired = due(&inner.transit, |t| t.expires <= now);
-        let holds = expired.len();
+        let mut holds = expired.len();
         for hold in expired {
             if let Some(t) = inner.transit.remove(&hold) {
                 inner.unreserve(pending_key(t.from));
                 let _ = inner.sub(t.object, Owner::InTransit, 1, &mut released);
+            }
+        }
+        // Proxies sent to Python clients that never increfed them.
+        let late: Vec<ObjectId> = inner
+            .python_transit
+            .iter()
+            .filter(|(_, expiries)| expiries.front().is_some_and(|&e| e <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in late {
+            let mut gone = 0;
+            if let Some(expiries) = inner.python_transit.get_mut(&id) {
+                while expiries.front().is_some_and(|&e| e <= now) {
+                    expiries.pop_front();
+                    gone += 1;
+                }
+                if expiries.is_empty() {
+                    inner.python_transit.remove(&id);
+                }
+            }
+            holds += gone;
+            for _ in 0..gone {
+                let _ = inner.sub(id, Owner::InTransit, 1, &mut released);
             }
         }
         (Expired { holds, adoptions }, released)

@@ -24,8 +24,8 @@ use super::caller::Caller;
 use super::effects::{self, Undo};
 use super::objects::{Args, ConnId, Dispatch};
 use super::ServerState;
-use crate::handoff::AdoptContext;
-use crate::python::{from_object, to_object, PyArgs, PyCall, PyException, PythonFace};
+use crate::handoff::{with_context, AdoptContext};
+use crate::python::{from_object, to_object, Proxies, PyArgs, PyCall, PyException, PythonFace};
 use crate::transport::{self, FrameReader, SocketWriter};
 use crate::TransportError;
 
@@ -84,6 +84,7 @@ pub(crate) async fn serve(
         writer,
         methods: false,
         stash: VecDeque::new(),
+        target: std::sync::Mutex::new(None),
     };
     if let Err(e) = session.run(&mut reader).await {
         if !matches!(e, TransportError::Closed) {
@@ -105,6 +106,9 @@ struct Session {
     /// Frames that arrived while a call was running (CPython never pipelines, but a peer
     /// may).
     stash: VecDeque<Bytes>,
+    /// The object the request being read calls: a proxy to itself in its arguments (a list
+    /// appended to itself) is kept without a reference, or it could never be freed.
+    target: std::sync::Mutex<Option<ObjectId>>,
 }
 
 impl Drop for Session {
@@ -118,6 +122,10 @@ impl Drop for Session {
 }
 
 impl Session {
+    fn set_target(&self, target: Option<ObjectId>) {
+        *self.target.lock().unwrap_or_else(|e| e.into_inner()) = target;
+    }
+
     async fn run(&mut self, reader: &mut FrameReader) -> Result<(), TransportError> {
         loop {
             let batch = match self.stash.pop_front() {
@@ -239,7 +247,7 @@ impl Session {
                 "KeyError: '{typeid}' (no such typeid for Python clients)"
             ));
         };
-        let py = match py_args(args.collect(), kwargs, self.id) {
+        let py = match py_args(args.collect(), kwargs, self.id, self) {
             Ok(py) => py,
             Err(e) => return Reply::Traceback(traceback(&e)),
         };
@@ -274,6 +282,7 @@ impl Session {
             return Ok((Reply::Traceback(format!("KeyError: '{}'", ident(id))), None));
         };
         let typeid = typeid_ref.name();
+        let typeid_name = typeid.clone();
         let Some(face) = self.face(&typeid) else {
             let text = format!("'{typeid}' objects are not available to Python clients");
             return Ok((Reply::Traceback(text), None));
@@ -282,9 +291,11 @@ impl Session {
         if !face.exposed.contains(&method) && method != "#GETVALUE" {
             return Ok((self.fallback(&object, &typeid, face, method).await, None));
         }
-        let call = py_args(args, kwargs, self.id).and_then(|py| (face.call)(method, py));
+        self.set_target(Some(id));
+        let call = py_args(args, kwargs, self.id, &*self).and_then(|py| (face.call)(method, py));
+        self.set_target(None);
         let (rust_method, encoded, then) = match call {
-            Ok(PyCall::Return(value)) => return Ok((returned(&value), None)),
+            Ok(PyCall::Return(value)) => return Ok((returned(&value, &*self), None)),
             Ok(PyCall::Method {
                 method,
                 args,
@@ -346,12 +357,20 @@ impl Session {
             }
         };
         let reply = match result {
+            // Decoded where the proxies a result carries are adopted by the server.
             Ok(Returned::Value(bytes)) => match then {
-                Then::Reply(reply) => match reply(&bytes) {
-                    Ok(value) => returned(&value),
+                Then::Reply(reply) => match with_context(&self.context, || reply(&bytes)) {
+                    Ok(value) => returned(&value, &*self),
                     Err(e) => Reply::Error(e),
                 },
-                Then::Share(typeid, make) => self.share(typeid, make(&bytes)),
+                Then::Share(typeid, make) => {
+                    let called = self.local_proxy(id, &typeid_name);
+                    let args = with_context(&self.context, || match called {
+                        Some(called) => make(&bytes, called),
+                        None => Err(PyException::runtime_error("the object is gone")),
+                    });
+                    self.share(typeid, args)
+                }
             },
             Ok(Returned::Object { .. }) => Reply::Traceback(
                 "returning new shared objects to Python is not supported yet".into(),
@@ -453,12 +472,74 @@ impl Session {
     }
 }
 
+impl Session {
+    /// A proxy to `id` held inside the server (a reference of its own), as a value.
+    fn local_proxy(&self, id: ObjectId, typeid: &str) -> Option<crate::Value> {
+        let owner = self.state.proxy_owner();
+        self.state.objects.hold_for_python_value(id, owner).ok()?;
+        Some(crate::Value::Proxy(crate::ProxyHandle::local(
+            &self.state,
+            id,
+            typeid,
+            owner,
+        )))
+    }
+}
+
+impl Proxies for Session {
+    /// A proxy a Python client sent inside a value: a reference held inside the server
+    /// (its own owner, as a Rust proxy stored in an object is), so the object lives while
+    /// the value does.
+    fn proxy_in(&self, id: ObjectId) -> Option<crate::Value> {
+        if *self.target.lock().unwrap_or_else(|e| e.into_inner()) == Some(id) {
+            return None;
+        }
+        let (_, typeid) = self.state.objects.get(id)?;
+        let typeid = typeid.name();
+        self.local_proxy(id, &typeid)
+    }
+
+    /// `RebuildProxy(ProxyClass, Token(...), 'pickle', kwds)`. The object is kept alive
+    /// until the client's `incref` for it arrives (at most `hold_timeout`).
+    fn proxy_out(&self, handle: &crate::ProxyHandle) -> Result<Object, PyException> {
+        let ours = handle.address() == &self.state.address;
+        if ours {
+            let expires = std::time::Instant::now() + self.state.limits.hold_timeout;
+            self.state
+                .objects
+                .send_to_python(handle.id(), expires)
+                .map_err(|_| PyException::runtime_error("a proxy in this value is gone"))?;
+        }
+        let face = self.face(handle.typeid());
+        let proxytype = face.map_or("AutoProxy", |f| f.proxytype);
+        let kwds = match proxytype {
+            "AutoProxy" => Object::Dict(vec![(
+                Object::Str("exposed".into()),
+                face.map_or(Object::Tuple(vec![]), exposed),
+            )]),
+            _ => Object::Dict(vec![]),
+        };
+        Ok(Object::Reduce {
+            callable: Box::new(Object::global("multiprocessing.managers", "RebuildProxy")),
+            args: Box::new(Object::Tuple(vec![
+                Object::global("multiprocessing.managers", proxytype),
+                token(handle.typeid(), handle.address(), handle.id()),
+                Object::Str("pickle".into()),
+                kwds,
+            ])),
+        })
+    }
+}
+
 /// What becomes of a Python call's Rust result.
 enum Then {
     /// The Python return value.
     Reply(crate::python::PyReply),
     /// The arguments of a new object of this typeid, shared with the client.
-    Share(&'static str, fn(&[u8]) -> Result<Vec<u8>, PyException>),
+    Share(
+        &'static str,
+        fn(&[u8], crate::Value) -> Result<Vec<u8>, PyException>,
+    ),
 }
 
 /// `(ident, methodname, args, kwds)`.
@@ -482,22 +563,23 @@ fn parse_request(request: Object) -> Option<Request> {
     Some((ident, method, args, kwargs))
 }
 
-/// Python arguments as [`PyArgs`]; a value not supported yet is a `TypeError`.
+/// Python arguments as [`PyArgs`], proxies in them as live handles.
 fn py_args(
     args: Vec<Object>,
     kwargs: Vec<(Object, Object)>,
     connection: ConnId,
+    proxies: &dyn Proxies,
 ) -> Result<PyArgs, PyException> {
     Ok(PyArgs {
         connection,
         args: args
             .into_iter()
-            .map(from_object)
+            .map(|a| from_object(a, proxies))
             .collect::<Result<_, _>>()?,
         kwargs: kwargs
             .into_iter()
             .map(|(k, v)| match k {
-                Object::Str(k) => Ok((k, from_object(v)?)),
+                Object::Str(k) => Ok((k, from_object(v, proxies)?)),
                 _ => Err(PyException::type_error("keywords must be strings")),
             })
             .collect::<Result<_, _>>()?,
@@ -505,8 +587,8 @@ fn py_args(
 }
 
 /// `('#RETURN', value)`, or the `TypeError` for a value Python cannot get yet.
-fn returned(value: &crate::Value) -> Reply {
-    match to_object(value) {
+fn returned(value: &crate::Value, proxies: &dyn Proxies) -> Reply {
+    match to_object(value, proxies) {
         Ok(object) => Reply::Return(object),
         Err(e) => Reply::Error(e),
     }
