@@ -13,6 +13,11 @@
 //! per-round ratios, so that a noisy neighbour hits both sides of a ratio alike. Latency
 //! ratios are `managers / floor` (lower is better); throughput ratios `managers / floor`
 //! (higher is better).
+//!
+//! With Python, two more sets of rows: CPython's manager (Python client and server) against
+//! ours (Rust client and server), and stock CPython clients (`SyncManager.connect()`,
+//! unchanged) against our SyncManager server (`serve sync`, managerd's configuration)
+//! versus against CPython's own SyncManager server, the two in the same round.
 
 mod floor;
 mod procfs;
@@ -96,7 +101,8 @@ enum Role {
     /// Serve one contender until stdin closes (used by the benchmark itself). With
     /// `BENCH_CURRENT_THREAD=1` on a current-thread runtime (for profiling).
     Serve {
-        /// `floor` or `managers`.
+        /// `floor`, `managers`, `sync` (the SyncManager types with stock CPython clients
+        /// served, as `managerd` runs) or `soak`.
         kind: String,
         /// Where to listen: `127.0.0.1:0` or a socket path.
         address: String,

@@ -70,6 +70,20 @@ pub(crate) fn serve(kind: &str, address: &str) -> Result<()> {
                 server.serve_until(stop).await?;
                 Ok(())
             }
+            "sync" => {
+                // managerd's configuration: the SyncManager types, stock CPython clients
+                // served (`managerd` without `--no-python-clients`; its other settings are
+                // the builder's defaults, as here). For the stock CPython client rows.
+                let server = managers::sync::register(ServerBuilder::new())
+                    .address(address)
+                    .authkey(KEY)
+                    .python_clients(true)
+                    .bind()
+                    .await?;
+                println!("ADDRESS {}", server.address());
+                server.serve_until(stop).await?;
+                Ok(())
+            }
             "soak" => crate::soak::serve(address, stop).await,
             other => bail!("unknown contender {other}"),
         }
@@ -514,6 +528,131 @@ impl PythonRows {
     }
 }
 
+/// Stock CPython clients (`python/bench_sync.py`), per round: CPython's SyncManager
+/// server's figures in each `Row`'s `floor` column, our server's in its `managers` column.
+#[derive(Default)]
+struct SyncRows {
+    /// Sequential latency of `d[k] = i`: mean, p50, p99.
+    seq: [Row; 3],
+    /// Throughput of [`python::SYNC_CLIENTS`] client processes.
+    tput: Row,
+    /// Server CPU per call in that workload.
+    cpu: Row,
+    /// The client processes' CPU per call in that workload (all together).
+    client_cpu: Row,
+    /// `d = m.dict(); d["a"] = 1; del d` per second.
+    create: Row,
+    /// Objects left on the server by the create + drop workload, over all rounds: on
+    /// CPython's server, on ours.
+    leaked: (f64, f64),
+}
+
+impl SyncRows {
+    /// One round: the same client script against CPython's server (started by the script,
+    /// on loopback TCP or at `unix`) and against ours (`serve sync`), in the order given.
+    fn round(
+        &mut self,
+        scale: &Scale,
+        ours: &ServerProcess,
+        unix: Option<&std::path::Path>,
+        ours_first: bool,
+    ) -> Result<()> {
+        let run_ours = || {
+            python::run_sync(
+                scale,
+                python::SyncServer::Ours {
+                    address: &ours.address,
+                    pid: ours.pid(),
+                },
+            )
+            .context("stock CPython clients against our server")
+        };
+        let run_theirs = || {
+            if let Some(path) = unix {
+                let _ = std::fs::remove_file(path);
+            }
+            python::run_sync(scale, python::SyncServer::CPython { unix })
+                .context("stock CPython clients against CPython's server")
+        };
+        let (o, t) = if ours_first {
+            let o = run_ours()?;
+            (o, run_theirs()?)
+        } else {
+            let t = run_theirs()?;
+            (run_ours()?, t)
+        };
+        let n = python::SYNC_CLIENTS;
+        let names = [
+            "latency_mean".to_owned(),
+            "latency_p50".to_owned(),
+            "latency_p99".to_owned(),
+            format!("throughput_{n}"),
+            format!("cpu_per_call_{n}"),
+            format!("client_cpu_per_call_{n}"),
+            "create_drop".to_owned(),
+            "leaked".to_owned(),
+        ];
+        // Every figure first, so that a missing one adds none of this round's.
+        let figures = |p: &python::PythonResults| -> Result<Vec<f64>> {
+            names.iter().map(|name| p.get(name)).collect()
+        };
+        let (o, t) = (
+            figures(&o).context("our server")?,
+            figures(&t).context("CPython's server")?,
+        );
+        for (i, row) in self.seq.iter_mut().enumerate() {
+            row.push(t[i], o[i]);
+        }
+        self.tput.push(t[3], o[3]);
+        self.cpu.push(t[4], o[4]);
+        self.client_cpu.push(t[5], o[5]);
+        self.create.push(t[6], o[6]);
+        self.leaked.0 += t[7];
+        self.leaked.1 += o[7];
+        Ok(())
+    }
+
+    /// The table lines of `transport`.
+    fn lines(&self, transport: &str) -> String {
+        let mut out = String::new();
+        for (stat, row) in ["mean", "p50", "p99"].iter().zip(&self.seq) {
+            let target = if *stat == "p50" { "<= 1.00x" } else { "" };
+            let name = format!("sequential latency, `d[k] = i`, {stat}");
+            out.push_str(&row.line(&name, transport, target, true, 2));
+        }
+        let n = python::SYNC_CLIENTS;
+        out.push_str(&self.tput.line(
+            &format!("throughput, {n} client processes, `d[k] = i` on one shared dict"),
+            transport,
+            ">= 3x",
+            false,
+            1,
+        ));
+        out.push_str(&self.cpu.line(
+            &format!("server CPU per call ({n} client processes)"),
+            transport,
+            "",
+            true,
+            2,
+        ));
+        out.push_str(&self.client_cpu.line(
+            &format!("client CPU per call ({n} client processes, all together)"),
+            transport,
+            "",
+            true,
+            2,
+        ));
+        out.push_str(&self.create.line(
+            "create + call + drop, `d = m.dict(); d['a'] = 1; del d`",
+            transport,
+            if transport == "tcp" { ">= 50x" } else { "" },
+            false,
+            1,
+        ));
+        out
+    }
+}
+
 /// One row: per-round values of both contenders.
 #[derive(Default)]
 struct Row {
@@ -569,8 +708,10 @@ fn us(s: f64) -> String {
 fn per_s(x: f64) -> String {
     if x >= 1e6 {
         format!("{:.2} M/s", x / 1e6)
-    } else if x >= 1e3 {
+    } else if x >= 1e4 {
         format!("{:.0} k/s", x / 1e3)
+    } else if x >= 1e3 {
+        format!("{:.1} k/s", x / 1e3)
     } else {
         format!("{x:.1} /s")
     }
@@ -593,6 +734,12 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
     // Python's rows, both transports, and why it was skipped (once it failed to run).
     let mut python_rows = String::new();
     let mut python_skipped: Option<String> = None;
+    // The stock CPython client rows (our SyncManager server against CPython's), both
+    // transports; why they were skipped (on a transport, once a run failed there); objects
+    // the create + drop workload left behind, if any.
+    let mut sync_rows = String::new();
+    let mut sync_skipped = String::new();
+    let mut sync_leaks = String::new();
     // The throughput workload (16 clients, else the largest) whose server CPU is reported
     // and whose figure is compared with Python's 16 clients.
     let idx16 = scale
@@ -610,6 +757,14 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
         };
         let floor_server = ServerProcess::start("floor", &floor_addr)?;
         let managers_server = ServerProcess::start("managers", &managers_addr)?;
+        // Where our SyncManager server for stock CPython clients listens (a fresh one each
+        // round, as CPython's is).
+        let sync_addr = match transport {
+            "tcp" => "127.0.0.1:0".to_owned(),
+            _ => dir.join("sync.sock").display().to_string(),
+        };
+        let mut sync = SyncRows::default();
+        let mut sync_failed = false;
         let (fa, ma) = (
             floor_server.address.clone(),
             managers_server.address.clone(),
@@ -630,7 +785,7 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
         let mut creates = Vec::new();
         // Python's figures (in a `Row`'s `floor` column) and ours from the same round.
         let mut py = PythonRows::new(scale.client_counts.len());
-        for _round in 0..scale.rounds {
+        for round in 0..scale.rounds {
             rt.block_on(async {
                 let mut f = latency("floor", &fa, scale.latency_calls, 0).await?;
                 let mut m = latency("managers", &ma, scale.latency_calls, 0).await?;
@@ -715,6 +870,39 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
                 if let Err(e) = result {
                     python_skipped = Some(e.to_string());
                 }
+            }
+            if with_python && !sync_failed {
+                // CPython's server and ours by turns, each first in every other round. Both
+                // are fresh processes each round, so that where the scheduler puts their
+                // threads (which moves the sequential latency over TCP between about 20 and
+                // 60 µs here; see `latencies` in bench_sync.py) is drawn again each round.
+                let unix = (transport == "unix").then(|| dir.join("cpython-sync.sock"));
+                if unix.is_some() {
+                    // Left behind if the last round's server had to be killed.
+                    let _ = std::fs::remove_file(&sync_addr);
+                }
+                let result = ServerProcess::start("sync", &sync_addr)
+                    .context("our SyncManager server did not start")
+                    .and_then(|ours| sync.round(&scale, &ours, unix.as_deref(), round % 2 == 1));
+                if let Err(e) = result {
+                    sync_failed = true;
+                    writeln!(
+                        sync_skipped,
+                        "Stock CPython client rows over {transport} skipped from round {}: {e:#}",
+                        round + 1
+                    )?;
+                }
+            }
+        }
+        if !sync.create.managers.is_empty() {
+            sync_rows.push_str(&sync.lines(transport));
+            if sync.leaked != (0.0, 0.0) {
+                writeln!(
+                    sync_leaks,
+                    "Objects left by create + call + drop over {transport}: {} on CPython's \
+                     server, {} on ours.",
+                    sync.leaked.0, sync.leaked.1
+                )?;
             }
         }
         if !py.create.managers.is_empty() {
@@ -854,6 +1042,30 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
         if let Some(e) = python_skipped {
             writeln!(table, "Python contender skipped: {e}")?;
         }
+        writeln!(table)?;
+        if !sync_rows.is_empty() {
+            writeln!(
+                table,
+                "| stock CPython client | transport | CPython's server | our server | ours / CPython's | target |"
+            )?;
+            writeln!(table, "|---|---|---|---|---|---|")?;
+            table.push_str(&sync_rows);
+            let version = python::version().unwrap_or_else(|| "?".into());
+            writeln!(
+                table,
+                "\nThe same stock CPython {version} client code (`bench/python/bench_sync.py`: \
+                 `SyncManager(address, authkey).connect()`, unchanged) against CPython's own \
+                 SyncManager server and against ours (`serve sync`: the SyncManager types with \
+                 `python_clients(true)`, as managerd runs), in the same round. Ratios are ours / \
+                 CPython's: lower is better for latency and CPU, higher for throughput and \
+                 create + drop. Latency after a 0.5 s warm-up on the same connection. The {} \
+                 throughput clients are separate processes (forked), each with its own \
+                 connection.",
+                python::SYNC_CLIENTS
+            )?;
+            table.push_str(&sync_leaks);
+        }
+        table.push_str(&sync_skipped);
     }
     Ok(table)
 }
