@@ -268,6 +268,11 @@ pub use manager_runtime::{
     DEFAULT_MAX_FRAME,
 };
 
+/// Serving stock CPython clients: see [`manager_runtime::python`].
+pub mod python {
+    pub use manager_runtime::python::*;
+}
+
 /// The traits generated code implements, for hand-written implementations.
 pub mod traits {
     pub use manager_core::{

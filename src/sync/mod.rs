@@ -43,7 +43,7 @@ mod event;
 mod iter;
 mod list;
 mod lock;
-mod python;
+pub mod python;
 mod queue;
 mod rlock;
 mod semaphore;

@@ -1,5 +1,21 @@
 //! The `SyncManager` typeids as stock CPython clients see them: CPython's `exposed` method
 //! names, arguments and exceptions, mapped onto the Rust types' methods.
+//!
+//! [`register`](super::register) gives each typeid its face. Give one to your own
+//! registrations of these types too, to serve them to Python clients, for example a queue
+//! every client shares by name:
+//!
+//! ```
+//! use managers::sync::{python, Queue};
+//! use managers::{Registration, ServerBuilder};
+//!
+//! let server = managers::sync::register(ServerBuilder::new())
+//!     .python_clients(true)
+//!     .register(Registration::instance("jobs", Queue::new(0)).python(python::QUEUE));
+//! # let _ = server;
+//! ```
+//!
+//! A Python client then reaches it with `SyncManager.register('jobs')` and `m.jobs()`.
 
 use std::time::Duration;
 
@@ -123,7 +139,7 @@ fn acquire_args(py: &mut PyArgs) -> Result<(bool, Option<Duration>), PyException
 }
 
 /// `threading.Lock`: `Lock()`; held by the client connection that acquired it.
-pub(super) const LOCK: PythonFace = PythonFace {
+pub const LOCK: PythonFace = PythonFace {
     exposed: &["acquire", "release"],
     proxytype: "AcquirerProxy",
     create: |py| {
@@ -140,7 +156,7 @@ pub(super) const LOCK: PythonFace = PythonFace {
 };
 
 /// `threading.Semaphore(value=1)` and `BoundedSemaphore(value=1)`.
-pub(super) const SEMAPHORE: PythonFace = PythonFace {
+pub const SEMAPHORE: PythonFace = PythonFace {
     exposed: &["acquire", "release"],
     proxytype: "AcquirerProxy",
     create: |mut py| {
@@ -160,7 +176,7 @@ pub(super) const SEMAPHORE: PythonFace = PythonFace {
 };
 
 /// `threading.Event()`.
-pub(super) const EVENT: PythonFace = PythonFace {
+pub const EVENT: PythonFace = PythonFace {
     exposed: &["is_set", "set", "clear", "wait"],
     proxytype: "EventProxy",
     create: |py| {
@@ -188,7 +204,7 @@ pub(super) const EVENT: PythonFace = PythonFace {
 /// `queue.Queue(maxsize=0)` (also `JoinableQueue`): CPython's auto-exposed methods, as
 /// CPython 3.11 and 3.12 list them (3.13's `shutdown` is left out, so that one list works
 /// for every client).
-pub(super) const QUEUE: PythonFace = PythonFace {
+pub const QUEUE: PythonFace = PythonFace {
     exposed: &[
         "empty",
         "full",
@@ -302,7 +318,7 @@ fn entries(first: Option<Value>, py: PyArgs) -> Result<Vec<(Value, Value)>, PyEx
 
 /// `dict(...)`: `DictProxy`'s methods (iteration, which needs a server-side iterator, is
 /// not available yet).
-pub(super) const DICT: PythonFace = PythonFace {
+pub const DICT: PythonFace = PythonFace {
     exposed: &[
         "__contains__",
         "__delitem__",
@@ -439,7 +455,7 @@ fn index(py: &mut PyArgs, position: usize, method: &str) -> Result<i64, PyExcept
 }
 
 /// `list(...)`: `ListProxy`'s methods (slices, `+`, `*` are not available yet).
-pub(super) const LIST: PythonFace = PythonFace {
+pub const LIST: PythonFace = PythonFace {
     exposed: &[
         "__add__",
         "__contains__",
@@ -634,7 +650,7 @@ pub(super) const LIST: PythonFace = PythonFace {
 };
 
 /// `Value(typecode, value, lock=True)`: the typecode and lock are ignored, as in CPython.
-pub(super) const VALUE: PythonFace = PythonFace {
+pub const VALUE: PythonFace = PythonFace {
     exposed: &["get", "set"],
     proxytype: "ValueProxy",
     create: |mut py| {
@@ -658,7 +674,7 @@ pub(super) const VALUE: PythonFace = PythonFace {
 };
 
 /// `Namespace(**kwds)`.
-pub(super) const NAMESPACE: PythonFace = PythonFace {
+pub const NAMESPACE: PythonFace = PythonFace {
     exposed: &["__getattribute__", "__setattr__", "__delattr__"],
     proxytype: "NamespaceProxy",
     create: |py| {
@@ -784,7 +800,7 @@ use manager_core::pickle::Object;
 
 /// `Iterator`, what `iter(dict)` returns to a CPython client: `__next__` until
 /// `StopIteration`.
-pub(super) const ITERATOR: PythonFace = PythonFace {
+pub const ITERATOR: PythonFace = PythonFace {
     exposed: &["__next__", "send", "throw", "close"],
     proxytype: "IteratorProxy",
     create: |_| {
@@ -814,7 +830,7 @@ pub(super) const ITERATOR: PythonFace = PythonFace {
 
 /// `threading.RLock()`: held by the client connection (CPython's server thread of that
 /// connection), re-entrant.
-pub(super) const RLOCK: PythonFace = PythonFace {
+pub const RLOCK: PythonFace = PythonFace {
     exposed: &["acquire", "release"],
     proxytype: "AcquirerProxy",
     create: |py| {
@@ -850,7 +866,7 @@ fn unheld(action: &'static str) -> impl FnOnce(&[u8]) -> Reply + Send {
 
 /// `threading.Condition()` over its own re-entrant lock (a `Condition(lock)` with a lock
 /// proxy is not served to Python clients yet).
-pub(super) const CONDITION: PythonFace = PythonFace {
+pub const CONDITION: PythonFace = PythonFace {
     exposed: &["acquire", "release", "wait", "notify", "notify_all"],
     proxytype: "ConditionProxy",
     create: |mut py| {
@@ -903,7 +919,7 @@ pub(super) const CONDITION: PythonFace = PythonFace {
 
 /// `threading.Barrier(parties, action=None, timeout=None)`; `action` would be Python code
 /// run on the server, so it is refused.
-pub(super) const BARRIER: PythonFace = PythonFace {
+pub const BARRIER: PythonFace = PythonFace {
     exposed: &["__getattribute__", "wait", "abort", "reset"],
     proxytype: "BarrierProxy",
     create: |mut py| {
@@ -955,7 +971,7 @@ pub(super) const BARRIER: PythonFace = PythonFace {
 
 /// `Array(typecode, sequence, lock=True)`: the typecode and lock are ignored, as in
 /// CPython's manager (which keeps an `array.array`; this keeps the values).
-pub(super) const ARRAY: PythonFace = PythonFace {
+pub const ARRAY: PythonFace = PythonFace {
     exposed: &["__len__", "__getitem__", "__setitem__"],
     proxytype: "ArrayProxy",
     create: |mut py| {

@@ -251,3 +251,22 @@ fn worker_pool() {
     assert_eq!(jobs, 9, "{out}");
     assert_eq!(out.matches("] did ").count(), 3, "{out}");
 }
+
+/// Two unchanged CPython workers and a Rust worker share a queue and a dict (the Python
+/// workers only where a CPython 3.11+ is installed; the example says which).
+#[test]
+fn python_fleet() {
+    let out = run("python_fleet");
+    assert_contains(
+        &out,
+        &[
+            "[producer] queued 30 jobs; joining the queue",
+            "[producer] all 30 results are right: ",
+            "[rust worker] did ",
+            "[producer] all processes exited 0",
+        ],
+    );
+    if out.contains("two Python workers") {
+        assert_contains(&out, &["[python worker 1] did ", "[python worker 2] did "]);
+    }
+}

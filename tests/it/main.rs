@@ -19,6 +19,7 @@ mod lifecycle;
 mod limits;
 mod pipeline;
 mod python;
+mod python_fleet;
 mod python_suite;
 #[path = "../support/python.rs"]
 mod python_support;

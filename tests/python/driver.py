@@ -9,6 +9,7 @@ the end; any failure raises (non-zero exit, with its traceback). Standard librar
 
 import gc
 import multiprocessing
+import pickle
 import queue
 import sys
 import threading
@@ -383,6 +384,41 @@ def scenario_nested_proxies(m):
     tools[1][0].set()
     assert d["tools"][1][0].is_set()
     del tools, lk
+
+
+def scenario_hostile_pickles(m):
+    # Hostile frames on raw connections (after a real handshake): each is refused with a
+    # '#TRACEBACK' reply or a closed connection, never a crash; the server serves on.
+    from multiprocessing.connection import Client
+    import struct
+    evil = {
+        "deep nesting": b"\x80\x04" + b"]" * 200_000 + b"." ,
+        "deep marks": b"\x80\x04" + b"(" * 200_000 + b"." ,
+        "huge unicode length": b"\x80\x04\x8d" + struct.pack("<Q", 2**63) + b"x.",
+        "huge bytes length": b"\x80\x04B" + struct.pack("<I", 2**31) + b"x.",
+        "huge long": b"\x80\x04\x8b" + struct.pack("<I", 2**31 - 1) + b"\x01.",
+        "missing memo": b"\x80\x04h\x07.",
+        "memo abuse": b"\x80\x04N" + b"r\xff\xff\xff\xff" + b".",
+        "sharing bomb": b"\x80\x04]\x94" + b"h\x00h\x00\x86\x94" * 60 + b".",
+        "truncated": pickle.dumps((None, "dummy", (), {}), protocol=4)[:-5],
+        "unknown opcode": b"\x80\x04P0\n.",
+        "not a pickle": b"GET / HTTP/1.1\r\n\r\n",
+        "wrong shape": pickle.dumps(("just", "two"), protocol=4),
+        "empty": b"",
+    }
+    address = m.address
+    for name, payload in evil.items():
+        c = Client(address, authkey=m._authkey)
+        c.send_bytes(payload)
+        try:
+            kind, result = pickle.loads(c.recv_bytes())
+            assert kind == "#TRACEBACK", (name, kind, result)
+        except EOFError:
+            pass
+        c.close()
+    d = m.dict()
+    d["still"] = "serving"
+    assert d["still"] == "serving"
 
 
 def scenario_errors(m):
