@@ -97,6 +97,10 @@ struct Args {
     /// handshake needs HMAC-MD5 for CPython 3.11).
     #[arg(long)]
     no_python_clients: bool,
+
+    /// Let a Python client's `shutdown` request stop the server (refused by default).
+    #[arg(long)]
+    allow_python_shutdown: bool,
 }
 
 /// `value` seconds from the option `--name`, 0 meaning never.
@@ -163,6 +167,7 @@ async fn main() -> Result<()> {
         .idle_timeout(optional_seconds("idle-timeout", args.idle_timeout)?)
         .release_memory_after_bursts(!args.keep_freed_memory)
         .python_clients(!args.no_python_clients)
+        .python_shutdown(args.allow_python_shutdown)
         .max_connections(args.max_connections)
         .max_handshakes(args.max_handshakes)
         .max_calls_in_flight(args.max_calls_in_flight)

@@ -864,19 +864,34 @@ fn unheld(action: &'static str) -> impl FnOnce(&[u8]) -> Reply + Send {
     }
 }
 
-/// `threading.Condition()` over its own re-entrant lock (a `Condition(lock)` with a lock
-/// proxy is not served to Python clients yet).
+/// `threading.Condition(lock=None)`: over its own re-entrant lock, or over a `Lock` or
+/// `RLock` of this manager given as a proxy.
 pub const CONDITION: PythonFace = PythonFace {
     exposed: &["acquire", "release", "wait", "notify", "notify_all"],
     proxytype: "ConditionProxy",
     create: |mut py| {
-        if py.take(0, "lock")?.is_some_and(|l| l != Value::None) {
-            return Err(PyException::type_error(
-                "Condition(lock) from a Python client is not supported yet: use Condition()",
-            ));
-        }
+        use crate::Proxy as _;
+        let lock = match py.take(0, "lock")? {
+            None | Some(Value::None) => None,
+            // `Condition(lock)` with a proxy to a `Lock` or `RLock` of this manager.
+            Some(Value::Proxy(handle)) => Some(match handle.typeid() {
+                "Lock" => super::ConditionLock::Lock(super::LockProxy::from_handle(handle)),
+                "RLock" => super::ConditionLock::RLock(super::RLockProxy::from_handle(handle)),
+                other => {
+                    return Err(PyException::type_error(format!(
+                        "a Condition's lock must be a Lock or an RLock, not {other}"
+                    )))
+                }
+            }),
+            Some(other) => {
+                return Err(PyException::type_error(format!(
+                    "a Condition's lock must be a lock proxy, not {}",
+                    other.type_name()
+                )))
+            }
+        };
         py.done("Condition", 1)?;
-        ctor(&(None::<super::ConditionLock>,))
+        ctor(&(lock,))
     },
     call: |method, mut py| {
         let owner = py.connection;

@@ -132,3 +132,55 @@ async fn python_clients_are_refused_unless_enabled() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `shutdown` from a Python client is refused by default; a server configured to allow it
+/// stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_shutdown_is_refused_unless_allowed() {
+    let Some(python) = find_python("python3.11")
+        .or_else(|| find_python("python3.12"))
+        .or_else(|| find_python("python3.13"))
+    else {
+        return;
+    };
+    let script = |address: &str| {
+        format!(
+            "from multiprocessing.managers import SyncManager, dispatch, RemoteError\n\
+             from multiprocessing.connection import Client\n\
+             host, port = {address:?}.rsplit(':', 1)\n\
+             c = Client((host, int(port)), authkey=b'test-key')\n\
+             try:\n    dispatch(c, None, 'shutdown')\n    print('stopped')\n\
+             except RemoteError:\n    print('refused')\n"
+        )
+    };
+    let run = |python: OsString, script: String| {
+        tokio::task::spawn_blocking(move || {
+            let out = Command::new(python).args(["-c", &script]).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        })
+    };
+    let refused = start_python_server(Transport::Tcp).await;
+    let address = driver_address(refused.address());
+    assert_eq!(
+        run(python.clone(), script(&address)).await.unwrap(),
+        "refused"
+    );
+    assert!(sync_client(&refused).await.lock().await.is_ok());
+
+    let (builder, _dir) = builder(Transport::Tcp);
+    let allowed = managers::sync::register(builder)
+        .authkey("test-key")
+        .python_clients(true)
+        .python_shutdown(true)
+        .start()
+        .await
+        .unwrap();
+    let address = driver_address(allowed.address());
+    assert_eq!(run(python, script(&address)).await.unwrap(), "stopped");
+    until("the server to stop", async || {
+        managers::Client::connect(allowed.address(), "test-key")
+            .await
+            .is_err()
+    })
+    .await;
+}

@@ -321,6 +321,18 @@ def scenario_rlock_condition_barrier(m):
         c.notify_all()
     with c:
         assert c.wait_for(lambda: True, 0.1) is True
+    # A condition over a lock of the manager: holding the lock lets it wait and notify.
+    lock = m.Lock()
+    over = m.Condition(lock)
+    with lock:
+        assert over.wait(0.01) is False
+        over.notify()
+    expect(RuntimeError, over.notify)
+    rl = m.RLock()
+    over_r = m.Condition(rl)
+    with over_r:
+        with over_r:
+            assert over_r.wait(0.01) is False
     b = m.Barrier(2, timeout=20)
     assert b.parties == 2 and b.n_waiting == 0 and not b.broken
     results = []

@@ -49,6 +49,7 @@ pub(crate) struct Limits {
     pub(crate) max_pending_handoffs: usize,
     pub(crate) release_memory: bool,
     pub(crate) python_clients: bool,
+    pub(crate) python_shutdown: bool,
 }
 
 impl Default for Limits {
@@ -65,6 +66,7 @@ impl Default for Limits {
             max_pending_handoffs: objects::DEFAULT_MAX_PENDING,
             release_memory: true,
             python_clients: false,
+            python_shutdown: false,
         }
     }
 }
@@ -310,6 +312,15 @@ impl ServerBuilder {
     /// (both ways), which that version requires.
     pub fn python_clients(mut self, on: bool) -> Self {
         self.limits.python_clients = on;
+        self
+    }
+
+    /// Whether a Python client's `shutdown` request stops the server (default off: it is
+    /// refused with a `#TRACEBACK`, and the server is stopped by whoever runs it). CPython's
+    /// `BaseManager.shutdown()` of a manager it started sends one; a connected manager has
+    /// no `shutdown`. Takes effect with [`python_clients`](Self::python_clients).
+    pub fn python_shutdown(mut self, allowed: bool) -> Self {
+        self.limits.python_shutdown = allowed;
         self
     }
 

@@ -18,7 +18,7 @@ use manager_core::ledger::Owner;
 use manager_core::pickle::{self, Object};
 use manager_core::{panic_message, Codec, ObjectId, RemoteError, Returned};
 use tokio::io::AsyncWriteExt;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::caller::Caller;
 use super::effects::{self, Undo};
@@ -197,6 +197,11 @@ impl Session {
                 i64::try_from(objects.len()).unwrap_or(i64::MAX),
             )),
             "debug_info" => Reply::Return(Object::Str(debug_info(&self.state))),
+            "shutdown" if self.state.limits.python_shutdown => {
+                info!("shutdown requested by a CPython client");
+                self.state.cancel.cancel();
+                Reply::Return(Object::None)
+            }
             "shutdown" => Reply::Traceback(
                 "shutdown is refused: this server is stopped by its operator, not by clients"
                     .to_owned(),
