@@ -125,6 +125,17 @@ fn keyed(key: Value, then: fn(&[u8]) -> Reply) -> impl FnOnce(&[u8]) -> Reply + 
     }
 }
 
+/// A method without arguments: the Rust method `rust`, its result through `reply`.
+fn plain(
+    py: &PyArgs,
+    method: &str,
+    rust: &'static str,
+    reply: fn(&[u8]) -> Reply,
+) -> Result<PyCall, PyException> {
+    py.done(method, 0)?;
+    PyCall::method(rust, &(), reply)
+}
+
 /// `acquire(blocking=True, timeout=-1)` of `threading.Lock` and friends.
 fn acquire_args(py: &mut PyArgs) -> Result<(bool, Option<Duration>), PyException> {
     let blocking = py.bool(0, "blocking", true)?;
@@ -148,10 +159,7 @@ pub const LOCK: PythonFace = PythonFace {
     },
     call: |method, mut py| match method {
         "acquire" => PyCall::method("acquire", &acquire_args(&mut py)?, boolean),
-        _ => {
-            py.done(method, 0)?;
-            PyCall::method("release", &(), outcome_none)
-        }
+        _ => plain(&py, method, "release", outcome_none),
     },
 };
 
@@ -168,10 +176,7 @@ pub const SEMAPHORE: PythonFace = PythonFace {
     },
     call: |method, mut py| match method {
         "acquire" => PyCall::method("acquire", &acquire_args(&mut py)?, boolean),
-        _ => {
-            py.done(method, 0)?;
-            PyCall::method("release", &(), outcome_none)
-        }
+        _ => plain(&py, method, "release", outcome_none),
     },
 };
 
@@ -189,14 +194,13 @@ pub const EVENT: PythonFace = PythonFace {
             py.done(method, 1)?;
             PyCall::method("wait", &(timeout,), boolean)
         }
-        "is_set" => {
-            py.done(method, 0)?;
-            PyCall::method("is_set", &(), boolean)
-        }
-        "set" | "clear" => {
-            py.done(method, 0)?;
-            PyCall::method(if method == "set" { "set" } else { "clear" }, &(), none)
-        }
+        "is_set" => plain(&py, method, "is_set", boolean),
+        "set" | "clear" => plain(
+            &py,
+            method,
+            if method == "set" { "set" } else { "clear" },
+            none,
+        ),
         _ => Err(PyException::builtin("AttributeError", method.to_owned())),
     },
 };
@@ -241,26 +245,15 @@ pub const QUEUE: PythonFace = PythonFace {
             py.done(method, if method == "get" { 2 } else { 0 })?;
             PyCall::method("get", &(block, timeout), outcome_value)
         }
-        "qsize" => {
-            py.done(method, 0)?;
-            PyCall::method("qsize", &(), count)
-        }
-        "empty" | "full" => {
-            py.done(method, 0)?;
-            PyCall::method(
-                if method == "empty" { "empty" } else { "full" },
-                &(),
-                boolean,
-            )
-        }
-        "task_done" => {
-            py.done(method, 0)?;
-            PyCall::method("task_done", &(), outcome_none)
-        }
-        _ => {
-            py.done(method, 0)?;
-            PyCall::method("join", &(), none)
-        }
+        "qsize" => plain(&py, method, "qsize", count),
+        "empty" | "full" => plain(
+            &py,
+            method,
+            if method == "empty" { "empty" } else { "full" },
+            boolean,
+        ),
+        "task_done" => plain(&py, method, "task_done", outcome_none),
+        _ => plain(&py, method, "join", none),
     },
 };
 
@@ -377,26 +370,15 @@ pub const DICT: PythonFace = PythonFace {
             py.done(method, 1)?;
             PyCall::method("contains", &(key,), boolean)
         }
-        "__len__" => {
-            py.done(method, 0)?;
-            PyCall::method("len", &(), count)
-        }
-        "keys" | "values" => {
-            py.done(method, 0)?;
-            PyCall::method(
-                if method == "keys" { "keys" } else { "values" },
-                &(),
-                values,
-            )
-        }
-        "items" => {
-            py.done(method, 0)?;
-            PyCall::method("items", &(), pairs)
-        }
-        "copy" | "#GETVALUE" => {
-            py.done(method, 0)?;
-            PyCall::method("items", &(), mapping)
-        }
+        "__len__" => plain(&py, method, "len", count),
+        "keys" | "values" => plain(
+            &py,
+            method,
+            if method == "keys" { "keys" } else { "values" },
+            values,
+        ),
+        "items" => plain(&py, method, "items", pairs),
+        "copy" | "#GETVALUE" => plain(&py, method, "items", mapping),
         "update" => {
             let first = py.take(0, "other")?;
             if py.args.len() > 1 {
@@ -413,20 +395,14 @@ pub const DICT: PythonFace = PythonFace {
             py.done(method, 2)?;
             PyCall::method("pop", &(key.clone(), default), keyed(key, outcome_value))
         }
-        "popitem" => {
-            py.done(method, 0)?;
-            PyCall::method("popitem", &(), outcome_pair)
-        }
+        "popitem" => plain(&py, method, "popitem", outcome_pair),
         "setdefault" => {
             let key = hashable(py.required(0, "key", method)?)?;
             let default = py.take(1, "default")?.unwrap_or(Value::None);
             py.done(method, 2)?;
             PyCall::method("setdefault", &(key, default), value)
         }
-        "clear" => {
-            py.done(method, 0)?;
-            PyCall::method("clear", &(), none)
-        }
+        "clear" => plain(&py, method, "clear", none),
         "__iter__" => {
             py.done(method, 0)?;
             Ok(PyCall::Proxy {
@@ -452,6 +428,31 @@ fn index(py: &mut PyArgs, position: usize, method: &str) -> Result<i64, PyExcept
             manager_runtime::python::type_name(&other)
         ))),
     }
+}
+
+/// `seq[i]` of a list or an array (`what`): `IndexError` out of range.
+fn item_get(py: &mut PyArgs, method: &str, what: &'static str) -> Result<PyCall, PyException> {
+    let i = index(py, 0, method)?;
+    py.done(method, 1)?;
+    PyCall::method("get", &(i,), move |b| {
+        outcome_value(b)
+            .map_err(|_| PyException::builtin("IndexError", format!("{what} index out of range")))
+    })
+}
+
+/// `seq[i] = v` of a list or an array (`what`): `IndexError` out of range.
+fn item_set(py: &mut PyArgs, method: &str, what: &'static str) -> Result<PyCall, PyException> {
+    let i = index(py, 0, method)?;
+    let v = py.required(1, "value", method)?;
+    py.done(method, 2)?;
+    PyCall::method("set", &(i, v), move |b| {
+        outcome_none(b).map_err(|_| {
+            PyException::builtin(
+                "IndexError",
+                format!("{what} assignment index out of range"),
+            )
+        })
+    })
 }
 
 /// `list(...)`: `ListProxy`'s methods (slices, `+`, `*` are not available yet).
@@ -491,19 +492,9 @@ pub const LIST: PythonFace = PythonFace {
                 py.done(method, 0)?;
                 return PyCall::method("slice", &(start, stop), values);
             }
-            let i = index(&mut py, 0, method)?;
-            py.done(method, 1)?;
-            PyCall::method("get", &(i,), |b| {
-                outcome_value(b)
-                    .map_err(|_| PyException::builtin("IndexError", "list index out of range"))
-            })
+            item_get(&mut py, method, "list")
         }
-        "__setitem__" => {
-            let i = index(&mut py, 0, method)?;
-            let item = py.required(1, "value", method)?;
-            py.done(method, 2)?;
-            PyCall::method("set", &(i, item), outcome_none)
-        }
+        "__setitem__" => item_set(&mut py, method, "list"),
         "__delitem__" => {
             let i = index(&mut py, 0, method)?;
             py.done(method, 1)?;
@@ -511,10 +502,7 @@ pub const LIST: PythonFace = PythonFace {
                 outcome_value(b).map(|_| Value::None)
             })
         }
-        "__len__" => {
-            py.done(method, 0)?;
-            PyCall::method("len", &(), count)
-        }
+        "__len__" => plain(&py, method, "len", count),
         "__contains__" => {
             let item = py.required(0, "item", method)?;
             py.done(method, 1)?;
@@ -579,10 +567,7 @@ pub const LIST: PythonFace = PythonFace {
                     .map_err(|_| PyException::value_error("list.remove(x): x not in list"))
             })
         }
-        "reverse" => {
-            py.done(method, 0)?;
-            PyCall::method("reverse", &(), none)
-        }
+        "reverse" => plain(&py, method, "reverse", none),
         "sort" => {
             if py.take(0, "key")?.is_some_and(|k| k != Value::None) {
                 return Err(PyException::type_error(
@@ -593,10 +578,7 @@ pub const LIST: PythonFace = PythonFace {
             py.done(method, 0)?;
             PyCall::method("sort", &(reverse,), none)
         }
-        "#GETVALUE" => {
-            py.done(method, 0)?;
-            PyCall::method("to_vec", &(), values)
-        }
+        "#GETVALUE" => plain(&py, method, "to_vec", values),
         "__reversed__" => {
             py.done(method, 0)?;
             PyCall::method("to_vec", &(), |b| {
@@ -666,10 +648,7 @@ pub const VALUE: PythonFace = PythonFace {
             py.done(method, 1)?;
             PyCall::method("set", &(v,), none)
         }
-        _ => {
-            py.done(method, 0)?;
-            PyCall::method("get", &(), value)
-        }
+        _ => plain(&py, method, "get", value),
     },
 };
 
@@ -964,10 +943,12 @@ pub const BARRIER: PythonFace = PythonFace {
             py.done(method, 1)?;
             PyCall::method("wait", &(timeout,), outcome_count)
         }
-        "abort" | "reset" => {
-            py.done(method, 0)?;
-            PyCall::method(if method == "abort" { "abort" } else { "reset" }, &(), none)
-        }
+        "abort" | "reset" => plain(
+            &py,
+            method,
+            if method == "abort" { "abort" } else { "reset" },
+            none,
+        ),
         _ => {
             let name = py.required(0, "name", method)?;
             py.done(method, 1)?;
@@ -997,32 +978,10 @@ pub const ARRAY: PythonFace = PythonFace {
         ctor(&(items,))
     },
     call: |method, mut py| match method {
-        "__len__" => {
-            py.done(method, 0)?;
-            PyCall::method("len", &(), count)
-        }
-        "__getitem__" => {
-            let i = index(&mut py, 0, method)?;
-            py.done(method, 1)?;
-            PyCall::method("get", &(i,), |b| {
-                outcome_value(b)
-                    .map_err(|_| PyException::builtin("IndexError", "array index out of range"))
-            })
-        }
-        "__setitem__" => {
-            let i = index(&mut py, 0, method)?;
-            let v = py.required(1, "value", method)?;
-            py.done(method, 2)?;
-            PyCall::method("set", &(i, v), |b| {
-                outcome_none(b).map_err(|_| {
-                    PyException::builtin("IndexError", "array assignment index out of range")
-                })
-            })
-        }
-        "#GETVALUE" => {
-            py.done(method, 0)?;
-            PyCall::method("to_vec", &(), values)
-        }
+        "__len__" => plain(&py, method, "len", count),
+        "__getitem__" => item_get(&mut py, method, "array"),
+        "__setitem__" => item_set(&mut py, method, "array"),
+        "#GETVALUE" => plain(&py, method, "to_vec", values),
         _ => Err(PyException::type_error(format!(
             "Array.{method} through a proxy is not supported yet"
         ))),

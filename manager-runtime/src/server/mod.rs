@@ -115,18 +115,20 @@ impl ServerState {
         expected: Option<&str>,
         holder: Owner,
     ) -> Result<ObjectId, RemoteError> {
-        let reg = self
-            .registry
-            .get(typeid)
-            .ok_or_else(|| RemoteError::UnknownTypeid {
-                typeid: typeid.to_owned(),
-            })?;
-        if !reg.create_method {
+        if !self.registration(typeid)?.create_method {
             return Err(RemoteError::CreateNotAllowed {
                 typeid: typeid.to_owned(),
             });
         }
         self.construct(typeid, args, codec, expected, holder)
+    }
+
+    fn registration(&self, typeid: &str) -> Result<&Registration, RemoteError> {
+        self.registry
+            .get(typeid)
+            .ok_or_else(|| RemoteError::UnknownTypeid {
+                typeid: typeid.to_owned(),
+            })
     }
 
     /// [`ServerState::create`] without the `create_method` check: the server's own
@@ -139,12 +141,7 @@ impl ServerState {
         expected: Option<&str>,
         holder: Owner,
     ) -> Result<ObjectId, RemoteError> {
-        let reg = self
-            .registry
-            .get(typeid)
-            .ok_or_else(|| RemoteError::UnknownTypeid {
-                typeid: typeid.to_owned(),
-            })?;
+        let reg = self.registration(typeid)?;
         if let Some(expected) = expected {
             if expected != reg.kind {
                 return Err(RemoteError::TypeMismatch {
