@@ -151,6 +151,13 @@ impl List {
         self.items.clear();
     }
 
+    /// Replace the items from `start` to `stop` (Python's slice bounds: negative counts
+    /// from the end, clamped) with `items`: `l[a:b] = items`; with no items, `del l[a:b]`.
+    pub fn splice(&mut self, start: Option<i64>, stop: Option<i64>, items: Vec<Value>) {
+        let (start, stop) = self.bounds(start, stop);
+        self.items.splice(start..stop, items);
+    }
+
     /// Repeat the items in place, `times` times in all (Python's `l *= times`; 0 or less
     /// empties it). Refused past 2^24 items.
     pub fn repeat(&mut self, times: i64) -> Outcome<()> {

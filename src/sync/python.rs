@@ -487,15 +487,42 @@ pub const LIST: PythonFace = PythonFace {
     call: |method, mut py| match method {
         "__getitem__" => {
             if let Some(slice) = py.args.first().and_then(slice_of) {
-                let (start, stop) = slice?;
+                let slice = slice?;
                 py.args.clear();
                 py.done(method, 0)?;
-                return PyCall::method("slice", &(start, stop), values);
+                if slice.step.is_none() {
+                    return PyCall::method("slice", &(slice.start, slice.stop), values);
+                }
+                return PyCall::method("to_vec", &(), move |b| {
+                    let items = decode_result::<Vec<Value>>(b)?;
+                    let picked = slice.indices(items.len());
+                    Ok(Value::List(
+                        picked
+                            .into_iter()
+                            .filter_map(|i| items.get(i).cloned())
+                            .collect(),
+                    ))
+                });
             }
             item_get(&mut py, method, "list")
         }
-        "__setitem__" => item_set(&mut py, method, "list"),
+        "__setitem__" => {
+            if let Some(slice) = py.args.first().and_then(slice_of) {
+                let slice = slice?;
+                let items = iterable(py.required(1, "value", method)?, method)?;
+                py.args.truncate(1);
+                py.done(method, 1)?;
+                return splice(slice, items);
+            }
+            item_set(&mut py, method, "list")
+        }
         "__delitem__" => {
+            if let Some(slice) = py.args.first().and_then(slice_of) {
+                let slice = slice?;
+                py.args.clear();
+                py.done(method, 0)?;
+                return splice(slice, Vec::new());
+            }
             let i = index(&mut py, 0, method)?;
             py.done(method, 1)?;
             PyCall::method("pop", &(Some(i),), |b| {
@@ -744,11 +771,40 @@ fn pickle_call(pickle: &[u8], module: &str, name: &str) -> Option<Vec<Object>> {
     }
 }
 
-/// A slice's `(start, stop)`.
-type Bounds = (Option<i64>, Option<i64>);
+/// A `slice(start, stop, step)` argument.
+#[derive(Clone, Copy)]
+struct Slice {
+    start: Option<i64>,
+    stop: Option<i64>,
+    /// `None` for 1.
+    step: Option<i64>,
+}
 
-/// A `slice(start, stop, step)` argument: `(start, stop)` for a step of 1 or `None`.
-fn slice_of(value: &Value) -> Option<Result<Bounds, PyException>> {
+impl Slice {
+    /// The indices it selects in a sequence of `len` items, as Python's `range(*slice.indices(len))`.
+    fn indices(self, len: usize) -> Vec<usize> {
+        let len = i64::try_from(len).unwrap_or(i64::MAX);
+        let step = self.step.unwrap_or(1);
+        let (lower, upper) = if step < 0 { (-1, len - 1) } else { (0, len) };
+        let clamp = |bound: Option<i64>, default: i64| match bound {
+            None => default,
+            Some(i) if i < 0 => (i.saturating_add(len)).max(lower),
+            Some(i) => i.min(upper),
+        };
+        let start = clamp(self.start, if step < 0 { upper } else { lower });
+        let stop = clamp(self.stop, if step < 0 { lower } else { upper });
+        let mut out = Vec::new();
+        let mut i = start;
+        while (step > 0 && i < stop) || (step < 0 && i > stop) {
+            out.push(usize::try_from(i).unwrap_or(0));
+            i = i.saturating_add(step);
+        }
+        out
+    }
+}
+
+/// A `slice(start, stop, step)` argument, if `value` is one.
+fn slice_of(value: &Value) -> Option<Result<Slice, PyException>> {
     let Value::Opaque(o) = value else {
         return None;
     };
@@ -764,15 +820,30 @@ fn slice_of(value: &Value) -> Option<Result<Bounds, PyException>> {
     };
     Some(
         match pickle_call(o.pickle(), "builtins", "slice").as_deref() {
-            Some([start, stop, step]) => match step {
-                Object::None | Object::Int(1) => bound(start).and_then(|a| Ok((a, bound(stop)?))),
-                _ => Err(PyException::type_error(
-                    "slices with a step are not supported yet",
-                )),
-            },
+            Some([start, stop, step]) => (|| {
+                let slice = Slice {
+                    start: bound(start)?,
+                    stop: bound(stop)?,
+                    step: bound(step)?.filter(|&s| s != 1),
+                };
+                if slice.step == Some(0) {
+                    return Err(PyException::value_error("slice step cannot be zero"));
+                }
+                Ok(slice)
+            })(),
             _ => Err(PyException::type_error("malformed slice")),
         },
     )
+}
+
+/// `l[a:b] = items` and `del l[a:b]` (a step other than 1 is not supported).
+fn splice(slice: Slice, items: Vec<Value>) -> Result<PyCall, PyException> {
+    if slice.step.is_some() {
+        return Err(PyException::type_error(
+            "extended slice assignment and deletion are not supported yet",
+        ));
+    }
+    PyCall::method("splice", &(slice.start, slice.stop, items), none)
 }
 
 use manager_core::pickle::Object;

@@ -280,6 +280,18 @@ def scenario_iteration_and_slices(m):
     l = m.list(range(6))
     assert l[1:3] == [1, 2] and l[:2] == [0, 1] and l[4:] == [4, 5] and l[-2:] == [4, 5]
     assert [x for x in l] == [0, 1, 2, 3, 4, 5]
+    plain = list(range(6))
+    for s in [slice(None, None, 2), slice(None, None, -1), slice(5, 1, -2), slice(-3, None),
+              slice(1, -1, 3), slice(10, 20), slice(None, None, -4)]:
+        assert l[s] == plain[s], (s, l[s], plain[s])
+    expect(ValueError, l.__getitem__, slice(None, None, 0))
+    l[1:3] = ["a", "b", "c"]
+    plain[1:3] = ["a", "b", "c"]
+    del l[-2:]
+    del plain[-2:]
+    assert l[:] == plain, (l[:], plain)
+    l[:] = range(6)
+    assert l[:] == [0, 1, 2, 3, 4, 5]
     assert list(reversed(l)) == [5, 4, 3, 2, 1, 0]
     assert l + [6] == [0, 1, 2, 3, 4, 5, 6] and l * 2 == list(range(6)) * 2
     l += [6]
