@@ -285,3 +285,49 @@ async fn memory_used_by_a_burst_of_clients_goes_back_to_the_system() {
     );
     assert!(daemon.terminate().success());
 }
+
+#[path = "../../tests/support/python.rs"]
+mod python_support;
+
+/// SIGTERM while a CPython client waits in `Queue.get()`: its call is dropped and the
+/// server stops at once, instead of waiting out the shutdown timeout for it ("calls still
+/// running after the shutdown timeout were abandoned").
+#[test]
+fn sigterm_does_not_wait_for_a_python_client_blocked_in_a_call() {
+    let Some(python) = python_support::PYTHONS
+        .iter()
+        .find_map(|name| python_support::find_python(name))
+    else {
+        return;
+    };
+    let mut daemon = Daemon::start_with(
+        &["--address", "127.0.0.1:0", "--shutdown-timeout", "30"],
+        &[("MANAGERS_AUTHKEY", "k")],
+        Stdio::piped(),
+    );
+    let (host, port) = daemon.address.rsplit_once(':').unwrap();
+    let script = format!(
+        "from multiprocessing.managers import SyncManager\n\
+         m = SyncManager(address=({host:?}, {port}), authkey=b'k')\n\
+         m.connect()\n\
+         q = m.Queue()\n\
+         print('WAITING', flush=True)\n\
+         try:\n    q.get()\nexcept Exception as e:\n    print('ENDED', type(e).__name__, flush=True)\n"
+    );
+    let mut client = Command::new(python)
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(client.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "WAITING");
+    let mut stderr = daemon.child.stderr.take();
+    let status = daemon.terminate();
+    assert!(status.success());
+    let mut log = String::new();
+    std::io::Read::read_to_string(stderr.as_mut().unwrap(), &mut log).unwrap();
+    assert!(!log.contains("abandoned"), "{log}");
+    // The client's connection was closed under its waiting call.
+    assert!(lines.next().unwrap().unwrap().starts_with("ENDED"));
+    client.wait().unwrap();
+}

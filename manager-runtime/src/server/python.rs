@@ -86,7 +86,14 @@ pub(crate) async fn serve(
         stash: VecDeque::new(),
         target: std::sync::Mutex::new(None),
     };
-    if let Err(e) = session.run(&mut reader).await {
+    // Until the client leaves or the server shuts down (a call waiting then is dropped
+    // where it waits, taking nothing).
+    let cancel = session.state.cancel.clone();
+    let outcome = tokio::select! {
+        outcome = session.run(&mut reader) => outcome,
+        () = cancel.cancelled() => Ok(()),
+    };
+    if let Err(e) = outcome {
         if !matches!(e, TransportError::Closed) {
             if let Some(suppressed) = session.state.warnings.bad_input.check() {
                 warn!(%peer, error = %e, suppressed, "closing CPython connection");
