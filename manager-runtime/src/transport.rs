@@ -378,10 +378,12 @@ pub(crate) enum SocketWriter {
 
 impl SocketWriter {
     /// Acknowledge the peer's next segments at once (Linux `TCP_QUICKACK`, which the
-    /// kernel turns off again by itself, hence before each read). A CPython client writes
-    /// its last handshake message and its first request back to back; with Nagle on its
-    /// side and delayed acknowledgement on ours, the request waited 40 ms for an ACK
-    /// (`../shared/python/PROTOCOL.md` §10.10). Nothing for Unix sockets and elsewhere.
+    /// kernel turns off again by itself). A CPython client writes its last handshake
+    /// message and its first request back to back; with Nagle on its side and delayed
+    /// acknowledgement on ours, that request waited 40 ms for an ACK
+    /// (`../shared/python/PROTOCOL.md` §10.10). Set before the reads up to that request;
+    /// after it, each reply carries the acknowledgement of its request. Nothing for Unix
+    /// sockets and elsewhere.
     pub(crate) fn quickack(&self) {
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         if let SocketWriter::Tcp(w) = self {

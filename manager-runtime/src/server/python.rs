@@ -134,11 +134,14 @@ impl Session {
     }
 
     async fn run(&mut self, reader: &mut FrameReader) -> Result<(), TransportError> {
+        // The client writes its last handshake message and its first request back to
+        // back: acknowledge at once until that request is in. After it, each reply
+        // carries the acknowledgement of its request, and a request is one write.
+        self.writer.quickack();
         loop {
             let batch = match self.stash.pop_front() {
                 Some(batch) => batch,
                 None => {
-                    self.writer.quickack();
                     match reader.next_batch().await? {
                         Some(batch) => batch,
                         None => return Ok(()),
