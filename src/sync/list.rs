@@ -7,7 +7,9 @@ use serde::Serialize;
 
 use super::error::{flatten, Outcome, SyncError};
 use super::values::typed_proxy;
-use super::values::{decode, decode_all, encode, encode_all, not_found, position, repr_list};
+use super::values::{
+    decode, decode_all, encode, encode_all, not_found, position, repr_list, slice_indices,
+};
 use crate::{shared, Value};
 
 /// A list (Python's `manager.list()`). Indexes may be negative, counting from the end.
@@ -151,11 +153,57 @@ impl List {
         self.items.clear();
     }
 
-    /// Replace the items from `start` to `stop` (Python's slice bounds: negative counts
-    /// from the end, clamped) with `items`: `l[a:b] = items`; with no items, `del l[a:b]`.
-    pub fn splice(&mut self, start: Option<i64>, stop: Option<i64>, items: Vec<Value>) {
-        let (start, stop) = self.bounds(start, stop);
-        self.items.splice(start..stop, items);
+    /// `l[start:stop:step] = items`, with Python's slice bounds (negative counts from the
+    /// end, clamped). With a step of 1 the slice is replaced by any number of items; with
+    /// another step there must be one item per position selected. A step of 0 is refused.
+    pub fn assign_slice(
+        &mut self,
+        start: Option<i64>,
+        stop: Option<i64>,
+        step: i64,
+        items: Vec<Value>,
+    ) -> Outcome<()> {
+        if step == 1 {
+            let (start, stop) = self.bounds(start, stop);
+            self.items.splice(start..stop, items);
+            return Ok(());
+        }
+        if step == 0 {
+            return Err(SyncError::Invalid("slice step cannot be zero".into()));
+        }
+        let at = slice_indices(self.items.len(), start, stop, step);
+        if at.len() != items.len() {
+            return Err(SyncError::Invalid(format!(
+                "attempt to assign sequence of size {} to extended slice of size {}",
+                items.len(),
+                at.len()
+            )));
+        }
+        for (i, item) in at.into_iter().zip(items) {
+            self.items[i] = item;
+        }
+        Ok(())
+    }
+
+    /// `del l[start:stop:step]`, with Python's slice bounds. A step of 0 is refused.
+    pub fn delete_slice(
+        &mut self,
+        start: Option<i64>,
+        stop: Option<i64>,
+        step: i64,
+    ) -> Outcome<()> {
+        if step == 0 {
+            return Err(SyncError::Invalid("slice step cannot be zero".into()));
+        }
+        let mut at = slice_indices(self.items.len(), start, stop, step);
+        at.sort_unstable();
+        let mut i = 0;
+        self.items.retain(|_| {
+            let keep = at.binary_search(&i).is_err();
+            i += 1;
+            keep
+        });
+        Ok(())
     }
 
     /// Repeat the items in place, `times` times in all (Python's `l *= times`; 0 or less

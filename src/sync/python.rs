@@ -512,7 +512,7 @@ pub const LIST: PythonFace = PythonFace {
                 let items = iterable(py.required(1, "value", method)?, method)?;
                 py.args.truncate(1);
                 py.done(method, 1)?;
-                return splice(slice, items);
+                return splice(slice, Some(items));
             }
             item_set(&mut py, method, "list")
         }
@@ -521,7 +521,7 @@ pub const LIST: PythonFace = PythonFace {
                 let slice = slice?;
                 py.args.clear();
                 py.done(method, 0)?;
-                return splice(slice, Vec::new());
+                return splice(slice, None);
             }
             let i = index(&mut py, 0, method)?;
             py.done(method, 1)?;
@@ -781,25 +781,9 @@ struct Slice {
 }
 
 impl Slice {
-    /// The indices it selects in a sequence of `len` items, as Python's `range(*slice.indices(len))`.
+    /// The indices it selects in a sequence of `len` items.
     fn indices(self, len: usize) -> Vec<usize> {
-        let len = i64::try_from(len).unwrap_or(i64::MAX);
-        let step = self.step.unwrap_or(1);
-        let (lower, upper) = if step < 0 { (-1, len - 1) } else { (0, len) };
-        let clamp = |bound: Option<i64>, default: i64| match bound {
-            None => default,
-            Some(i) if i < 0 => (i.saturating_add(len)).max(lower),
-            Some(i) => i.min(upper),
-        };
-        let start = clamp(self.start, if step < 0 { upper } else { lower });
-        let stop = clamp(self.stop, if step < 0 { lower } else { upper });
-        let mut out = Vec::new();
-        let mut i = start;
-        while (step > 0 && i < stop) || (step < 0 && i > stop) {
-            out.push(usize::try_from(i).unwrap_or(0));
-            i = i.saturating_add(step);
-        }
-        out
+        super::values::slice_indices(len, self.start, self.stop, self.step.unwrap_or(1))
     }
 }
 
@@ -836,14 +820,25 @@ fn slice_of(value: &Value) -> Option<Result<Slice, PyException>> {
     )
 }
 
-/// `l[a:b] = items` and `del l[a:b]` (a step other than 1 is not supported).
-fn splice(slice: Slice, items: Vec<Value>) -> Result<PyCall, PyException> {
-    if slice.step.is_some() {
-        return Err(PyException::type_error(
-            "extended slice assignment and deletion are not supported yet",
-        ));
+/// `l[a:b:c] = items` (`Some`) or `del l[a:b:c]` (`None`).
+fn splice(slice: Slice, items: Option<Vec<Value>>) -> Result<PyCall, PyException> {
+    let step = slice.step.unwrap_or(1);
+    let reply = |b: &[u8]| {
+        decode_result::<Result<(), SyncError>>(b)?
+            .map(|()| Value::None)
+            .map_err(|e| match e {
+                SyncError::Invalid(message) => PyException::value_error(message),
+                e => exception(e),
+            })
+    };
+    match items {
+        Some(items) => PyCall::method(
+            "assign_slice",
+            &(slice.start, slice.stop, step, items),
+            reply,
+        ),
+        None => PyCall::method("delete_slice", &(slice.start, slice.stop, step), reply),
     }
-    PyCall::method("splice", &(slice.start, slice.stop, items), none)
 }
 
 use manager_core::pickle::Object;

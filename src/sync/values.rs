@@ -239,6 +239,32 @@ pub(super) fn not_found(key: &Value) -> SyncError {
     SyncError::NotFound(out)
 }
 
+/// The indices `seq[start:stop:step]` selects in a sequence of `len` items, as Python's
+/// `range(*slice(start, stop, step).indices(len))`. `step` must not be 0.
+pub(super) fn slice_indices(
+    len: usize,
+    start: Option<i64>,
+    stop: Option<i64>,
+    step: i64,
+) -> Vec<usize> {
+    let len = i64::try_from(len).unwrap_or(i64::MAX);
+    let (lower, upper) = if step < 0 { (-1, len - 1) } else { (0, len) };
+    let clamp = |bound: Option<i64>, default: i64| match bound {
+        None => default,
+        Some(i) if i < 0 => i.saturating_add(len).max(lower),
+        Some(i) => i.min(upper),
+    };
+    let start = clamp(start, if step < 0 { upper } else { lower });
+    let stop = clamp(stop, if step < 0 { lower } else { upper });
+    let mut out = Vec::new();
+    let mut i = start;
+    while (step > 0 && i < stop) || (step < 0 && i > stop) {
+        out.push(usize::try_from(i).unwrap_or(0));
+        i = i.saturating_add(step);
+    }
+    out
+}
+
 /// Normalise a Python-style index (negative counts from the end) into `0..len`, or
 /// [`SyncError::OutOfRange`].
 pub(super) fn position(index: i64, len: usize) -> Outcome<usize> {

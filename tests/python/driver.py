@@ -292,6 +292,14 @@ def scenario_iteration_and_slices(m):
     assert l[:] == plain, (l[:], plain)
     l[:] = range(6)
     assert l[:] == [0, 1, 2, 3, 4, 5]
+    plain = list(range(6))
+    l[::2] = ["x", "y", "z"]
+    plain[::2] = ["x", "y", "z"]
+    del l[::-3]
+    del plain[::-3]
+    assert l[:] == plain, (l[:], plain)
+    expect(ValueError, l.__setitem__, slice(None, None, 2), [1])
+    l[:] = range(6)
     assert list(reversed(l)) == [5, 4, 3, 2, 1, 0]
     assert l + [6] == [0, 1, 2, 3, 4, 5, 6] and l * 2 == list(range(6)) * 2
     l += [6]

@@ -141,12 +141,10 @@ impl Session {
         loop {
             let batch = match self.stash.pop_front() {
                 Some(batch) => batch,
-                None => {
-                    match reader.next_batch().await? {
-                        Some(batch) => batch,
-                        None => return Ok(()),
-                    }
-                }
+                None => match reader.next_batch().await? {
+                    Some(batch) => batch,
+                    None => return Ok(()),
+                },
             };
             let mut pos = 0;
             while let Some(frame) = transport::next_frame(&batch, &mut pos) {
