@@ -1,11 +1,6 @@
 //! Sockets: TCP and Unix listeners and streams, behind one type, plus the frame codec.
-//!
-//! Design note: on a Unix socket every read by the peer signals write space, so tokio's
-//! registration (read and write readiness) wakes a server once more per batch of pipelined
-//! replies. Registering Unix sockets for read readiness only (write readiness through a
-//! duplicate descriptor, only while a write waits) was built and measured in November
-//! 2026: the server's `epoll_wait` calls halved and its context switches fell by 45%, but
-//! pipelined throughput did not move, so the ordinary registration stayed.
+//! (A read-only registration of Unix sockets was tried and measured against this one:
+//! `docs/performance.md`, design notes.)
 
 use std::io;
 use std::path::PathBuf;

@@ -16,17 +16,12 @@
 //!   the connection queues the stash first, so calls keep the order they were made in,
 //!   across pipelines too. There is no timer behind the stash: a pipeline never polled
 //!   again leaves its calls there until another request on the connection, or its own
-//!   drop, queues them. (Measured 22 November 2026, client and server in their own
-//!   processes: a `Pipeline`'s median over Unix sockets went from 0.86x the floor's
-//!   throughput to 1.0x in 20 A/B rounds; over TCP it did not gain. A stash kept under the
-//!   writer task's watch, so that an abandoned pipeline would still send, measured no
-//!   better than queueing each call at once: with the watch's timer, re-armed while the
-//!   connection is busy, the gain was gone);
+//!   drop, queues them (why, measured: `docs/performance.md`, design notes);
 //! - while replies of one batch are delivered and not taken yet, new requests are held
 //!   back, and the call that takes the batch's last reply writes them: a burst of replies
 //!   becomes one burst of requests. In a batch of [`SPLIT_BATCH`] replies or more, the
 //!   call that takes half of them writes too, so that the server works on those requests
-//!   while the rest are taken (measured: 5-10% more pipelined throughput on two cores).
+//!   while the rest are taken.
 //!
 //! Whatever is left to a caller that might not come back (a yielding caller, held-back
 //! frames whose batch has a reply nobody takes) is watched by the writer task: at each
@@ -34,11 +29,7 @@
 //! most about one period, often much less). The timer re-arms itself while the connection
 //! is busy, so the watch costs one timer wake per period, not a wake per batch.
 //!
-//! Design note: callers reading the socket themselves (the waiting call registers with the
-//! socket, the reader task only as a fallback) was built and measured in November 2026. It
-//! was no faster on the pipelined benchmark (replies delivered inside the caller's task
-//! wake that same task, which tokio's multi-thread scheduler treats as a yield and answers
-//! by waking another worker), so the reader task stayed.
+//! Designs tried and measured against this one: `docs/performance.md`, design notes.
 
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
