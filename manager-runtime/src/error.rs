@@ -58,6 +58,15 @@ pub enum TransportError {
     /// An I/O error on the socket (connect, bind, read or write).
     #[error("i/o error: {0}")]
     Io(#[source] Arc<io::Error>),
+    /// Connecting to the server failed (refused, unreachable, no such socket file).
+    #[error("cannot connect to {address}: {source}")]
+    Connect {
+        /// The address dialled.
+        address: String,
+        /// Why the connection failed.
+        #[source]
+        source: Arc<io::Error>,
+    },
     /// The peer closed the connection.
     #[error("connection closed by peer")]
     Closed,

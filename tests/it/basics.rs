@@ -189,6 +189,11 @@ async fn registrations_constructor_instance_and_no_create_method() {
     // An untyped handle works for any type.
     let h = server.create_handle("get_pair", (3, 3)).await.unwrap();
     assert_eq!(h.call_method::<_, i64>("sum", ()).await.unwrap(), 6);
+    // A shared instance is made by the server: arguments would be ignored, so they are
+    // refused.
+    let refused = other.create::<PairProxy, _>("the_pair", (1, 2)).await;
+    let err = refused.unwrap_err();
+    assert!(err.to_string().contains("takes no arguments"), "{err}");
 }
 
 manager! {

@@ -142,3 +142,22 @@ async fn shutdown_is_not_held_up_by_a_client_that_does_not_read() {
         .unwrap();
     drop(raw);
 }
+
+/// A client that cannot connect is told which address it dialled.
+#[tokio::test]
+async fn a_refused_connection_names_the_address() {
+    // A port nobody listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let err = Client::connect(address.as_str(), "k").await.unwrap_err();
+    assert!(err.is_transport(), "{err:?}");
+    assert!(err.to_string().contains(&address), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nobody.sock");
+    let err = Client::connect(missing.as_path(), "k").await.unwrap_err();
+    assert!(err.to_string().contains("nobody.sock"), "{err}");
+}

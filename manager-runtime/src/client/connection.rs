@@ -514,7 +514,12 @@ impl Connection {
         let mut pause = Duration::from_millis(5);
         let (reader, writer) = loop {
             let attempt = async {
-                let (read, write) = transport::connect(&address).await?;
+                let (read, write) = transport::connect(&address).await.map_err(|source| {
+                    Error::Transport(TransportError::Connect {
+                        address: address.to_string(),
+                        source: Arc::new(source),
+                    })
+                })?;
                 let mut reader = FramedRead::new(read, frame_codec(options.max_frame));
                 let mut writer = FramedWrite::new(write, frame_codec(options.max_frame));
                 auth::connect(&mut reader, &mut writer, key, options.max_frame).await?;

@@ -84,7 +84,7 @@ impl Hooks {
 }
 
 fn run(callback: Callback) {
-    if catch_unwind(AssertUnwindSafe(callback)).is_err() {
+    if catch_unwind(AssertUnwindSafe(|| super::panics::user_code(callback))).is_err() {
         warn!("a disconnect callback panicked");
     }
 }

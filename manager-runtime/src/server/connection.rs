@@ -583,10 +583,8 @@ impl Connection {
             id,
             task: Box::pin(async move {
                 // A `Display` that panics is reported like a method that panics.
-                let result = match AssertUnwindSafe(async move { obj.display().await })
-                    .catch_unwind()
-                    .await
-                {
+                let display = super::panics::UserCode(obj.display());
+                let result = match AssertUnwindSafe(display).catch_unwind().await {
                     Ok(text) => Ok(Reply::Text(
                         text.unwrap_or_else(|| format!("<{typeid} object>")),
                     )),

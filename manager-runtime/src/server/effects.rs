@@ -68,6 +68,7 @@ pub(crate) struct Calls {
 /// Run `undo`, catching a panic (it is the user's code; the connection's other undos and
 /// its cleanup must still run).
 pub(crate) fn run(undo: Undo) {
+    let undo = || super::panics::user_code(undo);
     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(undo)).is_err() {
         tracing::warn!("an undo (Caller::undo_unless_taken) panicked");
     }

@@ -6,6 +6,7 @@ mod connection;
 pub(crate) mod effects;
 mod memory;
 pub(crate) mod objects;
+mod panics;
 mod python;
 mod registry;
 mod throttle;
@@ -131,6 +132,13 @@ impl ServerState {
             })
     }
 
+    /// Whether `typeid` is a shared instance (every create returns the same object).
+    pub(crate) fn is_instance(&self, typeid: &str) -> bool {
+        self.registry
+            .get(typeid)
+            .is_some_and(|r| matches!(r.creator, Creator::Instance { .. }))
+    }
+
     /// [`ServerState::create`] without the `create_method` check: the server's own
     /// objects (an `Iterator` a method returns to a Python client).
     pub(crate) fn construct(
@@ -159,6 +167,16 @@ impl ServerState {
                 Ok(self.objects.insert(typeid, object, holder))
             }
             Creator::Instance { id, object } => {
+                // A shared instance is made once, by the server: arguments would be
+                // ignored, so they are refused (`()` encodes as nothing).
+                if !args.is_empty() {
+                    return Err(RemoteError::BadArguments {
+                        method: "<create>".to_owned(),
+                        typeid: typeid.to_owned(),
+                        reason: "a shared instance takes no arguments: create it with ()"
+                            .to_owned(),
+                    });
+                }
                 self.objects
                     .insert_or_incref(*id, typeid, object.clone(), holder);
                 Ok(*id)
@@ -169,6 +187,12 @@ impl ServerState {
 
 /// Configures and binds a [`Server`] (Python's `BaseManager(address, authkey)` plus its
 /// `register()` calls).
+///
+/// A panic in a shared object's code (a method, a constructor, a `Display`) is caught: the
+/// caller gets [`RemoteError::Panicked`] and the server logs it once through `tracing`
+/// (`warn`). For that, the first server of a process installs a panic hook that handles
+/// only panics raised in that code and passes every other one to the hook installed
+/// before it.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), manager_runtime::Error> {
@@ -373,6 +397,7 @@ impl ServerBuilder {
             (self.limits.handshake_timeout / 50)
                 .clamp(Duration::from_millis(10), Duration::from_secs(1)),
         ));
+        panics::install();
         let release_memory = self.limits.release_memory;
         let state = Arc::new(ServerState {
             address: bound,

@@ -119,7 +119,11 @@ fn run_inline<'a>(
     context: &AdoptContext,
     f: impl FnOnce() -> CallOutcome<'a>,
 ) -> Dispatch {
-    let call = || Caller::scope_sync(caller, || with_context(context, || ready(f())));
+    let call = || {
+        super::panics::user_code(|| {
+            Caller::scope_sync(caller, || with_context(context, || ready(f())))
+        })
+    };
     let result = catch_unwind(AssertUnwindSafe(call)).unwrap_or_else(|payload| {
         Err(RemoteError::Panicked {
             method: info.name.to_owned(),
@@ -137,7 +141,9 @@ where
 {
     let typeid = typeid.name();
     let task: CallTask = Box::pin(Caller::scope(caller.clone(), async move {
-        start.await.map_err(|e| e.with_typeid(&typeid))
+        super::panics::UserCode(Box::pin(start))
+            .await
+            .map_err(|e| e.with_typeid(&typeid))
     }));
     Dispatch::Spawn {
         method: info.name,

@@ -264,9 +264,20 @@ impl Session {
             Ok(py) => py,
             Err(e) => return Reply::Traceback(traceback(&e)),
         };
-        let encoded = match (face.create)(py) {
-            Ok(encoded) => encoded,
-            Err(e) => return Reply::Traceback(traceback(&e)),
+        // A shared instance (`m.jobs()` for a queue every client shares) takes no
+        // arguments, whatever its type's constructor would take.
+        let encoded = if self.state.is_instance(&typeid) {
+            if !py.args.is_empty() || !py.kwargs.is_empty() {
+                return Reply::Traceback(format!(
+                    "TypeError: '{typeid}' is a shared instance: it takes no arguments"
+                ));
+            }
+            Vec::new()
+        } else {
+            match (face.create)(py) {
+                Ok(encoded) => encoded,
+                Err(e) => return Reply::Traceback(traceback(&e)),
+            }
         };
         match self
             .state
@@ -436,7 +447,7 @@ impl Session {
     ) -> Reply {
         match method {
             "__str__" | "__repr__" => {
-                let text = object.clone().display().await;
+                let text = super::panics::UserCode(object.clone().display()).await;
                 Reply::Return(Object::Str(
                     text.unwrap_or_else(|| format!("<{typeid} object>")),
                 ))

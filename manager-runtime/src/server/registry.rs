@@ -103,15 +103,17 @@ impl Registration {
                 typeid: name.to_string(),
                 reason: e.to_string(),
             })?;
-            let value = catch_unwind(AssertUnwindSafe(|| constructor(args)))
-                .map_err(|p| RemoteError::Panicked {
-                    method: method(),
-                    message: panic_message(&*p),
-                })?
-                .map_err(|e| RemoteError::Method {
-                    method: method(),
-                    message: e.to_string(),
-                })?;
+            let value = catch_unwind(AssertUnwindSafe(|| {
+                super::panics::user_code(|| constructor(args))
+            }))
+            .map_err(|p| RemoteError::Panicked {
+                method: method(),
+                message: panic_message(&*p),
+            })?
+            .map_err(|e| RemoteError::Method {
+                method: method(),
+                message: e.to_string(),
+            })?;
             Ok(erase(value))
         };
         Self {
