@@ -176,7 +176,9 @@ impl SyncManager {
         })
     }
 
-    /// Use an existing connection.
+    /// Use an existing connection: for example the client of your own [`manager!`](crate::manager)
+    /// type (`SyncManager::from_client(board.client().clone())`), so that one connection
+    /// serves your types and the SyncManager types at once.
     pub fn from_client(client: Client) -> Self {
         SyncManager { client }
     }

@@ -290,3 +290,27 @@ async fn one_proxy_used_from_many_tasks() {
     }
     assert_eq!(store.get("n".into()).await.unwrap(), Some(200));
 }
+
+/// One connection serves a typed manager of your own types and the SyncManager types at
+/// once: `SyncManager::from_client` on the typed manager's client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_serves_a_typed_manager_and_the_sync_types() {
+    let (builder, _dir) = crate::common::builder(crate::common::Transport::Unix);
+    let manager = managers::sync::register(builder).start().await.unwrap();
+    let board = TestManager::connect(manager.address(), "test-key")
+        .await
+        .unwrap();
+    let sync = managers::sync::SyncManager::from_client(board.client().clone());
+    let pair = board.get_pair(2, 5).await.unwrap();
+    let queue = sync.queue::<i64>(0).await.unwrap();
+    queue.put(pair.sum().await.unwrap()).await.unwrap();
+    assert_eq!(queue.get().await.unwrap(), 7);
+    // Both objects are held by the one connection.
+    let rows = board.client().debug_info().await.unwrap();
+    let holders: std::collections::BTreeSet<_> = rows
+        .iter()
+        .flat_map(|row| row.holders.iter().map(|(holder, _)| *holder))
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(holders.len(), 1, "{rows:?}");
+}
