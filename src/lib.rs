@@ -79,6 +79,8 @@
 //!   are checked at compile time.
 //! - `get_value`: generate `get_value()` on the proxy, returning a copy of the object
 //!   (Python's `_getvalue()`; needs `Serialize + Deserialize`).
+//! - `async_holds_lock`: allow an `async` method to hold the object's lock while it waits
+//!   (see [How a shared object is locked](#how-a-shared-object-is-locked)).
 //!
 //! Exposed methods take `&self` (calls run concurrently) or `&mut self` (calls are
 //! serialised), any number of `Serialize + Deserialize` arguments (borrowed ones too:
@@ -92,6 +94,40 @@
 //! `async fn` (and anything long on the CPU `spawn_blocking`). A panic in a method is caught
 //! and reported as
 //! [`RemoteError::Panicked`]; the server keeps serving.
+//!
+//! # How a shared object is locked
+//! A type with a `&mut self` method is kept behind a read-write lock: `&self` methods take
+//! the read lock (they run concurrently), `&mut self` methods the write lock (alone). An
+//! `async fn` holds its lock across its awaits, so an `async fn(&self)` that waits keeps
+//! every `&mut self` method of the object waiting, and an `async fn(&mut self)` keeps every
+//! method waiting: other clients' calls stall, with no error. `#[shared]` refuses that
+//! combination at compile time, with two ways out:
+//!
+//! - **Interior mutability** (recommended; what `managers::sync` does): keep the state in a
+//!   `Mutex`, atomics or `tokio::sync` primitives and make every method take `&self`. The
+//!   type then has no lock of its own, and a method that waits holds nothing:
+//!
+//!   ```
+//!   use std::sync::Mutex;
+//!   use managers::shared;
+//!
+//!   pub struct Board {
+//!       jobs: Mutex<Vec<u64>>,
+//!       done: tokio::sync::Notify,
+//!   }
+//!
+//!   #[shared]
+//!   impl Board {
+//!       pub fn take(&self) -> Option<u64> { self.jobs.lock().unwrap().pop() }
+//!       pub fn finish(&self) { self.done.notify_waiters() }
+//!       pub async fn wait_done(&self) { self.done.notified().await }
+//!   }
+//!   ```
+//! - **`#[shared(async_holds_lock)]`**, when holding the lock while waiting is the point
+//!   (an operation that must see no other change until it completes).
+//!
+//! Plain `fn` methods hold their lock only while they run; a short `&mut self` method is
+//! fine.
 //!
 //! # Effects that are never lost
 //! A call dropped after the server granted it (under `tokio::time::timeout` or in a

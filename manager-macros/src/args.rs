@@ -36,6 +36,9 @@ pub(crate) struct Args {
     pub(crate) custom_proxy: Option<syn::Path>,
     /// `get_value`: generate Python's `_getvalue()` (needs `Serialize + Deserialize`).
     pub(crate) get_value: Option<syn::Path>,
+    /// `async_holds_lock`: an `async` method may hold the object's lock while it waits, on
+    /// purpose (see the check in `validate`).
+    pub(crate) async_holds_lock: Option<syn::Path>,
 }
 
 fn duplicate(meta: &syn::meta::ParseNestedMeta<'_>, name: &str) -> syn::Error {
@@ -82,6 +85,11 @@ pub(crate) fn parse(tokens: TokenStream) -> syn::Result<Args> {
                 return Err(duplicate(&meta, "custom_proxy"));
             }
             args.custom_proxy = Some(meta.value()?.parse()?);
+        } else if meta.path.is_ident("async_holds_lock") {
+            if args.async_holds_lock.is_some() {
+                return Err(duplicate(&meta, "async_holds_lock"));
+            }
+            args.async_holds_lock = Some(meta.path.clone());
         } else if meta.path.is_ident("get_value") {
             if args.get_value.is_some() {
                 return Err(duplicate(&meta, "get_value"));
@@ -90,7 +98,7 @@ pub(crate) fn parse(tokens: TokenStream) -> syn::Result<Args> {
         } else {
             return Err(meta.error(
                 "unknown #[shared] argument; expected `exposed`, `typeid`, `proxy`, \
-                 `custom_proxy`, `method_to_typeid` or `get_value`",
+                 `custom_proxy`, `method_to_typeid`, `get_value` or `async_holds_lock`",
             ));
         }
         Ok(())

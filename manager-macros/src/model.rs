@@ -175,6 +175,8 @@ pub(crate) struct SharedImpl {
     pub(crate) proxy_arg: Option<Ident>,
     /// `get_value` was given (its path, for spans).
     pub(crate) get_value: Option<syn::Path>,
+    /// `async_holds_lock` was given.
+    pub(crate) async_holds_lock: bool,
 }
 
 impl SharedImpl {
@@ -245,6 +247,7 @@ impl SharedImpl {
             custom_proxy: args.custom_proxy,
             proxy_arg: args.proxy,
             get_value: args.get_value,
+            async_holds_lock: args.async_holds_lock.is_some(),
         })
     }
 

@@ -26,8 +26,49 @@ impl Errors {
     }
 }
 
+/// An `async` method that would hold the object's lock while it waits: the object has a
+/// `&mut self` method, so it sits behind a read-write lock, and an `async fn(&self)` keeps
+/// the read lock (an `async fn(&mut self)`, the write lock) across its awaits. While it
+/// waits, every `&mut self` method of the object (and, for a `&mut self` one, every method)
+/// waits too: with no error anywhere, only late answers.
+fn check_async_locking(model: &SharedImpl, errors: &mut Errors) {
+    if model.async_holds_lock {
+        return;
+    }
+    let exposed: Vec<&Method> = model.exposed_methods().collect();
+    let Some(writer) = exposed
+        .iter()
+        .find(|m| matches!(m.receiver, ReceiverKind::Mut))
+    else {
+        return;
+    };
+    for m in exposed.iter().filter(|m| m.is_async) {
+        let holds = match m.receiver {
+            ReceiverKind::Ref => "the object's read lock, so every `&mut self` method (such as",
+            ReceiverKind::Mut => "the object's write lock, so every other method (such as",
+            _ => continue,
+        };
+        errors.push(Error::new_spanned(
+            m.item.sig.fn_token,
+            format!(
+                "`{name}` is `async` on a type with `&mut self` methods: while it waits it \
+                 holds {holds} `{writer}`) waits for it, and other clients' calls stall with \
+                 no error.\n\
+                 help: keep the object's state behind interior mutability (a `Mutex`, atomics, \
+                 `tokio::sync` primitives, as `managers::sync` does) and make every method \
+                 take `&self`; then an `async` method holds no lock while it waits\n\
+                 help: or, if holding the lock while waiting is what you want, say so with \
+                 `#[shared(async_holds_lock)]`",
+                name = m.ident,
+                writer = writer.ident,
+            ),
+        ));
+    }
+}
+
 pub(crate) fn check(model: &SharedImpl) -> syn::Result<()> {
     let mut errors = Errors::default();
+    check_async_locking(model, &mut errors);
     let item = &model.item;
     if !item.generics.params.is_empty() {
         errors.push(Error::new_spanned(

@@ -235,7 +235,7 @@ pub struct Pair {
     y: i64,
 }
 
-#[shared(exposed = [get_x, set_x, sum, add_async, checked_div, boom, boom_async, echo, swap, big, big_async])]
+#[shared(async_holds_lock, exposed = [get_x, set_x, sum, add_async, checked_div, boom, boom_async, echo, swap, big, big_async])]
 impl Pair {
     pub fn new(x: i64, y: i64) -> Self {
         Pair { x, y }
@@ -324,7 +324,9 @@ pub struct Store {
     waiting: AtomicUsize,
 }
 
-#[shared]
+// These test types hold their lock across awaits on purpose (the locking is
+// what the tests check).
+#[shared(async_holds_lock)]
 impl Store {
     pub fn incr(&mut self, key: String) -> u64 {
         let v = self.map.entry(key).or_insert(0);
@@ -516,7 +518,9 @@ pub struct Registry {
     registries: HashMap<String, RegistryProxy>,
 }
 
-#[shared]
+// These test types hold their lock across awaits on purpose (the locking is
+// what the tests check).
+#[shared(async_holds_lock)]
 impl Registry {
     pub fn put(&mut self, name: String, counter: CounterProxy) {
         self.counters.insert(name, counter);

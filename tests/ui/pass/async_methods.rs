@@ -1,4 +1,5 @@
-//! `async fn` methods, with `&self` and `&mut self`, awaited by the server.
+//! `async fn` methods, with `&self` and `&mut self`, awaited by the server; this type holds
+//! its lock while it waits, and says so (`async_holds_lock`).
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ pub struct Queue {
     items: Vec<String>,
 }
 
-#[shared]
+#[shared(async_holds_lock)]
 impl Queue {
     /// Waits, then doubles.
     pub async fn slow_double(&self, x: u64) -> u64 {

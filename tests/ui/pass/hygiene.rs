@@ -25,7 +25,7 @@ mod inner {
         value: ::std::string::String,
     }
 
-    #[::managers::shared]
+    #[::managers::shared(async_holds_lock)]
     impl Cell {
         /// Construct; not exposed.
         pub fn new(value: ::std::string::String) -> Self {
