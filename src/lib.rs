@@ -318,6 +318,7 @@ pub mod traits {
 }
 
 mod manager_macro;
+pub mod process;
 pub mod sync;
 
 // `#[shared]` expands to `::managers::...` paths; this lets the `sync` types use it here.

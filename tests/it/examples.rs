@@ -270,3 +270,17 @@ fn python_fleet() {
         assert_contains(&out, &["[python worker 1] did ", "[python worker 2] did "]);
     }
 }
+
+/// A program that starts its own server in a child process (`managers::process`).
+#[test]
+fn spawned_server() {
+    let out = run("spawned_server");
+    assert_contains(
+        &out,
+        &[
+            "[parent] server process Some(",
+            "[parent] results: [(\"2^2\", 4), (\"3^2\", 9), (\"4^2\", 16)]",
+            "[parent] the server process exited: exit status: 0",
+        ],
+    );
+}
