@@ -102,6 +102,9 @@ pub enum RemoteError {
         /// The server's limit of waiting calls per connection.
         limit: u64,
     },
+    /// A client asked the server to shut down, and the server does not allow clients to.
+    #[error("this server does not let clients shut it down")]
+    ShutdownNotAllowed,
 }
 
 impl RemoteError {

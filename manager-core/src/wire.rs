@@ -116,6 +116,13 @@ pub enum Request<'a> {
         /// The request whose result was taken.
         id: RequestId,
     },
+    /// Stop the server (Python's `shutdown`), if it lets clients: the reply comes first.
+    /// [`crate::RemoteError::ShutdownNotAllowed`]
+    /// otherwise.
+    Shutdown {
+        /// Echoed in the reply.
+        id: RequestId,
+    },
 }
 
 /// Identifies one proxy hand-off: 16 random bytes.

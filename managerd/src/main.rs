@@ -98,9 +98,10 @@ struct Args {
     #[arg(long)]
     no_python_clients: bool,
 
-    /// Let a Python client's `shutdown` request stop the server (refused by default).
+    /// Let a client's shutdown request (Rust's `Client::request_shutdown`, Python's
+    /// `shutdown`) stop the server (refused by default).
     #[arg(long)]
-    allow_python_shutdown: bool,
+    allow_client_shutdown: bool,
 }
 
 /// `value` seconds from the option `--name`, 0 meaning never.
@@ -167,7 +168,7 @@ async fn main() -> Result<()> {
         .idle_timeout(optional_seconds("idle-timeout", args.idle_timeout)?)
         .release_memory_after_bursts(!args.keep_freed_memory)
         .python_clients(!args.no_python_clients)
-        .python_shutdown(args.allow_python_shutdown)
+        .client_shutdown(args.allow_client_shutdown)
         .max_connections(args.max_connections)
         .max_handshakes(args.max_handshakes)
         .max_calls_in_flight(args.max_calls_in_flight)

@@ -161,3 +161,33 @@ async fn a_refused_connection_names_the_address() {
     let err = Client::connect(missing.as_path(), "k").await.unwrap_err();
     assert!(err.to_string().contains("nobody.sock"), "{err}");
 }
+
+/// A client's shutdown request is refused by default; a server that allows it stops.
+#[tokio::test]
+async fn a_client_may_stop_the_server_only_if_allowed() {
+    let (refusing, _dir) = builder(Transport::Unix);
+    let refusing = refusing.authkey("k").start().await.unwrap();
+    let err = refusing.client().request_shutdown().await.unwrap_err();
+    assert!(
+        matches!(
+            err.as_remote(),
+            Some(managers::RemoteError::ShutdownNotAllowed)
+        ),
+        "{err:?}"
+    );
+    assert_eq!(refusing.number_of_objects().await.unwrap(), 0);
+
+    let (allowing, _dir) = builder(Transport::Unix);
+    let allowing = allowing
+        .authkey("k")
+        .client_shutdown(true)
+        .start()
+        .await
+        .unwrap();
+    let other = Client::connect(allowing.address(), "k").await.unwrap();
+    other.request_shutdown().await.unwrap();
+    crate::common::until("the server to stop", async || {
+        Client::connect(allowing.address(), "k").await.is_err()
+    })
+    .await;
+}

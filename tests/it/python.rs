@@ -136,7 +136,7 @@ async fn python_clients_are_refused_unless_enabled() {
 /// `shutdown` from a Python client is refused by default; a server configured to allow it
 /// stops.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_python_shutdown_is_refused_unless_allowed() {
+async fn a_client_shutdown_is_refused_unless_allowed() {
     let Some(python) = find_python("python3.11")
         .or_else(|| find_python("python3.12"))
         .or_else(|| find_python("python3.13"))
@@ -171,7 +171,7 @@ async fn a_python_shutdown_is_refused_unless_allowed() {
     let allowed = managers::sync::register(builder)
         .authkey("test-key")
         .python_clients(true)
-        .python_shutdown(true)
+        .client_shutdown(true)
         .start()
         .await
         .unwrap();

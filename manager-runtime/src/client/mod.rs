@@ -177,6 +177,20 @@ impl Client {
         }
     }
 
+    /// Ask the server to shut down (Python's `shutdown`): `Ok` once it has agreed, then
+    /// it stops as its own shutdown would; [`RemoteError::ShutdownNotAllowed`](manager_core::RemoteError::ShutdownNotAllowed) unless the
+    /// server allows clients to
+    /// ([`ServerBuilder::client_shutdown`](crate::ServerBuilder::client_shutdown)).
+    ///
+    /// Cancel safety: once polled, the request may reach the server even if the future is
+    /// dropped.
+    pub async fn request_shutdown(&self) -> Result<()> {
+        match self.conn.request(|id| Request::Shutdown { id }).await? {
+            OwnedReply::Value(_) => Ok(()),
+            other => Err(other.unexpected()),
+        }
+    }
+
     /// Typeid, id and refcount of every object the manager holds, sorted by id (Python's
     /// `_debug_info()`).
     ///

@@ -505,6 +505,15 @@ impl Connection {
                 let rows = self.state.objects.debug_info();
                 self.reply(id, Ok(Reply::DebugInfo(rows)));
             }
+            Request::Shutdown { id } => {
+                if self.state.limits.client_shutdown {
+                    info!("shutdown requested by a client");
+                    self.reply(id, Ok(Reply::Value(&[])));
+                    self.state.cancel.cancel();
+                } else {
+                    self.reply(id, Err(RemoteError::ShutdownNotAllowed));
+                }
+            }
         }
         Ok(None)
     }

@@ -50,7 +50,7 @@ pub(crate) struct Limits {
     pub(crate) max_pending_handoffs: usize,
     pub(crate) release_memory: bool,
     pub(crate) python_clients: bool,
-    pub(crate) python_shutdown: bool,
+    pub(crate) client_shutdown: bool,
 }
 
 impl Default for Limits {
@@ -67,7 +67,7 @@ impl Default for Limits {
             max_pending_handoffs: objects::DEFAULT_MAX_PENDING,
             release_memory: true,
             python_clients: false,
-            python_shutdown: false,
+            client_shutdown: false,
         }
     }
 }
@@ -336,12 +336,13 @@ impl ServerBuilder {
         self
     }
 
-    /// Whether a Python client's `shutdown` request stops the server (default off: it is
-    /// refused with a `#TRACEBACK`, and the server is stopped by whoever runs it). CPython's
-    /// `BaseManager.shutdown()` of a manager it started sends one; a connected manager has
-    /// no `shutdown`. Takes effect with [`python_clients`](Self::python_clients).
-    pub fn python_shutdown(mut self, allowed: bool) -> Self {
-        self.limits.python_shutdown = allowed;
+    /// Whether a client may stop the server (default off): a Rust client's
+    /// [`Client::request_shutdown`](crate::Client::request_shutdown) or a Python client's
+    /// `shutdown` request then stops it as [`ShutdownHandle::shutdown`] would. Off, it is
+    /// refused ([`RemoteError::ShutdownNotAllowed`]; a `#TRACEBACK` for Python clients)
+    /// and the server is stopped by whoever runs it.
+    pub fn client_shutdown(mut self, allowed: bool) -> Self {
+        self.limits.client_shutdown = allowed;
         self
     }
 

@@ -205,7 +205,7 @@ impl Session {
                 i64::try_from(objects.len()).unwrap_or(i64::MAX),
             )),
             "debug_info" => Reply::Return(Object::Str(debug_info(&self.state))),
-            "shutdown" if self.state.limits.python_shutdown => {
+            "shutdown" if self.state.limits.client_shutdown => {
                 info!("shutdown requested by a CPython client");
                 self.state.cancel.cancel();
                 Reply::Return(Object::None)
