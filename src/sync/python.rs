@@ -136,6 +136,19 @@ fn plain(
     PyCall::method(rust, &(), reply)
 }
 
+/// A method without arguments whose Rust method has the same name, one of `names`.
+fn same_name(
+    py: &PyArgs,
+    method: &str,
+    names: &[&'static str],
+    reply: fn(&[u8]) -> Reply,
+) -> Result<PyCall, PyException> {
+    match names.iter().find(|&&name| name == method) {
+        Some(name) => plain(py, method, name, reply),
+        None => Err(PyException::builtin("AttributeError", method.to_owned())),
+    }
+}
+
 /// `acquire(blocking=True, timeout=-1)` of `threading.Lock` and friends.
 fn acquire_args(py: &mut PyArgs) -> Result<(bool, Option<Duration>), PyException> {
     let blocking = py.bool(0, "blocking", true)?;
@@ -195,12 +208,7 @@ pub const EVENT: PythonFace = PythonFace {
             PyCall::method("wait", &(timeout,), boolean)
         }
         "is_set" => plain(&py, method, "is_set", boolean),
-        "set" | "clear" => plain(
-            &py,
-            method,
-            if method == "set" { "set" } else { "clear" },
-            none,
-        ),
+        "set" | "clear" => same_name(&py, method, &["set", "clear"], none),
         _ => Err(PyException::builtin("AttributeError", method.to_owned())),
     },
 };
@@ -246,12 +254,7 @@ pub const QUEUE: PythonFace = PythonFace {
             PyCall::method("get", &(block, timeout), outcome_value)
         }
         "qsize" => plain(&py, method, "qsize", count),
-        "empty" | "full" => plain(
-            &py,
-            method,
-            if method == "empty" { "empty" } else { "full" },
-            boolean,
-        ),
+        "empty" | "full" => same_name(&py, method, &["empty", "full"], boolean),
         "task_done" => plain(&py, method, "task_done", outcome_none),
         _ => plain(&py, method, "join", none),
     },
@@ -371,12 +374,7 @@ pub const DICT: PythonFace = PythonFace {
             PyCall::method("contains", &(key,), boolean)
         }
         "__len__" => plain(&py, method, "len", count),
-        "keys" | "values" => plain(
-            &py,
-            method,
-            if method == "keys" { "keys" } else { "values" },
-            values,
-        ),
+        "keys" | "values" => same_name(&py, method, &["keys", "values"], values),
         "items" => plain(&py, method, "items", pairs),
         "copy" | "#GETVALUE" => plain(&py, method, "items", mapping),
         "update" => {
@@ -1009,12 +1007,7 @@ pub const BARRIER: PythonFace = PythonFace {
             py.done(method, 1)?;
             PyCall::method("wait", &(timeout,), outcome_count)
         }
-        "abort" | "reset" => plain(
-            &py,
-            method,
-            if method == "abort" { "abort" } else { "reset" },
-            none,
-        ),
+        "abort" | "reset" => same_name(&py, method, &["abort", "reset"], none),
         _ => {
             let name = py.required(0, "name", method)?;
             py.done(method, 1)?;
