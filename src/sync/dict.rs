@@ -6,9 +6,12 @@ use indexmap::IndexMap;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use std::sync::{Arc, Mutex};
+
 use super::error::{flatten, Outcome, SyncError};
+use super::support::lock;
 use super::values::{decode, decode_all, encode, encode_pairs, not_found, repr_map, typed_proxy};
-use crate::{shared, Value};
+use crate::{shared, Caller, Value};
 
 /// A dictionary (Python's `manager.dict()`), in insertion order, with keys compared by
 /// value (`5u8` and `5i64` are the same key; two maps with the same entries in another
@@ -20,7 +23,9 @@ use crate::{shared, Value};
 /// live reference: a dict of `ListProxy` keeps those lists alive and shared, and reading
 /// the entry back gives a working proxy of the same list.
 pub struct Dict {
-    map: IndexMap<Value, Value>,
+    /// Behind a lock of its own (every method takes `&self`): a `pop` can then be undone
+    /// after it returned, when its caller never takes the entry.
+    map: Arc<Mutex<IndexMap<Value, Value>>>,
 }
 
 impl std::fmt::Debug for Dict {
@@ -33,7 +38,7 @@ impl std::fmt::Display for Dict {
     /// `{"a": 1, 2: [3]}`, like Python's repr.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut out = String::new();
-        repr_map(&self.map, &mut out);
+        repr_map(&*self.map(), &mut out);
         f.write_str(&out)
     }
 }
@@ -42,8 +47,25 @@ impl Dict {
     /// A dictionary with `entries` (a later duplicate key wins, as in Python).
     pub fn new(entries: Vec<(Value, Value)>) -> Self {
         Dict {
-            map: entries.into_iter().collect(),
+            map: Arc::new(Mutex::new(entries.into_iter().collect())),
         }
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, IndexMap<Value, Value>> {
+        lock(&self.map)
+    }
+
+    /// If the caller never takes the entry removed from `index`, put it back there
+    /// (unless the key was set again meanwhile).
+    fn give_back_unless_taken(&self, index: usize, key: Value, value: Value) {
+        let map = self.map.clone();
+        Caller::undo_unless_taken(move || {
+            let mut map = lock(&map);
+            if !map.contains_key(&key) {
+                let at = index.min(map.len());
+                map.shift_insert(at, key, value);
+            }
+        });
     }
 }
 
@@ -51,17 +73,17 @@ impl Dict {
 impl Dict {
     /// The value of `key`, if present.
     pub fn get(&self, key: Value) -> Option<Value> {
-        self.map.get(&key).cloned()
+        self.map().get(&key).cloned()
     }
 
     /// Set `key` to `value`.
-    pub fn set(&mut self, key: Value, value: Value) {
-        self.map.insert(key, value);
+    pub fn set(&self, key: Value, value: Value) {
+        self.map().insert(key, value);
     }
 
     /// Remove `key` (`del d[key]`).
-    pub fn delete(&mut self, key: Value) -> Outcome<()> {
-        self.map
+    pub fn delete(&self, key: Value) -> Outcome<()> {
+        self.map()
             .shift_remove(&key)
             .map(|_| ())
             .ok_or_else(|| not_found(&key))
@@ -69,65 +91,74 @@ impl Dict {
 
     /// Whether `key` is present.
     pub fn contains(&self, key: Value) -> bool {
-        self.map.contains_key(&key)
+        self.map().contains_key(&key)
     }
 
     /// The number of entries.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.map().len()
     }
 
     /// Whether it is empty.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map().is_empty()
     }
 
     /// Every key.
     pub fn keys(&self) -> Vec<Value> {
-        self.map.keys().cloned().collect()
+        self.map().keys().cloned().collect()
     }
 
     /// Every value.
     pub fn values(&self) -> Vec<Value> {
-        self.map.values().cloned().collect()
+        self.map().values().cloned().collect()
     }
 
     /// Every entry: one call for the whole dict.
     pub fn items(&self) -> Vec<(Value, Value)> {
-        self.map
+        self.map()
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
 
     /// Set every entry of `entries`.
-    pub fn update(&mut self, entries: Vec<(Value, Value)>) {
-        self.map.extend(entries);
+    pub fn update(&self, entries: Vec<(Value, Value)>) {
+        self.map().extend(entries);
     }
 
     /// Remove `key` and return its value, or `default`, or fail.
-    pub fn pop(&mut self, key: Value, default: Option<Value>) -> Outcome<Value> {
-        match self.map.shift_remove(&key) {
-            Some(v) => Ok(v),
+    pub fn pop(&self, key: Value, default: Option<Value>) -> Outcome<Value> {
+        let removed = self.map().shift_remove_full(&key);
+        match removed {
+            Some((index, key, value)) => {
+                self.give_back_unless_taken(index, key, value.clone());
+                Ok(value)
+            }
             None => default.ok_or_else(|| not_found(&key)),
         }
     }
 
     /// Remove and return the last entry.
-    pub fn popitem(&mut self) -> Outcome<(Value, Value)> {
-        self.map
-            .pop()
-            .ok_or_else(|| SyncError::NotFound("popitem(): dictionary is empty".into()))
+    pub fn popitem(&self) -> Outcome<(Value, Value)> {
+        let popped = {
+            let mut map = self.map();
+            map.pop().map(|entry| (map.len(), entry))
+        };
+        let (index, (key, value)) =
+            popped.ok_or_else(|| SyncError::NotFound("popitem(): dictionary is empty".into()))?;
+        self.give_back_unless_taken(index, key.clone(), value.clone());
+        Ok((key, value))
     }
 
     /// The value of `key`, inserting `default` first if absent.
-    pub fn setdefault(&mut self, key: Value, default: Value) -> Value {
-        self.map.entry(key).or_insert(default).clone()
+    pub fn setdefault(&self, key: Value, default: Value) -> Value {
+        self.map().entry(key).or_insert(default).clone()
     }
 
     /// Remove every entry.
-    pub fn clear(&mut self) {
-        self.map.clear();
+    pub fn clear(&self) {
+        self.map().clear();
     }
 }
 
@@ -238,16 +269,18 @@ where
 
     /// Remove `key` and return its value ([`SyncError::NotFound`] if absent).
     ///
-    /// Not cancel safe: once polled, the entry may be removed even if the future is
-    /// dropped, and is then lost (unlike a queue's `get`, nothing gives it back).
+    /// Cancel safe: an entry removed for a call dropped before it took it goes back where
+    /// it was (unless the key was set again meanwhile), as a queue's `get` gives its item
+    /// back.
     pub async fn pop(&self, key: &K) -> Result<V, SyncError> {
         decode(flatten(self.raw.pop(encode(key)?, None).await)?)
     }
 
     /// Remove `key` and return its value, or `default` if absent.
     ///
-    /// Not cancel safe: once polled, the entry may be removed even if the future is
-    /// dropped, and is then lost (unlike a queue's `get`, nothing gives it back).
+    /// Cancel safe: an entry removed for a call dropped before it took it goes back where
+    /// it was (unless the key was set again meanwhile), as a queue's `get` gives its item
+    /// back.
     pub async fn pop_or(&self, key: &K, default: V) -> Result<V, SyncError> {
         decode(flatten(
             self.raw.pop(encode(key)?, Some(encode(&default)?)).await,
@@ -256,8 +289,9 @@ where
 
     /// Remove and return the last entry ([`SyncError::NotFound`] if empty).
     ///
-    /// Not cancel safe: once polled, the entry may be removed even if the future is
-    /// dropped, and is then lost (unlike a queue's `get`, nothing gives it back).
+    /// Cancel safe: an entry removed for a call dropped before it took it goes back where
+    /// it was (unless the key was set again meanwhile), as a queue's `get` gives its item
+    /// back.
     pub async fn popitem(&self) -> Result<(K, V), SyncError> {
         let (k, v) = flatten(self.raw.popitem().await)?;
         Ok((decode(k)?, decode(v)?))

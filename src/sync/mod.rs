@@ -29,9 +29,10 @@
 //!   `join`), withdraws it: it takes nothing and holds nothing, except that a barrier
 //!   party that had arrived breaks the barrier, as a timeout would, and a condition
 //!   `wait` leaves its holder without the lock (the wait had released it);
-//! - once it completed, undoes what it acquired or took (`acquire`, `lock`, `get`); any
-//!   other completed call (a `set`, `put`, `release`, `notify`, `append`, ...) stands,
-//!   including a dict or list `pop`, whose item is then lost.
+//! - once it completed, undoes what it acquired or took (`acquire`, `lock`, `get`, a
+//!   dict's `pop`, `pop_or` and `popitem`); any other completed call (a `set`, `put`,
+//!   `release`, `notify`, `append`, ...) stands, including a list's `pop`, whose item is
+//!   then lost.
 //!
 //! A [`LockGuard`] dropped without `unlock` sends the release without waiting for its reply.
 

@@ -185,3 +185,40 @@ async fn items_a_dropped_pipeline_never_handed_out_go_back() {
     .await;
     assert_eq!(q.get().await.unwrap(), 2);
 }
+
+/// A dict entry popped by a call dropped before it took the entry goes back, where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_popped_by_a_dropped_call_goes_back_to_the_dict() {
+    let running = start_sync(Transport::Unix).await;
+    let (mine, theirs) = (sync_client(&running).await, sync_client(&running).await);
+    let d = mine.dict::<String, u32>().await.unwrap();
+    let watcher: managers::sync::DictProxy<String, u32> = share(&d, theirs.client());
+    for (k, v) in [("a", 1), ("b", 2), ("c", 3)] {
+        d.set(&k.to_owned(), &v).await.unwrap();
+    }
+    let key = "b".to_owned();
+    let mut pop = Box::pin(d.pop(&key));
+    assert!(poll!(pop.as_mut()).is_pending(), "sent");
+    until("the entry is popped", async || {
+        watcher.len().await.unwrap() == 2
+    })
+    .await;
+    drop(pop);
+    until("the entry is back", async || {
+        watcher.len().await.unwrap() == 3
+    })
+    .await;
+    assert_eq!(watcher.keys().await.unwrap(), ["a", "b", "c"]);
+    // The same for popitem (the last entry).
+    let mut popitem = Box::pin(d.popitem());
+    assert!(poll!(popitem.as_mut()).is_pending(), "sent");
+    until("the last entry is popped", async || {
+        watcher.len().await.unwrap() == 2
+    })
+    .await;
+    drop(popitem);
+    until("it is back", async || watcher.len().await.unwrap() == 3).await;
+    // A pop whose result is taken stands.
+    assert_eq!(d.pop(&key).await.unwrap(), 2);
+    assert_eq!(watcher.keys().await.unwrap(), ["a", "c"]);
+}
