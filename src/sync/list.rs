@@ -5,12 +5,15 @@ use std::marker::PhantomData;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use std::sync::{Arc, Mutex};
+
 use super::error::{flatten, Outcome, SyncError};
+use super::support::lock;
 use super::values::typed_proxy;
 use super::values::{
     decode, decode_all, encode, encode_all, not_found, position, repr_list, slice_indices,
 };
-use crate::{shared, Value};
+use crate::{shared, Caller, Value};
 
 /// A list (Python's `manager.list()`). Indexes may be negative, counting from the end.
 ///
@@ -19,6 +22,13 @@ use crate::{shared, Value};
 /// item stays a live reference: a list of `QueueProxy` keeps those queues alive and
 /// shared, and reading the item back gives a working proxy of the same queue.
 pub struct List {
+    /// Behind a lock of its own (every method takes `&self`), so that a `pop` can be
+    /// undone after it returned, when its caller never takes the item.
+    items: Arc<Mutex<Items>>,
+}
+
+/// A list's items.
+struct Items {
     items: Vec<Value>,
 }
 
@@ -32,7 +42,7 @@ impl std::fmt::Display for List {
     /// `[1, "a", None]`, like Python's repr.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut out = String::new();
-        repr_list(&self.items, &mut out);
+        repr_list(&self.lock().items, &mut out);
         f.write_str(&out)
     }
 }
@@ -40,9 +50,134 @@ impl std::fmt::Display for List {
 impl List {
     /// A list of `items`.
     pub fn new(items: Vec<Value>) -> Self {
-        List { items }
+        List {
+            items: Arc::new(Mutex::new(Items { items })),
+        }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Items> {
+        lock(&self.items)
+    }
+}
+
+#[shared(proxy = ListCalls, typeid = "list")]
+impl List {
+    /// Add `item` at the end.
+    pub fn append(&self, item: Value) {
+        self.lock().append(item)
+    }
+
+    /// Add every item of `items` at the end.
+    pub fn extend(&self, items: Vec<Value>) {
+        self.lock().extend(items)
+    }
+
+    /// Insert `item` before `index` (clamped, as in Python).
+    pub fn insert(&self, index: i64, item: Value) {
+        self.lock().insert(index, item)
+    }
+
+    /// Remove and return the item at `index` (default: the last).
+    pub fn pop(&self, index: Option<i64>) -> Outcome<Value> {
+        let (at, item) = self.lock().pop(index)?;
+        let items = self.items.clone();
+        let back = item.clone();
+        Caller::undo_unless_taken(move || {
+            let mut items = lock(&items);
+            let at = at.min(items.items.len());
+            items.items.insert(at, back);
+        });
+        Ok(item)
+    }
+
+    /// The position of the first item equal to `item`.
+    pub fn index(&self, item: Value) -> Outcome<usize> {
+        self.lock().index(item)
+    }
+
+    /// How many items equal `item`.
+    pub fn count(&self, item: Value) -> usize {
+        self.lock().count(item)
+    }
+
+    /// Remove the first item equal to `item`.
+    pub fn remove(&self, item: Value) -> Outcome<()> {
+        self.lock().remove(item)
+    }
+
+    /// Reverse in place.
+    pub fn reverse(&self) {
+        self.lock().reverse()
+    }
+
+    /// Sort in place (by value), optionally descending. Stable, as Python's: equal items
+    /// keep their order either way.
+    pub fn sort(&self, reverse: bool) {
+        self.lock().sort(reverse)
+    }
+
+    /// The number of items.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// The item at `index` (`l[index]`).
+    pub fn get(&self, index: i64) -> Outcome<Value> {
+        self.lock().get(index)
+    }
+
+    /// Replace the item at `index` (`l[index] = item`).
+    pub fn set(&self, index: i64, item: Value) -> Outcome<()> {
+        self.lock().set(index, item)
+    }
+
+    /// The items from `start` to `stop` (`l[start:stop]`).
+    pub fn slice(&self, start: Option<i64>, stop: Option<i64>) -> Vec<Value> {
+        self.lock().slice(start, stop)
+    }
+
+    /// Every item: one call for the whole list.
+    pub fn to_vec(&self) -> Vec<Value> {
+        self.lock().to_vec()
+    }
+
+    /// Remove every item.
+    pub fn clear(&self) {
+        self.lock().clear()
+    }
+
+    /// `l[start:stop:step] = items`, with Python's slice bounds (negative counts from the
+    /// end, clamped). With a step of 1 the slice is replaced by any number of items; with
+    /// another step there must be one item per position selected. A step of 0 is refused.
+    pub fn assign_slice(
+        &self,
+        start: Option<i64>,
+        stop: Option<i64>,
+        step: i64,
+        items: Vec<Value>,
+    ) -> Outcome<()> {
+        self.lock().assign_slice(start, stop, step, items)
+    }
+
+    /// `del l[start:stop:step]`, with Python's slice bounds. A step of 0 is refused.
+    pub fn delete_slice(&self, start: Option<i64>, stop: Option<i64>, step: i64) -> Outcome<()> {
+        self.lock().delete_slice(start, stop, step)
+    }
+
+    /// Repeat the items in place, `times` times in all (Python's `l *= times`; 0 or less
+    /// empties it). Refused past 2^24 items.
+    pub fn repeat(&self, times: i64) -> Outcome<()> {
+        self.lock().repeat(times)
+    }
+}
+
+/// The list's items and the operations on them, run under its lock.
+impl Items {
     /// `start..stop` of a slice, clamped to the list as Python does.
     fn bounds(&self, start: Option<i64>, stop: Option<i64>) -> (usize, usize) {
         let len = self.items.len() as i64;
@@ -51,37 +186,34 @@ impl List {
         let stop = stop.map_or(len as usize, clamp);
         (start, stop.max(start))
     }
-}
 
-#[shared(proxy = ListCalls, typeid = "list")]
-impl List {
     /// Add `item` at the end.
-    pub fn append(&mut self, item: Value) {
+    fn append(&mut self, item: Value) {
         self.items.push(item);
     }
 
     /// Add every item of `items` at the end.
-    pub fn extend(&mut self, items: Vec<Value>) {
+    fn extend(&mut self, items: Vec<Value>) {
         self.items.extend(items);
     }
 
     /// Insert `item` before `index` (clamped, as in Python).
-    pub fn insert(&mut self, index: i64, item: Value) {
+    fn insert(&mut self, index: i64, item: Value) {
         let (at, _) = self.bounds(Some(index), None);
         self.items.insert(at, item);
     }
 
     /// Remove and return the item at `index` (default: the last).
-    pub fn pop(&mut self, index: Option<i64>) -> Outcome<Value> {
+    fn pop(&mut self, index: Option<i64>) -> Outcome<(usize, Value)> {
         if self.items.is_empty() {
             return Err(SyncError::OutOfRange("pop from empty list".into()));
         }
         let at = position(index.unwrap_or(-1), self.items.len())?;
-        Ok(self.items.remove(at))
+        Ok((at, self.items.remove(at)))
     }
 
     /// The position of the first item equal to `item`.
-    pub fn index(&self, item: Value) -> Outcome<usize> {
+    fn index(&self, item: Value) -> Outcome<usize> {
         self.items
             .iter()
             .position(|v| *v == item)
@@ -89,25 +221,25 @@ impl List {
     }
 
     /// How many items equal `item`.
-    pub fn count(&self, item: Value) -> usize {
+    fn count(&self, item: Value) -> usize {
         self.items.iter().filter(|v| **v == item).count()
     }
 
     /// Remove the first item equal to `item`.
-    pub fn remove(&mut self, item: Value) -> Outcome<()> {
+    fn remove(&mut self, item: Value) -> Outcome<()> {
         let at = self.index(item)?;
         self.items.remove(at);
         Ok(())
     }
 
     /// Reverse in place.
-    pub fn reverse(&mut self) {
+    fn reverse(&mut self) {
         self.items.reverse();
     }
 
     /// Sort in place (by value), optionally descending. Stable, as Python's: equal items
     /// keep their order either way.
-    pub fn sort(&mut self, reverse: bool) {
+    fn sort(&mut self, reverse: bool) {
         if reverse {
             self.items.sort_by(|a, b| b.cmp(a));
         } else {
@@ -116,47 +248,47 @@ impl List {
     }
 
     /// The number of items.
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.items.len()
     }
 
     /// Whether it is empty.
-    pub fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 
     /// The item at `index` (`l[index]`).
-    pub fn get(&self, index: i64) -> Outcome<Value> {
+    fn get(&self, index: i64) -> Outcome<Value> {
         Ok(self.items[position(index, self.items.len())?].clone())
     }
 
     /// Replace the item at `index` (`l[index] = item`).
-    pub fn set(&mut self, index: i64, item: Value) -> Outcome<()> {
+    fn set(&mut self, index: i64, item: Value) -> Outcome<()> {
         let at = position(index, self.items.len())?;
         self.items[at] = item;
         Ok(())
     }
 
     /// The items from `start` to `stop` (`l[start:stop]`).
-    pub fn slice(&self, start: Option<i64>, stop: Option<i64>) -> Vec<Value> {
+    fn slice(&self, start: Option<i64>, stop: Option<i64>) -> Vec<Value> {
         let (start, stop) = self.bounds(start, stop);
         self.items[start..stop].to_vec()
     }
 
     /// Every item: one call for the whole list.
-    pub fn to_vec(&self) -> Vec<Value> {
+    fn to_vec(&self) -> Vec<Value> {
         self.items.clone()
     }
 
     /// Remove every item.
-    pub fn clear(&mut self) {
+    fn clear(&mut self) {
         self.items.clear();
     }
 
     /// `l[start:stop:step] = items`, with Python's slice bounds (negative counts from the
     /// end, clamped). With a step of 1 the slice is replaced by any number of items; with
     /// another step there must be one item per position selected. A step of 0 is refused.
-    pub fn assign_slice(
+    fn assign_slice(
         &mut self,
         start: Option<i64>,
         stop: Option<i64>,
@@ -186,12 +318,7 @@ impl List {
     }
 
     /// `del l[start:stop:step]`, with Python's slice bounds. A step of 0 is refused.
-    pub fn delete_slice(
-        &mut self,
-        start: Option<i64>,
-        stop: Option<i64>,
-        step: i64,
-    ) -> Outcome<()> {
+    fn delete_slice(&mut self, start: Option<i64>, stop: Option<i64>, step: i64) -> Outcome<()> {
         if step == 0 {
             return Err(SyncError::Invalid("slice step cannot be zero".into()));
         }
@@ -208,7 +335,7 @@ impl List {
 
     /// Repeat the items in place, `times` times in all (Python's `l *= times`; 0 or less
     /// empties it). Refused past 2^24 items.
-    pub fn repeat(&mut self, times: i64) -> Outcome<()> {
+    fn repeat(&mut self, times: i64) -> Outcome<()> {
         let times = usize::try_from(times).unwrap_or(0);
         if self.items.len().saturating_mul(times) > 1 << 24 {
             return Err(SyncError::Invalid(
@@ -266,16 +393,16 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
 
     /// Remove and return the last item ([`SyncError::OutOfRange`] if empty).
     ///
-    /// Not cancel safe: once polled, the item may be removed even if the future is dropped,
-    /// and is then lost (unlike a queue's `get`, nothing gives it back).
+    /// Cancel safe: an item removed for a call dropped before it took it goes back where it
+    /// was, as a queue's `get` gives its item back.
     pub async fn pop(&self) -> Result<T, SyncError> {
         decode(flatten(self.raw.pop(None).await)?)
     }
 
     /// Remove and return the item at `index` ([`SyncError::OutOfRange`] if none).
     ///
-    /// Not cancel safe: once polled, the item may be removed even if the future is dropped,
-    /// and is then lost (unlike a queue's `get`, nothing gives it back).
+    /// Cancel safe: an item removed for a call dropped before it took it goes back where it
+    /// was, as a queue's `get` gives its item back.
     pub async fn pop_at(&self, index: i64) -> Result<T, SyncError> {
         decode(flatten(self.raw.pop(Some(index)).await)?)
     }

@@ -30,9 +30,8 @@
 //!   party that had arrived breaks the barrier, as a timeout would, and a condition
 //!   `wait` leaves its holder without the lock (the wait had released it);
 //! - once it completed, undoes what it acquired or took (`acquire`, `lock`, `get`, a
-//!   dict's `pop`, `pop_or` and `popitem`); any other completed call (a `set`, `put`,
-//!   `release`, `notify`, `append`, ...) stands, including a list's `pop`, whose item is
-//!   then lost.
+//!   dict's `pop`, `pop_or` and `popitem`, a list's `pop`); any other completed call (a
+//!   `set`, `put`, `release`, `notify`, `append`, ...) stands.
 //!
 //! A [`LockGuard`] dropped without `unlock` sends the release without waiting for its reply.
 

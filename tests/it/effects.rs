@@ -222,3 +222,27 @@ async fn an_entry_popped_by_a_dropped_call_goes_back_to_the_dict() {
     assert_eq!(d.pop(&key).await.unwrap(), 2);
     assert_eq!(watcher.keys().await.unwrap(), ["a", "c"]);
 }
+
+/// A list item popped by a call dropped before it took the item goes back, where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_popped_by_a_dropped_call_goes_back_to_the_list() {
+    let running = start_sync(Transport::Unix).await;
+    let (mine, theirs) = (sync_client(&running).await, sync_client(&running).await);
+    let l = mine.list::<u32>().await.unwrap();
+    let watcher: managers::sync::ListProxy<u32> = share(&l, theirs.client());
+    l.extend([1, 2, 3]).await.unwrap();
+    let mut pop = Box::pin(l.pop_at(1));
+    assert!(poll!(pop.as_mut()).is_pending(), "sent");
+    until("the item is popped", async || {
+        watcher.len().await.unwrap() == 2
+    })
+    .await;
+    drop(pop);
+    until("the item is back", async || {
+        watcher.len().await.unwrap() == 3
+    })
+    .await;
+    assert_eq!(watcher.to_vec().await.unwrap(), [1, 2, 3]);
+    assert_eq!(l.pop().await.unwrap(), 3);
+    assert_eq!(watcher.to_vec().await.unwrap(), [1, 2]);
+}
