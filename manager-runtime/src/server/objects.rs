@@ -141,7 +141,9 @@ where
 {
     let typeid = typeid.name();
     let task: CallTask = Box::pin(Caller::scope(caller.clone(), async move {
-        super::panics::UserCode(Box::pin(start))
+        // Each poll runs user code (its panics are logged, not printed); pinned in place.
+        let mut start = std::pin::pin!(start);
+        std::future::poll_fn(|cx| super::panics::user_code(|| start.as_mut().poll(cx)))
             .await
             .map_err(|e| e.with_typeid(&typeid))
     }));
