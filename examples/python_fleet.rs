@@ -100,9 +100,7 @@ async fn producer() -> Result<()> {
     let results: DictProxy<i64, (i64, String)> = client.create("results", ()).await?;
 
     let mut workers = vec![support::spawn("rust worker", &["worker", &address, &key])?];
-    let interpreter = python_support::PYTHONS
-        .iter()
-        .find_map(|name| python_support::find_python(name));
+    let interpreter = python_support::first_python();
     match &interpreter {
         Some(exe) => {
             let exe = exe.to_string_lossy().into_owned();

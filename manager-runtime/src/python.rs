@@ -163,7 +163,7 @@ impl PyArgs {
             Some(other) => {
                 return Err(PyException::type_error(format!(
                     "'{name}' must be a number, not {}",
-                    type_name(&other)
+                    other.type_name()
                 )))
             }
         };
@@ -193,7 +193,7 @@ impl PyArgs {
             Some(Value::Bool(b)) => Ok(i64::from(b)),
             Some(other) => Err(PyException::type_error(format!(
                 "'{}' object cannot be interpreted as an integer",
-                type_name(&other)
+                other.type_name()
             ))),
         }
     }
@@ -213,11 +213,6 @@ pub fn truthy(value: &Value) -> bool {
         Value::Map(m) => !m.is_empty(),
         _ => true,
     }
-}
-
-/// The Python type name of a value, for error messages.
-pub fn type_name(value: &Value) -> &str {
-    value.type_name()
 }
 
 /// Turns a Rust method's encoded result into the Python return value or exception.

@@ -294,10 +294,7 @@ mod python_support;
 /// running after the shutdown timeout were abandoned").
 #[test]
 fn sigterm_does_not_wait_for_a_python_client_blocked_in_a_call() {
-    let Some(python) = python_support::PYTHONS
-        .iter()
-        .find_map(|name| python_support::find_python(name))
-    else {
+    let Some(python) = python_support::first_python() else {
         return;
     };
     let mut daemon = Daemon::start_with(

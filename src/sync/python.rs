@@ -302,7 +302,7 @@ fn entries(first: Option<Value>, py: PyArgs) -> Result<Vec<(Value, Value)>, PyEx
         Some(other) => {
             return Err(PyException::type_error(format!(
                 "'{}' object is not iterable",
-                manager_runtime::python::type_name(&other)
+                other.type_name()
             )))
         }
     };
@@ -423,7 +423,7 @@ fn index(py: &mut PyArgs, position: usize, method: &str) -> Result<i64, PyExcept
         Value::Bool(b) => Ok(i64::from(b)),
         other => Err(PyException::type_error(format!(
             "list indices must be integers, not {}",
-            manager_runtime::python::type_name(&other)
+            other.type_name()
         ))),
     }
 }
@@ -558,7 +558,7 @@ pub const LIST: PythonFace = PythonFace {
                 Some(other) => {
                     return Err(PyException::type_error(format!(
                         "'{}' object cannot be interpreted as an integer",
-                        manager_runtime::python::type_name(&other)
+                        other.type_name()
                     )))
                 }
             };

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::common::*;
-use crate::python_support::{find_python, PYTHONS};
+use crate::python_support::{all_pythons, find_python, first_python};
 
 /// A SyncManager server that serves Python clients too.
 pub(crate) async fn start_python_server(transport: Transport) -> Running {
@@ -57,10 +57,7 @@ fn run_driver(python: &OsString, address: &str, scenarios: &[&str]) -> String {
 /// `_number_of_objects()` against its baseline, and so does this test).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stock_cpython_clients_use_every_supported_typeid() {
-    let pythons: Vec<OsString> = PYTHONS
-        .iter()
-        .filter_map(|name| find_python(name))
-        .collect();
+    let pythons = all_pythons();
     if pythons.is_empty() {
         return;
     }
@@ -137,10 +134,7 @@ async fn python_clients_are_refused_unless_enabled() {
 /// stops.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_shutdown_is_refused_unless_allowed() {
-    let Some(python) = find_python("python3.11")
-        .or_else(|| find_python("python3.12"))
-        .or_else(|| find_python("python3.13"))
-    else {
+    let Some(python) = first_python() else {
         return;
     };
     let script = |address: &str| {

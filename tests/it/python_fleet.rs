@@ -12,7 +12,7 @@ use managers::{Registration, Value};
 
 use crate::common::*;
 use crate::python::driver_address;
-use crate::python_support::find_python;
+use crate::python_support::first_python;
 
 /// A server with three objects every client reaches by name: `jobs` (a queue), `shared`
 /// (a dict) and `the_lock`.
@@ -55,17 +55,11 @@ fn python_worker(python: &OsString, address: &str, body: &str) -> Child {
         .expect("the interpreter starts")
 }
 
-fn python311() -> Option<OsString> {
-    find_python("python3.11")
-        .or_else(|| find_python("python3.12"))
-        .or_else(|| find_python("python3.13"))
-}
-
 /// A Python producer and a Rust consumer on one queue: what Python puts, Rust gets as the
 /// natural Rust values (an `int` is an `i64`, a `dict` a map, a `tuple` a sequence).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_producer_feeds_a_rust_consumer() {
-    let Some(python) = python311() else { return };
+    let Some(python) = first_python() else { return };
     let server = start_fleet_server().await;
     let rust = connect(&server).await;
     let jobs: QueueProxy<Value> = rust.create("jobs", ()).await.unwrap();
@@ -121,7 +115,7 @@ async fn a_python_producer_feeds_a_rust_consumer() {
 /// bytes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rust_writer_feeds_a_python_reader() {
-    let Some(python) = python311() else { return };
+    let Some(python) = first_python() else { return };
     let server = start_fleet_server().await;
     let rust = connect(&server).await;
     let shared: DictProxy<String, Value> = rust.create("shared", ()).await.unwrap();
@@ -175,7 +169,7 @@ async fn a_rust_writer_feeds_a_python_reader() {
 /// A Python client holding the lock is SIGKILLed: a Rust client waiting for it gets it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_python_lock_holder_lets_a_rust_client_in() {
-    let Some(python) = python311() else { return };
+    let Some(python) = first_python() else { return };
     let server = start_fleet_server().await;
     let rust = connect(&server).await;
     let lock: LockProxy = rust.create("the_lock", ()).await.unwrap();

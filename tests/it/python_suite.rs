@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 
 use crate::common::*;
 use crate::python::{driver_address as script_address, start_python_server};
-use crate::python_support::{find_python, PYTHONS};
+use crate::python_support::all_pythons;
 
 /// Run the suite with `python` against `address`: its summary (all of its output is
 /// printed, shown with `--nocapture`), `Err` if a test failed.
@@ -48,10 +48,7 @@ fn run_suite(python: &OsString, address: &str) -> Result<String, String> {
 /// them over a Unix socket; the server holds no object afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cpython_manager_tests_pass() {
-    let pythons: Vec<OsString> = PYTHONS
-        .iter()
-        .filter_map(|name| find_python(name))
-        .collect();
+    let pythons = all_pythons();
     if pythons.is_empty() {
         return;
     }

@@ -1,6 +1,9 @@
 //! Finding a CPython interpreter for the tests that run stock Python clients (shared by the
 //! workspace's test crates through `#[path]`).
 
+// Each crate that includes this file uses a part of it.
+#![allow(dead_code)]
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -40,4 +43,17 @@ pub(crate) fn find_python(name: &str) -> Option<OsString> {
         println!("skipped: {name} not found (neither on PATH nor among pyenv's versions)");
     }
     found
+}
+
+/// Every CPython of [`PYTHONS`] found (none: the tests that need one are skipped).
+pub(crate) fn all_pythons() -> Vec<OsString> {
+    PYTHONS
+        .iter()
+        .filter_map(|name| find_python(name))
+        .collect()
+}
+
+/// The first CPython of [`PYTHONS`] found.
+pub(crate) fn first_python() -> Option<OsString> {
+    PYTHONS.iter().find_map(|name| find_python(name))
 }
