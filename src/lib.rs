@@ -81,19 +81,93 @@
 //!   (Python's `_getvalue()`; needs `Serialize + Deserialize`).
 //! - `async_holds_lock`: allow an `async` method to hold the object's lock while it waits
 //!   (see [How a shared object is locked](#how-a-shared-object-is-locked)).
+//! - `errors = typed` or `errors = display` (the default): how the `Err` of methods
+//!   returning `Result<T, E>` reaches the caller (see [A method's errors](#a-methods-errors)).
+//!   One method can say otherwise with its own `#[shared(errors = ..)]`.
 //!
 //! Exposed methods take `&self` (calls run concurrently) or `&mut self` (calls are
 //! serialised), any number of `Serialize + Deserialize` arguments (borrowed ones too:
 //! `&str`, `&[u8]`, `Cow<'_, str>`; a lifetime hidden in a path must be written, as in
 //! `Cow<'_, str>`, because the proxy's [`Call`] holds the arguments), and return a
-//! serialisable value, `()` or a `Result<T, E>` with `E: Display` whose `Err` reaches the
-//! caller as [`RemoteError::Method`] carrying the message. `async fn` methods are awaited
+//! serialisable value, `()` or a `Result<T, E>` (see [A method's errors](#a-methods-errors)).
+//! `async fn` methods are awaited
 //! without blocking the server: each runs on the connection's task until its first wait,
 //! and on a task of its own from there (an `async fn` that never waits costs no task). A
 //! plain `fn` runs on the connection's task: keep it short, and make anything that waits an
 //! `async fn` (and anything long on the CPU `spawn_blocking`). A panic in a method is caught
 //! and reported as
 //! [`RemoteError::Panicked`]; the server keeps serving.
+//!
+//! # A method's errors
+//! A method returning `Result<T, E>` (any type whose path ends in `Result`: `Result<T, E>`,
+//! `io::Result<T>`, `anyhow::Result<T>`) returns `T` to the caller on `Ok`. Its `Err` reaches
+//! the caller in one of two ways, chosen in the attribute, never by how the return type is
+//! spelled:
+//!
+//! - `errors = display` (the default; needs `E: Display`): the error travels as its text.
+//!   The proxy method's error type is [`Error`], and the method's `Err(e)` arrives as
+//!   [`Error::Remote`]`(`[`RemoteError::Method`]` { message, .. })` with `message =
+//!   e.to_string()`. For errors that only make sense on the server (`io::Error`,
+//!   `anyhow::Error`).
+//! - `errors = typed` (needs `E: Serialize + Deserialize`, see [`TypedError`]): the error
+//!   travels as a value. The proxy method's error type is [`CallError<E>`]:
+//!   [`CallError::Method`]`(e)` is the method's own error, exactly as it returned it, and
+//!   [`CallError::Rpc`]`(`[`Error`]`)` a failure of the call itself (the connection, a
+//!   refusal by the server, a panic in the method). The return type must name `E`
+//!   (`Result<T, E>`, not an alias that hides it).
+//!
+//! `errors = ..` on the impl block sets the rule for every method; `#[shared(errors = ..)]`
+//! on one method overrides it:
+//!
+//! ```
+//! use managers::{shared, CallError};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Serialize, Deserialize, thiserror::Error)]
+//! pub enum BoardError {
+//!     #[error("a job needs a name")]
+//!     EmptyName,
+//! }
+//!
+//! pub struct Board {
+//!     jobs: std::sync::Mutex<Vec<String>>,
+//! }
+//!
+//! #[shared(errors = typed)]
+//! impl Board {
+//!     pub fn submit(&self, name: String) -> Result<u64, BoardError> {
+//!         if name.is_empty() {
+//!             return Err(BoardError::EmptyName);
+//!         }
+//!         let mut jobs = self.jobs.lock().unwrap();
+//!         jobs.push(name);
+//!         Ok(jobs.len() as u64)
+//!     }
+//!
+//!     /// Reads a file on the server: its `io::Error` travels as text.
+//!     #[shared(errors = display)]
+//!     pub fn load(&self, path: String) -> std::io::Result<usize> {
+//!         let text = std::fs::read_to_string(path)?;
+//!         let mut jobs = self.jobs.lock().unwrap();
+//!         jobs.extend(text.lines().map(str::to_owned));
+//!         Ok(jobs.len())
+//!     }
+//! }
+//!
+//! # async fn demo(board: BoardProxy) -> Result<(), managers::Error> {
+//! match board.submit(String::new()).await {
+//!     Ok(id) => println!("job {id}"),
+//!     Err(CallError::Method(BoardError::EmptyName)) => println!("name the job"),
+//!     Err(CallError::Rpc(e)) => return Err(e),
+//! }
+//! let count: usize = board.load("jobs.txt".into()).await?; // `Error` on failure
+//! # let _ = count;
+//! # Ok(()) }
+//! ```
+//!
+//! A raw call by name ([`ProxyHandle::call_method`]) of a typed method sees
+//! [`RemoteError::TypedMethod`], which carries the error's text (and the error, encoded);
+//! [`ProxyHandle::call_method_typed`] decodes it. Python clients see the text.
 //!
 //! # How a shared object is locked
 //! A type with a `&mut self` method is kept behind a read-write lock: `&self` methods take
@@ -298,10 +372,10 @@ pub use manager_macros::shared;
 pub use manager_macros::Proxy;
 pub use manager_runtime::{from_value, to_value, Opaque, Value, ValueError};
 pub use manager_runtime::{
-    shutdown_signal, AuthKey, Call, Caller, CallerId, Client, ClientBuilder, DisconnectHook, Error,
-    HandshakeError, HasProxy, Holder, IntoAddress, Manager, ObjectInfo, Pipeline, Proxy,
-    ProxyHandle, Registration, Result, Server, ServerBuilder, ShutdownHandle, TransportError,
-    DEFAULT_MAX_FRAME,
+    shutdown_signal, AuthKey, Call, CallError, CallFailure, Caller, CallerId, Client,
+    ClientBuilder, DisconnectHook, Error, HandshakeError, HasProxy, Holder, IntoAddress, Manager,
+    ObjectInfo, Pipeline, Proxy, ProxyHandle, ProxyOf, Registration, Result, Server, ServerBuilder,
+    ShutdownHandle, TransportError, TypedError, DEFAULT_MAX_FRAME,
 };
 
 /// Serving stock CPython clients: see [`manager_runtime::python`].
@@ -333,13 +407,13 @@ struct ReadmeDoctests;
 #[doc(hidden)]
 pub mod __private {
     pub use manager_core::{
-        decode_args, encode_result, encode_value, unknown_method_index, wrong_receiver,
-        CallOutcome, Codec, DisplayFallback, DisplayViaTrait, MethodInfo, Receiver, RemoteError,
-        Shared, Unsupported, Waiting,
+        decode_args, encode_result, encode_typed_result, encode_value, unknown_method_index,
+        wrong_receiver, CallOutcome, Codec, DisplayFallback, DisplayViaTrait, MethodInfo, Receiver,
+        RemoteError, Shared, Unsupported, Waiting,
     };
     pub use manager_runtime::generated;
     pub use manager_runtime::{
-        AuthKey, Call, Client, Error, HasProxy, IntoAddress, Proxy, ProxyHandle,
+        AuthKey, Call, CallError, Client, Error, HasProxy, IntoAddress, Proxy, ProxyHandle, ProxyOf,
     };
     pub use serde;
     pub use std::boxed::Box;

@@ -105,6 +105,18 @@ pub enum RemoteError {
     /// A client asked the server to shut down, and the server does not allow clients to.
     #[error("this server does not let clients shut it down")]
     ShutdownNotAllowed,
+    /// The method returned `Err(e)` and its error type is typed (`#[shared(errors =
+    /// typed)]`): `e` travels encoded, and a typed proxy method returns it as
+    /// `CallError::Method(e)`. Raw calls by name see this variant.
+    #[error("`{method}` returned an error: {message}")]
+    TypedMethod {
+        /// The method called.
+        method: String,
+        /// The `Display` text of the method's error (its type name if it has none).
+        message: String,
+        /// The error, encoded with the connection's codec.
+        encoded: Vec<u8>,
+    },
 }
 
 impl RemoteError {
@@ -112,6 +124,17 @@ impl RemoteError {
     /// for want of capacity ([`RemoteError::Busy`]), not because of what it asked.
     pub fn is_retryable(&self) -> bool {
         matches!(self, RemoteError::Busy { .. })
+    }
+
+    /// The method's own error text, when the method ran and returned `Err`
+    /// ([`RemoteError::Method`] or [`RemoteError::TypedMethod`]).
+    pub fn method_message(&self) -> Option<&str> {
+        match self {
+            RemoteError::Method { message, .. } | RemoteError::TypedMethod { message, .. } => {
+                Some(message)
+            }
+            _ => None,
+        }
     }
 
     /// The same error naming `typeid` as the object's typeid: generated code knows only its

@@ -26,7 +26,10 @@ pub use codec::{Codec, CodecError};
 pub use error::RemoteError;
 pub use id::{Address, AddressParseError, ObjectId, Token};
 #[doc(hidden)]
-pub use shared::{decode_args, encode_result, encode_value, unknown_method_index, wrong_receiver};
+pub use shared::{
+    decode_args, encode_result, encode_typed_result, encode_value, unknown_method_index,
+    wrong_receiver, TypedError,
+};
 pub use shared::{
     finish, panic_message, CallFuture, CallOutcome, CallResult, DisplayFallback, DisplayViaTrait,
     ExclusiveGuard, MethodInfo, Receiver, Returned, Shared, SharedGuard, Unsupported, Waiting,

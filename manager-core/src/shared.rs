@@ -301,6 +301,43 @@ pub fn encode_result<T: serde::Serialize, E: Display>(
     }
 }
 
+/// A method error type that can travel typed (`#[shared(errors = typed)]`): one that
+/// serde can encode and decode. Implemented for every such type.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot travel as a typed method error",
+    label = "needs `serde::Serialize` and `serde::de::DeserializeOwned`",
+    note = "derive `Serialize` and `Deserialize` for `{Self}`, or drop `errors = typed` to send \
+            the error's `Display` text instead"
+)]
+pub trait TypedError: serde::Serialize + serde::de::DeserializeOwned + Send + 'static {}
+
+impl<E: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> TypedError for E {}
+
+/// Encode a method's `Ok` value, or its typed `Err` (`#[shared(errors = typed)]`): the
+/// error travels encoded, with its `Display` text when it has one.
+#[doc(hidden)]
+pub fn encode_typed_result<T: serde::Serialize, E: TypedError>(
+    codec: Codec,
+    method: &str,
+    result: Result<T, E>,
+    message: impl FnOnce(&E) -> Option<String>,
+) -> CallResult {
+    match result {
+        Ok(value) => encode_value(codec, method, &value),
+        Err(e) => {
+            let encoded = codec.encode(&e).map_err(|err| RemoteError::Encode {
+                method: method.to_owned(),
+                reason: err.to_string(),
+            })?;
+            Err(RemoteError::TypedMethod {
+                method: method.to_owned(),
+                message: message(&e).unwrap_or_else(|| std::any::type_name::<E>().to_owned()),
+                encoded,
+            })
+        }
+    }
+}
+
 /// The error for a `&mut self` method reached through `call_ref`.
 #[doc(hidden)]
 pub fn wrong_receiver(typeid: &str, method: &str) -> RemoteError {

@@ -1,5 +1,6 @@
 //! The attribute's arguments: `#[shared(exposed = [..], typeid = "..", proxy = Name,
-//! method_to_typeid = { method: Type })]`.
+//! method_to_typeid = { method: Type }, errors = typed, ..)]`, and `#[shared(errors = ..)]`
+//! on one method.
 
 use proc_macro2::TokenStream;
 use syn::parse::Parser;
@@ -21,6 +22,66 @@ impl syn::parse::Parse for TypeidMapping {
     }
 }
 
+/// How a method's `Err` reaches the caller: `errors = typed` or `errors = display`.
+#[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
+pub(crate) enum ErrorMode {
+    /// `Err(e)` travels as `e.to_string()` (`RemoteError::Method`).
+    #[default]
+    Display,
+    /// `Err(e)` travels encoded and the proxy returns it typed (`CallError::Method(e)`).
+    Typed,
+}
+
+/// `errors = typed | display`, as given (the span of the whole argument, for errors).
+#[derive(Clone)]
+pub(crate) struct Errors {
+    pub(crate) mode: ErrorMode,
+    pub(crate) path: syn::Path,
+}
+
+fn parse_errors(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<Errors> {
+    let value: Ident = meta.value()?.parse()?;
+    let mode = if value == "typed" {
+        ErrorMode::Typed
+    } else if value == "display" {
+        ErrorMode::Display
+    } else {
+        return Err(syn::Error::new(
+            value.span(),
+            "expected `errors = typed` (the proxy returns the method's error type) or \
+             `errors = display` (the error travels as its `Display` text)",
+        ));
+    };
+    Ok(Errors {
+        mode,
+        path: meta.path.clone(),
+    })
+}
+
+/// The arguments of `#[shared(..)]` on one method inside a `#[shared]` impl block: only
+/// `errors = ..`.
+pub(crate) fn parse_method(attr: &syn::Attribute) -> syn::Result<Errors> {
+    let mut errors = None;
+    attr.parse_nested_meta(|meta| {
+        if meta.path.is_ident("errors") {
+            if errors.is_some() {
+                return Err(duplicate(&meta, "errors"));
+            }
+            errors = Some(parse_errors(&meta)?);
+            Ok(())
+        } else {
+            Err(meta
+                .error("on a method, #[shared] takes only `errors = typed` or `errors = display`"))
+        }
+    })?;
+    errors.ok_or_else(|| {
+        syn::Error::new_spanned(
+            attr,
+            "on a method, #[shared] takes `errors = typed` or `errors = display`",
+        )
+    })
+}
+
 /// The parsed attribute.
 #[derive(Default)]
 pub(crate) struct Args {
@@ -39,6 +100,8 @@ pub(crate) struct Args {
     /// `async_holds_lock`: an `async` method may hold the object's lock while it waits, on
     /// purpose (see the check in `validate`).
     pub(crate) async_holds_lock: Option<syn::Path>,
+    /// `errors = typed | display`: how the methods' `Err` reaches the caller.
+    pub(crate) errors: Option<Errors>,
 }
 
 fn duplicate(meta: &syn::meta::ParseNestedMeta<'_>, name: &str) -> syn::Error {
@@ -90,6 +153,11 @@ pub(crate) fn parse(tokens: TokenStream) -> syn::Result<Args> {
                 return Err(duplicate(&meta, "async_holds_lock"));
             }
             args.async_holds_lock = Some(meta.path.clone());
+        } else if meta.path.is_ident("errors") {
+            if args.errors.is_some() {
+                return Err(duplicate(&meta, "errors"));
+            }
+            args.errors = Some(parse_errors(&meta)?);
         } else if meta.path.is_ident("get_value") {
             if args.get_value.is_some() {
                 return Err(duplicate(&meta, "get_value"));
@@ -98,7 +166,8 @@ pub(crate) fn parse(tokens: TokenStream) -> syn::Result<Args> {
         } else {
             return Err(meta.error(
                 "unknown #[shared] argument; expected `exposed`, `typeid`, `proxy`, \
-                 `custom_proxy`, `method_to_typeid`, `get_value` or `async_holds_lock`",
+                 `custom_proxy`, `method_to_typeid`, `errors`, `get_value` or \
+                 `async_holds_lock`",
             ));
         }
         Ok(())

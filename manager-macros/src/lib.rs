@@ -27,8 +27,15 @@ fn expand(
     // once the impl block is understood, so that code naming the type as shared (a proxy
     // derive, a registration) does not add errors of its own.
     let mut fallback = proc_macro2::TokenStream::new();
+    // The item as emitted next to errors: once read, without the methods' own
+    // `#[shared(..)]` attributes (which would otherwise expand on their own).
+    let mut emitted = item.clone();
     let attempt = || -> syn::Result<proc_macro2::TokenStream> {
-        let args = args::parse(args)?;
+        // Bad arguments are reported after the item is read, so that it is emitted clean.
+        let (args, bad_args) = match args::parse(args) {
+            Ok(args) => (args, None),
+            Err(e) => (args::Args::default(), Some(e)),
+        };
         let item: syn::ItemImpl = syn::parse2(item.clone()).map_err(|e| {
             syn::Error::new(
                 e.span(),
@@ -36,8 +43,12 @@ fn expand(
             )
         })?;
         let model = model::SharedImpl::from_syn(args, item)?;
+        emitted = quote::ToTokens::to_token_stream(&model.item);
         if model.item.generics.params.is_empty() {
             fallback = codegen::fallback(&model);
+        }
+        if let Some(e) = bad_args {
+            return Err(e);
         }
         validate::check(&model)?;
         Ok(codegen::expand(&model))
@@ -48,7 +59,7 @@ fn expand(
         // drown in follow-on errors.
         Err(e) => {
             let errors = e.to_compile_error();
-            quote::quote!(#item #errors #fallback)
+            quote::quote!(#emitted #errors #fallback)
         }
     }
 }

@@ -4,7 +4,7 @@
 use proc_macro2::Span;
 use syn::{FnArg, Ident, ImplItem, ImplItemFn, ItemImpl, Pat, ReturnType, Type, Visibility};
 
-use crate::args::{Args, TypeidMapping};
+use crate::args::{self, Args, ErrorMode, TypeidMapping};
 
 /// How a method receives `self`.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -25,9 +25,20 @@ pub(crate) enum Output {
     Unit,
     /// A value, copied to the caller.
     Value(Type),
-    /// `Result<T, E>` (or any `Result<T>` alias): `Ok(T)` is returned, `Err(e)` becomes a
-    /// remote error carrying `e.to_string()`.
-    Fallible(Type),
+    /// `Result<T, E>` (or any `Result<T>` alias, `err` then `None`): `Ok(T)` is returned;
+    /// `Err(e)` becomes a remote error carrying `e.to_string()`, or, with `errors = typed`,
+    /// `e` itself.
+    Fallible { ok: Type, err: Option<Box<Type>> },
+}
+
+impl Output {
+    /// The type a successful call returns (`None` for `()`).
+    pub(crate) fn ok_type(&self) -> Option<&Type> {
+        match self {
+            Output::Unit => None,
+            Output::Value(t) | Output::Fallible { ok: t, .. } => Some(t),
+        }
+    }
 }
 
 /// One parameter (after the receiver).
@@ -49,12 +60,16 @@ pub(crate) struct Method {
     pub(crate) docs: Vec<syn::Attribute>,
     /// `method_to_typeid` target: the shared type its result becomes.
     pub(crate) returns_shared: Option<syn::Path>,
+    /// How its `Err` reaches the caller (the impl's `errors`, or its own).
+    pub(crate) errors: ErrorMode,
+    /// Its own `#[shared(errors = ..)]`, if given.
+    pub(crate) errors_attr: Option<args::Errors>,
     /// The original item, for spans.
     pub(crate) item: ImplItemFn,
 }
 
 impl Method {
-    fn from_syn(item: &ImplItemFn) -> Self {
+    fn from_syn(item: &ImplItemFn, errors_attr: Option<args::Errors>) -> Self {
         let sig = &item.sig;
         let receiver = match sig.receiver() {
             None => ReceiverKind::None,
@@ -102,6 +117,8 @@ impl Method {
                 .cloned()
                 .collect(),
             returns_shared: None,
+            errors: ErrorMode::Display,
+            errors_attr,
             item: item.clone(),
         }
     }
@@ -146,8 +163,15 @@ fn output_of(output: &ReturnType) -> Output {
         if let Some(last) = p.path.segments.last() {
             if last.ident == "Result" {
                 if let syn::PathArguments::AngleBracketed(a) = &last.arguments {
-                    if let Some(syn::GenericArgument::Type(ok)) = a.args.first() {
-                        return Output::Fallible(ok.clone());
+                    let mut types = a.args.iter().filter_map(|arg| match arg {
+                        syn::GenericArgument::Type(t) => Some(t.clone()),
+                        _ => None,
+                    });
+                    if let Some(ok) = types.next() {
+                        return Output::Fallible {
+                            ok,
+                            err: types.next().map(Box::new),
+                        };
                     }
                 }
             }
@@ -177,10 +201,14 @@ pub(crate) struct SharedImpl {
     pub(crate) get_value: Option<syn::Path>,
     /// `async_holds_lock` was given.
     pub(crate) async_holds_lock: bool,
+    /// The impl's `errors = ..`, if given.
+    pub(crate) errors_arg: Option<args::Errors>,
+    /// Errors in the methods' own `#[shared(..)]` attributes.
+    pub(crate) attr_errors: Option<syn::Error>,
 }
 
 impl SharedImpl {
-    pub(crate) fn from_syn(args: Args, item: ItemImpl) -> syn::Result<Self> {
+    pub(crate) fn from_syn(args: Args, mut item: ItemImpl) -> syn::Result<Self> {
         if let Some((_, path, _)) = &item.trait_ {
             return Err(syn::Error::new_spanned(
                 path,
@@ -194,14 +222,40 @@ impl SharedImpl {
         .ok_or_else(|| {
             syn::Error::new_spanned(&item.self_ty, "#[shared] needs a named type such as `Pair`")
         })?;
-        let mut methods: Vec<Method> = item
-            .items
-            .iter()
-            .filter_map(|i| match i {
-                ImplItem::Fn(f) => Some(Method::from_syn(f)),
-                _ => None,
-            })
-            .collect();
+        // A method's own `#[shared(..)]` is read here and removed from the emitted item.
+        let mut attr_errors: Option<syn::Error> = None;
+        let mut methods = Vec::new();
+        for i in &mut item.items {
+            let ImplItem::Fn(f) = i else { continue };
+            let mut errors_attr = None;
+            let mut kept = Vec::with_capacity(f.attrs.len());
+            for attr in std::mem::take(&mut f.attrs) {
+                if !is_shared_attr(&attr) {
+                    kept.push(attr);
+                    continue;
+                }
+                let parsed = args::parse_method(&attr).and_then(|e| match errors_attr {
+                    Some(_) => Err(syn::Error::new_spanned(
+                        &attr,
+                        "a method takes one #[shared(errors = ..)]",
+                    )),
+                    None => Ok(e),
+                });
+                match parsed {
+                    Ok(e) => errors_attr = Some(e),
+                    Err(e) => match &mut attr_errors {
+                        Some(all) => all.combine(e),
+                        None => attr_errors = Some(e),
+                    },
+                }
+            }
+            f.attrs = kept;
+            methods.push(Method::from_syn(f, errors_attr));
+        }
+        let default_errors = args.errors.as_ref().map_or(ErrorMode::Display, |e| e.mode);
+        for m in &mut methods {
+            m.errors = m.errors_attr.as_ref().map_or(default_errors, |e| e.mode);
+        }
         let exposed = match &args.exposed {
             // Python's default: every public method whose name does not start with `_`.
             None => methods
@@ -248,10 +302,20 @@ impl SharedImpl {
             proxy_arg: args.proxy,
             get_value: args.get_value,
             async_holds_lock: args.async_holds_lock.is_some(),
+            errors_arg: args.errors,
+            attr_errors,
         })
     }
 
     pub(crate) fn exposed_methods(&self) -> impl Iterator<Item = &Method> {
         self.exposed.iter().map(|&i| &self.methods[i])
     }
+}
+
+/// `#[shared(..)]` or `#[managers::shared(..)]` on a method.
+fn is_shared_attr(attr: &syn::Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|s| s.ident == "shared")
 }

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 
 use syn::{Error, Type};
 
+use crate::args::ErrorMode;
 use crate::model::{Method, Output, ReceiverKind, SharedImpl};
 
 /// Names the generated proxy defines itself.
@@ -68,7 +69,32 @@ fn check_async_locking(model: &SharedImpl, errors: &mut Errors) {
 
 pub(crate) fn check(model: &SharedImpl) -> syn::Result<()> {
     let mut errors = Errors::default();
+    if let Some(e) = &model.attr_errors {
+        errors.push(e.clone());
+    }
     check_async_locking(model, &mut errors);
+    if let Some(arg) = &model.errors_arg {
+        let fallible = model
+            .exposed_methods()
+            .any(|m| matches!(m.output, Output::Fallible { .. }));
+        if arg.mode == ErrorMode::Typed && !fallible {
+            errors.push(Error::new_spanned(
+                &arg.path,
+                "`errors = typed` applies to methods returning `Result<T, E>`, and no exposed method does",
+            ));
+        }
+    }
+    for (i, m) in model.methods.iter().enumerate() {
+        if let (Some(attr), false) = (&m.errors_attr, model.exposed.contains(&i)) {
+            errors.push(Error::new_spanned(
+                &attr.path,
+                format!(
+                    "`{}` is not exposed, so how its errors travel does not apply",
+                    m.ident
+                ),
+            ));
+        }
+    }
     let item = &model.item;
     if !item.generics.params.is_empty() {
         errors.push(Error::new_spanned(
@@ -173,10 +199,26 @@ fn check_method(m: &Method, errors: &mut Errors) {
     for p in &m.params {
         check_param_type(&p.ty, errors);
     }
-    let ret = match &m.output {
-        Output::Unit => None,
-        Output::Value(t) | Output::Fallible(t) => Some(t),
-    };
+    if m.errors == ErrorMode::Typed {
+        match (&m.output, &m.errors_attr) {
+            (Output::Fallible { err: Some(_), .. }, _) => {}
+            (Output::Fallible { err: None, .. }, _) => errors.push(Error::new_spanned(
+                &sig.output,
+                format!(
+                    "with `errors = typed`, write the error type of `{name}` out, as in \
+                     `Result<T, MyError>`: the proxy returns it, and a `Result<T>` alias hides it\n\
+                     help: or give the method `#[shared(errors = display)]` to send the error's \
+                     text"
+                ),
+            )),
+            (_, Some(attr)) => errors.push(Error::new_spanned(
+                &attr.path,
+                format!("`errors = typed` applies to methods returning `Result<T, E>`, and `{name}` does not"),
+            )),
+            (_, None) => {}
+        }
+    }
+    let ret = m.output.ok_type();
     if let (Some(target), None) = (&m.returns_shared, ret) {
         errors.push(Error::new_spanned(
             target,

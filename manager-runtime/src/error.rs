@@ -115,3 +115,71 @@ impl From<io::Error> for Error {
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What a call to a method with typed errors (`#[shared(errors = typed)]`) fails with:
+/// the method's own error, as the method returned it, or a failure of the call itself.
+///
+/// ```
+/// # use manager_runtime::{CallError, Error, RemoteError};
+/// # #[derive(Debug, PartialEq)] enum BoardError { EmptyName }
+/// # fn demo(result: Result<u64, CallError<BoardError>>) {
+/// match result {
+///     Ok(id) => println!("job {id}"),
+///     Err(CallError::Method(BoardError::EmptyName)) => println!("give the job a name"),
+///     Err(CallError::Rpc(e)) => println!("the call failed: {e}"),
+/// }
+/// # }
+/// ```
+///
+/// `?` converts an [`Error`] into `CallError::Rpc`, so one function can mix typed calls
+/// and other manager operations.
+#[derive(Debug, Clone)]
+pub enum CallError<E> {
+    /// The method ran and returned `Err(e)`.
+    Method(E),
+    /// The call itself failed: the connection, the server refusing it, a panic in the
+    /// method, or an error that did not decode as `E`.
+    Rpc(Error),
+}
+
+impl<E> CallError<E> {
+    /// The method's own error, if that is what this is.
+    pub fn method(self) -> Option<E> {
+        match self {
+            CallError::Method(e) => Some(e),
+            CallError::Rpc(_) => None,
+        }
+    }
+
+    /// The call's failure, if that is what this is.
+    pub fn rpc(self) -> Option<Error> {
+        match self {
+            CallError::Method(_) => None,
+            CallError::Rpc(e) => Some(e),
+        }
+    }
+}
+
+impl<E> From<Error> for CallError<E> {
+    fn from(e: Error) -> Self {
+        CallError::Rpc(e)
+    }
+}
+
+impl<E: std::fmt::Display> std::fmt::Display for CallError<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Method(e) => e.fmt(f),
+            CallError::Rpc(e) => e.fmt(f),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for CallError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CallError::Method(e) => e.source(),
+            CallError::Rpc(e) => e.source(),
+        }
+    }
+}

@@ -21,11 +21,13 @@ mod transport;
 pub mod value;
 
 pub use auth::AuthKey;
-pub use client::{Call, Client, ClientBuilder, HasProxy, Pipeline, Proxy, ProxyHandle};
-pub use error::{Error, HandshakeError, Result, TransportError};
+pub use client::{
+    Call, CallFailure, Client, ClientBuilder, HasProxy, Pipeline, Proxy, ProxyHandle, ProxyOf,
+};
+pub use error::{CallError, Error, HandshakeError, Result, TransportError};
 pub use manager::Manager;
 pub use manager_core::wire::{Holder, ObjectInfo};
-pub use manager_core::{Address, AddressParseError, ObjectId, RemoteError, Token};
+pub use manager_core::{Address, AddressParseError, ObjectId, RemoteError, Token, TypedError};
 pub use server::{
     Caller, CallerId, DisconnectHook, Registration, Server, ServerBuilder, ShutdownHandle,
 };
@@ -58,6 +60,20 @@ pub mod generated {
                 method: method.to_owned(),
                 message: e.to_string(),
             }),
+        }
+    }
+
+    /// Share the `Ok` value of a `method_to_typeid` method with typed errors (`#[shared(errors
+    /// = typed)]`): its `Err` travels encoded.
+    pub fn share_typed_result<T: Shared + From<R>, R, E: crate::TypedError>(
+        codec: manager_core::Codec,
+        method: &str,
+        result: Result<R, E>,
+        message: impl FnOnce(&E) -> Option<String>,
+    ) -> CallResult {
+        match result {
+            Ok(value) => share_value::<T, R>(value),
+            Err(e) => manager_core::encode_typed_result::<(), E>(codec, method, Err(e), message),
         }
     }
 

@@ -7,9 +7,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use managers::sync::{BarrierProxy, ConditionProxy, LockProxy, RLockProxy, SemaphoreProxy};
-use managers::{Address, Client};
+use managers::{Address, CallError, Client};
 
-use crate::common::{CounterProxy, PairProxy, StoreProxy};
+use crate::common::{BoardError, BoardProxy, CounterProxy, PairProxy, StoreProxy};
 
 const ROLE: &str = "MANAGERS_IT_ROLE";
 const ADDRESS: &str = "MANAGERS_IT_ADDRESS";
@@ -149,6 +149,19 @@ fn role() {
                 drop(counter);
                 client.number_of_objects().await.unwrap(); // the decref went out
                 println!("DONE");
+            }
+            // Match on a method's typed errors, in this other process.
+            "typed_errors" => {
+                let board: BoardProxy = client.create("board", ()).await.unwrap();
+                println!("SUBMITTED {}", board.submit("job".into()).await.unwrap());
+                if let Err(CallError::Method(BoardError::EmptyName)) =
+                    board.submit(String::new()).await
+                {
+                    println!("EMPTY matched");
+                }
+                if let Err(CallError::Method(BoardError::NoSuchJob { id })) = board.take(3).await {
+                    println!("MISSING {id}");
+                }
             }
             // Receive a serialised proxy but never get to adopt it.
             "wait_then_adopt" => {

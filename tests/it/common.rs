@@ -106,6 +106,7 @@ pub fn register_all(builder: ServerBuilder) -> ServerBuilder {
             Registry::default()
         }))
         .register(Registration::constructor("square", |(x,)| Square { x }))
+        .register(Registration::constructor("board", |()| Board::default()))
         .register(Registration::constructor("bad_pair", |(x,): (i64,)| {
             assert!(x >= 0, "negative x");
             Pair::new(x, 0)
@@ -597,5 +598,57 @@ impl SquareProxy {
     pub async fn get_x(&self) -> Result<i64, managers::Error> {
         let x: i64 = self.handle.call_method("get_x", ()).await?;
         Ok(x * x)
+    }
+}
+
+/// The error of a [`Board`] job: travels typed (`errors = typed`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, thiserror::Error)]
+pub enum BoardError {
+    #[error("a job needs a name")]
+    EmptyName,
+    #[error("no job {id}")]
+    NoSuchJob { id: u64 },
+}
+
+/// A job board whose methods return their own error type typed.
+#[derive(Default)]
+pub struct Board {
+    jobs: std::sync::Mutex<Vec<String>>,
+}
+
+#[shared(errors = typed, method_to_typeid = { job: ItemWrapper })]
+impl Board {
+    /// Post a job; its id.
+    pub fn submit(&self, name: String) -> Result<u64, BoardError> {
+        if name.is_empty() {
+            return Err(BoardError::EmptyName);
+        }
+        let mut jobs = self.jobs.lock().unwrap();
+        jobs.push(name);
+        Ok(jobs.len() as u64 - 1)
+    }
+
+    /// Wait a little, then fail typed (an `async` method's error travels the same way).
+    pub async fn take(&self, id: u64) -> Result<String, BoardError> {
+        tokio::task::yield_now().await;
+        let jobs = self.jobs.lock().unwrap();
+        jobs.get(id as usize)
+            .cloned()
+            .ok_or(BoardError::NoSuchJob { id })
+    }
+
+    /// A job's name length, shared as a new `ItemWrapper`.
+    pub fn job(&self, id: u64) -> Result<std::sync::Arc<std::sync::Mutex<Item>>, BoardError> {
+        let jobs = self.jobs.lock().unwrap();
+        let name = jobs.get(id as usize).ok_or(BoardError::NoSuchJob { id })?;
+        Ok(std::sync::Arc::new(std::sync::Mutex::new(Item {
+            value: name.len() as i64,
+        })))
+    }
+
+    /// Its error travels as text, by its own choice.
+    #[shared(errors = display)]
+    pub fn parse(&self, text: String) -> Result<u64, std::num::ParseIntError> {
+        text.parse()
     }
 }

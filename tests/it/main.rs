@@ -27,4 +27,5 @@ mod raw;
 mod refcount;
 mod sync_containers;
 mod sync_locks;
+mod typed_errors;
 mod values;

@@ -6,6 +6,7 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::LitStr;
 
+use crate::args::ErrorMode;
 use crate::model::{Method, Output, ReceiverKind, SharedImpl};
 
 pub(crate) fn shared_impl(model: &SharedImpl) -> TokenStream {
@@ -228,10 +229,39 @@ fn encode_call(m: &Method, this: TokenStream) -> TokenStream {
     if m.is_async {
         call = quote!(#call.await);
     }
+    let typed = match (&m.output, m.errors) {
+        (Output::Fallible { err: Some(err), .. }, ErrorMode::Typed) => Some(&**err),
+        _ => None,
+    };
+    if let Some(err) = typed {
+        // The error's text, when it has `Display` (autoref picks the impl).
+        let message = quote! {
+            |__e| {
+                #[allow(unused_imports)]
+                use __p::{DisplayFallback as _, DisplayViaTrait as _};
+                #[allow(clippy::needless_borrow)]
+                (&__p::Unsupported(__e)).shared_display()
+            }
+        };
+        let encode = match (&m.output, &m.returns_shared) {
+            (Output::Fallible { ok, .. }, Some(target)) => {
+                let share = quote_spanned!(target.span()=>
+                    __p::generated::share_typed_result::<#target, #ok, #err>
+                );
+                quote!(#share(__codec, #name, #call, #message))
+            }
+            _ => {
+                // An error type that cannot travel is reported at the type.
+                let encode = quote_spanned!(err.span()=> __p::encode_typed_result);
+                quote!(#encode(__codec, #name, #call, #message))
+            }
+        };
+        return encode;
+    }
     match (&m.output, &m.returns_shared) {
         (Output::Unit, _) => quote! {{ #call; __p::encode_value(__codec, #name, &()) }},
         (Output::Value(_), None) => quote!(__p::encode_value(__codec, #name, &#call)),
-        (Output::Fallible(_), None) => quote!(__p::encode_result(__codec, #name, #call)),
+        (Output::Fallible { .. }, None) => quote!(__p::encode_result(__codec, #name, #call)),
         // The return type is named so that a missing `From` impl is reported as
         // "`Target: From<Return>` is not satisfied", at the target.
         (Output::Value(ret), Some(target)) => {
@@ -239,7 +269,7 @@ fn encode_call(m: &Method, this: TokenStream) -> TokenStream {
                 quote_spanned!(target.span()=> __p::generated::share_value::<#target, #ret>);
             quote!(#share(#call))
         }
-        (Output::Fallible(ok), Some(target)) => {
+        (Output::Fallible { ok, .. }, Some(target)) => {
             let share =
                 quote_spanned!(target.span()=> __p::generated::share_result::<#target, #ok, _>);
             quote!(#share(#name, #call))

@@ -6,6 +6,7 @@ use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
 
 use super::dispatch::wire_name;
+use crate::args::ErrorMode;
 use crate::model::{Method, Output, SharedImpl};
 
 pub(crate) fn proxy(model: &SharedImpl) -> TokenStream {
@@ -124,26 +125,34 @@ fn method(m: &Method, typeid: &str) -> TokenStream {
     let ident = &m.ident;
     let name = wire_name(m);
     let docs = &m.docs;
-    let note = format!(" Calls `{}` on the remote `{typeid}` object.", name.value());
-    let params = m.params.iter().map(|p| {
-        let (n, t) = (&p.name, &p.ty);
-        quote!(#n: #t)
-    });
-    let names = m.params.iter().map(|p| &p.name);
     let separator = (!docs.is_empty()).then(|| quote!(#[doc = ""]));
+    let typed_error = match (&m.output, m.errors) {
+        (Output::Fallible { err: Some(err), .. }, ErrorMode::Typed) => Some(&**err),
+        _ => None,
+    };
+    let about = about(m, typeid, typed_error);
     if let Some(target) = &m.returns_shared {
-        let returned = quote_spanned!(target.span()=>
-            <#target as ::managers::__private::HasProxy>::Proxy
-        );
-        let note = format!(
-            " Calls `{}` on the remote `{typeid}` object; the manager shares the result as a \
-             new object and this returns a proxy for it.",
-            name.value()
-        );
+        let params = m.params.iter().map(|p| {
+            let (n, t) = (&p.name, &p.ty);
+            quote!(#n: #t)
+        });
+        let names = m.params.iter().map(|p| &p.name);
+        let returned = quote_spanned!(target.span()=> ::managers::__private::ProxyOf<#target>);
+        let (error, call) = match typed_error {
+            Some(err) => (
+                quote!(::managers::__private::CallError<#err>),
+                // A bound on the error type is reported at the type.
+                syn::Ident::new("call_for_proxy_typed", err.span()),
+            ),
+            None => (
+                quote!(::managers::__private::Error),
+                syn::Ident::new("call_for_proxy", proc_macro2::Span::call_site()),
+            ),
+        };
         return quote! {
             #(#docs)*
             #separator
-            #[doc = #note]
+            #(#[doc = #about])*
             ///
             /// Cancel safety: once polled, the request goes out even if the future is
             /// dropped; dropping it then stops the method only if it still waits on the
@@ -152,18 +161,22 @@ fn method(m: &Method, typeid: &str) -> TokenStream {
             pub async fn #ident(
                 &self,
                 #(#params),*
-            ) -> ::core::result::Result<#returned, ::managers::__private::Error> {
-                self.handle.call_for_proxy(#name, (#(#names,)*)).await
+            ) -> ::core::result::Result<#returned, #error> {
+                self.handle.#call(#name, (#(#names,)*)).await
             }
         };
     }
-    let ret = match &m.output {
-        Output::Unit => quote!(()),
-        Output::Value(t) | Output::Fallible(t) => quote!(#t),
+    let ret = match m.output.ok_type() {
+        None => quote!(()),
+        Some(t) => quote!(#t),
     };
-    // The call holds the arguments: every borrow in them, and the proxy's, get one
-    // lifetime, the call's.
-    let lifetime = syn::Lifetime::new("'__call", proc_macro2::Span::call_site());
+    // The call holds the arguments: when one borrows, every borrow in them and the
+    // proxy's get one lifetime, the call's; otherwise the call borrows only the proxy.
+    let borrows = m.params.iter().any(|p| has_borrow(&p.ty));
+    let lifetime = syn::Lifetime::new(
+        if borrows { "'call" } else { "'_" },
+        proc_macro2::Span::call_site(),
+    );
     let types: Vec<syn::Type> = m
         .params
         .iter()
@@ -177,10 +190,27 @@ fn method(m: &Method, typeid: &str) -> TokenStream {
         let n = &p.name;
         quote!(#n: #t)
     });
+    let names = m.params.iter().map(|p| &p.name);
+    let (generics, receiver) = if borrows {
+        (quote!(<#lifetime>), quote!(&#lifetime self))
+    } else {
+        (quote!(), quote!(&self))
+    };
+    let (call_type, call) = match typed_error {
+        Some(err) => (
+            quote!(::managers::__private::Call<#lifetime, (#(#types,)*), #ret, ::managers::__private::CallError<#err>>),
+            // A bound on the error type is reported at the type.
+            syn::Ident::new("call_method_typed", err.span()),
+        ),
+        None => (
+            quote!(::managers::__private::Call<#lifetime, (#(#types,)*), #ret>),
+            syn::Ident::new("call_method", proc_macro2::Span::call_site()),
+        ),
+    };
     quote! {
         #(#docs)*
         #separator
-        #[doc = #note]
+        #(#[doc = #about])*
         #[doc = ""]
         #[doc = " The [`Call`](::managers::Call) it returns is a future of the result, or can be pushed onto a [`Pipeline`](::managers::Pipeline)."]
         ///
@@ -193,13 +223,103 @@ fn method(m: &Method, typeid: &str) -> TokenStream {
         // The call holds the arguments, so a lifetime hidden in one (`Cow<str>`) must be
         // written (`Cow<'_, str>`) for the proxy to give it the call's.
         #[deny(elided_lifetimes_in_paths)]
-        pub fn #ident<#lifetime>(
-            &#lifetime self,
+        pub fn #ident #generics(
+            #receiver,
             #(#params),*
-        ) -> ::managers::__private::Call<#lifetime, (#(#types,)*), #ret> {
-            self.handle.call_method(#name, (#(#names,)*))
+        ) -> #call_type {
+            self.handle.#call(#name, (#(#names,)*))
         }
     }
+}
+
+/// The generated part of a proxy method's docs: what it calls, what it returns, and
+/// which errors it can return, one doc line each.
+fn about(m: &Method, typeid: &str, typed_error: Option<&syn::Type>) -> Vec<String> {
+    let name = wire_name(m).value();
+    let mut lines = vec![format!(" Calls `{name}` on the remote `{typeid}` object.")];
+    let ok = m.output.ok_type().map(type_text);
+    lines.push(String::new());
+    lines.push(" # Returns".to_owned());
+    lines.push(match (&m.returns_shared, &ok) {
+        (Some(target), _) => format!(
+            " A proxy for a new `{}` object: the manager shares what the method returns.",
+            type_text_path(target)
+        ),
+        (None, Some(ok)) => format!(" The method's result, `{ok}`, copied from the manager."),
+        (None, None) => " `()` once the method has run.".to_owned(),
+    });
+    lines.push(String::new());
+    lines.push(" # Errors".to_owned());
+    let failed = "the call itself failed: the connection is gone \
+                  ([`Error::Transport`](::managers::Error::Transport)), or the manager refused \
+                  the call or caught a panic in the method \
+                  ([`Error::Remote`](::managers::Error::Remote)).";
+    match (&m.output, typed_error) {
+        (_, Some(err)) => {
+            let err = type_text(err);
+            lines.push(format!(
+                " - [`CallError::Method`](::managers::CallError::Method)`({err})`: the method \
+                 returned `Err`; this is its error, as it returned it."
+            ));
+            lines.push(format!(
+                " - [`CallError::Rpc`](::managers::CallError::Rpc): {failed}"
+            ));
+        }
+        (Output::Fallible { .. }, None) => {
+            lines.push(
+                " - [`Error::Remote`](::managers::Error::Remote)`(`[`RemoteError::Method`](::managers::RemoteError::Method)`)`: \
+                 the method returned `Err`; this carries the error's `Display` text."
+                    .to_owned(),
+            );
+            lines.push(format!(
+                " - Any other [`Error`](::managers::Error): {failed}"
+            ));
+        }
+        _ => lines.push(format!(" [`Error`](::managers::Error) when {failed}")),
+    }
+    lines
+}
+
+/// A type as a reader writes it: `Vec<u8>`, not `Vec < u8 >`.
+fn type_text(ty: &syn::Type) -> String {
+    tidy(&quote!(#ty).to_string())
+}
+
+fn type_text_path(path: &syn::Path) -> String {
+    tidy(&quote!(#path).to_string())
+}
+
+fn tidy(text: &str) -> String {
+    text.replace(" < ", "<")
+        .replace("< ", "<")
+        .replace(" <", "<")
+        .replace(" >", ">")
+        .replace(" ,", ",")
+        .replace(" :: ", "::")
+        .replace(":: ", "::")
+        .replace("& ", "&")
+        .replace("' ", "'")
+        .replace("( ", "(")
+        .replace(" )", ")")
+        .replace(" ;", ";")
+        .replace("[ ", "[")
+        .replace(" ]", "]")
+}
+
+/// Whether a parameter type borrows: a reference or a lifetime anywhere in it.
+fn has_borrow(ty: &syn::Type) -> bool {
+    struct Finder(bool);
+    impl syn::visit_mut::VisitMut for Finder {
+        fn visit_type_reference_mut(&mut self, _: &mut syn::TypeReference) {
+            self.0 = true;
+        }
+        fn visit_lifetime_mut(&mut self, _: &mut syn::Lifetime) {
+            self.0 = true;
+        }
+    }
+    let mut finder = Finder(false);
+    finder.visit_type_mut(&mut ty.clone());
+    finder.0
 }
 
 /// Gives every elided or `'_` lifetime in a type the named one.

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::connection::{Connection, OwnedReply, Payload, Started, SPLIT_BATCH};
 use super::proxy::ProxyHandle;
-use crate::{Error, Result};
+use crate::{CallError, Error, RemoteError, Result, TypedError};
 
 /// One method call on a shared object, and the future of its result: what generated proxy
 /// methods (except `method_to_typeid` ones, which return a proxy for the new object) and
@@ -30,11 +30,39 @@ use crate::{Error, Result};
 /// A `Call` is small (it holds the proxy, the method name, the arguments and the request
 /// id), so keeping many in flight, in a `FuturesUnordered` or a [`Pipeline`], is cheap.
 #[must_use = "a call does nothing unless it is awaited or pushed onto a Pipeline"]
-pub struct Call<'a, A, R> {
+pub struct Call<'a, A, R, E = Error> {
     handle: &'a ProxyHandle,
     method: &'a str,
     state: CallState<'a, A>,
-    result: PhantomData<fn() -> R>,
+    result: PhantomData<fn() -> (R, E)>,
+}
+
+/// The error type of a [`Call`] and a [`Pipeline`]: [`Error`] for methods whose errors
+/// travel as text, [`CallError<E>`] for methods with typed errors (`#[shared(errors =
+/// typed)]`).
+pub trait CallFailure: Sized {
+    /// The failure `error` of a call through `handle`.
+    #[doc(hidden)]
+    fn from_error(error: Error, handle: &ProxyHandle) -> Self;
+}
+
+impl CallFailure for Error {
+    fn from_error(error: Error, _: &ProxyHandle) -> Self {
+        error
+    }
+}
+
+impl<E: TypedError> CallFailure for CallError<E> {
+    /// [`RemoteError::TypedMethod`] becomes `CallError::Method` when its error decodes as
+    /// `E`; anything else (and an error that does not decode) is `CallError::Rpc`.
+    fn from_error(error: Error, handle: &ProxyHandle) -> Self {
+        if let Error::Remote(RemoteError::TypedMethod { encoded, .. }) = &error {
+            if let Ok(e) = handle.decode::<E>(encoded) {
+                return CallError::Method(e);
+            }
+        }
+        CallError::Rpc(error)
+    }
 }
 
 enum CallState<'a, A> {
@@ -49,9 +77,9 @@ enum CallState<'a, A> {
 }
 
 // The arguments are only ever moved, never pinned, so a `Call` can move freely.
-impl<A, R> Unpin for Call<'_, A, R> {}
+impl<A, R, E> Unpin for Call<'_, A, R, E> {}
 
-impl<A, R> fmt::Debug for Call<'_, A, R> {
+impl<A, R, E> fmt::Debug for Call<'_, A, R, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
             CallState::New(_) => "new",
@@ -67,7 +95,7 @@ impl<A, R> fmt::Debug for Call<'_, A, R> {
     }
 }
 
-impl<'a, A: Serialize, R: DeserializeOwned> Call<'a, A, R> {
+impl<'a, A: Serialize, R: DeserializeOwned, E: CallFailure> Call<'a, A, R, E> {
     pub(super) fn new(handle: &'a ProxyHandle, method: &'a str, args: A) -> Self {
         Call {
             handle,
@@ -105,14 +133,14 @@ impl<'a, A: Serialize, R: DeserializeOwned> Call<'a, A, R> {
     }
 }
 
-impl<A: Serialize, R: DeserializeOwned> Future for Call<'_, A, R> {
-    type Output = Result<R>;
+impl<A: Serialize, R: DeserializeOwned, E: CallFailure> Future for Call<'_, A, R, E> {
+    type Output = Result<R, E>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<R>> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<R, E>> {
         let this = self.get_mut();
         if let Err(e) = this.start(Some(cx.waker())) {
             this.state = CallState::Done;
-            return Poll::Ready(Err(e));
+            return Poll::Ready(Err(E::from_error(e, this.handle)));
         }
         let value = match &mut this.state {
             CallState::Queued(started) => {
@@ -123,7 +151,11 @@ impl<A: Serialize, R: DeserializeOwned> Future for Call<'_, A, R> {
             CallState::New(_) | CallState::Done => panic!("`Call` polled after completion"),
         };
         this.state = CallState::Done;
-        Poll::Ready(value.and_then(|v| this.handle.decode(&v)))
+        Poll::Ready(
+            value
+                .and_then(|v| this.handle.decode(&v))
+                .map_err(|e| E::from_error(e, this.handle)),
+        )
     }
 }
 
@@ -166,7 +198,7 @@ impl<A: Serialize, R: DeserializeOwned> Future for Call<'_, A, R> {
 /// Dropping the pipeline cancels the calls whose results were not taken, as dropping
 /// their [`Call`]s would (calls it had not sent yet are sent, then cancelled).
 #[must_use = "a pipeline's results are taken with `next`"]
-pub struct Pipeline<'a, R> {
+pub struct Pipeline<'a, R, E = Error> {
     calls: VecDeque<InFlight<'a>>,
     /// Connections where this pipeline must see to the write of queued requests before it
     /// waits.
@@ -177,7 +209,7 @@ pub struct Pipeline<'a, R> {
     batch: usize,
     /// Connections where this pipeline stashed calls since it last queued them.
     stashed_on: Vec<&'a Connection>,
-    result: PhantomData<fn() -> R>,
+    result: PhantomData<fn() -> (R, E)>,
 }
 
 /// One call of a pipeline.
@@ -193,7 +225,7 @@ enum InFlightState<'a> {
     Failed(Error),
 }
 
-impl<R> Default for Pipeline<'_, R> {
+impl<R, E> Default for Pipeline<'_, R, E> {
     fn default() -> Self {
         Pipeline {
             calls: VecDeque::new(),
@@ -206,7 +238,7 @@ impl<R> Default for Pipeline<'_, R> {
     }
 }
 
-impl<R> fmt::Debug for Pipeline<'_, R> {
+impl<R, E> fmt::Debug for Pipeline<'_, R, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pipeline")
             .field("in_flight", &self.calls.len())
@@ -214,7 +246,7 @@ impl<R> fmt::Debug for Pipeline<'_, R> {
     }
 }
 
-impl<'a, R: DeserializeOwned> Pipeline<'a, R> {
+impl<'a, R: DeserializeOwned, E: CallFailure> Pipeline<'a, R, E> {
     /// An empty pipeline.
     pub fn new() -> Self {
         Self::default()
@@ -224,7 +256,7 @@ impl<'a, R: DeserializeOwned> Pipeline<'a, R> {
     /// later request on its connection), and its result comes out of [`next`](Pipeline::next)
     /// after the results of the calls pushed before it. A call that cannot be sent (a
     /// closed connection, arguments that do not encode) yields its error in its turn.
-    pub fn push<A: Serialize>(&mut self, mut call: Call<'a, A, R>) {
+    pub fn push<A: Serialize>(&mut self, mut call: Call<'a, A, R, E>) {
         // A remote call waits in its connection's stash until this pipeline next waits.
         let state = if let (CallState::New(args), Some(conn)) = (&call.state, call.handle.remote())
         {
@@ -277,11 +309,11 @@ impl<'a, R: DeserializeOwned> Pipeline<'a, R> {
     ///
     /// Cancel safe: dropping the future loses no result and cancels no call; the oldest
     /// call stays in the pipeline, and the next `next` returns its result.
-    pub async fn next(&mut self) -> Option<Result<R>> {
+    pub async fn next(&mut self) -> Option<Result<R, E>> {
         poll_fn(|cx| self.poll_result(cx)).await
     }
 
-    fn poll_result(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<R>>> {
+    fn poll_result(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<R, E>>> {
         // What was pushed meanwhile goes out together: when this is about to wait for
         // replies, and halfway through a large batch (the server then works on those
         // requests while the rest of the batch is taken).
@@ -333,11 +365,15 @@ impl<'a, R: DeserializeOwned> Pipeline<'a, R> {
                 other => call.handle.value_of(call.method, other),
             }
         });
-        Poll::Ready(Some(value.and_then(|v| call.handle.decode(&v))))
+        Poll::Ready(Some(
+            value
+                .and_then(|v| call.handle.decode(&v))
+                .map_err(|e| E::from_error(e, call.handle)),
+        ))
     }
 }
 
-impl<'a, R> Pipeline<'a, R> {
+impl<'a, R, E> Pipeline<'a, R, E> {
     /// Queue the calls this pipeline stashed (with any other pipeline's on the same
     /// connections, in the order they were made), to be written next.
     fn queue_stash(&mut self) {
@@ -356,7 +392,7 @@ fn remember<'a>(conns: &mut Vec<&'a Connection>, conn: &'a Connection) {
     }
 }
 
-impl<R> Drop for Pipeline<'_, R> {
+impl<R, E> Drop for Pipeline<'_, R, E> {
     fn drop(&mut self) {
         // Stashed calls are queued (and written below), so that the calls' own drops
         // cancel them like the others.
@@ -377,10 +413,10 @@ impl<R> Drop for Pipeline<'_, R> {
     }
 }
 
-impl<R: DeserializeOwned> Stream for Pipeline<'_, R> {
-    type Item = Result<R>;
+impl<R: DeserializeOwned, E: CallFailure> Stream for Pipeline<'_, R, E> {
+    type Item = Result<R, E>;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<R>>> {
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<R, E>>> {
         self.get_mut().poll_result(cx)
     }
 

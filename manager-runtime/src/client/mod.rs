@@ -11,10 +11,10 @@ use manager_core::wire::{ObjectInfo, Request};
 use manager_core::{Address, Shared};
 use serde::Serialize;
 
-pub use call::{Call, Pipeline};
+pub use call::{Call, CallFailure, Pipeline};
 pub(crate) use connection::Connection;
 use connection::{ConnectOptions, OwnedReply};
-pub use proxy::{HasProxy, Proxy, ProxyHandle};
+pub use proxy::{HasProxy, Proxy, ProxyHandle, ProxyOf};
 
 use crate::transport::DEFAULT_MAX_FRAME;
 use crate::{AuthKey, IntoAddress, Result};

@@ -10,18 +10,20 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use manager_core::ledger::Owner;
 use manager_core::wire::Request;
-use manager_core::{panic_message, Address, Codec, ObjectId, RemoteError, Returned, Shared, Token};
+use manager_core::{
+    panic_message, Address, Codec, ObjectId, RemoteError, Returned, Shared, Token, TypedError,
+};
 use serde::de::DeserializeOwned;
 use serde::de::Visitor;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::call::Call;
+use super::call::{Call, CallFailure};
 use super::connection::{Connection, OwnedReply, Payload, Started};
 use crate::handoff::{self, with_context, AdoptContext, ProxyWire};
 use crate::server::objects::{Args, Dispatch, Erased};
 use crate::server::{Caller, ServerState};
 use crate::value;
-use crate::{Error, Result, TransportError};
+use crate::{CallError, Error, Result, TransportError};
 
 /// Where a handle's reference lives.
 enum Link {
@@ -140,6 +142,20 @@ impl ProxyHandle {
         Call::new(self, method, args)
     }
 
+    /// Call `method` by name, as [`call_method`](Self::call_method) does, on a method with
+    /// typed errors (`#[shared(errors = typed)]`): its `Err(e)` comes back as
+    /// [`CallError::Method`]`(e)` (when `e` decodes as `M`), every other failure as
+    /// [`CallError::Rpc`]. This is what generated proxies of such methods call.
+    ///
+    /// Cancel safety: as for [`call_method`](Self::call_method).
+    pub fn call_method_typed<'a, A: Serialize, R: DeserializeOwned, M: TypedError>(
+        &'a self,
+        method: &'a str,
+        args: A,
+    ) -> Call<'a, A, R, CallError<M>> {
+        Call::new(self, method, args)
+    }
+
     /// The client connection this handle's calls go through (`None` inside the server).
     pub(super) fn remote(&self) -> Option<&Arc<Connection>> {
         match &self.link {
@@ -251,6 +267,21 @@ impl ProxyHandle {
             }
         };
         Ok(P::from_handle(handle))
+    }
+
+    /// Call a `method_to_typeid` method with typed errors (`#[shared(errors = typed)]`), as
+    /// [`call_for_proxy`](Self::call_for_proxy) does: its `Err(e)` comes back as
+    /// [`CallError::Method`]`(e)`, every other failure as [`CallError::Rpc`].
+    ///
+    /// Cancel safety: as for [`call_for_proxy`](Self::call_for_proxy).
+    pub async fn call_for_proxy_typed<P: Proxy, A: Serialize, M: TypedError>(
+        &self,
+        method: &str,
+        args: A,
+    ) -> Result<P, CallError<M>> {
+        self.call_for_proxy(method, args)
+            .await
+            .map_err(|e| CallError::from_error(e, self))
     }
 
     /// Call with arguments already encoded by the handle's codec; returns the encoded
@@ -577,6 +608,11 @@ pub trait HasProxy: Shared {
     /// The proxy.
     type Proxy: Proxy<Target = Self>;
 }
+
+/// The proxy type of the shared type `T`: `ProxyOf<Board>` is `BoardProxy` (or the custom
+/// proxy `Board` names). Generated `method_to_typeid` methods return it.
+#[allow(type_alias_bounds)]
+pub type ProxyOf<T> = <T as HasProxy>::Proxy;
 
 impl ProxyHandle {
     /// For a proxy held inside the server itself (an argument of a constructor or method,
