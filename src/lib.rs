@@ -69,7 +69,12 @@
 //!   A method that is not exposed does not exist on the proxy: calling it does not compile.
 //!   A raw call by name ([`ProxyHandle::call_method`]) is refused by the server with
 //!   [`RemoteError::NotExposed`].
-//! - `typeid = "Name"`: the type's typeid (default: the type's name).
+//! - `name = "Name"`: the shared type's name, [`Shared::NAME`](traits::Shared::NAME)
+//!   (default: the type's name). It is not a typeid: a typeid is the name clients create
+//!   objects by, given by a [`Registration`] (or a `manager!` method), and one type may be
+//!   registered under several. The name is what [`Client::create`] checks a typed proxy
+//!   against ([`RemoteError::TypeMismatch`]), and the typeid of the objects a
+//!   `method_to_typeid` method shares.
 //! - `proxy = Name`: the generated proxy's name (default: `TProxy`).
 //! - `custom_proxy = MyProxy`: use a hand-written proxy (see [`derive@Proxy`]) as the
 //!   type's proxy instead of generating one (Python's `proxytype`).

@@ -66,14 +66,14 @@ pub enum RemoteError {
         /// The panic payload, when it was a string.
         message: String,
     },
-    /// The object exists, but its Rust type is not the one the client expected.
-    #[error("typeid `{typeid}` holds a `{actual}`, not the expected `{expected}`")]
+    /// The typeid creates objects of another shared type than the client's proxy is for.
+    #[error("typeid `{typeid}` creates a `{actual}`, not the expected `{expected}`")]
     TypeMismatch {
         /// The typeid asked for.
         typeid: String,
-        /// The type the client's proxy is for.
+        /// The name (`Shared::NAME`) of the type the client's proxy is for.
         expected: String,
-        /// The type the server holds.
+        /// The name of the type registered under `typeid`.
         actual: String,
     },
     /// The server could not encode the method's result.
@@ -138,7 +138,7 @@ impl RemoteError {
     }
 
     /// The same error naming `typeid` as the object's typeid: generated code knows only its
-    /// type's default typeid, the server knows the one the object was registered under.
+    /// type's name (`Shared::NAME`), the server knows the typeid the object was created by.
     pub fn with_typeid(self, name: &str) -> Self {
         match self {
             RemoteError::NotExposed { method, .. } => RemoteError::NotExposed {

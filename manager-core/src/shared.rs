@@ -35,7 +35,7 @@ pub enum Returned {
     /// table under `typeid` and gives the caller a reference. `object` is the runtime's
     /// type-erased object, made by generated code through the runtime.
     Object {
-        /// The new object's typeid (its type's `Shared::TYPEID`).
+        /// The new object's typeid (its type's `Shared::NAME`).
         typeid: &'static str,
         /// The runtime's erased object.
         object: Box<dyn Any + Send>,
@@ -146,8 +146,16 @@ impl<'a, T: Send + Sync + 'a> Waiting<'a, T> {
     note = "put `#[shared]` on an `impl {Self}` block to share it"
 )]
 pub trait Shared: Send + Sync + Sized + 'static {
-    /// The default typeid (the type's name unless `typeid = "..."` was given).
-    const TYPEID: &'static str;
+    /// The shared type's name: the type's own name unless `#[shared(name = "...")]` gives
+    /// another. [`Client::create`] of a typed proxy checks that the registration's type has
+    /// the proxy's type's name (else `RemoteError::TypeMismatch`), and an object a
+    /// `method_to_typeid` method shares takes it as its typeid.
+    ///
+    /// Not to be confused with a typeid: the name clients create objects by, which a
+    /// registration gives (several registrations may share one type).
+    ///
+    /// [`Client::create`]: https://docs.rs/managers/latest/managers/struct.Client.html#method.create
+    const NAME: &'static str;
     /// The exposed methods, in declaration order.
     const METHODS: &'static [MethodInfo];
     /// Methods of the impl that exist but are not exposed (for clearer errors).
@@ -193,7 +201,7 @@ pub trait Shared: Send + Sync + Sized + 'static {
         if let Some(i) = Self::METHODS.iter().position(|m| m.name == name) {
             return Ok(i);
         }
-        let (method, typeid) = (name.to_owned(), Self::TYPEID.to_owned());
+        let (method, typeid) = (name.to_owned(), Self::NAME.to_owned());
         if Self::HIDDEN.contains(&name) {
             Err(RemoteError::NotExposed { method, typeid })
         } else {
@@ -340,9 +348,9 @@ pub fn encode_typed_result<T: serde::Serialize, E: TypedError>(
 
 /// The error for a `&mut self` method reached through `call_ref`.
 #[doc(hidden)]
-pub fn wrong_receiver(typeid: &str, method: &str) -> RemoteError {
+pub fn wrong_receiver(type_name: &str, method: &str) -> RemoteError {
     RemoteError::Protocol(format!(
-        "`{method}` of typeid `{typeid}` needs exclusive access but was called shared"
+        "`{method}` of `{type_name}` needs exclusive access but was called shared"
     ))
 }
 

@@ -55,7 +55,7 @@ pub enum Request<'a> {
         /// The codec-encoded constructor arguments.
         #[serde(with = "serde_bytes")]
         args: &'a [u8],
-        /// The `Shared::TYPEID` of the Rust type the client's proxy is for, checked by the
+        /// The `Shared::NAME` of the Rust type the client's proxy is for, checked by the
         /// server; `None` skips the check (untyped handles).
         expected: Option<&'a str>,
     },

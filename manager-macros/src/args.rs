@@ -1,4 +1,4 @@
-//! The attribute's arguments: `#[shared(exposed = [..], typeid = "..", proxy = Name,
+//! The attribute's arguments: `#[shared(exposed = [..], name = "..", proxy = Name,
 //! method_to_typeid = { method: Type }, errors = typed, ..)]`, and `#[shared(errors = ..)]`
 //! on one method.
 
@@ -87,8 +87,8 @@ pub(crate) fn parse_method(attr: &syn::Attribute) -> syn::Result<Errors> {
 pub(crate) struct Args {
     /// `exposed = [a, b]`: `None` means every public method.
     pub(crate) exposed: Option<Vec<Ident>>,
-    /// `typeid = "Pair"`.
-    pub(crate) typeid: Option<LitStr>,
+    /// `name = "Pair"`: the shared type's name (`Shared::NAME`).
+    pub(crate) name: Option<LitStr>,
     /// `proxy = PairProxy`: the generated proxy's name.
     pub(crate) proxy: Option<Ident>,
     /// `method_to_typeid = { get_item: ItemWrapper }`.
@@ -121,14 +121,19 @@ pub(crate) fn parse(tokens: TokenStream) -> syn::Result<Args> {
             let names = Punctuated::<Ident, Token![,]>::parse_terminated(&content)?;
             args.exposed = Some(names.into_iter().collect());
         } else if meta.path.is_ident("typeid") {
-            if args.typeid.is_some() {
-                return Err(duplicate(&meta, "typeid"));
+            return Err(meta.error(
+                "#[shared] names the type with `name = \"..\"`; a typeid is the name clients \
+                 create objects by, given by a `Registration` (or a `manager!` method)",
+            ));
+        } else if meta.path.is_ident("name") {
+            if args.name.is_some() {
+                return Err(duplicate(&meta, "name"));
             }
             let lit: LitStr = meta.value()?.parse()?;
             if lit.value().is_empty() {
-                return Err(syn::Error::new(lit.span(), "typeid must not be empty"));
+                return Err(syn::Error::new(lit.span(), "the name must not be empty"));
             }
-            args.typeid = Some(lit);
+            args.name = Some(lit);
         } else if meta.path.is_ident("proxy") {
             if args.proxy.is_some() {
                 return Err(duplicate(&meta, "proxy"));
@@ -165,7 +170,7 @@ pub(crate) fn parse(tokens: TokenStream) -> syn::Result<Args> {
             args.get_value = Some(meta.path.clone());
         } else {
             return Err(meta.error(
-                "unknown #[shared] argument; expected `exposed`, `typeid`, `proxy`, \
+                "unknown #[shared] argument; expected `exposed`, `name`, `proxy`, \
                  `custom_proxy`, `method_to_typeid`, `errors`, `get_value` or \
                  `async_holds_lock`",
             ));

@@ -185,7 +185,8 @@ pub(crate) struct SharedImpl {
     pub(crate) item: ItemImpl,
     /// The type's last path segment, for names.
     pub(crate) type_ident: Ident,
-    pub(crate) typeid: String,
+    /// The shared type's name (`Shared::NAME`).
+    pub(crate) name: String,
     pub(crate) proxy_ident: Ident,
     pub(crate) methods: Vec<Method>,
     /// Indexes into `methods` of the exposed ones, in wire order.
@@ -273,8 +274,8 @@ impl SharedImpl {
                 .filter_map(|n| methods.iter().position(|m| m.ident == *n))
                 .collect(),
         };
-        let typeid = args
-            .typeid
+        let name = args
+            .name
             .as_ref()
             .map(|l| l.value())
             .unwrap_or_else(|| type_ident.to_string());
@@ -292,7 +293,7 @@ impl SharedImpl {
         Ok(Self {
             item,
             type_ident,
-            typeid,
+            name,
             proxy_ident,
             methods,
             exposed,

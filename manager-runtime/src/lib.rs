@@ -44,7 +44,7 @@ pub mod generated {
     /// Share what a `method_to_typeid` method returned, as a new `T`.
     pub fn share_value<T: Shared + From<R>, R>(value: R) -> CallResult {
         Ok(Returned::Object {
-            typeid: T::TYPEID,
+            typeid: T::NAME,
             object: crate::server::objects::erase_boxed(T::from(value)),
         })
     }

@@ -116,7 +116,7 @@ impl Drop for BreakOnDrop<'_> {
     }
 }
 
-#[shared(proxy = BarrierCalls, typeid = "Barrier")]
+#[shared(proxy = BarrierCalls, name = "Barrier")]
 impl Barrier {
     /// Wait for all parties (at most `timeout`, else the barrier's default); returns this
     /// party's arrival index, `0..parties`.

@@ -58,7 +58,7 @@ impl std::fmt::Display for Namespace {
     }
 }
 
-#[shared(proxy = NamespaceCalls, typeid = "Namespace")]
+#[shared(proxy = NamespaceCalls, name = "Namespace")]
 impl Namespace {
     /// The attribute `name`.
     pub fn get(&self, name: String) -> Outcome<Value> {
@@ -158,7 +158,7 @@ impl ValueCell {
     }
 }
 
-#[shared(proxy = ValueCalls, typeid = "Value")]
+#[shared(proxy = ValueCalls, name = "Value")]
 impl ValueCell {
     /// The value.
     pub fn get(&self) -> Value {
@@ -215,7 +215,7 @@ impl ArrayCell {
     }
 }
 
-#[shared(proxy = ArrayCalls, typeid = "Array")]
+#[shared(proxy = ArrayCalls, name = "Array")]
 impl ArrayCell {
     /// The item at `index` (negative counts from the end).
     pub fn get(&self, index: i64) -> Outcome<Value> {

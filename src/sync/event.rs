@@ -38,7 +38,7 @@ impl Event {
     }
 }
 
-#[shared(proxy = EventProxy, typeid = "Event")]
+#[shared(proxy = EventProxy, name = "Event")]
 impl Event {
     /// Set the flag and wake every waiter.
     pub fn set(&self) {

@@ -60,7 +60,7 @@ impl List {
     }
 }
 
-#[shared(proxy = ListCalls, typeid = "list")]
+#[shared(proxy = ListCalls, name = "list")]
 impl List {
     /// Add `item` at the end.
     pub fn append(&self, item: Value) {

@@ -199,7 +199,7 @@ impl RLock {
     }
 }
 
-#[shared(proxy = RLockCalls, typeid = "RLock")]
+#[shared(proxy = RLockCalls, name = "RLock")]
 impl RLock {
     /// Acquire for holder `owner` (a token chosen by the proxy).
     ///
@@ -488,7 +488,7 @@ impl Drop for Withdraw<'_> {
     }
 }
 
-#[shared(proxy = ConditionCalls, typeid = "Condition")]
+#[shared(proxy = ConditionCalls, name = "Condition")]
 impl Condition {
     /// Acquire the underlying lock for holder `owner`.
     ///

@@ -145,7 +145,7 @@ fn too_large(value: usize) -> SyncError {
 }
 
 macro_rules! semaphore {
-    ($(#[$doc:meta])* $name:ident, $calls:ident, $proxy:ident, $typeid:literal, $bounded:expr) => {
+    ($(#[$doc:meta])* $name:ident, $calls:ident, $proxy:ident, $shared_name:literal, $bounded:expr) => {
         $(#[$doc])*
         pub struct $name {
             inner: Arc<SemInner>,
@@ -175,7 +175,7 @@ macro_rules! semaphore {
             }
         }
 
-        #[shared(proxy = $calls, typeid = $typeid)]
+        #[shared(proxy = $calls, name = $shared_name)]
         impl $name {
             /// Take a permit: wait (up to `timeout`) when `blocking`, else try once.
             ///

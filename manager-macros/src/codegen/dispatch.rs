@@ -11,7 +11,7 @@ use crate::model::{Method, Output, ReceiverKind, SharedImpl};
 
 pub(crate) fn shared_impl(model: &SharedImpl) -> TokenStream {
     let self_ty = &model.item.self_ty;
-    let typeid = LitStr::new(&model.typeid, model.type_ident.span());
+    let shared_name = LitStr::new(&model.name, model.type_ident.span());
     let mut infos: Vec<TokenStream> = model.exposed_methods().map(method_info).collect();
     let getvalue_index = model.exposed.len();
     let getvalue_arm = model.get_value.as_ref().map(|_| {
@@ -55,7 +55,7 @@ pub(crate) fn shared_impl(model: &SharedImpl) -> TokenStream {
                 let name = wire_name(m);
                 quote! {
                     #i => __p::CallOutcome::Ready(::core::result::Result::Err(
-                        __p::wrong_receiver(<Self as __p::Shared>::TYPEID, #name)
+                        __p::wrong_receiver(<Self as __p::Shared>::NAME, #name)
                     )),
                 }
             }
@@ -77,7 +77,7 @@ pub(crate) fn shared_impl(model: &SharedImpl) -> TokenStream {
         };
         #[automatically_derived]
         impl __p::Shared for #self_ty {
-            const TYPEID: &'static str = #typeid;
+            const NAME: &'static str = #shared_name;
             const METHODS: &'static [__p::MethodInfo] = &[#(#infos),*];
             const HIDDEN: &'static [&'static str] = &[#(#hidden),*];
 
@@ -92,7 +92,7 @@ pub(crate) fn shared_impl(model: &SharedImpl) -> TokenStream {
                     #(#ref_arms)*
                     #getvalue_arm
                     _ => __p::CallOutcome::Ready(::core::result::Result::Err(
-                        __p::unknown_method_index(<Self as __p::Shared>::TYPEID, __method),
+                        __p::unknown_method_index(<Self as __p::Shared>::NAME, __method),
                     )),
                 }
             }
@@ -108,7 +108,7 @@ pub(crate) fn shared_impl(model: &SharedImpl) -> TokenStream {
                     #(#mut_arms)*
                     #getvalue_arm
                     _ => __p::CallOutcome::Ready(::core::result::Result::Err(
-                        __p::unknown_method_index(<Self as __p::Shared>::TYPEID, __method),
+                        __p::unknown_method_index(<Self as __p::Shared>::NAME, __method),
                     )),
                 }
             }
@@ -124,7 +124,7 @@ pub(crate) fn shared_impl(model: &SharedImpl) -> TokenStream {
                     #(#waiting_arms)*
                     #getvalue_waiting_arm
                     _ => __p::CallOutcome::Ready(::core::result::Result::Err(
-                        __p::unknown_method_index(<Self as __p::Shared>::TYPEID, __method),
+                        __p::unknown_method_index(<Self as __p::Shared>::NAME, __method),
                     )),
                 }
             }
@@ -177,7 +177,7 @@ fn waiting_arm(index: usize, m: &Method) -> TokenStream {
             quote! {
                 let ::core::option::Option::Some(mut __guard) = __object.exclusive().await else {
                     return ::core::result::Result::Err(
-                        __p::wrong_receiver(<Self as __p::Shared>::TYPEID, #name),
+                        __p::wrong_receiver(<Self as __p::Shared>::NAME, #name),
                     );
                 };
             },
@@ -207,7 +207,7 @@ fn decode_then(index: usize, m: &Method, outcome: TokenStream) -> TokenStream {
     quote! {
         #index => {
             let (#(#names,)*): (#(#types,)*) = match __p::decode_args(
-                __codec, <Self as __p::Shared>::TYPEID, #name, __args,
+                __codec, <Self as __p::Shared>::NAME, #name, __args,
             ) {
                 ::core::result::Result::Ok(v) => v,
                 ::core::result::Result::Err(e) => {

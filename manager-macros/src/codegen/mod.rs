@@ -28,12 +28,12 @@ pub(crate) fn expand(model: &SharedImpl) -> TokenStream {
 /// methods (see `expand` in lib.rs).
 pub(crate) fn fallback(model: &SharedImpl) -> TokenStream {
     let self_ty = &model.item.self_ty;
-    let typeid = &model.typeid;
+    let shared_name = &model.name;
     quote! {
         const _: () = {
             use ::managers::__private as __p;
             impl __p::Shared for #self_ty {
-                const TYPEID: &'static str = #typeid;
+                const NAME: &'static str = #shared_name;
                 const METHODS: &'static [__p::MethodInfo] = &[];
                 const HIDDEN: &'static [&'static str] = &[];
                 fn call_ref<'__a>(
@@ -43,7 +43,7 @@ pub(crate) fn fallback(model: &SharedImpl) -> TokenStream {
                     _: __p::Codec,
                 ) -> __p::CallOutcome<'__a> {
                     __p::CallOutcome::Ready(::core::result::Result::Err(
-                        __p::unknown_method_index(#typeid, __method),
+                        __p::unknown_method_index(#shared_name, __method),
                     ))
                 }
                 fn call_mut<'__a>(
@@ -53,7 +53,7 @@ pub(crate) fn fallback(model: &SharedImpl) -> TokenStream {
                     _: __p::Codec,
                 ) -> __p::CallOutcome<'__a> {
                     __p::CallOutcome::Ready(::core::result::Result::Err(
-                        __p::unknown_method_index(#typeid, __method),
+                        __p::unknown_method_index(#shared_name, __method),
                     ))
                 }
                 fn display(&self) -> ::core::option::Option<::std::string::String> {

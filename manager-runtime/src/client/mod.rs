@@ -113,7 +113,7 @@ impl Client {
     /// object nobody else holds is freed again), or when the connection closes.
     pub async fn create<P: Proxy, A: Serialize>(&self, typeid: &str, args: A) -> Result<P> {
         let handle = self
-            .create_inner(typeid, &args, Some(<P::Target as Shared>::TYPEID))
+            .create_inner(typeid, &args, Some(<P::Target as Shared>::NAME))
             .await?;
         Ok(P::from_handle(handle))
     }

@@ -31,7 +31,7 @@ pub(crate) enum Creator {
 /// # use manager_core::{CallOutcome, Codec, MethodInfo, Shared};
 /// # struct Pair(i32, i32);
 /// # impl Shared for Pair {
-/// #     const TYPEID: &'static str = "Pair";
+/// #     const NAME: &'static str = "Pair";
 /// #     const METHODS: &'static [MethodInfo] = &[];
 /// #     const HIDDEN: &'static [&'static str] = &[];
 /// #     fn call_ref<'a>(&'a self, _: usize, _: &'a [u8], _: Codec) -> CallOutcome<'a> { unreachable!() }
@@ -118,7 +118,7 @@ impl Registration {
         };
         Self {
             typeid,
-            kind: T::TYPEID,
+            kind: T::NAME,
             creator: Creator::Constructor(Box::new(construct)),
             create_method: true,
             python: None,
@@ -130,7 +130,7 @@ impl Registration {
     pub fn instance<T: Shared>(typeid: impl Into<String>, value: T) -> Self {
         Self {
             typeid: typeid.into(),
-            kind: T::TYPEID,
+            kind: T::NAME,
             creator: Creator::Instance {
                 id: ObjectId(0),
                 object: erase(value),

@@ -4,7 +4,7 @@ pub struct Counter {
     value: i64,
 }
 
-#[shared(typeid = "Counter", typeid = "OtherCounter")]
+#[shared(name = "Counter", name = "OtherCounter")]
 impl Counter {
     pub fn get(&self) -> i64 {
         self.value

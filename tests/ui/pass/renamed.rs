@@ -1,14 +1,14 @@
-//! `typeid = "..."` and `proxy = Name` rename the typeid and the generated proxy.
+//! `name = "..."` and `proxy = Name` rename the shared type and the generated proxy.
 
 use managers::traits::Shared;
 use managers::{shared, Proxy};
 
-/// A thing with a custom typeid and proxy name.
+/// A thing with a custom name and proxy name.
 pub struct Thing {
     value: u8,
 }
 
-#[shared(typeid = "renamed.Thing", proxy = RemoteThing)]
+#[shared(name = "renamed.Thing", proxy = RemoteThing)]
 impl Thing {
     /// The value.
     pub fn value(&self) -> u8 {
@@ -25,7 +25,7 @@ async fn read(thing: &RemoteThing) -> Result<u8, managers::Error> {
 fn target_of<P: Proxy<Target = Thing>>() {}
 
 fn main() {
-    assert_eq!(<Thing as Shared>::TYPEID, "renamed.Thing");
+    assert_eq!(<Thing as Shared>::NAME, "renamed.Thing");
     assert_eq!(Thing { value: 7 }.value(), 7);
     target_of::<RemoteThing>();
     let _ = read;
