@@ -1,23 +1,27 @@
 //! A custom proxy type (Python's `proxytype=MyProxy`).
 //!
-//! The tutorial's `MyProxy` returns the square of `get_x`. Here it is a plain struct around
-//! a `ProxyHandle` with `#[derive(managers::Proxy)]` naming the shared type it calls; its
-//! methods do raw calls by name (`handle.call_method`, Python's `_callmethod`) and may
-//! change what comes back. The client's `manager!` declares `get_pair` as returning
-//! `MyProxy`, so `manager.get_pair(3, 4)` gives the squaring proxy. The generated
-//! `PairProxy` still exists, and wrapping the same handle in it shows the same object
+//! The tutorial's `MyProxy` returns the square of `get_x`. Here it is a struct around the
+//! generated, typed `PairProxy`, with `#[derive(managers::Proxy)]` naming the shared type
+//! it calls and `deref` making the wrapped proxy's methods its own: `MyProxy` defines only
+//! what it changes (`get_x`, squared) and every other method (`get_y`, `set_x`) is still
+//! typed and checked at compile time, with no call by name. The client's `manager!`
+//! declares `get_pair` as returning `MyProxy`, so `manager.get_pair(3, 4)` gives the
+//! squaring proxy. Wrapping the same handle in a plain `PairProxy` shows the same object
 //! unsquared: both are references to one object on the server.
 //!
 //! A type can also make a hand-written proxy *its* proxy, so that `method_to_typeid` and
-//! proxies passed as arguments use it: `#[shared(custom_proxy = MyProxy)]` (no `PairProxy`
-//! is generated then).
+//! proxies passed as arguments use it: `#[shared(custom_proxy = MyProxy)]` (then no proxy
+//! is generated, unless `proxy = PairCalls` names one for `MyProxy` to wrap).
 //!
 //! Python equivalent:
 //! ```python
 //! class MyProxy(BaseProxy):
+//!     _exposed_ = ('get_x', 'get_y', 'set_x')
 //!     def get_x(self):
 //!         x = self._callmethod('get_x')
 //!         return x * x
+//!     def get_y(self):
+//!         return self._callmethod('get_y')
 //! manager.register('get_pair', proxytype=MyProxy)   # client
 //! print(manager.get_pair(3, 4).get_x())              # 9
 //! ```
@@ -28,7 +32,7 @@
 mod support;
 
 use anyhow::{ensure, Result};
-use managers::{manager, shared, Error, Proxy, ProxyHandle, Registration, ServerBuilder};
+use managers::{manager, shared, Error, Proxy, Registration, ServerBuilder};
 
 /// The tutorial's pair.
 #[derive(Debug)]
@@ -60,17 +64,19 @@ impl Pair {
     }
 }
 
-/// The tutorial's `MyProxy`: `get_x` comes back squared.
+/// The tutorial's `MyProxy`: `get_x` comes back squared; every other method is
+/// `PairProxy`'s (through `Deref`).
 #[derive(Clone, Debug, managers::Proxy)]
-#[proxy(target = Pair)]
+#[proxy(target = Pair, deref)]
 pub struct MyProxy {
-    handle: ProxyHandle,
+    #[proxy(inner)]
+    pair: PairProxy,
 }
 
 impl MyProxy {
-    /// The square of the pair's x, through a raw call by name.
+    /// The square of the pair's x, through the typed `get_x` of the wrapped proxy.
     pub async fn get_x(&self) -> Result<i64, Error> {
-        let x: i64 = self.handle.call_method("get_x", ()).await?;
+        let x = self.pair.get_x().await?;
         Ok(x * x)
     }
 }
@@ -125,9 +131,9 @@ async fn client(address: String, key: String) -> Result<()> {
         "expected 5 and 25, got {x} and {squared}"
     );
 
-    // Methods MyProxy does not define are still there by name.
-    let y: i64 = mine.handle().call_method("get_y", ()).await?;
-    println!("mine.handle().call_method(\"get_y\", ()) = {y}");
+    // Methods MyProxy does not define are the wrapped proxy's, typed.
+    let y = mine.get_y().await?;
+    println!("mine.get_y() = {y}");
 
     // Also by typeid, without the typed manager.
     let other: MyProxy = manager.create("get_pair", (1, 2)).await?;

@@ -76,8 +76,10 @@
 //!   against ([`RemoteError::TypeMismatch`]), and the typeid of the objects a
 //!   `method_to_typeid` method shares.
 //! - `proxy = Name`: the generated proxy's name (default: `TProxy`).
-//! - `custom_proxy = MyProxy`: use a hand-written proxy (see [`derive@Proxy`]) as the
-//!   type's proxy instead of generating one (Python's `proxytype`).
+//! - `custom_proxy = MyProxy`: use a hand-written proxy (see
+//!   [Hand-written proxies](#hand-written-proxies)) as the type's proxy (Python's
+//!   `proxytype`). No proxy is generated, unless `proxy = Name` is given too: then the
+//!   typed methods are generated as `Name`, for `MyProxy` to wrap.
 //! - `method_to_typeid = { method: Type }`: the value `method` returns becomes a new shared
 //!   object of `Type` (built with `Type: From<Return>`), and the proxy method returns
 //!   `Type`'s proxy. `Type` must be a `#[shared]` type, and `method` an exposed one: both
@@ -102,6 +104,60 @@
 //! `async fn` (and anything long on the CPU `spawn_blocking`). A panic in a method is caught
 //! and reported as
 //! [`RemoteError::Panicked`]; the server keeps serving.
+//!
+//! # Hand-written proxies
+//! `#[derive(Proxy)]` makes a struct a proxy of the shared type `#[proxy(target = T)]` names
+//! (Python's `proxytype`). The struct wraps one field: the generated, typed proxy of `T`
+//! marked `#[proxy(inner)]` (recommended: every call stays type-checked), or a
+//! [`ProxyHandle`] (raw calls by name, as Python's `_callmethod`). Any other field is filled
+//! with `Default::default()` when a proxy is made from a handle. The derive implements
+//! [`Proxy`] and serde (a custom proxy travels like a generated one); more on request:
+//!
+//! - `deref`: `Deref` to the wrapped proxy, so its methods are the wrapper's too (the
+//!   wrapper's own methods of the same name win);
+//! - `clone` and `debug`: `Clone` field by field and the wrapped proxy's `Debug`, with no
+//!   bounds on the struct's type parameters (a typed wrapper such as
+//!   `QueueProxy<T>` is `Clone` whatever `T` is).
+//!
+//! ```
+//! use managers::shared;
+//!
+//! pub struct Pair {
+//!     x: std::sync::atomic::AtomicI64,
+//! }
+//!
+//! // `PairCalls` is generated; `MyPair` is what clients get.
+//! #[shared(proxy = PairCalls, custom_proxy = MyPair)]
+//! impl Pair {
+//!     pub fn get_x(&self) -> i64 {
+//!         self.x.load(std::sync::atomic::Ordering::SeqCst)
+//!     }
+//!
+//!     pub fn set_x(&self, x: i64) {
+//!         self.x.store(x, std::sync::atomic::Ordering::SeqCst)
+//!     }
+//! }
+//!
+//! #[derive(Clone, Debug, managers::Proxy)]
+//! #[proxy(target = Pair, deref)]
+//! pub struct MyPair {
+//!     #[proxy(inner)]
+//!     calls: PairCalls,
+//! }
+//!
+//! impl MyPair {
+//!     /// One convenience method; `get_x` and `set_x` come through `Deref`, typed.
+//!     pub async fn double(&self) -> Result<i64, managers::Error> {
+//!         let x = self.get_x().await?;
+//!         self.set_x(2 * x).await?;
+//!         Ok(2 * x)
+//!     }
+//! }
+//! ```
+//!
+//! A type parameter is fine (`struct Typed<T> { #[proxy(inner)] calls: PairCalls, _t:
+//! PhantomData<fn() -> T> }`); lifetimes are not, since a proxy is an owned value. A wrapped
+//! proxy of another shared type than `target` does not compile.
 //!
 //! # A method's errors
 //! A method returning `Result<T, E>` (any type whose path ends in `Result`: `Result<T, E>`,

@@ -180,3 +180,72 @@ pub(crate) fn parse(tokens: TokenStream) -> syn::Result<Args> {
     parser.parse2(tokens)?;
     Ok(args)
 }
+
+/// The arguments of `#[derive(Proxy)]`: `#[proxy(target = Type, clone, debug, deref)]` on
+/// the struct.
+#[derive(Default)]
+pub(crate) struct ProxyArgs {
+    /// `target = Type`: the shared type the proxy calls.
+    pub(crate) target: Option<syn::Path>,
+    /// `clone`: implement `Clone` field by field, with no bounds on type parameters.
+    pub(crate) clone: Option<syn::Path>,
+    /// `debug`: implement `Debug` as the inner proxy's (the referent's typeid and token).
+    pub(crate) debug: Option<syn::Path>,
+    /// `deref`: `Deref` to the inner proxy, so its methods are the wrapper's too.
+    pub(crate) deref: Option<syn::Path>,
+}
+
+pub(crate) fn parse_proxy(attrs: &[syn::Attribute]) -> syn::Result<ProxyArgs> {
+    let mut args = ProxyArgs::default();
+    for attr in attrs.iter().filter(|a| a.path().is_ident("proxy")) {
+        attr.parse_nested_meta(|meta| {
+            let flag = |slot: &mut Option<syn::Path>, name: &str| {
+                if slot.is_some() {
+                    return Err(duplicate(&meta, name));
+                }
+                *slot = Some(meta.path.clone());
+                Ok(())
+            };
+            if meta.path.is_ident("target") {
+                if args.target.is_some() {
+                    return Err(duplicate(&meta, "target"));
+                }
+                args.target = Some(meta.value()?.parse()?);
+                Ok(())
+            } else if meta.path.is_ident("clone") {
+                flag(&mut args.clone, "clone")
+            } else if meta.path.is_ident("debug") {
+                flag(&mut args.debug, "debug")
+            } else if meta.path.is_ident("deref") {
+                flag(&mut args.deref, "deref")
+            } else {
+                Err(meta.error(
+                    "unknown #[proxy] argument; expected `target = Type`, `clone`, `debug` or \
+                     `deref`",
+                ))
+            }
+        })?;
+    }
+    Ok(args)
+}
+
+/// Whether a field of a `#[derive(Proxy)]` struct is marked `#[proxy(inner)]`.
+pub(crate) fn is_marked_inner(attrs: &[syn::Attribute]) -> syn::Result<bool> {
+    let mut inner = false;
+    for attr in attrs.iter().filter(|a| a.path().is_ident("proxy")) {
+        attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("inner") {
+                if inner {
+                    return Err(duplicate(&meta, "inner"));
+                }
+                inner = true;
+                Ok(())
+            } else {
+                Err(meta.error(
+                    "on a field, #[proxy] takes only `inner` (the proxy or handle it wraps)",
+                ))
+            }
+        })?;
+    }
+    Ok(inner)
+}

@@ -1,12 +1,12 @@
 //! The `#[shared]` attribute of `managers`. Use it through the `managers` crate, which
 //! documents it; this crate is its implementation.
 //!
-//! Pipeline: `args` parses the attribute, `model` reads the `impl` block into plain
-//! structs, `validate` checks them, `codegen` writes the dispatch table and the proxy.
+//! Pipeline, for both macros: `args` parses the attributes, `model` reads the `impl` block
+//! (or the proxy struct) into plain structs, `validate` checks them, `codegen` writes the
+//! dispatch table and the proxy (or the hand-written proxy's glue).
 
 mod args;
 mod codegen;
-mod derive;
 mod model;
 mod validate;
 
@@ -64,14 +64,17 @@ fn expand(
     }
 }
 
-/// Implement `managers::Proxy` for a hand-written proxy type (Python's `proxytype`).
-///
-/// The struct has one field of type `managers::ProxyHandle` (any other fields must
-/// implement `Default`), and names the shared type it calls with
-/// `#[proxy(target = Type)]`.
+/// Implement `managers::Proxy` (and serde) for a hand-written proxy type (Python's
+/// `proxytype`): `#[proxy(target = Type)]` on the struct, `#[proxy(inner)]` on the generated
+/// proxy it wraps (or one `ProxyHandle` field), and optionally `deref`, `clone`, `debug`.
+/// See "Hand-written proxies" in the `managers` crate docs.
 #[proc_macro_derive(Proxy, attributes(proxy))]
 pub fn derive_proxy(item: TokenStream) -> TokenStream {
-    derive::proxy(item.into())
-        .unwrap_or_else(|e| e.to_compile_error())
-        .into()
+    let attempt = || -> syn::Result<proc_macro2::TokenStream> {
+        let input: syn::DeriveInput = syn::parse2(item.into())?;
+        let model = model::ProxyStruct::from_syn(input)?;
+        validate::check_proxy(&model)?;
+        Ok(codegen::custom_proxy(&model))
+    };
+    attempt().unwrap_or_else(|e| e.to_compile_error()).into()
 }

@@ -196,7 +196,8 @@ pub(crate) struct SharedImpl {
     pub(crate) method_to_typeid: Option<(syn::Path, Vec<TypeidMapping>)>,
     /// `custom_proxy = MyProxy`.
     pub(crate) custom_proxy: Option<syn::Path>,
-    /// The `proxy = Name` argument, kept for a conflict check with `custom_proxy`.
+    /// The `proxy = Name` argument: with `custom_proxy`, the typed methods are still
+    /// generated, under this name, for the custom proxy to wrap.
     pub(crate) proxy_arg: Option<Ident>,
     /// `get_value` was given (its path, for spans).
     pub(crate) get_value: Option<syn::Path>,
@@ -319,4 +320,82 @@ fn is_shared_attr(attr: &syn::Attribute) -> bool {
         .segments
         .last()
         .is_some_and(|s| s.ident == "shared")
+}
+
+/// One field of a `#[derive(Proxy)]` struct.
+pub(crate) struct ProxyField {
+    /// `name` or `0`.
+    pub(crate) member: syn::Member,
+    pub(crate) ty: Type,
+    /// Marked `#[proxy(inner)]`.
+    pub(crate) marked_inner: bool,
+    /// Its type is `ProxyHandle`.
+    pub(crate) is_handle: bool,
+    /// The field, for spans.
+    pub(crate) span: Span,
+}
+
+/// A `#[derive(Proxy)]` struct: a hand-written proxy wrapping a handle or another proxy.
+pub(crate) struct ProxyStruct {
+    pub(crate) ident: Ident,
+    pub(crate) generics: syn::Generics,
+    pub(crate) args: args::ProxyArgs,
+    pub(crate) fields: Vec<ProxyField>,
+}
+
+impl ProxyStruct {
+    pub(crate) fn from_syn(input: syn::DeriveInput) -> syn::Result<Self> {
+        let args = args::parse_proxy(&input.attrs)?;
+        let syn::Data::Struct(data) = input.data else {
+            return Err(syn::Error::new_spanned(
+                &input.ident,
+                "#[derive(Proxy)] needs a struct",
+            ));
+        };
+        let fields = data
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let member = match &f.ident {
+                    Some(name) => syn::Member::Named(name.clone()),
+                    None => syn::Member::Unnamed(syn::Index::from(i)),
+                };
+                let is_handle = matches!(&f.ty, Type::Path(p)
+                    if p.path.segments.last().is_some_and(|s| s.ident == "ProxyHandle"));
+                Ok(ProxyField {
+                    member,
+                    ty: f.ty.clone(),
+                    marked_inner: args::is_marked_inner(&f.attrs)?,
+                    is_handle,
+                    span: syn::spanned::Spanned::span(f),
+                })
+            })
+            .collect::<syn::Result<_>>()?;
+        Ok(Self {
+            ident: input.ident,
+            generics: input.generics,
+            args,
+            fields,
+        })
+    }
+
+    /// The field the proxy wraps: the one marked `#[proxy(inner)]`, else the one
+    /// `ProxyHandle` (validation checks there is exactly one).
+    pub(crate) fn inner(&self) -> Option<&ProxyField> {
+        let marked: Vec<&ProxyField> = self.fields.iter().filter(|f| f.marked_inner).collect();
+        match marked[..] {
+            [one] => Some(one),
+            [] => match self
+                .fields
+                .iter()
+                .filter(|f| f.is_handle)
+                .collect::<Vec<_>>()[..]
+            {
+                [one] => Some(one),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
 }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use syn::{Error, Type};
 
 use crate::args::ErrorMode;
-use crate::model::{Method, Output, ReceiverKind, SharedImpl};
+use crate::model::{Method, Output, ProxyStruct, ReceiverKind, SharedImpl};
 
 /// Names the generated proxy defines itself.
 const RESERVED: &[&str] = &["handle", "from_handle", "referent_to_string"];
@@ -145,14 +145,6 @@ pub(crate) fn check(model: &SharedImpl) -> syn::Result<()> {
             }
         }
     }
-    if let (Some(name), Some(custom)) = (&model.proxy_arg, &model.custom_proxy) {
-        let mut e = Error::new_spanned(
-            name,
-            "`proxy` names the generated proxy, but `custom_proxy` replaces it: give one of them",
-        );
-        e.combine(Error::new_spanned(custom, "`custom_proxy` given here"));
-        errors.push(e);
-    }
     if let Some(path) = &model.get_value {
         if model.exposed_methods().any(|m| m.ident == "get_value") {
             errors.push(Error::new_spanned(
@@ -281,4 +273,38 @@ fn find_borrow(ty: &Type) -> Option<&Type> {
             }),
         _ => None,
     }
+}
+
+/// Checks of a `#[derive(Proxy)]` struct.
+pub(crate) fn check_proxy(model: &ProxyStruct) -> syn::Result<()> {
+    let mut errors = Errors::default();
+    if model.args.target.is_none() {
+        errors.push(Error::new_spanned(
+            &model.ident,
+            "name the shared type this proxy calls: #[proxy(target = Type)]",
+        ));
+    }
+    for param in &model.generics.params {
+        if !matches!(param, syn::GenericParam::Type(_)) {
+            errors.push(Error::new_spanned(
+                param,
+                "a proxy type can have type parameters only: a proxy is an owned value, with \
+                 no borrow or constant in its type",
+            ));
+        }
+    }
+    let marked: Vec<_> = model.fields.iter().filter(|f| f.marked_inner).collect();
+    if let [_, second, ..] = marked[..] {
+        errors.push(Error::new(
+            second.span,
+            "only one field can be `#[proxy(inner)]`: the proxy or handle this proxy wraps",
+        ));
+    } else if model.inner().is_none() {
+        errors.push(Error::new_spanned(
+            &model.ident,
+            "a proxy struct wraps exactly one field: a `managers::ProxyHandle`, or a proxy \
+             (such as one `#[shared(proxy = ..)]` generates) marked `#[proxy(inner)]`",
+        ));
+    }
+    errors.finish()
 }

@@ -77,6 +77,12 @@ pub mod generated {
         }
     }
 
+    /// The proxy a `#[derive(Proxy)]` proxy of `T` wraps, made from its handle: fails to
+    /// compile unless it is a proxy of `T` too.
+    pub fn inner_proxy<P: crate::Proxy<Target = T>, T: Shared>(handle: crate::ProxyHandle) -> P {
+        P::from_handle(handle)
+    }
+
     /// Fails to compile unless `T` is a shared type with a proxy.
     pub fn assert_shared<T: crate::HasProxy>() {}
 }

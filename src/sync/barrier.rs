@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::error::{flatten, Outcome, SyncError};
-use super::support::{before_effects, deadline, lock, wait_until, wrap_proxy};
+use super::support::{before_effects, deadline, lock, wait_until};
 use crate::shared;
 
 struct BarrierState {
@@ -217,17 +217,14 @@ impl Barrier {
 }
 
 /// A proxy for a shared [`Barrier`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, crate::Proxy)]
+#[proxy(target = Barrier)]
 pub struct BarrierProxy {
+    #[proxy(inner)]
     raw: BarrierCalls,
 }
-wrap_proxy!(BarrierProxy, BarrierCalls, Barrier);
 
 impl BarrierProxy {
-    fn wrap(raw: BarrierCalls) -> Self {
-        BarrierProxy { raw }
-    }
-
     /// Wait for all parties with the barrier's default timeout; returns the arrival index.
     ///
     /// # Cancel safety

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::error::{flatten, Outcome, SyncError};
-use super::values::{decode, decode_all, encode, position, repr, typed_proxy};
+use super::values::{decode, decode_all, encode, position, repr};
 use crate::{shared, Value};
 
 /// Named attributes (Python's `manager.Namespace()`); `Display` shows them all.
@@ -88,17 +88,14 @@ impl Namespace {
 }
 
 /// A proxy for a shared [`Namespace`]; each attribute has its own type.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, crate::Proxy)]
+#[proxy(target = Namespace)]
 pub struct NamespaceProxy {
+    #[proxy(inner)]
     raw: NamespaceCalls,
 }
-super::support::wrap_proxy!(NamespaceProxy, NamespaceCalls, Namespace);
 
 impl NamespaceProxy {
-    fn wrap(raw: NamespaceCalls) -> Self {
-        NamespaceProxy { raw }
-    }
-
     /// The attribute `name` ([`SyncError::NotFound`] if unset).
     ///
     /// Cancel safe: it only reads, so dropping it only discards the answer.
@@ -172,11 +169,13 @@ impl ValueCell {
 }
 
 /// A typed proxy for a shared [`ValueCell`] holding a `T`.
+#[derive(crate::Proxy)]
+#[proxy(target = ValueCell, clone, debug)]
 pub struct ValueProxy<T> {
+    #[proxy(inner)]
     raw: ValueCalls,
     _types: PhantomData<fn() -> T>,
 }
-typed_proxy!(ValueProxy<T>, ValueCalls, ValueCell);
 
 impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
     /// The value (`v.value`).
@@ -246,11 +245,13 @@ impl ArrayCell {
 }
 
 /// A typed proxy for a shared [`ArrayCell`] of `T`.
+#[derive(crate::Proxy)]
+#[proxy(target = ArrayCell, clone, debug)]
 pub struct ArrayProxy<T> {
+    #[proxy(inner)]
     raw: ArrayCalls,
     _types: PhantomData<fn() -> T>,
 }
-typed_proxy!(ArrayProxy<T>, ArrayCalls, ArrayCell);
 
 impl<T: Serialize + DeserializeOwned> ArrayProxy<T> {
     /// The item at `index` (`a[i]`; negative counts from the end;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use super::error::{flatten, Outcome, SyncError};
 use super::support::lock;
-use super::values::{decode, decode_all, encode, encode_pairs, not_found, repr_map, typed_proxy};
+use super::values::{decode, decode_all, encode, encode_pairs, not_found, repr_map};
 use crate::{shared, Caller, Value};
 
 /// A dictionary (Python's `manager.dict()`), in insertion order, with keys compared by
@@ -171,11 +171,13 @@ impl Dict {
 ///
 /// [`SyncManager::dict`]: super::SyncManager::dict
 /// [`SyncManager::dict_from`]: super::SyncManager::dict_from
+#[derive(crate::Proxy)]
+#[proxy(target = Dict, clone, debug)]
 pub struct DictProxy<K, V> {
+    #[proxy(inner)]
     raw: DictCalls,
     _types: PhantomData<fn() -> (K, V)>,
 }
-typed_proxy!(DictProxy<K, V>, DictCalls, Dict);
 
 fn decode_pairs<K: DeserializeOwned, V: DeserializeOwned>(
     pairs: Vec<(Value, Value)>,

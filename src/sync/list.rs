@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 
 use super::error::{flatten, Outcome, SyncError};
 use super::support::lock;
-use super::values::typed_proxy;
 use super::values::{
     decode, decode_all, encode, encode_all, not_found, position, repr_list, slice_indices,
 };
@@ -357,11 +356,13 @@ impl Items {
 ///
 /// [`SyncManager::list`]: super::SyncManager::list
 /// [`SyncManager::list_from`]: super::SyncManager::list_from
+#[derive(crate::Proxy)]
+#[proxy(target = List, clone, debug)]
 pub struct ListProxy<T> {
+    #[proxy(inner)]
     raw: ListCalls,
     _types: PhantomData<fn() -> T>,
 }
-typed_proxy!(ListProxy<T>, ListCalls, List);
 
 impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     /// Add `item` at the end.

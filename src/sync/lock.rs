@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::error::{flatten, Outcome, SyncError};
-use super::support::{caller_id, lock, take_permit, wrap_proxy};
+use super::support::{caller_id, lock, take_permit};
 use crate::{shared, Caller, CallerId, DisconnectHook, Proxy, ProxyHandle};
 
 /// Who holds a lock, and the hook that frees it if that client disconnects.
@@ -178,17 +178,14 @@ impl Lock {
 }
 
 /// A proxy for a shared [`Lock`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, crate::Proxy)]
+#[proxy(target = Lock)]
 pub struct LockProxy {
+    #[proxy(inner)]
     raw: LockCalls,
 }
-wrap_proxy!(LockProxy, LockCalls, Lock);
 
 impl LockProxy {
-    fn wrap(raw: LockCalls) -> Self {
-        LockProxy { raw }
-    }
-
     /// Acquire, waiting as long as it takes (`acquire(True)`).
     ///
     /// Cancel safe: dropping the future while it waits withdraws the request, and a lock

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 
 use super::error::{flatten, Outcome, SyncError};
 use super::support::{deadline, lock, wait_until};
-use super::values::{decode, encode, typed_proxy};
+use super::values::{decode, encode};
 use crate::{shared, Caller, Value};
 
 struct QueueState {
@@ -198,11 +198,13 @@ impl Queue {
 ///
 /// [`SyncManager::queue`]: super::SyncManager::queue
 /// [`SyncManager::joinable_queue`]: super::SyncManager::joinable_queue
+#[derive(crate::Proxy)]
+#[proxy(target = Queue, clone, debug)]
 pub struct QueueProxy<T> {
+    #[proxy(inner)]
     raw: QueueCalls,
     _types: PhantomData<fn() -> T>,
 }
-typed_proxy!(QueueProxy<T>, QueueCalls, Queue);
 
 impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     /// Add an item, waiting while the queue is full.

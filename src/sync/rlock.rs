@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::error::{flatten, Outcome, SyncError};
-use super::support::{before_effects, caller_id, deadline, lock, wait_until, wrap_proxy};
+use super::support::{before_effects, caller_id, deadline, lock, wait_until};
 use crate::{shared, Caller, CallerId, DisconnectHook, Proxy};
 
 struct RLockState {
@@ -221,36 +221,35 @@ impl RLock {
     }
 }
 
-/// A fresh holder token.
-fn new_token() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    // Unique per process; the connection id distinguishes processes on the server.
-    NEXT.fetch_add(1, Ordering::Relaxed)
+/// A proxy's holder token: a fresh one for each proxy value (made from a handle, or cloned),
+/// unique in this process; the connection id distinguishes processes on the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HolderToken(u64);
+
+impl Default for HolderToken {
+    fn default() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        HolderToken(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
 }
 
-/// The glue and the lock methods of a proxy that is one holder of a re-entrant lock (a
-/// struct with its generated calls `raw` and its holder token `owner`, as [`RLockProxy`]
-/// and [`ConditionProxy`] are): `Proxy` and serde, a `Clone` that is another holder, and
-/// `acquire`, `acquire_timeout` and `release`.
-macro_rules! holder_proxy {
-    ($proxy:ident, $raw:ident, $target:ty) => {
-        wrap_proxy!($proxy, $raw, $target);
-
+/// The lock methods of a proxy that is one holder of a re-entrant lock (a struct with its
+/// generated calls `raw` and its holder token `owner`, as [`RLockProxy`] and
+/// [`ConditionProxy`] are): a `Clone` that is another holder, and `acquire`, `lock`,
+/// `acquire_timeout` and `release`.
+macro_rules! holder_methods {
+    ($proxy:ident) => {
         impl Clone for $proxy {
             /// A clone is another holder (like another thread).
             fn clone(&self) -> Self {
-                Self::wrap(self.raw.clone())
+                $proxy {
+                    raw: self.raw.clone(),
+                    owner: HolderToken::default(),
+                }
             }
         }
 
         impl $proxy {
-            fn wrap(raw: $raw) -> Self {
-                $proxy {
-                    raw,
-                    owner: new_token(),
-                }
-            }
-
             /// Acquire the lock (again, if this holder holds it already), waiting as long
             /// as it takes.
             ///
@@ -258,7 +257,7 @@ macro_rules! holder_proxy {
             /// a level the server granted to a dropped call is released as the cancel
             /// reaches it, so a dropped `acquire` leaves this holder's hold as it was.
             pub async fn acquire(&self) -> Result<(), SyncError> {
-                self.raw.acquire(self.owner, true, None).await?;
+                self.raw.acquire(self.owner.0, true, None).await?;
                 Ok(())
             }
 
@@ -269,7 +268,7 @@ macro_rules! holder_proxy {
             /// holder's hold as it was.
             pub async fn lock(&self) -> Result<super::LockGuard, SyncError> {
                 self.acquire().await?;
-                Ok(super::lock::LockGuard::for_holder(self, self.owner))
+                Ok(super::lock::LockGuard::for_holder(self, self.owner.0))
             }
 
             /// Acquire the lock, waiting at most `timeout`; false if it timed out.
@@ -277,7 +276,7 @@ macro_rules! holder_proxy {
             /// Cancel safe, as [`acquire`](Self::acquire): a dropped call leaves this
             /// holder's hold as it was.
             pub async fn acquire_timeout(&self, timeout: Duration) -> Result<bool, SyncError> {
-                Ok(self.raw.acquire(self.owner, true, Some(timeout)).await?)
+                Ok(self.raw.acquire(self.owner.0, true, Some(timeout)).await?)
             }
 
             /// Release one level; [`SyncError::NotOwner`] if this holder does not hold it.
@@ -285,19 +284,21 @@ macro_rules! holder_proxy {
             /// Cancel safety: once polled, the level is released even if the future is
             /// dropped; only the result is lost.
             pub async fn release(&self) -> Result<(), SyncError> {
-                flatten(self.raw.release(self.owner).await)
+                flatten(self.raw.release(self.owner.0).await)
             }
         }
     };
 }
 
 /// A proxy for a shared [`RLock`]; each value is one holder.
-#[derive(Debug)]
+#[derive(Debug, crate::Proxy)]
+#[proxy(target = RLock)]
 pub struct RLockProxy {
+    #[proxy(inner)]
     raw: RLockCalls,
-    owner: u64,
+    owner: HolderToken,
 }
-holder_proxy!(RLockProxy, RLockCalls, RLock);
+holder_methods!(RLockProxy);
 
 impl RLockProxy {
     /// Acquire only if possible right now.
@@ -305,14 +306,14 @@ impl RLockProxy {
     /// Cancel safe, as [`acquire`](Self::acquire): a level granted to a dropped call is
     /// released by the server.
     pub async fn try_acquire(&self) -> Result<bool, SyncError> {
-        Ok(self.raw.acquire(self.owner, false, None).await?)
+        Ok(self.raw.acquire(self.owner.0, false, None).await?)
     }
 
     /// Whether this holder holds it.
     ///
     /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn is_owned(&self) -> Result<bool, SyncError> {
-        Ok(self.raw.is_owned(self.owner).await?)
+        Ok(self.raw.is_owned(self.owner.0).await?)
     }
 }
 
@@ -579,12 +580,14 @@ impl Condition {
 }
 
 /// A proxy for a shared [`Condition`]; each value is one holder of its lock.
-#[derive(Debug)]
+#[derive(Debug, crate::Proxy)]
+#[proxy(target = Condition)]
 pub struct ConditionProxy {
+    #[proxy(inner)]
     raw: ConditionCalls,
-    owner: u64,
+    owner: HolderToken,
 }
-holder_proxy!(ConditionProxy, ConditionCalls, Condition);
+holder_methods!(ConditionProxy);
 
 impl ConditionProxy {
     /// This proxy, acting as the same holder as `rlock`, for a condition created over that
@@ -616,7 +619,7 @@ impl ConditionProxy {
     /// `tokio::time::timeout`: a wait that times out on the server re-acquires the lock
     /// before it returns `false` (waiting for it as long as it takes, as in Python).
     pub async fn wait(&self, timeout: Option<Duration>) -> Result<bool, SyncError> {
-        flatten(self.raw.wait(self.owner, timeout).await)
+        flatten(self.raw.wait(self.owner.0, timeout).await)
     }
 
     /// Wait until `predicate` holds (evaluated here, with the lock held), at most
@@ -658,7 +661,7 @@ impl ConditionProxy {
     /// Cancel safety: once polled, the waiters are woken even if the future is dropped;
     /// only the result is lost.
     pub async fn notify(&self, n: usize) -> Result<(), SyncError> {
-        flatten(self.raw.notify(self.owner, n).await)
+        flatten(self.raw.notify(self.owner.0, n).await)
     }
 
     /// Wake every waiter (the lock must be held).
@@ -666,6 +669,6 @@ impl ConditionProxy {
     /// Cancel safety: once polled, the waiters are woken even if the future is dropped;
     /// only the result is lost.
     pub async fn notify_all(&self) -> Result<(), SyncError> {
-        flatten(self.raw.notify_all(self.owner).await)
+        flatten(self.raw.notify_all(self.owner.0).await)
     }
 }

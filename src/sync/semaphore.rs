@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::error::{flatten, Outcome, SyncError};
 use super::lock::LockGuard;
-use super::support::{caller_id, lock, take_permit, wrap_proxy};
+use super::support::{caller_id, lock, take_permit};
 use crate::{shared, Caller, CallerId, DisconnectHook};
 
 struct SemInner {
@@ -198,17 +198,14 @@ macro_rules! semaphore {
         }
 
         #[doc = concat!("A proxy for a shared [`", stringify!($name), "`].")]
-        #[derive(Clone, Debug)]
+        #[derive(Clone, Debug, crate::Proxy)]
+        #[proxy(target = $name)]
         pub struct $proxy {
+            #[proxy(inner)]
             raw: $calls,
         }
-        wrap_proxy!($proxy, $calls, $name);
 
         impl $proxy {
-            fn wrap(raw: $calls) -> Self {
-                $proxy { raw }
-            }
-
             /// Take a permit, waiting as long as it takes.
             ///
             /// Cancel safe: dropping the future while it waits withdraws the request, and

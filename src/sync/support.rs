@@ -1,6 +1,5 @@
 //! Helpers the lock types and the queue share: poison-free mutex access, the caller's id,
-//! deadlines and waits with a server-side timeout, taking a semaphore permit, and the
-//! `wrap_proxy!` glue.
+//! deadlines and waits with a server-side timeout, and taking a semaphore permit.
 
 use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard};
@@ -77,31 +76,3 @@ pub(super) async fn take_permit(
         None => false,
     }
 }
-
-/// Implement `Proxy` and serde for a typed proxy wrapping a generated one.
-macro_rules! wrap_proxy {
-    ($proxy:ident, $raw:ident, $target:ty) => {
-        impl $crate::Proxy for $proxy {
-            type Target = $target;
-            fn from_handle(handle: $crate::ProxyHandle) -> Self {
-                Self::wrap(<$raw as $crate::Proxy>::from_handle(handle))
-            }
-            fn handle(&self) -> &$crate::ProxyHandle {
-                $crate::Proxy::handle(&self.raw)
-            }
-        }
-
-        impl serde::Serialize for $proxy {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                self.raw.serialize(s)
-            }
-        }
-
-        impl<'de> serde::Deserialize<'de> for $proxy {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                $raw::deserialize(d).map(Self::wrap)
-            }
-        }
-    };
-}
-pub(crate) use wrap_proxy;

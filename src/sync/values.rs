@@ -1,6 +1,6 @@
 //! What every container shares: elements are stored on the server as format-neutral
 //! [`Value`]s and converted by the typed proxies on the client; a Python-like `repr` for
-//! `Display`; Python-style indexes; and the `typed_proxy!` glue.
+//! `Display`; and Python-style indexes.
 
 use std::fmt::Write as _;
 
@@ -280,51 +280,6 @@ pub(super) fn position(index: i64, len: usize) -> Outcome<usize> {
         Err(SyncError::OutOfRange(index.to_string()))
     }
 }
-
-/// Implement `Proxy`, `Clone`, `Debug` and serde for a typed proxy (a struct with a
-/// generated proxy `raw` and a `_types` marker) over the generated one.
-macro_rules! typed_proxy {
-    ($proxy:ident<$($t:ident),+>, $raw:ident, $target:ty) => {
-        impl<$($t),+> ::std::clone::Clone for $proxy<$($t),+> {
-            fn clone(&self) -> Self {
-                Self { raw: self.raw.clone(), _types: ::std::marker::PhantomData }
-            }
-        }
-
-        impl<$($t),+> ::std::fmt::Debug for $proxy<$($t),+> {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                ::std::fmt::Debug::fmt(&self.raw, f)
-            }
-        }
-
-        impl<$($t: 'static),+> $crate::Proxy for $proxy<$($t),+> {
-            type Target = $target;
-            fn from_handle(handle: $crate::ProxyHandle) -> Self {
-                Self {
-                    raw: <$raw as $crate::Proxy>::from_handle(handle),
-                    _types: ::std::marker::PhantomData,
-                }
-            }
-            fn handle(&self) -> &$crate::ProxyHandle {
-                $crate::Proxy::handle(&self.raw)
-            }
-        }
-
-        impl<$($t),+> serde::Serialize for $proxy<$($t),+> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                self.raw.serialize(s)
-            }
-        }
-
-        impl<'de, $($t),+> serde::Deserialize<'de> for $proxy<$($t),+> {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                <$raw as serde::Deserialize<'de>>::deserialize(d)
-                    .map(|raw| Self { raw, _types: ::std::marker::PhantomData })
-            }
-        }
-    };
-}
-pub(crate) use typed_proxy;
 
 #[cfg(test)]
 mod tests {

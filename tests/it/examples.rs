@@ -163,7 +163,8 @@ fn custom_proxy() {
     assert_contains(
         &out,
         &[
-            "[client] mine = MyProxy { handle: ProxyHandle { typeid: \"get_pair\"",
+            "[client] mine = MyProxy { pair: PairProxy { typeid: \"get_pair\"",
+            "mine.get_y() = 4",
             "get_x = 3 through PairProxy, 9 through MyProxy",
             "get_x = 5 through PairProxy, 25 through MyProxy",
             "client.create::<MyProxy, _>(\"get_pair\", (1, 2)).get_x() = 1",

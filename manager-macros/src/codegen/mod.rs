@@ -3,8 +3,11 @@
 //! Everything generated names runtime items only through `::managers::__private`, so the
 //! user's imports and prelude do not matter.
 
+mod custom_proxy;
 mod dispatch;
 mod proxy;
+
+pub(crate) use custom_proxy::custom_proxy;
 
 use proc_macro2::TokenStream;
 use quote::quote;

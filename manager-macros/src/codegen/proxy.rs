@@ -11,13 +11,21 @@ use crate::model::{Method, Output, SharedImpl};
 
 pub(crate) fn proxy(model: &SharedImpl) -> TokenStream {
     let self_ty = &model.item.self_ty;
-    if let Some(custom) = &model.custom_proxy {
-        return quote! {
+    // The type's proxy: a custom one, or the generated one. With `custom_proxy` and
+    // `proxy = Name` both, the typed methods are generated as `Name` for the custom proxy
+    // to wrap.
+    let has_proxy = |proxy: &dyn quote::ToTokens| {
+        quote! {
             impl ::managers::__private::HasProxy for #self_ty {
-                type Proxy = #custom;
+                type Proxy = #proxy;
             }
-        };
-    }
+        }
+    };
+    let has_proxy = match (&model.custom_proxy, &model.proxy_arg) {
+        (Some(custom), None) => return has_proxy(custom),
+        (Some(custom), Some(_)) => has_proxy(custom),
+        (None, _) => has_proxy(&model.proxy_ident),
+    };
     let proxy = &model.proxy_ident;
     let proxy_name = proxy.to_string();
     let type_name = model.type_ident.to_string();
@@ -61,9 +69,7 @@ pub(crate) fn proxy(model: &SharedImpl) -> TokenStream {
             }
         }
 
-        impl ::managers::__private::HasProxy for #self_ty {
-            type Proxy = #proxy;
-        }
+        #has_proxy
 
         /// Serialising puts a new reference in transit for the receiver.
         impl ::managers::__private::serde::Serialize for #proxy {

@@ -1,3 +1,5 @@
+//! A proxy is an owned value: type parameters are fine, lifetimes are not.
+
 use managers::shared;
 
 pub struct Pair {
@@ -13,9 +15,9 @@ impl Pair {
 
 #[derive(Clone, managers::Proxy)]
 #[proxy(target = Pair)]
-pub struct MyProxy<T> {
+pub struct MyProxy<'a> {
     handle: managers::ProxyHandle,
-    extra: T,
+    label: &'a str,
 }
 
 fn main() {}
