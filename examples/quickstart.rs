@@ -2,20 +2,22 @@
 //!
 //! `cargo run --example quickstart` starts:
 //! - a **server** process that owns a `Board` (a plain Rust struct made shareable by
-//!   `#[shared]`) and serves it on a free local port;
+//!   `#[shared]`) and serves it on a free local port: this same program, started by
+//!   `managers::process::start` (Python's `BaseManager.start()`);
 //! - two **client** processes, `alice` and `bob`, that connect with the same key and post
 //!   to the board through a typed proxy, as if it were a local object (every call is `async`
 //!   and returns a `Result`, because it crosses a process boundary);
 //! - and then this **parent** process reads the board: it holds both clients' posts.
 //!
-//! Python equivalent: `BaseManager.register('board', callable=lambda: board)` on the
-//! server, `manager.connect()` and `manager.board().post(...)` in each client.
+//! Python equivalent: `BaseManager.register('board', callable=lambda: board)` and
+//! `manager.start()` in the parent, `manager.connect()` and `manager.board().post(...)` in
+//! each client.
 
 #[path = "support/mod.rs"]
 mod support;
 
 use anyhow::{bail, Result};
-use managers::{manager, shared, Registration, ServerBuilder};
+use managers::{manager, process, shared, Registration, ServerBuilder};
 
 /// The shared object: it lives in the server process only.
 #[derive(Debug, Default)]
@@ -46,23 +48,31 @@ manager! {
     }
 }
 
+/// The server: one shared board.
+fn server() -> ServerBuilder {
+    ServerBuilder::new().register(Registration::instance("board", Board::default()))
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
+    // Started by `process::start` below: serve the board, then exit.
+    process::serve_if_child(server).await?;
     support::init_tracing();
     let args = support::args();
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         [] => parent().await,
-        ["server", key] => server(key).await,
         ["client", name, address, key] => client(name, address, key).await,
-        _ => bail!("usage: quickstart [server KEY | client NAME ADDRESS KEY]"),
+        _ => bail!("usage: quickstart [client NAME ADDRESS KEY]"),
     }
 }
 
 /// Start the server and the two clients, then show the board.
 async fn parent() -> Result<()> {
+    // Python: `manager = BaseManager(address, authkey); manager.start()`.
     let key = support::random_key();
-    let mut server = support::spawn("server", &["server", &key])?;
-    let address = server.expect("ADDRESS ").await?;
+    let server = process::start("127.0.0.1:0", key.as_str()).await?;
+    let address = server.address().to_string();
+    println!("[parent] the server process listens on {address}");
 
     let alice = support::spawn("alice", &["client", "alice", &address, &key])?;
     let bob = support::spawn("bob", &["client", "bob", &address, &key])?;
@@ -78,17 +88,9 @@ async fn parent() -> Result<()> {
         println!("[parent]   {post}");
     }
     drop(board);
-    server.finish().await
-}
-
-/// The server process: share one board, serve until the parent closes our stdin.
-async fn server(key: &str) -> Result<()> {
-    let server = ServerBuilder::new()
-        .authkey(key)
-        .register(Registration::instance("board", Board::default()))
-        .bind()
-        .await?;
-    support::serve(server).await
+    let status = server.shutdown().await?;
+    println!("[parent] the server process exited: {status}");
+    Ok(())
 }
 
 /// A client process: post to the shared board.

@@ -1,7 +1,8 @@
 //! A manager server in a process of its own, started from your program (Python's
 //! `BaseManager.start()`).
 //!
-//! [`spawn`] runs the current executable again as the server: call [`serve_if_child`]
+//! [`spawn`] (or [`start`], with your address and key) runs the current executable again as
+//! the server: call [`serve_if_child`]
 //! first thing in `main`, with the function that builds your server. In the child it
 //! serves until the parent stops it, then exits; in the parent it returns at once.
 //!
@@ -94,7 +95,8 @@ impl ServerProcess {
         &self.address
     }
 
-    /// The server's key (random): give it to the processes that should connect.
+    /// The server's key (random, unless given to [`start`]): give it to the processes that
+    /// should connect.
     pub fn authkey(&self) -> &AuthKey {
         &self.authkey
     }
@@ -144,8 +146,21 @@ pub async fn spawn() -> Result<ServerProcess, Error> {
 ///
 /// Cancel safety: if dropped before it returns, the child is killed.
 pub async fn spawn_at(address: impl IntoAddress) -> Result<ServerProcess, Error> {
+    start(address, AuthKey::random()).await
+}
+
+/// Start the server in a child process (this executable again, which must call
+/// [`serve_if_child`] first thing) listening on `address` with `authkey`: Python's
+/// `BaseManager(address, authkey).start()`. Use it when other processes, started
+/// separately, must know the key in advance; returns when the server listens.
+///
+/// Cancel safety: if dropped before it returns, the child is killed.
+pub async fn start(
+    address: impl IntoAddress,
+    authkey: impl Into<AuthKey>,
+) -> Result<ServerProcess, Error> {
     let address = address.into_address()?;
-    let authkey = AuthKey::random();
+    let authkey = authkey.into();
     let exe = std::env::current_exe().map_err(|e| Error::Transport(e.into()))?;
     let mut child = Command::new(exe)
         .env(KEY_ENV, hex(authkey.as_bytes()))

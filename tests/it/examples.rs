@@ -158,6 +158,37 @@ fn method_to_typeid() {
 }
 
 #[test]
+fn job_board() {
+    let out = run("job_board");
+    assert_contains(
+        &out,
+        &[
+            "[parent] refused a job without a name: BoardError::EmptyName",
+            "[parent] posted jobs [1, 2, 3, 4]",
+            "[parent] job 1: square(3) = 9 by worker",
+            "[parent] job 4: square(6) = 36 by worker",
+            "[parent] total = 86",
+            "[parent] job 1 is taken: BoardError::Taken",
+            "[parent] the server process exited: exit status: 0",
+        ],
+    );
+    // Each worker's own log, created by the board (`method_to_typeid`): four jobs in all.
+    let logged: usize = (1..=2)
+        .map(|i| {
+            let prefix = format!("[worker{i}] log of worker{i}: ");
+            let line = out.lines().find(|l| l.starts_with(&prefix)).expect(&prefix);
+            line[prefix.len()..]
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(logged, 4, "{out}");
+}
+
+#[test]
 fn custom_proxy() {
     let out = run("custom_proxy");
     assert_contains(

@@ -253,8 +253,10 @@ fn about(m: &Method, type_name: &str, typed_error: Option<&syn::Type>) -> Vec<St
             " A proxy for a new `{}` object: the manager shares what the method returns.",
             type_text_path(target)
         ),
-        (None, Some(ok)) => format!(" The method's result, `{ok}`, copied from the manager."),
-        (None, None) => " `()` once the method has run.".to_owned(),
+        (None, Some(ok)) if ok != "()" => {
+            format!(" The method's result, `{ok}`, copied from the manager.")
+        }
+        (None, _) => " `()` once the method has run.".to_owned(),
     });
     lines.push(String::new());
     lines.push(" # Errors".to_owned());
