@@ -1,18 +1,14 @@
 //! Proxy handles: one counted reference to a shared object.
 
 use std::fmt;
-use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Weak};
 use std::task::Waker;
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures_util::FutureExt;
 use manager_core::ledger::Owner;
 use manager_core::wire::Request;
-use manager_core::{
-    panic_message, Address, Codec, ObjectId, RemoteError, Returned, Shared, Token, TypedError,
-};
+use manager_core::{Address, Codec, ObjectId, RemoteError, Returned, Shared, Token, TypedError};
 use serde::de::DeserializeOwned;
 use serde::de::Visitor;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -356,16 +352,7 @@ impl ProxyHandle {
         });
         let result = match dispatch {
             Dispatch::Ready(result) => result,
-            Dispatch::Spawn { method, task } => {
-                let caught = AssertUnwindSafe(task).catch_unwind();
-                let (result, _stands) = crate::server::effects::collect_async(caught).await;
-                result.unwrap_or_else(|payload| {
-                    Err(RemoteError::Panicked {
-                        method: method.to_owned(),
-                        message: panic_message(&*payload),
-                    })
-                })
-            }
+            Dispatch::Spawn(task) => crate::server::effects::collect_async(task).await.0,
         };
         Ok(result?)
     }
@@ -387,14 +374,7 @@ impl ProxyHandle {
                     .objects
                     .get(object)
                     .ok_or(RemoteError::UnknownObject { id: object })?;
-                let text = AssertUnwindSafe(obj.display())
-                    .catch_unwind()
-                    .await
-                    .map_err(|payload| RemoteError::Panicked {
-                        method: "<display>".into(),
-                        message: panic_message(&*payload),
-                    })?;
-                Ok(text.unwrap_or_else(|| format!("<{typeid} object>")))
+                Ok(crate::server::objects::display_text(obj, &typeid.name()).await?)
             }
         }
     }

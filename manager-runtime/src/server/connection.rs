@@ -1,16 +1,14 @@
 //! One authenticated client connection on the server: read requests, dispatch, reply.
 
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures_util::FutureExt;
 use manager_core::ledger::Owner;
 use manager_core::wire::{self, ClientMessage, Reply, Request, RequestId, Response, ServerMessage};
-use manager_core::{panic_message, CallResult, Codec, ObjectId, RemoteError, Returned, Token};
+use manager_core::{CallResult, Codec, ObjectId, RemoteError, Returned, Token};
 use tokio::sync::Semaphore;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
@@ -557,20 +555,13 @@ impl Connection {
                 self.keep(id, kept_if_sent(undo, sent));
                 None
             }
-            Dispatch::Spawn { method, task } => {
+            Dispatch::Spawn(task) => {
                 let state = self.state.clone();
                 let holder = self.holder();
                 Some(Spawned {
                     id,
                     task: Box::pin(async move {
-                        let caught = AssertUnwindSafe(task).catch_unwind();
-                        let (result, undo) = effects::collect_async(caught).await;
-                        let result = result.unwrap_or_else(|payload| {
-                            Err(RemoteError::Panicked {
-                                method: method.to_owned(),
-                                message: panic_message(&*payload),
-                            })
-                        });
+                        let (result, undo) = effects::collect_async(task).await;
                         let undo = keep_if_ok(&result, undo);
                         let mut frame = Vec::new();
                         let sent = reply_to(&state, holder, id, result, undo.is_some(), &mut frame);
@@ -591,17 +582,9 @@ impl Connection {
         Some(Spawned {
             id,
             task: Box::pin(async move {
-                // A `Display` that panics is reported like a method that panics.
-                let display = super::panics::UserCode(obj.display());
-                let result = match AssertUnwindSafe(display).catch_unwind().await {
-                    Ok(text) => Ok(Reply::Text(
-                        text.unwrap_or_else(|| format!("<{typeid} object>")),
-                    )),
-                    Err(payload) => Err(RemoteError::Panicked {
-                        method: "<display>".into(),
-                        message: panic_message(&*payload),
-                    }),
-                };
+                let result = super::objects::display_text(obj, &typeid)
+                    .await
+                    .map(Reply::Text);
                 let mut frame = Vec::new();
                 push_reply(&mut frame, id, result, max);
                 (frame, None)

@@ -5,7 +5,6 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -15,8 +14,8 @@ use bytes::Bytes;
 use manager_core::ledger::{NotHeld, Owner, RefCounts};
 use manager_core::wire::{HoldId, ObjectInfo};
 use manager_core::{
-    finish, panic_message, CallOutcome, CallResult, Codec, ExclusiveGuard, MethodInfo, ObjectId,
-    Receiver, RemoteError, Shared, SharedGuard, Waiting,
+    finish, CallOutcome, CallResult, Codec, ExclusiveGuard, MethodInfo, ObjectId, Receiver,
+    RemoteError, Shared, SharedGuard, Waiting,
 };
 use rustc_hash::FxHashMap;
 
@@ -31,11 +30,9 @@ pub(crate) type CallTask = Pin<Box<dyn Future<Output = CallResult> + Send>>;
 pub(crate) enum Dispatch {
     /// Finished inline (a plain `fn` whose lock was free).
     Ready(CallResult),
-    /// May wait: an `async fn`, or a lock that is busy (see [`CallTask`]).
-    Spawn {
-        method: &'static str,
-        task: CallTask,
-    },
+    /// May wait: an `async fn`, or a lock that is busy (see [`CallTask`]). A panic in it is
+    /// its result (`RemoteError::Panicked`).
+    Spawn(CallTask),
 }
 
 /// A shared object with its type erased. Implemented for [`ObjectLock<T>`]: `&self`
@@ -119,16 +116,8 @@ fn run_inline<'a>(
     context: &AdoptContext,
     f: impl FnOnce() -> CallOutcome<'a>,
 ) -> Dispatch {
-    let call = || {
-        super::panics::user_code(|| {
-            Caller::scope_sync(caller, || with_context(context, || ready(f())))
-        })
-    };
-    let result = catch_unwind(AssertUnwindSafe(call)).unwrap_or_else(|payload| {
-        Err(RemoteError::Panicked {
-            method: info.name.to_owned(),
-            message: panic_message(&*payload),
-        })
+    let result = super::panics::catch(info.name, || {
+        Caller::scope_sync(caller, || with_context(context, || ready(f())))
     });
     Dispatch::Ready(result.map_err(|e| e.with_typeid(&typeid.name())))
 }
@@ -140,17 +129,26 @@ where
     F: Future<Output = CallResult> + Send + 'static,
 {
     let typeid = typeid.name();
-    let task: CallTask = Box::pin(Caller::scope(caller.clone(), async move {
-        // Each poll runs user code (its panics are logged, not printed); pinned in place.
-        let mut start = std::pin::pin!(start);
-        std::future::poll_fn(|cx| super::panics::user_code(|| start.as_mut().poll(cx)))
+    // Each poll runs user code (its panics are logged, not printed, and caught as this
+    // call's error).
+    let call = Caller::scope(caller.clone(), start);
+    let task: CallTask = Box::pin(async move {
+        super::panics::catch_async(info.name, call)
             .await
             .map_err(|e| e.with_typeid(&typeid))
-    }));
-    Dispatch::Spawn {
-        method: info.name,
-        task,
-    }
+    });
+    Dispatch::Spawn(task)
+}
+
+/// The object's `Display` text, `<typeid object>` for a type without one. A `Display` that
+/// panics is reported like a method that panics.
+pub(crate) async fn display_text(
+    object: Arc<dyn ErasedObject>,
+    typeid: &str,
+) -> Result<String, RemoteError> {
+    let text =
+        super::panics::catch_async("<display>", async { Ok(object.display().await) }).await?;
+    Ok(text.unwrap_or_else(|| format!("<{typeid} object>")))
 }
 
 /// The result of an outcome that must already be complete.

@@ -70,3 +70,38 @@ impl<F: Future + Unpin> Future for UserCode<F> {
         user_code(|| Pin::new(&mut self.0).poll(cx))
     }
 }
+
+/// The error a caught panic of `method` becomes. The one place a panic payload turns into
+/// [`RemoteError::Panicked`](manager_core::RemoteError::Panicked).
+pub(crate) fn panicked(
+    method: &str,
+    payload: &(dyn std::any::Any + Send),
+) -> manager_core::RemoteError {
+    manager_core::RemoteError::Panicked {
+        method: method.to_owned(),
+        message: manager_core::panic_message(payload),
+    }
+}
+
+/// Run user code `f` (its panics logged by the hook) and catch a panic as the error of
+/// `method`.
+pub(crate) fn catch<R>(
+    method: &str,
+    f: impl FnOnce() -> Result<R, manager_core::RemoteError>,
+) -> Result<R, manager_core::RemoteError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| user_code(f)))
+        .unwrap_or_else(|payload| Err(panicked(method, &*payload)))
+}
+
+/// Drive `future` (each poll user code, its panics logged by the hook) and catch a panic
+/// as the error of `method`.
+pub(crate) async fn catch_async<R>(
+    method: &str,
+    future: impl Future<Output = Result<R, manager_core::RemoteError>>,
+) -> Result<R, manager_core::RemoteError> {
+    let mut future = std::pin::pin!(future);
+    let polled = std::future::poll_fn(|cx| user_code(|| future.as_mut().poll(cx)));
+    futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(polled))
+        .await
+        .unwrap_or_else(|payload| Err(panicked(method, &*payload)))
+}

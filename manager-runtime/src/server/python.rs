@@ -9,14 +9,12 @@
 //! connection's task only, and is dropped (its effect undone) if the client goes away.
 
 use std::collections::VecDeque;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::FutureExt;
 use manager_core::ledger::Owner;
 use manager_core::pickle::{self, Object};
-use manager_core::{panic_message, Codec, ObjectId, RemoteError, Returned};
+use manager_core::{Codec, ObjectId, Returned};
 use tokio::io::AsyncWriteExt;
 use tracing::{debug, info, warn};
 
@@ -350,12 +348,11 @@ impl Session {
         });
         let (result, undo) = match dispatch {
             Dispatch::Ready(result) => (result, undo),
-            Dispatch::Spawn { method, task } => {
+            Dispatch::Spawn(task) => {
                 // Wait for the call, and notice meanwhile if the client goes away (it then
                 // is dropped where it waits, taking nothing).
                 reader.set_idle(None);
-                let caught = AssertUnwindSafe(task).catch_unwind();
-                let call = effects::collect_async(caught);
+                let call = effects::collect_async(task);
                 tokio::pin!(call);
                 let outcome = loop {
                     tokio::select! {
@@ -370,14 +367,7 @@ impl Session {
                     }
                 };
                 reader.set_idle(self.state.limits.idle_timeout);
-                let (result, undo) = outcome;
-                let result = result.unwrap_or_else(|payload| {
-                    Err(RemoteError::Panicked {
-                        method: method.to_owned(),
-                        message: panic_message(&*payload),
-                    })
-                });
-                (result, undo)
+                outcome
             }
         };
         let reply = match result {

@@ -1,10 +1,9 @@
 //! Typeid registrations: how clients create objects (Python's `BaseManager.register`).
 
 use std::fmt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use manager_core::{panic_message, Codec, ObjectId, RemoteError, Shared};
+use manager_core::{Codec, ObjectId, RemoteError, Shared};
 use serde::de::DeserializeOwned;
 
 use super::objects::{erase, ErasedObject};
@@ -103,16 +102,11 @@ impl Registration {
                 typeid: name.to_string(),
                 reason: e.to_string(),
             })?;
-            let value = catch_unwind(AssertUnwindSafe(|| {
-                super::panics::user_code(|| constructor(args))
-            }))
-            .map_err(|p| RemoteError::Panicked {
-                method: method(),
-                message: panic_message(&*p),
-            })?
-            .map_err(|e| RemoteError::Method {
-                method: method(),
-                message: e.to_string(),
+            let value = super::panics::catch(&method(), || {
+                constructor(args).map_err(|e| RemoteError::Method {
+                    method: method(),
+                    message: e.to_string(),
+                })
             })?;
             Ok(erase(value))
         };
