@@ -88,8 +88,9 @@
 //!   (Python's `_getvalue()`; needs `Serialize + Deserialize`).
 //! - `async_holds_lock`: allow an `async` method to hold the object's lock while it waits
 //!   (see [How a shared object is locked](#how-a-shared-object-is-locked)).
-//! - `errors = typed` or `errors = display` (the default): how the `Err` of methods
-//!   returning `Result<T, E>` reaches the caller (see [A method's errors](#a-methods-errors)).
+//! - `errors = typed`, `errors = display` (the default) or `errors = value`: how the `Err`
+//!   of methods returning `Result<T, E>` reaches the caller (see
+//!   [A method's errors](#a-methods-errors)).
 //!   One method can say otherwise with its own `#[shared(errors = ..)]`.
 //!
 //! Exposed methods take `&self` (calls run concurrently) or `&mut self` (calls are
@@ -160,10 +161,9 @@
 //! proxy of another shared type than `target` does not compile.
 //!
 //! # A method's errors
-//! A method returning `Result<T, E>` (any type whose path ends in `Result`: `Result<T, E>`,
-//! `io::Result<T>`, `anyhow::Result<T>`) returns `T` to the caller on `Ok`. Its `Err` reaches
-//! the caller in one of two ways, chosen in the attribute, never by how the return type is
-//! spelled:
+//! A method whose return type is written `Result<..>` (`Result<T, E>`, or a path ending in
+//! `Result`: `io::Result<T>`, `anyhow::Result<T>`) returns `T` to the caller on `Ok`. Its
+//! `Err` reaches the caller in one of three ways, chosen in the attribute:
 //!
 //! - `errors = display` (the default; needs `E: Display`): the error travels as its text.
 //!   The proxy method's error type is [`Error`], and the method's `Err(e)` arrives as
@@ -176,6 +176,14 @@
 //!   [`CallError::Rpc`]`(`[`Error`]`)` a failure of the call itself (the connection, a
 //!   refusal by the server, a panic in the method). The return type must name `E`
 //!   (`Result<T, E>`, not an alias that hides it).
+//! - `errors = value` (needs `E: Serialize + Deserialize`): the `Result` is the method's
+//!   value, as with tarpc: the proxy method returns `Result<Result<T, E>, Error>`, the
+//!   method's error as `Ok(Err(e))`. The return type may then be spelled any way (an alias
+//!   such as `type Outcome<T> = Result<T, MyError>` included); `managers::sync` does this.
+//!
+//! A `Result` under another name (an alias, a renamed import) is refused at compile time
+//! unless the method says `errors = value`, so that how its error travels is always the
+//! attribute's choice, never the spelling's.
 //!
 //! `errors = ..` on the impl block sets the rule for every method; `#[shared(errors = ..)]`
 //! on one method overrides it:

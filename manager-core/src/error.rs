@@ -139,19 +139,19 @@ impl RemoteError {
 
     /// The same error naming `typeid` as the object's typeid: generated code knows only its
     /// type's name (`Shared::NAME`), the server knows the typeid the object was created by.
-    pub fn with_typeid(self, name: &str) -> Self {
+    pub fn with_typeid(self, typeid: &str) -> Self {
         match self {
             RemoteError::NotExposed { method, .. } => RemoteError::NotExposed {
                 method,
-                typeid: name.to_owned(),
+                typeid: typeid.to_owned(),
             },
             RemoteError::UnknownMethod { method, .. } => RemoteError::UnknownMethod {
                 method,
-                typeid: name.to_owned(),
+                typeid: typeid.to_owned(),
             },
             RemoteError::BadArguments { method, reason, .. } => RemoteError::BadArguments {
                 method,
-                typeid: name.to_owned(),
+                typeid: typeid.to_owned(),
                 reason,
             },
             other => other,

@@ -310,10 +310,14 @@ pub fn encode_result<T: serde::Serialize, E: Display>(
 }
 
 /// A method error type that can travel typed (`#[shared(errors = typed)]`): one that
-/// serde can encode and decode. Implemented for every such type.
+/// serde can encode and decode, `Send` and `'static`. Implemented for every such type.
+///
+/// Client and server must agree on the type: with the default codec (postcard, not
+/// self-describing), a client built with another version of it (variants added or
+/// reordered) may decode another variant, or get `CallError::Rpc` with a codec error.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot travel as a typed method error",
-    label = "needs `serde::Serialize` and `serde::de::DeserializeOwned`",
+    label = "needs `serde::Serialize`, `serde::de::DeserializeOwned`, `Send` and `'static`",
     note = "derive `Serialize` and `Deserialize` for `{Self}`, or drop `errors = typed` to send \
             the error's `Display` text instead"
 )]

@@ -22,7 +22,7 @@ impl syn::parse::Parse for TypeidMapping {
     }
 }
 
-/// How a method's `Err` reaches the caller: `errors = typed` or `errors = display`.
+/// How a method's `Err` reaches the caller: `errors = typed`, `display` or `value`.
 #[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
 pub(crate) enum ErrorMode {
     /// `Err(e)` travels as `e.to_string()` (`RemoteError::Method`).
@@ -30,6 +30,9 @@ pub(crate) enum ErrorMode {
     Display,
     /// `Err(e)` travels encoded and the proxy returns it typed (`CallError::Method(e)`).
     Typed,
+    /// The `Result` is the method's value: the proxy returns it whole, `Ok(Err(e))` for
+    /// the method's error (as tarpc does).
+    Value,
 }
 
 /// `errors = typed | display`, as given (the span of the whole argument, for errors).
@@ -45,11 +48,14 @@ fn parse_errors(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<Errors> {
         ErrorMode::Typed
     } else if value == "display" {
         ErrorMode::Display
+    } else if value == "value" {
+        ErrorMode::Value
     } else {
         return Err(syn::Error::new(
             value.span(),
-            "expected `errors = typed` (the proxy returns the method's error type) or \
-             `errors = display` (the error travels as its `Display` text)",
+            "expected `errors = typed` (the proxy returns the method's error type), \
+             `errors = display` (the error travels as its `Display` text) or `errors = value` \
+             (the `Result` is the method's value)",
         ));
     };
     Ok(Errors {
@@ -77,7 +83,8 @@ pub(crate) fn parse_method(attr: &syn::Attribute) -> syn::Result<Errors> {
     errors.ok_or_else(|| {
         syn::Error::new_spanned(
             attr,
-            "on a method, #[shared] takes `errors = typed` or `errors = display`",
+            "on a method, #[shared] takes `errors = typed`, `errors = display` or \
+             `errors = value`",
         )
     })
 }

@@ -36,14 +36,15 @@ fn expand(
             Ok(args) => (args, None),
             Err(e) => (args::Args::default(), Some(e)),
         };
-        let item: syn::ItemImpl = syn::parse2(item.clone()).map_err(|e| {
+        let mut item: syn::ItemImpl = syn::parse2(item.clone()).map_err(|e| {
             syn::Error::new(
                 e.span(),
                 "#[shared] goes on an inherent `impl Type { ... }` block",
             )
         })?;
-        let model = model::SharedImpl::from_syn(args, item)?;
-        emitted = quote::ToTokens::to_token_stream(&model.item);
+        let method_attrs = model::take_method_attrs(&mut item);
+        emitted = quote::ToTokens::to_token_stream(&item);
+        let model = model::SharedImpl::from_syn(args, item, method_attrs)?;
         if model.item.generics.params.is_empty() {
             fallback = codegen::fallback(&model);
         }

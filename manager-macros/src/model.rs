@@ -210,7 +210,11 @@ pub(crate) struct SharedImpl {
 }
 
 impl SharedImpl {
-    pub(crate) fn from_syn(args: Args, mut item: ItemImpl) -> syn::Result<Self> {
+    pub(crate) fn from_syn(
+        args: Args,
+        item: ItemImpl,
+        method_attrs: MethodAttrs,
+    ) -> syn::Result<Self> {
         if let Some((_, path, _)) = &item.trait_ {
             return Err(syn::Error::new_spanned(
                 path,
@@ -224,39 +228,26 @@ impl SharedImpl {
         .ok_or_else(|| {
             syn::Error::new_spanned(&item.self_ty, "#[shared] needs a named type such as `Pair`")
         })?;
-        // A method's own `#[shared(..)]` is read here and removed from the emitted item.
-        let mut attr_errors: Option<syn::Error> = None;
-        let mut methods = Vec::new();
-        for i in &mut item.items {
-            let ImplItem::Fn(f) = i else { continue };
-            let mut errors_attr = None;
-            let mut kept = Vec::with_capacity(f.attrs.len());
-            for attr in std::mem::take(&mut f.attrs) {
-                if !is_shared_attr(&attr) {
-                    kept.push(attr);
-                    continue;
-                }
-                let parsed = args::parse_method(&attr).and_then(|e| match errors_attr {
-                    Some(_) => Err(syn::Error::new_spanned(
-                        &attr,
-                        "a method takes one #[shared(errors = ..)]",
-                    )),
-                    None => Ok(e),
-                });
-                match parsed {
-                    Ok(e) => errors_attr = Some(e),
-                    Err(e) => match &mut attr_errors {
-                        Some(all) => all.combine(e),
-                        None => attr_errors = Some(e),
-                    },
-                }
-            }
-            f.attrs = kept;
-            methods.push(Method::from_syn(f, errors_attr));
-        }
+        let mut methods: Vec<Method> = item
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                ImplItem::Fn(f) => Some(f),
+                _ => None,
+            })
+            .zip(method_attrs.per_method)
+            .map(|(f, errors_attr)| Method::from_syn(f, errors_attr))
+            .collect();
+        let attr_errors = method_attrs.errors;
         let default_errors = args.errors.as_ref().map_or(ErrorMode::Display, |e| e.mode);
         for m in &mut methods {
             m.errors = m.errors_attr.as_ref().map_or(default_errors, |e| e.mode);
+            // `errors = value`: the `Result` is the value, copied whole.
+            if let (ErrorMode::Value, Output::Fallible { .. }, ReturnType::Type(_, ty)) =
+                (m.errors, &m.output, &m.item.sig.output)
+            {
+                m.output = Output::Value((**ty).clone());
+            }
         }
         let exposed = match &args.exposed {
             // Python's default: every public method whose name does not start with `_`.
@@ -314,12 +305,58 @@ impl SharedImpl {
     }
 }
 
+/// The methods' own `#[shared(..)]` attributes, taken out of the impl block.
+pub(crate) struct MethodAttrs {
+    /// For each `fn` of the block, in order: its `errors = ..`, if given.
+    per_method: Vec<Option<args::Errors>>,
+    /// What did not parse.
+    errors: Option<syn::Error>,
+}
+
+/// Take the methods' own `#[shared(..)]` out of `item` (they are this attribute's, not
+/// macros of their own), reading them.
+pub(crate) fn take_method_attrs(item: &mut ItemImpl) -> MethodAttrs {
+    let mut all = MethodAttrs {
+        per_method: Vec::new(),
+        errors: None,
+    };
+    for i in &mut item.items {
+        let ImplItem::Fn(f) = i else { continue };
+        let mut errors_attr = None;
+        let mut kept = Vec::with_capacity(f.attrs.len());
+        for attr in std::mem::take(&mut f.attrs) {
+            if !is_shared_attr(&attr) {
+                kept.push(attr);
+                continue;
+            }
+            let parsed = args::parse_method(&attr).and_then(|e| match errors_attr {
+                Some(_) => Err(syn::Error::new_spanned(
+                    &attr,
+                    "a method takes one #[shared(errors = ..)]",
+                )),
+                None => Ok(e),
+            });
+            match parsed {
+                Ok(e) => errors_attr = Some(e),
+                Err(e) => match &mut all.errors {
+                    Some(errors) => errors.combine(e),
+                    None => all.errors = Some(e),
+                },
+            }
+        }
+        f.attrs = kept;
+        all.per_method.push(errors_attr);
+    }
+    all
+}
+
 /// `#[shared(..)]` or `#[managers::shared(..)]` on a method.
 fn is_shared_attr(attr: &syn::Attribute) -> bool {
-    attr.path()
-        .segments
-        .last()
-        .is_some_and(|s| s.ident == "shared")
+    let path = attr.path();
+    path.is_ident("shared")
+        || (path.segments.len() == 2
+            && path.segments[0].ident == "managers"
+            && path.segments[1].ident == "shared")
 }
 
 /// One field of a `#[derive(Proxy)]` struct.

@@ -191,24 +191,25 @@ fn check_method(m: &Method, errors: &mut Errors) {
     for p in &m.params {
         check_param_type(&p.ty, errors);
     }
-    if m.errors == ErrorMode::Typed {
-        match (&m.output, &m.errors_attr) {
-            (Output::Fallible { err: Some(_), .. }, _) => {}
-            (Output::Fallible { err: None, .. }, _) => errors.push(Error::new_spanned(
-                &sig.output,
-                format!(
-                    "with `errors = typed`, write the error type of `{name}` out, as in \
-                     `Result<T, MyError>`: the proxy returns it, and a `Result<T>` alias hides it\n\
-                     help: or give the method `#[shared(errors = display)]` to send the error's \
-                     text"
-                ),
-            )),
-            (_, Some(attr)) => errors.push(Error::new_spanned(
-                &attr.path,
-                format!("`errors = typed` applies to methods returning `Result<T, E>`, and `{name}` does not"),
-            )),
-            (_, None) => {}
-        }
+    let fallible = matches!(m.output, Output::Fallible { .. });
+    if let (Some(attr), false) = (&m.errors_attr, fallible || m.errors == ErrorMode::Value) {
+        errors.push(Error::new_spanned(
+            &attr.path,
+            format!(
+                "`errors = ..` applies to methods returning `Result<T, E>`, and `{name}` does not"
+            ),
+        ));
+    }
+    if let (ErrorMode::Typed, Output::Fallible { err: None, .. }) = (m.errors, &m.output) {
+        errors.push(Error::new_spanned(
+            &sig.output,
+            format!(
+                "with `errors = typed`, write the error type of `{name}` out, as in \
+                 `Result<T, MyError>`: the proxy returns it, and a `Result<T>` alias hides it\n\
+                 help: or give the method `#[shared(errors = display)]` to send the error's \
+                 text"
+            ),
+        ));
     }
     let ret = m.output.ok_type();
     if let (Some(target), None) = (&m.returns_shared, ret) {

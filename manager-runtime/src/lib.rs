@@ -63,25 +63,51 @@ pub mod generated {
         }
     }
 
-    /// Share the `Ok` value of a `method_to_typeid` method with typed errors (`#[shared(errors
-    /// = typed)]`): its `Err` travels encoded.
-    pub fn share_typed_result<T: Shared + From<R>, R, E: crate::TypedError>(
-        codec: manager_core::Codec,
-        method: &str,
-        result: Result<R, E>,
-        message: impl FnOnce(&E) -> Option<String>,
-    ) -> CallResult {
-        match result {
-            Ok(value) => share_value::<T, R>(value),
-            Err(e) => manager_core::encode_typed_result::<(), E>(codec, method, Err(e), message),
-        }
-    }
-
     /// The proxy a `#[derive(Proxy)]` proxy of `T` wraps, made from its handle: fails to
     /// compile unless it is a proxy of `T` too.
     pub fn inner_proxy<P: crate::Proxy<Target = T>, T: Shared>(handle: crate::ProxyHandle) -> P {
         P::from_handle(handle)
     }
+
+    /// The return type of a method `#[shared]` reads as a plain value (not written
+    /// `Result<..>`): a `Result` under another name (an alias, a renamed import) does not
+    /// compile, so that the attribute, not the spelling, decides how errors travel.
+    #[derive(Debug)]
+    pub struct ReturnProbe<T>(std::marker::PhantomData<fn() -> T>);
+
+    impl<T> Default for ReturnProbe<T> {
+        fn default() -> Self {
+            ReturnProbe(std::marker::PhantomData)
+        }
+    }
+
+    impl<T, E> ReturnProbe<Result<T, E>> {
+        /// Picked for a `Result` (an inherent method wins over the trait's).
+        pub fn plain_value(&self)
+        where
+            E: ResultUnderAnotherName,
+        {
+        }
+    }
+
+    /// Picked for every other type.
+    pub trait PlainValue {
+        /// Nothing to check.
+        fn plain_value(&self) {}
+    }
+
+    impl<T> PlainValue for ReturnProbe<T> {}
+
+    /// Implemented by no type: naming a `Result` a method returns under another name.
+    #[diagnostic::on_unimplemented(
+        message = "this method returns a `Result` under another name, so `#[shared]` cannot \
+                   see its error (error type `{Self}`)",
+        label = "a `Result` behind an alias or a renamed import",
+        note = "write `Result<T, E>` in the signature: `#[shared]` then sends the error as its \
+                text (`errors = display`, the default) or as `E` itself (`errors = typed`); to \
+                return a `Result` as a plain value, wrap it in a type of your own"
+    )]
+    pub trait ResultUnderAnotherName {}
 
     /// Fails to compile unless `T` is a shared type with a proxy.
     pub fn assert_shared<T: crate::HasProxy>() {}

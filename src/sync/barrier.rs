@@ -116,7 +116,7 @@ impl Drop for BreakOnDrop<'_> {
     }
 }
 
-#[shared(proxy = BarrierCalls, name = "Barrier")]
+#[shared(proxy = BarrierCalls, name = "Barrier", errors = value)]
 impl Barrier {
     /// Wait for all parties (at most `timeout`, else the barrier's default); returns this
     /// party's arrival index, `0..parties`.

@@ -58,7 +58,7 @@ impl std::fmt::Display for Namespace {
     }
 }
 
-#[shared(proxy = NamespaceCalls, name = "Namespace")]
+#[shared(proxy = NamespaceCalls, name = "Namespace", errors = value)]
 impl Namespace {
     /// The attribute `name`.
     pub fn get(&self, name: String) -> Outcome<Value> {
@@ -155,7 +155,7 @@ impl ValueCell {
     }
 }
 
-#[shared(proxy = ValueCalls, name = "Value")]
+#[shared(proxy = ValueCalls, name = "Value", errors = value)]
 impl ValueCell {
     /// The value.
     pub fn get(&self) -> Value {
@@ -214,7 +214,7 @@ impl ArrayCell {
     }
 }
 
-#[shared(proxy = ArrayCalls, name = "Array")]
+#[shared(proxy = ArrayCalls, name = "Array", errors = value)]
 impl ArrayCell {
     /// The item at `index` (negative counts from the end).
     pub fn get(&self, index: i64) -> Outcome<Value> {

@@ -69,7 +69,7 @@ impl Dict {
     }
 }
 
-#[shared(proxy = DictCalls, name = "dict")]
+#[shared(proxy = DictCalls, name = "dict", errors = value)]
 impl Dict {
     /// The value of `key`, if present.
     pub fn get(&self, key: Value) -> Option<Value> {

@@ -38,7 +38,7 @@ impl Event {
     }
 }
 
-#[shared(proxy = EventProxy, name = "Event")]
+#[shared(proxy = EventProxy, name = "Event", errors = value)]
 impl Event {
     /// Set the flag and wake every waiter.
     pub fn set(&self) {

@@ -44,7 +44,7 @@ impl PyIterator {
     }
 }
 
-#[shared(proxy = PyIteratorCalls, name = "Iterator")]
+#[shared(proxy = PyIteratorCalls, name = "Iterator", errors = value)]
 impl PyIterator {
     /// The next item, `None` once they are all taken; an error if the dict it iterates
     /// changed size since the iteration began.

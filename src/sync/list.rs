@@ -59,7 +59,7 @@ impl List {
     }
 }
 
-#[shared(proxy = ListCalls, name = "list")]
+#[shared(proxy = ListCalls, name = "list", errors = value)]
 impl List {
     /// Add `item` at the end.
     pub fn append(&self, item: Value) {

@@ -154,7 +154,7 @@ impl Lock {
     }
 }
 
-#[shared(proxy = LockCalls, name = "Lock")]
+#[shared(proxy = LockCalls, name = "Lock", errors = value)]
 impl Lock {
     /// Acquire: wait (up to `timeout`, if given) when `blocking`, else try once. Returns
     /// whether the lock was acquired.

@@ -70,7 +70,7 @@ impl Queue {
     }
 }
 
-#[shared(proxy = QueueCalls, name = "Queue")]
+#[shared(proxy = QueueCalls, name = "Queue", errors = value)]
 impl Queue {
     /// Add `item`; when full, wait (at most `timeout`) if `block`, else fail with `Full`.
     ///

@@ -199,7 +199,7 @@ impl RLock {
     }
 }
 
-#[shared(proxy = RLockCalls, name = "RLock")]
+#[shared(proxy = RLockCalls, name = "RLock", errors = value)]
 impl RLock {
     /// Acquire for holder `owner` (a token chosen by the proxy).
     ///
@@ -223,7 +223,7 @@ impl RLock {
 
 /// A proxy's holder token: a fresh one for each proxy value (made from a handle, or cloned),
 /// unique in this process; the connection id distinguishes processes on the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 struct HolderToken(u64);
 
 impl Default for HolderToken {
@@ -489,7 +489,7 @@ impl Drop for Withdraw<'_> {
     }
 }
 
-#[shared(proxy = ConditionCalls, name = "Condition")]
+#[shared(proxy = ConditionCalls, name = "Condition", errors = value)]
 impl Condition {
     /// Acquire the underlying lock for holder `owner`.
     ///
@@ -595,7 +595,7 @@ impl ConditionProxy {
     /// then holding the lock through `rlock` lets this proxy `wait` and `notify`, as a
     /// Python thread does with `with lock: cond.wait()`.
     pub fn same_holder_as(mut self, rlock: &RLockProxy) -> Self {
-        self.owner = rlock.owner;
+        self.owner = HolderToken(rlock.owner.0);
         self
     }
 

@@ -175,7 +175,7 @@ macro_rules! semaphore {
             }
         }
 
-        #[shared(proxy = $calls, name = $shared_name)]
+        #[shared(proxy = $calls, name = $shared_name, errors = value)]
         impl $name {
             /// Take a permit: wait (up to `timeout`) when `blocking`, else try once.
             ///

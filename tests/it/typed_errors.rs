@@ -70,17 +70,35 @@ async fn raw_calls_see_the_text_and_can_ask_for_the_type() {
         typed,
         Err(CallError::Method(BoardError::EmptyName))
     ));
-    // An error that does not decode as the type asked for stays a call failure, with the
-    // server's text.
+    // An error that does not decode as the type asked for (a client built with another
+    // version of it) is a call failure that says so, with the server's text.
     let wrong = handle
         .call_method_typed::<_, u64, (u64, u64)>("submit", ("",))
         .await;
     match wrong {
-        Err(CallError::Rpc(Error::Remote(e))) => {
-            assert_eq!(e.method_message(), Some("a job needs a name"))
+        Err(CallError::Rpc(Error::Codec(e))) => {
+            let text = e.to_string();
+            assert!(text.contains("does not decode as `(u64, u64)`"), "{text}");
+            assert!(text.contains("a job needs a name"), "{text}");
         }
         other => panic!("expected the undecodable error as Rpc, got {other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_made_inside_the_server_gets_the_typed_error_too() {
+    let server = start(Transport::Tcp).await;
+    let board: BoardProxy = server.create("board", ()).await.unwrap();
+    let other: BoardProxy = server.create("board", ()).await.unwrap();
+    assert_eq!(
+        board.submit_via(other.clone(), "a".into()).await.unwrap(),
+        0
+    );
+    assert!(matches!(
+        board.submit_via(other.clone(), String::new()).await,
+        Err(CallError::Method(BoardError::EmptyName))
+    ));
+    assert_eq!(other.submit("b".into()).await.unwrap(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,7 +44,8 @@ pub(crate) fn custom_proxy(model: &ProxyStruct) -> TokenStream {
         let value = if std::ptr::eq(f, inner) {
             wrap.clone()
         } else {
-            quote!(::core::default::Default::default())
+            // A field that is not `Default` is reported at its type.
+            quote_spanned!(f.ty.span()=> ::core::default::Default::default())
         };
         quote!(#member: #value)
     });

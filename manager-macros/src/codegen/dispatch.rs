@@ -139,6 +139,36 @@ pub(crate) fn shared_impl(model: &SharedImpl) -> TokenStream {
     }
 }
 
+/// For each exposed method returning a plain value: a `Result` under another name does
+/// not compile (see `generated::ReturnProbe`). In an inherent impl, where `Self` is the
+/// type, as in the signatures.
+pub(crate) fn return_checks(model: &SharedImpl) -> TokenStream {
+    let probes: Vec<TokenStream> = model
+        .exposed_methods()
+        .filter_map(|m| match &m.output {
+            Output::Value(ty) if m.errors != ErrorMode::Value => Some(quote_spanned! {ty.span()=>
+                <::managers::__private::generated::ReturnProbe<#ty> as ::core::default::Default>::default().plain_value();
+            }),
+            _ => None,
+        })
+        .collect();
+    if probes.is_empty() {
+        return TokenStream::new();
+    }
+    let self_ty = &model.item.self_ty;
+    quote! {
+        impl #self_ty {
+            #[doc(hidden)]
+            #[allow(dead_code, non_snake_case)]
+            fn __managers_return_checks() {
+                #[allow(unused_imports)]
+                use ::managers::__private::generated::PlainValue as _;
+                #(#probes)*
+            }
+        }
+    }
+}
+
 /// The method's name on the wire (without `r#`).
 pub(crate) fn wire_name(m: &Method) -> LitStr {
     LitStr::new(&m.ident.unraw().to_string(), m.ident.span())
@@ -243,18 +273,23 @@ fn encode_call(m: &Method, this: TokenStream) -> TokenStream {
                 (&__p::Unsupported(__e)).shared_display()
             }
         };
+        // An error type that cannot travel is reported at the type, a missing `From` at the
+        // `method_to_typeid` target.
+        let encode = quote_spanned!(err.span()=> __p::encode_typed_result);
         let encode = match (&m.output, &m.returns_shared) {
             (Output::Fallible { ok, .. }, Some(target)) => {
-                let share = quote_spanned!(target.span()=>
-                    __p::generated::share_typed_result::<#target, #ok, #err>
-                );
-                quote!(#share(__codec, #name, #call, #message))
+                let share =
+                    quote_spanned!(target.span()=> __p::generated::share_value::<#target, #ok>);
+                quote! {
+                    match #call {
+                        ::core::result::Result::Ok(__value) => #share(__value),
+                        ::core::result::Result::Err(__e) => #encode::<(), #err>(
+                            __codec, #name, ::core::result::Result::Err(__e), #message,
+                        ),
+                    }
+                }
             }
-            _ => {
-                // An error type that cannot travel is reported at the type.
-                let encode = quote_spanned!(err.span()=> __p::encode_typed_result);
-                quote!(#encode(__codec, #name, #call, #message))
-            }
+            _ => quote!(#encode(__codec, #name, #call, #message)),
         };
         return encode;
     }

@@ -18,8 +18,10 @@ pub(crate) fn expand(model: &SharedImpl) -> TokenStream {
     let item = &model.item;
     let dispatch = dispatch::shared_impl(model);
     let proxy = proxy::proxy(model);
+    let checks = dispatch::return_checks(model);
     quote! {
         #item
+        #checks
         #proxy
         const _: () = {
             #dispatch

@@ -176,9 +176,10 @@ fn method(m: &Method, type_name: &str) -> TokenStream {
         None => quote!(()),
         Some(t) => quote!(#t),
     };
-    // The call holds the arguments: when one borrows, every borrow in them and the
-    // proxy's get one lifetime, the call's; otherwise the call borrows only the proxy.
-    let borrows = m.params.iter().any(|p| has_borrow(&p.ty));
+    // The call holds the arguments: when one borrows (or may, through a lifetime hidden in
+    // a generic type such as `Cow<str>`), every borrow in them and the proxy's get one
+    // lifetime, the call's; otherwise the call borrows only the proxy.
+    let borrows = m.params.iter().any(|p| may_borrow(&p.ty));
     let lifetime = syn::Lifetime::new(
         if borrows { "'call" } else { "'_" },
         proc_macro2::Span::call_site(),
@@ -249,12 +250,16 @@ fn about(m: &Method, type_name: &str, typed_error: Option<&syn::Type>) -> Vec<St
     lines.push(String::new());
     lines.push(" # Returns".to_owned());
     lines.push(match (&m.returns_shared, &ok) {
-        (Some(target), _) => format!(
-            " A proxy for a new `{}` object: the manager shares what the method returns.",
-            type_text_path(target)
-        ),
+        (Some(target), _) => {
+            let target = type_text_path(target);
+            format!(
+                " A proxy for a new `{target}` object: the manager shares what the method \
+                 returns. [`ProxyOf<{target}>`](::managers::ProxyOf) is `{target}`'s proxy: \
+                 the one `#[shared]` generated for it, or the custom proxy it names."
+            )
+        }
         (None, Some(ok)) if ok != "()" => {
-            format!(" The method's result, `{ok}`, copied from the manager.")
+            format!(" The method's result, `{ok}`, sent back by the manager.")
         }
         (None, _) => " `()` once the method has run.".to_owned(),
     });
@@ -316,14 +321,21 @@ fn tidy(text: &str) -> String {
         .replace(" ]", "]")
 }
 
-/// Whether a parameter type borrows: a reference or a lifetime anywhere in it.
-fn has_borrow(ty: &syn::Type) -> bool {
+/// Whether a parameter type may borrow: a reference or a lifetime anywhere in it, or a
+/// generic type (whose lifetime may be hidden, as in `Cow<str>`).
+fn may_borrow(ty: &syn::Type) -> bool {
     struct Finder(bool);
     impl syn::visit_mut::VisitMut for Finder {
         fn visit_type_reference_mut(&mut self, _: &mut syn::TypeReference) {
             self.0 = true;
         }
         fn visit_lifetime_mut(&mut self, _: &mut syn::Lifetime) {
+            self.0 = true;
+        }
+        fn visit_angle_bracketed_generic_arguments_mut(
+            &mut self,
+            _: &mut syn::AngleBracketedGenericArguments,
+        ) {
             self.0 = true;
         }
     }
@@ -346,6 +358,70 @@ impl syn::visit_mut::VisitMut for NameBorrows<'_> {
     fn visit_lifetime_mut(&mut self, l: &mut syn::Lifetime) {
         if l.ident == "_" {
             *l = self.0.clone();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn method(source: &str) -> Method {
+        let item: syn::ItemImpl = syn::parse_str(source).unwrap();
+        let mut model = SharedImpl::from_syn(
+            crate::args::Args::default(),
+            item.clone(),
+            crate::model::take_method_attrs(&mut item.clone()),
+        )
+        .unwrap();
+        model.methods.remove(0)
+    }
+
+    #[test]
+    fn types_read_as_written() {
+        let ty: syn::Type = syn::parse_str("Vec<(String, u64)>").unwrap();
+        assert_eq!(type_text(&ty), "Vec<(String, u64)>");
+        let ty: syn::Type = syn::parse_str("std::collections::HashMap<String, Vec<u8>>").unwrap();
+        assert_eq!(type_text(&ty), "std::collections::HashMap<String, Vec<u8>>");
+        let ty: syn::Type = syn::parse_str("[u8; 4]").unwrap();
+        assert_eq!(type_text(&ty), "[u8; 4]");
+    }
+
+    #[test]
+    fn docs_say_what_returns_and_which_errors() {
+        let m = method(
+            "impl B { pub fn submit(&self, n: String) -> Result<u64, BoardError> { Ok(0) } }",
+        );
+        let text = about(&m, "Board", None).join("\n");
+        assert!(
+            text.contains("Calls `submit` on the remote `Board` object."),
+            "{text}"
+        );
+        assert!(text.contains("The method's result, `u64`"), "{text}");
+        assert!(text.contains("RemoteError::Method"), "{text}");
+        let err: syn::Type = syn::parse_str("BoardError").unwrap();
+        let text = about(&m, "Board", Some(&err)).join("\n");
+        assert!(text.contains("`(BoardError)`"), "{text}");
+        assert!(text.contains("CallError::Rpc"), "{text}");
+        assert!(!text.contains("RemoteError::Method"), "{text}");
+        let m = method("impl B { pub fn clear(&mut self) {} }");
+        let text = about(&m, "Board", None).join("\n");
+        assert!(text.contains("`()` once the method has run."), "{text}");
+    }
+
+    #[test]
+    fn the_call_names_its_lifetime_only_when_an_argument_may_borrow() {
+        for (ty, borrows) in [
+            ("u64", false),
+            ("String", false),
+            ("JobSpec", false),
+            ("&str", true),
+            ("Cow<str>", true),
+            ("Cow<'_, str>", true),
+            ("Vec<u8>", true),
+        ] {
+            let parsed: syn::Type = syn::parse_str(ty).unwrap();
+            assert_eq!(may_borrow(&parsed), borrows, "{ty}");
         }
     }
 }

@@ -40,10 +40,17 @@ pub struct Call<'a, A, R, E = Error> {
 /// The error type of a [`Call`] and a [`Pipeline`]: [`Error`] for methods whose errors
 /// travel as text, [`CallError<E>`] for methods with typed errors (`#[shared(errors =
 /// typed)]`).
-pub trait CallFailure: Sized {
+pub trait CallFailure: Sized + sealed::Sealed {
     /// The failure `error` of a call through `handle`.
     #[doc(hidden)]
     fn from_error(error: Error, handle: &ProxyHandle) -> Self;
+}
+
+mod sealed {
+    /// Only [`Error`](crate::Error) and [`CallError`](crate::CallError) are call failures.
+    pub trait Sealed {}
+    impl Sealed for crate::Error {}
+    impl<E> Sealed for crate::CallError<E> {}
 }
 
 impl CallFailure for Error {
@@ -56,12 +63,23 @@ impl<E: TypedError> CallFailure for CallError<E> {
     /// [`RemoteError::TypedMethod`] becomes `CallError::Method` when its error decodes as
     /// `E`; anything else (and an error that does not decode) is `CallError::Rpc`.
     fn from_error(error: Error, handle: &ProxyHandle) -> Self {
-        if let Error::Remote(RemoteError::TypedMethod { encoded, .. }) = &error {
-            if let Ok(e) = handle.decode::<E>(encoded) {
-                return CallError::Method(e);
-            }
+        let Error::Remote(RemoteError::TypedMethod {
+            method,
+            message,
+            encoded,
+        }) = &error
+        else {
+            return CallError::Rpc(error);
+        };
+        match handle.decode::<E>(encoded) {
+            Ok(e) => CallError::Method(e),
+            // A client built with another version of the error type than the server.
+            Err(e) => CallError::Rpc(Error::Codec(manager_core::CodecError::new(format!(
+                "`{method}` returned an error that does not decode as `{}` ({e}); its text: \
+                 {message}",
+                std::any::type_name::<E>()
+            )))),
         }
-        CallError::Rpc(error)
     }
 }
 

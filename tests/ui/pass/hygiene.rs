@@ -62,6 +62,54 @@ mod inner {
 
     /// The proxy is nameable here too.
     pub fn proxy_name(_: &CellProxy) {}
+
+    /// Typed errors, a method-level attribute and `errors = value`, without the prelude.
+    pub struct Typed;
+
+    #[::managers::shared(errors = typed, proxy = TypedCalls, custom_proxy = TypedProxy)]
+    impl Typed {
+        /// A typed error.
+        pub fn check(&self, n: u64) -> ::std::result::Result<u64, u8> {
+            if n > 0 {
+                ::std::result::Result::Ok(n)
+            } else {
+                ::std::result::Result::Err(7)
+            }
+        }
+
+        /// Its error as text.
+        #[::managers::shared(errors = display)]
+        pub fn text(&self) -> ::std::result::Result<u64, ::std::string::String> {
+            ::std::result::Result::Ok(1)
+        }
+
+        /// The `Result` as the value.
+        #[::managers::shared(errors = value)]
+        pub fn whole(&self) -> ::std::result::Result<u64, u8> {
+            ::std::result::Result::Ok(2)
+        }
+
+        /// A plain value.
+        pub fn plain(&self) -> u64 {
+            3
+        }
+    }
+
+    /// A custom proxy wrapping the generated one, derived without the prelude.
+    #[derive(::managers::Proxy)]
+    #[proxy(target = Typed, clone, debug, deref)]
+    pub struct TypedProxy {
+        #[proxy(inner)]
+        calls: TypedCalls,
+    }
+
+    /// A generic one, over a handle.
+    #[derive(::managers::Proxy)]
+    #[proxy(target = Typed, clone, debug)]
+    pub struct Labelled<T> {
+        handle: ::managers::ProxyHandle,
+        marker: ::std::marker::PhantomData<fn() -> T>,
+    }
 }
 
 fn main() {

@@ -57,7 +57,19 @@ impl Board {
     pub fn len(&self) -> usize {
         self.jobs.lock().unwrap().len()
     }
+
+    /// `errors = value`: the `Result` is the value, here behind an alias.
+    #[shared(errors = value)]
+    pub fn check(&self, name: String) -> Checked {
+        if name.is_empty() {
+            Err(BoardError::EmptyName)
+        } else {
+            Ok(name.len() as u64)
+        }
+    }
 }
+
+type Checked = Result<u64, BoardError>;
 
 pub struct Job(String);
 
@@ -102,6 +114,16 @@ async fn run() -> Result<(), Error> {
         board.refuse().await.unwrap_err().method(),
         Some(Refused { reason: 7 })
     );
+    match board.handle().call_method::<_, ()>("refuse", ()).await {
+        Err(Error::Remote(e)) => assert!(
+            e.method_message().is_some_and(|m| m.ends_with("Refused")),
+            "{e:?}"
+        ),
+        other => panic!("expected a typed method error, got {other:?}"),
+    }
+    // `errors = value`: `Ok(Err(e))`.
+    assert_eq!(board.check("abc".into()).await?, Ok(3));
+    assert_eq!(board.check(String::new()).await?, Err(BoardError::EmptyName));
     // Raw calls by name see the error's text in `RemoteError::TypedMethod`.
     let raw = board.handle().call_method::<_, u64>("submit", ("",)).await;
     match raw {
