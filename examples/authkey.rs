@@ -24,7 +24,7 @@ mod support;
 use std::fmt;
 
 use anyhow::{bail, Result};
-use managers::{shared, Client, Registration, ServerBuilder};
+use managers::{process, shared, Client, Registration, ServerBuilder};
 
 /// The server's key (Python: `authkey=b'MySecretKey'`).
 const SERVER_KEY: &str = "MySecretKey";
@@ -53,21 +53,22 @@ impl fmt::Display for Vault {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    // The server process: started below by `process::start` (Python's `manager.start()`).
+    process::serve_if_child(server).await?;
     support::init_tracing();
     let args = support::args();
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         [] => parent().await,
-        ["server", key] => server(key).await,
         ["client", address, key, expect @ ("accepted" | "refused")] => {
             client(address, key, expect == "accepted").await
         }
-        _ => bail!("usage: authkey [server KEY | client ADDRESS KEY accepted|refused]"),
+        _ => bail!("usage: authkey [client ADDRESS KEY accepted|refused]"),
     }
 }
 
 async fn parent() -> Result<()> {
-    let mut server = support::spawn("server", &["server", SERVER_KEY])?;
-    let address = server.expect("ADDRESS ").await?;
+    let server = process::start("127.0.0.1:0", SERVER_KEY).await?;
+    let address = server.address().to_string();
     println!("[parent] server listens on {address} with key {SERVER_KEY:?}");
 
     for (role, key, expect) in [
@@ -80,23 +81,18 @@ async fn parent() -> Result<()> {
             .await?;
     }
 
-    server.finish().await?;
+    support::stop(server).await?;
     println!("[parent] both clients behaved as expected");
     Ok(())
 }
 
-async fn server(key: &str) -> Result<()> {
-    let server = ServerBuilder::new()
-        .authkey(key)
-        .register(Registration::instance(
-            "get_vault",
-            Vault {
-                secret: "educative".to_owned(),
-            },
-        ))
-        .bind()
-        .await?;
-    support::serve(server).await
+fn server() -> ServerBuilder {
+    ServerBuilder::new().register(Registration::instance(
+        "get_vault",
+        Vault {
+            secret: "educative".to_owned(),
+        },
+    ))
 }
 
 /// Connect with `key`; succeed only if being accepted (or refused) was what we expected.

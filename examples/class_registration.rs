@@ -74,17 +74,13 @@ async fn main() -> Result<()> {
     support::server_and_client(server, client).await
 }
 
-async fn server(key: String) -> Result<()> {
-    let server = ServerBuilder::new()
-        .authkey(key)
+fn server() -> ServerBuilder {
+    ServerBuilder::new()
         // Python: manager.register('get_pair', Pair)
         .register(Registration::constructor(
             "get_pair",
             |(x, y): (i32, i32)| Pair::new(x, y),
         ))
-        .bind()
-        .await?;
-    support::serve(server).await
 }
 
 async fn client(address: String, key: String) -> Result<()> {

@@ -23,29 +23,30 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Result};
 use managers::sync::{Lock, LockProxy};
-use managers::{Client, Registration, ServerBuilder};
+use managers::{process, Client, Registration, ServerBuilder};
 
 /// How long B waits for the lock before giving up.
 const PATIENCE: Duration = Duration::from_secs(5);
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    // The server process: started below by `process::start` (Python's `manager.start()`).
+    process::serve_if_child(server).await?;
     support::init_tracing();
     let args = support::args();
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         [] => parent().await,
-        ["server", key] => server(key).await,
         ["holder", address, key] => holder(address, key).await,
         ["waiter", address, key] => waiter(address, key).await,
-        _ => bail!("usage: lock_release_on_crash [server KEY | holder|waiter ADDRESS KEY]"),
+        _ => bail!("usage: lock_release_on_crash [holder|waiter ADDRESS KEY]"),
     }
 }
 
 /// Start the server and both clients, kill A while B waits, stop the server.
 async fn parent() -> Result<()> {
     let key = support::random_key();
-    let mut server = support::spawn("server", &["server", &key])?;
-    let address = server.expect("ADDRESS ").await?;
+    let server = process::start("127.0.0.1:0", key.as_str()).await?;
+    let address = server.address().to_string();
 
     let mut a = support::spawn("A", &["holder", &address, &key])?;
     a.expect("ACQUIRED").await?;
@@ -55,18 +56,15 @@ async fn parent() -> Result<()> {
     println!("[parent] killing A with SIGKILL while it holds the lock");
     a.kill().await?;
     b.finish().await?;
-    server.finish().await?;
+    support::stop(server).await?;
     println!("[parent] all processes exited; B got the lock A died holding");
     Ok(())
 }
 
 /// The server process: the SyncManager types and one shared lock.
-async fn server(key: &str) -> Result<()> {
-    let builder = ServerBuilder::new()
-        .authkey(key)
-        .register(Registration::instance("shared_lock", Lock::new()));
-    let server = managers::sync::register(builder).bind().await?;
-    support::serve(server).await
+fn server() -> ServerBuilder {
+    let builder = ServerBuilder::new().register(Registration::instance("shared_lock", Lock::new()));
+    managers::sync::register(builder)
 }
 
 /// Client A: take the lock and hang, holding it, until killed.

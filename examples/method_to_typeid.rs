@@ -132,7 +132,7 @@ manager! {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    support::server_and_client(server, client).await
+    support::server_role_and_client(server, client).await
 }
 
 async fn server(key: String) -> Result<()> {

@@ -31,7 +31,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
-use managers::{shared, Client, Holder, ObjectInfo, Registration, ServerBuilder};
+use managers::{process, shared, Client, Holder, ObjectInfo, Registration, ServerBuilder};
 
 /// A number that processes increment.
 #[derive(Debug, Default)]
@@ -80,22 +80,23 @@ impl Mailbox {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    // The server process: started below by `process::start` (Python's `manager.start()`).
+    process::serve_if_child(server).await?;
     support::init_tracing();
     let args = support::args();
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         [] => parent().await,
-        ["server", key] => server(key).await,
         ["sender", address, key] => sender(address, key).await,
         ["receiver", address, key] => receiver(address, key).await,
-        _ => bail!("usage: proxy_handoff [server KEY | sender ADDRESS KEY | receiver ADDRESS KEY]"),
+        _ => bail!("usage: proxy_handoff [sender ADDRESS KEY | receiver ADDRESS KEY]"),
     }
 }
 
 /// Start the server, run A then B, and show the server's table after each.
 async fn parent() -> Result<()> {
     let key = support::random_key();
-    let mut server = support::spawn("server", &["server", &key])?;
-    let address = server.expect("ADDRESS ").await?;
+    let server = process::start("127.0.0.1:0", key.as_str()).await?;
+    let address = server.address().to_string();
 
     // The server's first connection: #1.
     let client = Client::connect(address.as_str(), key.as_str()).await?;
@@ -141,20 +142,16 @@ async fn parent() -> Result<()> {
     );
 
     drop(mailbox);
-    server.finish().await?;
+    support::stop(server).await?;
     println!("[parent] all processes exited 0");
     Ok(())
 }
 
 /// The server process: one shared mailbox, counters on demand.
-async fn server(key: &str) -> Result<()> {
-    let server = ServerBuilder::new()
-        .authkey(key)
+fn server() -> ServerBuilder {
+    ServerBuilder::new()
         .register(Registration::instance("mailbox", Mailbox::default()))
         .register(Registration::constructor("counter", |(n,)| Counter { n }))
-        .bind()
-        .await?;
-    support::serve(server).await
 }
 
 /// Process A: create a counter, leave its proxy in the mailbox, drop ours and exit.

@@ -35,7 +35,7 @@ mod python_support;
 
 use anyhow::{bail, ensure, Result};
 use managers::sync::{self, python, Dict, DictProxy, Queue, QueueProxy};
-use managers::{Client, Registration, ServerBuilder};
+use managers::{process, Client, Registration, ServerBuilder};
 
 /// How many jobs.
 const JOBS: i64 = 30;
@@ -64,37 +64,33 @@ print(f"did {done} job(s)", flush=True)
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    // The server process: started below by `process::start` (Python's `manager.start()`).
+    process::serve_if_child(server).await?;
     support::init_tracing();
     let args = support::args();
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         [] => producer().await,
-        ["server", key] => server(key).await,
         ["worker", address, key] => rust_worker(address, key).await,
         ["python", interpreter, address, key, name] => {
             python_worker(interpreter, address, key, name)
         }
-        _ => bail!(
-            "usage: python_fleet [server KEY | worker ADDRESS KEY | python EXE ADDRESS KEY NAME]"
-        ),
+        _ => bail!("usage: python_fleet [worker ADDRESS KEY | python EXE ADDRESS KEY NAME]"),
     }
 }
 
 /// The server: managerd's configuration, plus the fleet's two shared objects.
-async fn server(key: &str) -> Result<()> {
-    let server = sync::register(ServerBuilder::new().authkey(key))
+fn server() -> ServerBuilder {
+    sync::register(ServerBuilder::new())
         .python_clients(true)
         .register(Registration::instance("jobs", Queue::new(0)).python(python::QUEUE))
         .register(Registration::instance("results", Dict::new(Vec::new())).python(python::DICT))
-        .bind()
-        .await?;
-    support::serve(server).await
 }
 
 /// The parent: start everyone, queue the jobs, join, check the results, stop everyone.
 async fn producer() -> Result<()> {
     let key = support::random_key();
-    let mut server = support::spawn("server", &["server", &key])?;
-    let address = server.expect("ADDRESS ").await?;
+    let server = process::start("127.0.0.1:0", key.as_str()).await?;
+    let address = server.address().to_string();
     let client = Client::connect(address.as_str(), key.as_str()).await?;
     let jobs: QueueProxy<Option<i64>> = client.create("jobs", ()).await?;
     let results: DictProxy<i64, (i64, String)> = client.create("results", ()).await?;
@@ -146,7 +142,7 @@ async fn producer() -> Result<()> {
         worker.finish().await?;
     }
     drop((jobs, results, client));
-    server.finish().await?;
+    support::stop(server).await?;
     println!("[producer] all processes exited 0");
     Ok(())
 }

@@ -81,17 +81,13 @@ async fn main() -> Result<()> {
 }
 
 /// Process A: share one string and serve it.
-async fn server(key: String) -> Result<()> {
-    let server = ServerBuilder::new()
-        .authkey(key)
+fn server() -> ServerBuilder {
+    ServerBuilder::new()
         // Python: manager.register('get_my_string', callable=lambda: my_string)
         .register(Registration::instance(
             "get_my_string",
             SharedString("hello World".to_owned()),
         ))
-        .bind()
-        .await?;
-    support::serve(server).await
 }
 
 /// Process B: connect and use the string through a proxy.

@@ -38,7 +38,7 @@ mod support;
 
 use anyhow::{bail, ensure, Context, Result};
 use managers::sync::{self, DictProxy, LockProxy, QueueProxy, SyncManager};
-use managers::{Client, ServerBuilder};
+use managers::{process, Client, ServerBuilder};
 use serde::{Deserialize, Serialize};
 
 /// How many worker processes.
@@ -70,29 +70,27 @@ type Shared = (QueueProxy<Job>, DictProxy<String, Vec<Report>>, LockProxy);
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    // The server process: started below by `process::start` (Python's `manager.start()`).
+    process::serve_if_child(server).await?;
     support::init_tracing();
     let args = support::args();
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         [] => producer().await,
-        ["server", key] => server(key).await,
         ["worker", name, address, key, shared] => worker(name, address, key, shared).await,
-        _ => bail!("usage: worker_pool [server KEY | worker NAME ADDRESS KEY SHARED]"),
+        _ => bail!("usage: worker_pool [worker NAME ADDRESS KEY SHARED]"),
     }
 }
 
 /// The server process: the standard SyncManager types, until the parent closes our stdin.
-async fn server(key: &str) -> Result<()> {
-    let server = sync::register(ServerBuilder::new().authkey(key))
-        .bind()
-        .await?;
-    support::serve(server).await
+fn server() -> ServerBuilder {
+    sync::register(ServerBuilder::new())
 }
 
 /// The parent: start the server and the workers, produce, join, print.
 async fn producer() -> Result<()> {
     let key = support::random_key();
-    let mut server = support::spawn("server", &["server", &key])?;
-    let address = server.expect("ADDRESS ").await?;
+    let server = process::start("127.0.0.1:0", key.as_str()).await?;
+    let address = server.address().to_string();
     let manager = SyncManager::connect(address.as_str(), key.as_str()).await?;
     let jobs = manager.joinable_queue::<Job>(0).await?;
     let results = manager.dict::<String, Vec<Report>>().await?;
@@ -136,7 +134,7 @@ async fn producer() -> Result<()> {
         worker.finish().await?;
     }
     drop((jobs, results, lock, manager));
-    server.finish().await?;
+    support::stop(server).await?;
     println!("[producer] all processes exited 0");
     Ok(())
 }

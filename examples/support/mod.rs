@@ -11,8 +11,11 @@
 //! Every wait is bounded by [`TIMEOUT`], and a child dropped on an error path is killed,
 //! so a failing example never hangs and never leaves processes behind.
 //!
-//! Child side: [`serve`] prints `ADDRESS <addr>` and serves until stdin reaches EOF or the
-//! process gets SIGTERM/Ctrl-C; [`serve_until_signal`] ignores stdin.
+//! Servers: most examples start theirs with `managers::process` (the crate's own
+//! `BaseManager.start()`), through [`server_and_client`] or directly, and [`stop`] it. A
+//! server role of an example's own (one that does more than serve): [`serve`] prints
+//! `ADDRESS <addr>` and serves until stdin reaches EOF or the process gets SIGTERM/Ctrl-C;
+//! [`serve_until_signal`] ignores stdin.
 //!
 //! Included by each example with `#[path = "support/mod.rs"] mod support;`; cargo does not
 //! build it as an example of its own (a subdirectory without `main.rs`).
@@ -24,7 +27,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
-use managers::{AuthKey, Server};
+use managers::{AuthKey, Server, ServerBuilder};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -57,10 +60,43 @@ pub(crate) fn random_key() -> String {
         .collect()
 }
 
-/// The shape most examples share. With no arguments: the parent, which starts the
-/// `server` role, waits for its address, runs one `client` role against it and stops the
-/// server. With `server KEY` or `client ADDRESS KEY`: play that role.
-pub(crate) async fn server_and_client<S, C>(
+/// The shape most examples share. With no arguments: the parent, which starts the server
+/// built by `server` in a child process with `managers::process::start` (Python's
+/// `BaseManager(address, authkey).start()`), runs one `client` role against it and stops the
+/// server. With `client ADDRESS KEY`: play that role. In the server process started by
+/// the parent, this serves and exits.
+pub(crate) async fn server_and_client<C>(
+    server: fn() -> ServerBuilder,
+    client: impl FnOnce(String, String) -> C,
+) -> Result<()>
+where
+    C: std::future::Future<Output = Result<()>>,
+{
+    managers::process::serve_if_child(server).await?;
+    init_tracing();
+    let args = args();
+    match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        [] => {
+            let key = random_key();
+            let server = managers::process::start("127.0.0.1:0", key.as_str()).await?;
+            let address = server.address().to_string();
+            println!("[parent] server listens on {address}");
+            spawn("client", &["client", &address, &key])?
+                .finish()
+                .await?;
+            stop(server).await?;
+            println!("[parent] all processes exited 0");
+            Ok(())
+        }
+        ["client", address, key] => client(address.to_owned(), key.to_owned()).await,
+        _ => bail!("usage: [client ADDRESS KEY]"),
+    }
+}
+
+/// Like [`server_and_client`], for an example whose server role does more than serve (it
+/// prints what it sees after the client ran): the server is a role of the example, started
+/// with [`spawn`], which prints `ADDRESS <addr>` and serves until its stdin closes.
+pub(crate) async fn server_role_and_client<S, C>(
     server: impl FnOnce(String) -> S,
     client: impl FnOnce(String, String) -> C,
 ) -> Result<()>
@@ -87,6 +123,15 @@ where
         ["client", address, key] => client(address.to_owned(), key.to_owned()).await,
         _ => bail!("usage: [server KEY | client ADDRESS KEY]"),
     }
+}
+
+/// Stop a server started with `managers::process`, and check that its process exited 0.
+pub(crate) async fn stop(server: managers::process::ServerProcess) -> Result<()> {
+    let status = tokio::time::timeout(TIMEOUT, server.shutdown())
+        .await
+        .context("the server did not stop in time")??;
+    ensure!(status.success(), "the server exited with {status}");
+    Ok(())
 }
 
 /// A child process playing one role of the example.
