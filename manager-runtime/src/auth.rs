@@ -9,9 +9,9 @@ use manager_core::handshake::{
     ClientHandshake, HandshakeError, ServerHandshake, Step, MAX_MESSAGE_LEN, NONCE_LEN,
 };
 use tokio::io::AsyncWrite;
-use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+use tokio_util::codec::{FramedWrite, LengthDelimitedCodec};
 
-use crate::transport::ReadHalf;
+use crate::transport::Reader;
 use crate::{Error, TransportError};
 
 /// The shared secret of a manager and its clients (Python's `authkey`).
@@ -84,7 +84,6 @@ fn nonce() -> [u8; NONCE_LEN] {
     n
 }
 
-pub(crate) type Reader = FramedRead<ReadHalf, LengthDelimitedCodec>;
 /// A framed writer over a write half.
 pub(crate) type Framed<W> = FramedWrite<W, LengthDelimitedCodec>;
 

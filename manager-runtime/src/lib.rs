@@ -13,7 +13,6 @@ mod client;
 mod error;
 #[doc(hidden)]
 pub mod fuzz;
-mod handoff;
 mod manager;
 pub mod python;
 mod server;

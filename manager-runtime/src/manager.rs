@@ -37,7 +37,19 @@ pub struct Manager {
     shutdown_timeout: Duration,
 }
 
-pub(crate) async fn start(builder: ServerBuilder) -> Result<Manager> {
+impl ServerBuilder {
+    /// Run the server in the background of this process, on a thread of its own, and
+    /// return a [`Manager`](crate::Manager) connected to it (Python's `BaseManager.start()`).
+    ///
+    /// Cancel safe: the server thread starts at the first poll, and dropping the future
+    /// before it returned the [`Manager`](crate::Manager) shuts that server down (its
+    /// thread stops on its own, without being waited for).
+    pub async fn start(self) -> Result<Manager> {
+        start(self).await
+    }
+}
+
+async fn start(builder: ServerBuilder) -> Result<Manager> {
     let shutdown_timeout = builder.shutdown_timeout_value();
     let (ready_tx, ready_rx) = oneshot::channel();
     let (stopped_tx, stopped) = std_mpsc::channel();

@@ -181,7 +181,7 @@ impl PyArgs {
             )));
         }
         Ok(Some(
-            Duration::try_from_secs_f64(seconds).unwrap_or(crate::server::MAX_TIMEOUT),
+            Duration::try_from_secs_f64(seconds).unwrap_or(crate::transport::MAX_TIMEOUT),
         ))
     }
 

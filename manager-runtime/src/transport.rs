@@ -14,6 +14,16 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio_util::codec::LengthDelimitedCodec;
 
 /// The read half of a connection.
+/// The longest timeout a server or client keeps (about a hundred years): a longer one,
+/// `Duration::MAX` for "never" for one, is cut to it, so that no deadline computed from it
+/// overflows.
+pub(crate) const MAX_TIMEOUT: std::time::Duration =
+    std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// The read side of a connection, framed for the handshake.
+pub(crate) type Reader =
+    tokio_util::codec::FramedRead<ReadHalf, tokio_util::codec::LengthDelimitedCodec>;
+
 pub(crate) type ReadHalf = Pin<Box<dyn AsyncRead + Send>>;
 
 /// The default largest frame either side accepts: 16 MiB.
@@ -113,7 +123,7 @@ pub(crate) struct FrameReader {
 
 impl FrameReader {
     /// Take over from the frame reader the handshake used, with what it buffered.
-    pub(crate) fn new(framed: crate::auth::Reader, max: usize) -> Self {
+    pub(crate) fn new(framed: Reader, max: usize) -> Self {
         let parts = framed.into_parts();
         FrameReader {
             io: parts.io,

@@ -47,8 +47,8 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
+use super::handoff::AdoptContext;
 use crate::auth::{self, AuthKey};
-use crate::handoff::AdoptContext;
 use crate::transport::{self, frame_codec, FrameError, FrameReader, SocketWriter};
 use crate::{Error, Result, TransportError};
 
@@ -571,7 +571,7 @@ impl Connection {
     /// arrive by any route find this connection.
     pub(crate) fn learn_server_address(self: &Arc<Self>, address: &Address) {
         if self.server_address.set(address.clone()).is_ok() && *address != self.address {
-            crate::handoff::register(address, self);
+            super::handoff::register(address, self);
         }
     }
 

@@ -2,6 +2,9 @@
 
 mod call;
 mod connection;
+pub(crate) mod handoff;
+pub(crate) mod live;
+pub(crate) mod local;
 mod proxy;
 
 use std::sync::Arc;
@@ -60,7 +63,7 @@ impl ClientBuilder {
 
     /// How long connecting and authenticating may take (default 10 s).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.options.handshake_timeout = timeout.min(crate::server::MAX_TIMEOUT);
+        self.options.handshake_timeout = timeout.min(crate::transport::MAX_TIMEOUT);
         self
     }
 
@@ -77,7 +80,7 @@ impl ClientBuilder {
     ) -> Result<Client> {
         let address = address.into_address()?;
         let conn = Connection::open(address, &authkey.into(), &self.options).await?;
-        crate::handoff::register(conn.address(), &conn);
+        handoff::register(conn.address(), &conn);
         Ok(Client { conn })
     }
 }
@@ -160,7 +163,7 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub fn adopting<R>(&self, f: impl FnOnce() -> R) -> R {
-        crate::handoff::with_context(self.conn.adopt_context(), f)
+        handoff::with_context(self.conn.adopt_context(), f)
     }
 
     /// How many objects the manager holds (Python's `_number_of_objects()`).

@@ -3,22 +3,20 @@
 use std::fmt;
 use std::sync::{Arc, Weak};
 use std::task::Waker;
-use std::time::Instant;
 
 use bytes::Bytes;
 use manager_core::ledger::Owner;
 use manager_core::wire::Request;
-use manager_core::{Address, Codec, ObjectId, RemoteError, Returned, Shared, Token, TypedError};
+use manager_core::{Address, Codec, ObjectId, RemoteError, Shared, Token, TypedError};
 use serde::de::DeserializeOwned;
 use serde::de::Visitor;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::call::{Call, CallFailure};
 use super::connection::{Connection, OwnedReply, Payload, Started};
-use crate::handoff::{self, with_context, AdoptContext, ProxyWire};
-use crate::server::objects::{Args, Dispatch, Erased};
-use crate::server::{Caller, ServerState};
-use crate::value;
+use super::handoff::{self, with_context, AdoptContext, ProxyWire};
+use super::live;
+use super::local::{LocalLink, LocalReturn, LocalServer};
 use crate::{CallError, Error, Result, TransportError};
 
 /// Where a handle's reference lives.
@@ -27,7 +25,7 @@ enum Link {
     Remote(Arc<Connection>),
     /// Held inside the server by one of its objects (a proxy stored in a shared object),
     /// as an owner of its own: it can release only the reference it took.
-    Local(Weak<ServerState>, Owner),
+    Local(LocalLink, Owner),
 }
 
 /// One reference to a shared object: the base of every proxy (Python's `BaseProxy`).
@@ -57,19 +55,29 @@ impl ProxyHandle {
     }
 
     /// A handle for a reference `owner`, a proxy inside the server, holds.
-    pub(crate) fn local(
-        state: &Arc<ServerState>,
+    pub(crate) fn local<S: LocalServer>(
+        server: &Arc<S>,
         id: ObjectId,
         typeid: &str,
         owner: Owner,
     ) -> Self {
+        let link: LocalLink = Arc::downgrade(server) as Weak<dyn LocalServer>;
         Self {
-            link: Link::Local(Arc::downgrade(state), owner),
+            link: Link::Local(link, owner),
             token: Arc::new(Token {
                 typeid: typeid.to_owned(),
-                address: state.address.clone(),
+                address: server.address().clone(),
                 id,
             }),
+        }
+    }
+
+    /// The server holding this handle and the handle's owner there, for a handle held
+    /// inside a server that is still running.
+    pub(crate) fn local_server(&self) -> Option<(Arc<dyn LocalServer>, Owner)> {
+        match &self.link {
+            Link::Local(server, owner) => server.upgrade().map(|s| (s, *owner)),
+            Link::Remote(_) => None,
         }
     }
 
@@ -109,8 +117,8 @@ impl ProxyHandle {
         }
     }
 
-    fn server(state: &Weak<ServerState>) -> Result<Arc<ServerState>> {
-        state
+    fn server(server: &LocalLink) -> Result<Arc<dyn LocalServer>> {
+        server
             .upgrade()
             .ok_or(Error::Transport(TransportError::ClosedLocally))
     }
@@ -242,18 +250,13 @@ impl ProxyHandle {
                 OwnedReply::Created(token) => ProxyHandle::adopt(conn.clone(), token),
                 other => return Err(other.unexpected()),
             },
-            Link::Local(state, _) => {
-                let state = Self::server(state)?;
-                match self.call_local(&state, method, args).await? {
-                    Returned::Object { typeid, object } => {
-                        let Ok(erased) = object.downcast::<Erased>() else {
-                            return Err(RemoteError::Protocol("foreign object".into()).into());
-                        };
-                        let owner = state.proxy_owner();
-                        let id = state.objects.insert(typeid, erased.0, owner);
-                        ProxyHandle::local(&state, id, typeid, owner)
-                    }
-                    Returned::Value(_) => {
+            Link::Local(server, _) => {
+                match Self::server(server)?
+                    .call(self.token.id, method, args)
+                    .await?
+                {
+                    LocalReturn::Object(handle) => handle,
+                    LocalReturn::Value(_) => {
                         return Err(RemoteError::Protocol(format!(
                             "`{method}` returns a value, not a shared object"
                         ))
@@ -291,11 +294,12 @@ impl ProxyHandle {
                 let reply = self.request_call(conn, method, args).await?;
                 Ok(Self::value_reply(conn, method, reply)?.into_bytes())
             }
-            Link::Local(state, _) => {
-                let state = Self::server(state)?;
-                match self.call_local(&state, method, args.to_vec()).await? {
-                    Returned::Value(v) => Ok(Bytes::from(v)),
-                    Returned::Object { .. } => Err(Self::returns_object(method)),
+            Link::Local(server, _) => {
+                let server = Self::server(server)?;
+                match server.call(self.token.id, method, args.to_vec()).await? {
+                    LocalReturn::Value(v) => Ok(Bytes::from(v)),
+                    // Released as it drops.
+                    LocalReturn::Object(_) => Err(Self::returns_object(method)),
                 }
             }
         }
@@ -323,40 +327,6 @@ impl ProxyHandle {
         .await
     }
 
-    /// Call a method of an object of the same server, from inside the server.
-    async fn call_local(
-        &self,
-        state: &Arc<ServerState>,
-        method: &str,
-        args: Vec<u8>,
-    ) -> Result<Returned> {
-        let id = self.token.id;
-        let (object, typeid) = state
-            .objects
-            .get(id)
-            .ok_or(RemoteError::UnknownObject { id })?;
-        let context = AdoptContext::Server(Arc::downgrade(state));
-        let caller = Caller {
-            connection: None,
-            server: Arc::downgrade(state),
-        };
-        let frame = Bytes::from(args);
-        let args = Args {
-            frame: &frame,
-            bytes: &frame,
-        };
-        // A call from inside the server is its own: its effects stand (nothing undoes them
-        // for the caller of the method making it).
-        let (dispatch, _stands) = crate::server::effects::collect(|| {
-            object.call(typeid, method, args, Codec::Postcard, &context, &caller)
-        });
-        let result = match dispatch {
-            Dispatch::Ready(result) => result,
-            Dispatch::Spawn(task) => crate::server::effects::collect_async(task).await.0,
-        };
-        Ok(result?)
-    }
-
     /// The referent's `Display` text (Python's `str(proxy)`); `<typeid object>` when the
     /// type does not implement `Display`.
     ///
@@ -368,14 +338,7 @@ impl ProxyHandle {
                 OwnedReply::Text(t) => Ok(t),
                 other => Err(other.unexpected()),
             },
-            Link::Local(state, _) => {
-                let state = Self::server(state)?;
-                let (obj, typeid) = state
-                    .objects
-                    .get(object)
-                    .ok_or(RemoteError::UnknownObject { id: object })?;
-                Ok(crate::server::objects::display_text(obj, &typeid.name()).await?)
-            }
+            Link::Local(server, _) => Self::server(server)?.display(object).await,
         }
     }
 }
@@ -388,21 +351,14 @@ impl Clone for ProxyHandle {
                 conn.send_oneway(Request::Incref { object });
                 Link::Remote(conn.clone())
             }
-            Link::Local(state, owner) => {
+            Link::Local(server, owner) => {
                 // The clone is an owner of its own, with a reference of its own (none if
                 // the object is gone, like this one's).
-                let owner = match state.upgrade() {
-                    Some(server) => {
-                        let new = server.proxy_owner();
-                        // Refused (the clone then holds nothing, like this handle) when this
-                        // handle holds no reference: its object is gone, or the hand-off
-                        // that gave it one never came.
-                        let _ = server.objects.incref_from(object, *owner, new);
-                        new
-                    }
+                let owner = match server.upgrade() {
+                    Some(s) => s.clone_reference(object, *owner),
                     None => *owner,
                 };
-                Link::Local(state.clone(), owner)
+                Link::Local(server.clone(), owner)
             }
         };
         Self {
@@ -417,10 +373,9 @@ impl Drop for ProxyHandle {
         let object = self.token.id;
         match &self.link {
             Link::Remote(conn) => conn.send_oneway(Request::Decref { object }),
-            Link::Local(state, owner) => {
-                if let Some(state) = state.upgrade() {
-                    // Dropped here, outside the table's lock.
-                    drop(state.objects.decref(object, *owner));
+            Link::Local(server, owner) => {
+                if let Some(server) = server.upgrade() {
+                    server.release(object, *owner);
                 }
             }
         }
@@ -445,7 +400,7 @@ impl Serialize for ProxyHandle {
     /// name lets [`crate::to_value`] take a clone of the handle instead (see
     /// `value/wire.rs`): no reference in transit, nothing to adopt.
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_newtype_struct(value::PROXY_MARKER, &InTransit(self))
+        serializer.serialize_newtype_struct(live::PROXY_MARKER, &InTransit(self))
     }
 }
 
@@ -455,7 +410,7 @@ struct InTransit<'a>(&'a ProxyHandle);
 impl Serialize for InTransit<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
         let handle = self.0;
-        if value::offer(|| crate::Value::Proxy(handle.clone())) {
+        if live::offer(|| handle.clone()) {
             // The value serializer took a clone of the live handle.
             return serializer.serialize_unit();
         }
@@ -463,18 +418,13 @@ impl Serialize for InTransit<'_> {
         let object = handle.token.id;
         match &handle.link {
             Link::Remote(conn) => conn.send_oneway(Request::Hold { object, hold }),
-            Link::Local(state, owner) => {
-                let state = state
+            Link::Local(server, owner) => {
+                let server = server
                     .upgrade()
                     .ok_or_else(|| serde::ser::Error::custom("the manager has shut down"))?;
-                let expires = Instant::now() + state.limits.hold_timeout;
-                // Counted against the connection whose call this is, if any.
-                let on_behalf = crate::Caller::current().and_then(|c| c.connection);
-                if let Err(refused) = state.objects.hold(object, hold, expires, *owner, on_behalf) {
-                    return Err(serde::ser::Error::custom(format!(
-                        "the proxy cannot be sent: {refused}"
-                    )));
-                }
+                server
+                    .put_in_transit(object, hold, *owner)
+                    .map_err(serde::ser::Error::custom)?;
             }
         }
         ProxyWire {
@@ -489,7 +439,7 @@ impl<'de> Deserialize<'de> for ProxyHandle {
     /// Adopts the reference the sender put in transit; from a [`crate::Value`], takes the
     /// handle it holds.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        deserializer.deserialize_newtype_struct(value::PROXY_MARKER, HandleVisitor)
+        deserializer.deserialize_newtype_struct(live::PROXY_MARKER, HandleVisitor)
     }
 }
 
@@ -506,13 +456,15 @@ impl<'de> Visitor<'de> for HandleVisitor {
         self,
         deserializer: D,
     ) -> std::result::Result<ProxyHandle, D::Error> {
-        match value::take_delivered() {
+        match live::take_delivered() {
             // From the value deserializer: the live handle a `Value::Proxy` held.
-            Some(crate::Value::Proxy(handle)) => Ok(handle),
-            Some(other) => Err(serde::de::Error::invalid_type(
-                serde::de::Unexpected::Other(other.type_name()),
-                &self,
-            )),
+            Some(live) => match live.downcast::<ProxyHandle>() {
+                Ok(handle) => Ok(*handle),
+                Err(_) => Err(serde::de::Error::invalid_type(
+                    serde::de::Unexpected::Other("a value"),
+                    &self,
+                )),
+            },
             None => {
                 let wire = ProxyWire::deserialize(deserializer)?;
                 adopt(wire).map_err(serde::de::Error::custom)
@@ -525,17 +477,9 @@ fn adopt(wire: ProxyWire) -> std::result::Result<ProxyHandle, String> {
     let ProxyWire { token, hold } = wire;
     let object = token.id;
     match handoff::current_context() {
-        AdoptContext::Server(state) => {
-            if let Some(state) = state.upgrade().filter(|s| s.address == token.address) {
-                let expires = Instant::now() + state.limits.hold_timeout;
-                let owner = state.proxy_owner();
-                // Counted against the connection whose call carries the proxy.
-                let on_behalf = crate::Caller::current().and_then(|c| c.connection);
-                state
-                    .objects
-                    .adopt(object, hold, owner, expires, on_behalf)
-                    .map_err(|refused| format!("a proxy argument was refused: {refused}"))?;
-                return Ok(ProxyHandle::local(&state, object, &token.typeid, owner));
+        AdoptContext::Server(server) => {
+            if let Some(adopted) = server.upgrade().and_then(|s| s.adopt(&token, hold)) {
+                return adopted;
             }
         }
         // A connection that has not learned its server's own address yet (no proxy has
@@ -595,28 +539,6 @@ pub trait HasProxy: Shared {
 pub type ProxyOf<T> = <T as HasProxy>::Proxy;
 
 impl ProxyHandle {
-    /// For a proxy held inside the server itself (an argument of a constructor or method,
-    /// or a field of a shared object): run `f` on the object it refers to, if it is a `T`
-    /// and not locked by a `&mut self` call right now. `None` for a client's proxy, another
-    /// type, a gone object or a busy one.
-    ///
-    /// This lets one shared type build on another's state, for example a condition
-    /// variable that shares the lock it was given.
-    pub fn with_local<T: Shared, R>(&self, f: impl FnOnce(&T) -> R) -> Option<R> {
-        let Link::Local(state, _) = &self.link else {
-            return None;
-        };
-        let state = state.upgrade()?;
-        let (object, _) = state.objects.get(self.token.id)?;
-        let object = object.as_any();
-        if let Some(plain) = object.downcast_ref::<crate::server::objects::Unlocked<T>>() {
-            return Some(f(&plain.0));
-        }
-        let lock = object.downcast_ref::<crate::server::objects::ObjectLock<T>>()?;
-        let guard = lock.try_read()?;
-        Some(f(&guard))
-    }
-
     /// Call `method` without waiting for its reply, which is discarded (for releases in
     /// `Drop`). On a client connection it is ordered after every call made before it; the
     /// result, including any error, is not reported.

@@ -19,7 +19,7 @@ use super::effects::{self, Calls, Undo};
 use super::objects::{Args, ConnId, Dispatch, Erased, ObjectCache, Refused};
 use super::ServerState;
 use crate::auth;
-use crate::handoff::AdoptContext;
+use crate::client::handoff::AdoptContext;
 use crate::transport::{
     self, frame_codec, FrameBuf, FrameError, FrameReader, ReadHalf, SocketWriter,
 };
@@ -100,7 +100,7 @@ pub(crate) async fn run(
         cancel: state.cancel.child_token(),
         in_flight: Arc::new(Semaphore::new(state.limits.max_calls_in_flight)),
         running: Arc::default(),
-        context: AdoptContext::Server(Arc::downgrade(&state)),
+        context: state.adopt_context(),
         caller: Caller {
             connection: Some(id),
             server: Arc::downgrade(&state),

@@ -4,6 +4,7 @@ mod admission;
 mod caller;
 mod connection;
 pub(crate) mod effects;
+mod local;
 mod memory;
 pub(crate) mod objects;
 mod panics;
@@ -28,13 +29,8 @@ pub use caller::{Caller, CallerId, DisconnectHook};
 use registry::Creator;
 pub use registry::Registration;
 
-use crate::transport::{Listener, DEFAULT_MAX_FRAME};
+use crate::transport::{Listener, DEFAULT_MAX_FRAME, MAX_TIMEOUT};
 use crate::{AuthKey, IntoAddress, Result};
-
-/// The longest timeout a server or client keeps (about a hundred years): a longer one,
-/// `Duration::MAX` for "never" for one, is cut to it, so that no deadline computed from it
-/// overflows.
-pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Limits a server enforces; see [`ServerBuilder`] for each.
 #[derive(Debug, Clone)]
@@ -162,8 +158,9 @@ impl ServerState {
         match &reg.creator {
             Creator::Constructor(construct) => {
                 // Proxies among the arguments become references held by the new object.
-                let context = crate::handoff::AdoptContext::Server(Arc::downgrade(self));
-                let object = crate::handoff::with_context(&context, || construct(args, codec))?;
+                let context = self.adopt_context();
+                let object =
+                    crate::client::handoff::with_context(&context, || construct(args, codec))?;
                 Ok(self.objects.insert(typeid, object, holder))
             }
             Creator::Instance { id, object } => {
@@ -420,16 +417,6 @@ impl ServerBuilder {
             listener,
             shutdown_timeout: self.shutdown_timeout,
         })
-    }
-
-    /// Run the server in the background of this process, on a thread of its own, and
-    /// return a [`Manager`](crate::Manager) connected to it (Python's `BaseManager.start()`).
-    ///
-    /// Cancel safe: the server thread starts at the first poll, and dropping the future
-    /// before it returned the [`Manager`](crate::Manager) shuts that server down (its
-    /// thread stops on its own, without being waited for).
-    pub async fn start(self) -> Result<crate::Manager> {
-        crate::manager::start(self).await
     }
 }
 

@@ -20,7 +20,7 @@ use manager_core::{
 use rustc_hash::FxHashMap;
 
 use super::caller::Caller;
-use crate::handoff::{in_context, with_context, AdoptContext};
+use crate::client::handoff::{in_context, with_context, AdoptContext};
 
 /// A call that may wait: polled once where it is read, then driven on its own task if it
 /// did not finish.

@@ -22,7 +22,7 @@ use super::caller::Caller;
 use super::effects::{self, Undo};
 use super::objects::{Args, ConnId, Dispatch};
 use super::ServerState;
-use crate::handoff::{with_context, AdoptContext};
+use crate::client::handoff::{with_context, AdoptContext};
 use crate::python::{from_object, to_object, Proxies, PyArgs, PyCall, PyException, PythonFace};
 use crate::transport::{self, FrameReader, SocketWriter};
 use crate::TransportError;
@@ -76,7 +76,7 @@ pub(crate) async fn serve(
             connection: Some(id),
             server: Arc::downgrade(&state),
         },
-        context: AdoptContext::Server(Arc::downgrade(&state)),
+        context: state.adopt_context(),
         state,
         id,
         writer,

@@ -6,8 +6,9 @@ use serde::de::{
 };
 use serde::forward_to_deserialize_any;
 
-use super::wire::{self, PROXY_MARKER, VALUE_MARKER};
+use super::wire::{self, VALUE_MARKER};
 use super::{Value, ValueError};
+use crate::client::live::PROXY_MARKER;
 
 type Result<T> = std::result::Result<T, ValueError>;
 
@@ -101,12 +102,12 @@ impl<'de> de::Deserializer<'de> for Value {
     ) -> Result<V::Value> {
         if name == VALUE_MARKER {
             // `Value` itself: hand it over unchanged.
-            return wire::deliver(self, visitor);
+            return wire::deliver(self, false, visitor);
         }
         if name == PROXY_MARKER {
             // A proxy type: hand over the live handle (no new reference).
             return match self {
-                Value::Proxy(_) => wire::deliver(self, visitor),
+                Value::Proxy(_) => wire::deliver(self, true, visitor),
                 other => Err(other.invalid_type(&"a proxy")),
             };
         }

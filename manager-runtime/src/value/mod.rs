@@ -92,8 +92,6 @@ mod wire;
 
 use crate::ProxyHandle;
 
-pub(crate) use wire::{offer, take_delivered, PROXY_MARKER};
-
 /// A self-describing value: what the shared containers store. See the
 /// [module documentation](self) for how serde types and Python types map onto it.
 ///

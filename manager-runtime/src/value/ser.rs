@@ -2,8 +2,9 @@
 
 use serde::ser::{self, Serialize};
 
-use super::wire::{self, PROXY_MARKER, VALUE_MARKER};
+use super::wire::{self, VALUE_MARKER};
 use super::{Value, ValueError};
+use crate::client::live::PROXY_MARKER;
 
 /// Serialises into a [`Value`]; see the module documentation for the mapping.
 #[derive(Debug, Clone, Copy)]

@@ -18,98 +18,67 @@
 //!
 //! The slot is filled immediately before the one call that empties it, and a guard
 //! empties it afterwards whatever happens, so no other (de)serialisation on the thread,
-//! nested or later, can see it. The marker names are private to this crate, so only the
-//! impls here and in `client/proxy.rs` are called with them.
+//! nested or later, can see it (the slot itself is in `client/live.rs`). The marker names
+//! are private to this crate, so only the impls here and in `client/proxy.rs` are called
+//! with them.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::fmt;
 
 use serde::de::{Deserialize, Deserializer, Visitor};
 use serde::ser::{Serialize, Serializer};
 
 use super::{ser::ValueSerializer, Value, ValueError, MAX_DEPTH};
+use crate::client::live;
 use crate::ProxyHandle;
-
-/// The newtype name a [`ProxyHandle`] serialises under.
-pub(crate) const PROXY_MARKER: &str = "$managers::Proxy";
 
 /// The newtype name a [`Value`] serialises under.
 pub(super) const VALUE_MARKER: &str = "$managers::Value";
 
-enum Slot {
-    Empty,
-    /// The value serializer waits for the content of a marker newtype to offer itself.
-    Armed,
-    /// A live value, offered by a `Serialize` impl or delivered by the deserializer.
-    Full(Value),
-}
-
 thread_local! {
-    static SLOT: RefCell<Slot> = const { RefCell::new(Slot::Empty) };
     /// How many `Value`s are being decoded from another format on this thread, nested.
     static DEPTH: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Empties the slot when dropped (dropping what it held outside the borrow).
-struct EmptyOnDrop;
-
-impl Drop for EmptyOnDrop {
-    fn drop(&mut self) {
-        drop(replace(Slot::Empty));
-    }
-}
-
-fn replace(slot: Slot) -> Slot {
-    SLOT.with(|s| std::mem::replace(&mut *s.borrow_mut(), slot))
-}
-
 /// Serialise the content of a marker newtype with the value serializer, taking the live
-/// value it offers. Content that offers nothing is serialised as it is (a transparent
-/// newtype).
+/// value it offers (a `Value`, or a `ProxyHandle`). Content that offers nothing is
+/// serialised as it is (a transparent newtype).
 pub(super) fn capture<T: Serialize + ?Sized>(content: &T) -> Result<Value, ValueError> {
-    let _empty = EmptyOnDrop;
-    replace(Slot::Armed);
-    let written = content.serialize(ValueSerializer)?;
-    match replace(Slot::Empty) {
-        Slot::Full(value) => Ok(value),
-        Slot::Armed | Slot::Empty => Ok(written),
+    let (written, live) = live::capture(|| content.serialize(ValueSerializer));
+    let written = written?;
+    let Some(live) = live else {
+        return Ok(written);
+    };
+    match live.downcast::<Value>() {
+        Ok(value) => Ok(*value),
+        Err(live) => match live.downcast::<ProxyHandle>() {
+            Ok(handle) => Ok(Value::Proxy(*handle)),
+            Err(_) => Ok(written),
+        },
     }
 }
 
-/// Called first thing by the `Serialize` impl of a marker newtype's content: when the value
-/// serializer waits for it, store `make()` for it and return true (the impl then writes a
-/// unit); otherwise return false and leave the slot alone.
-pub(crate) fn offer(make: impl FnOnce() -> Value) -> bool {
-    let armed = SLOT.with(|s| matches!(*s.borrow(), Slot::Armed));
-    if armed {
-        let value = make();
-        replace(Slot::Full(value));
-    }
-    armed
-}
-
-/// Hand `value` to a visitor of a marker newtype.
+/// Hand `value` to a visitor of a marker newtype: the value itself (for `Value`), or the
+/// handle it holds (for a proxy).
 pub(super) fn deliver<'de, V: Visitor<'de>>(
     value: Value,
+    proxy: bool,
     visitor: V,
 ) -> Result<V::Value, ValueError> {
-    let _empty = EmptyOnDrop;
-    replace(Slot::Full(value));
+    let live: Box<dyn std::any::Any> = match value {
+        Value::Proxy(handle) if proxy => Box::new(handle),
+        value => Box::new(value),
+    };
     // Our visitors take the value from the slot and never look at this deserializer.
-    visitor.visit_newtype_struct(Value::None)
+    live::deliver(live, || visitor.visit_newtype_struct(Value::None))
 }
 
-/// Called first thing by the visitor of a marker newtype: the value the value
-/// deserializer delivered, if it is the one calling.
-pub(crate) fn take_delivered() -> Option<Value> {
-    let full = SLOT.with(|s| matches!(*s.borrow(), Slot::Full(_)));
-    if !full {
-        return None;
-    }
-    match replace(Slot::Empty) {
-        Slot::Full(value) => Some(value),
-        _ => None,
-    }
+fn offer(make: impl FnOnce() -> Value) -> bool {
+    live::offer(make)
+}
+
+fn take_delivered() -> Option<Value> {
+    live::take_delivered().and_then(|live| live.downcast::<Value>().ok().map(|v| *v))
 }
 
 /// How other formats write a value: a variant index, then the content. Mirrors [`Owned`]

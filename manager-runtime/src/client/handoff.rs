@@ -15,8 +15,8 @@ use manager_core::wire::HoldId;
 use manager_core::{Address, Token};
 use serde::{Deserialize, Serialize};
 
-use crate::client::Connection;
-use crate::server::ServerState;
+use super::local::LocalLink;
+use super::Connection;
 
 /// What a proxy looks like on the wire.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,7 +33,7 @@ pub(crate) enum AdoptContext {
     Process,
     /// Arguments of a call inside a server: proxies to this server become local references
     /// held by its objects.
-    Server(Weak<ServerState>),
+    Server(LocalLink),
     /// A reply on this connection (weak: each connection keeps its own context).
     Client(Weak<Connection>),
 }
