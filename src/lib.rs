@@ -319,9 +319,7 @@
 //! cancels it on the server. For bulk work, a [`Pipeline`] is cheaper still: push calls,
 //! take the results in push order; calls pushed together are sent together when the
 //! pipeline is next polled (still before any later request on their connection), and a
-//! batch of replies wakes it once (measured over Unix sockets: 1.1-1.2x the throughput of
-//! the same calls as separate futures from `block_on`, about 1.7x from a spawned task; see
-//! the README's performance section).
+//! batch of replies wakes it once (the figures: `docs/performance.md`).
 //!
 //! Calls that *wait on the server* (an `async` method that did not finish at once, or a call
 //! waiting for its object's lock: a blocked `get`, a contended `lock()`) are bounded per

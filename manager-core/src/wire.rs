@@ -4,8 +4,8 @@
 //! [`ServerMessage`] (server to client), encoded with postcard and length-prefixed by the
 //! transport. Both are versioned enums: a new protocol revision adds a variant (`V2`), it
 //! never changes `V1`. (Before the first release, `V1`'s inner enums still grow at their
-//! end: `Request::Ack`, `Reply::Effect` and `RemoteError::Busy` came in December 2026. A
-//! peer that meets one it does not know closes the connection with a protocol error.) No `skip_serializing_if`, `flatten` or `untagged` anywhere: postcard
+//! end, as `Request::Ack`, `Reply::Effect` and `RemoteError::Busy` did. A peer that meets
+//! one it does not know closes the connection with a protocol error.) No `skip_serializing_if`, `flatten` or `untagged` anywhere: postcard
 //! is not self-describing and those attributes would silently mis-decode.
 //!
 //! Payloads (`args`, reply values) are opaque bytes produced by the connection's

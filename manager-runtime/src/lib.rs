@@ -3,6 +3,10 @@
 //!
 //! Users normally reach this through the `managers` facade crate, which re-exports it.
 //!
+//! How it works inside (the life of a call and of a reference, what is locked when, the
+//! layers of its modules, and the thread-local and process-wide state it keeps, with why):
+//! `docs/design.md` in the repository.
+//!
 //! # Cancel safety
 //! Every async operation documents what dropping its future does on the wire. In short:
 //! a dropped call abandons its reply but may still run on the server; a dropped
