@@ -14,7 +14,8 @@ use futures_util::Stream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::connection::{Connection, OwnedReply, Payload, Started, SPLIT_BATCH};
+use super::connection::{Connection, OwnedReply, Payload, Started};
+use super::core::SPLIT_BATCH;
 use super::proxy::ProxyHandle;
 use crate::{CallError, Error, RemoteError, Result, TypedError};
 

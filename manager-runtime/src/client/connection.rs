@@ -19,7 +19,7 @@
 //!   drop, queues them (why, measured: `docs/performance.md`, design notes);
 //! - while replies of one batch are delivered and not taken yet, new requests are held
 //!   back, and the call that takes the batch's last reply writes them: a burst of replies
-//!   becomes one burst of requests. In a batch of [`SPLIT_BATCH`] replies or more, the
+//!   becomes one burst of requests. In a batch of [`SPLIT_BATCH`](super::core::SPLIT_BATCH) replies or more, the
 //!   call that takes half of them writes too, so that the server works on those requests
 //!   while the rest are taken.
 //!
@@ -42,11 +42,11 @@ use manager_core::wire::{
     self, ClientMessage, ObjectInfo, Reply, Request, RequestId, ServerMessage,
 };
 use manager_core::{Address, Codec, Token};
-use rustc_hash::FxHashMap;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
+use super::core::{Delivered, Forgotten, Push, Requests, Taken, WriteSchedule};
 use super::handoff::AdoptContext;
 use crate::auth::{self, AuthKey};
 use crate::transport::{self, frame_codec, FrameError, FrameReader, SocketWriter};
@@ -55,10 +55,6 @@ use crate::{Error, Result, TransportError};
 /// How long requests wait for the callers of a batch of replies to take them before the
 /// writer task writes them anyway.
 const HOLD_BACK: Duration = Duration::from_millis(1);
-
-/// Batches of replies at least this large release the requests held back for them in two
-/// halves, so that client and server work at the same time.
-pub(crate) const SPLIT_BATCH: usize = 32;
 
 /// The most replies the reader delivers in one batch.
 const MAX_BATCH: usize = 256;
@@ -151,122 +147,27 @@ impl std::ops::Deref for Payload {
     }
 }
 
-/// Where one call's reply waits for its caller.
-enum Slot {
-    /// No reply yet; the waker of the caller's task, once it polled.
-    Waiting(Option<Waker>),
-    /// The reply came (or the connection failed) and the caller has not taken it yet.
-    /// `batch` is the reader batch it came in (0: not counted in any batch).
-    Delivered {
-        batch: u64,
-        reply: Result<OwnedReply>,
-    },
-}
-
-struct Waiting {
-    /// By request id (ids are this side's own, so a fast hash is safe).
-    calls: FxHashMap<RequestId, Slot>,
-    /// The reader's latest batch of replies.
-    batch: u64,
-    /// Replies of that batch not taken yet. While some are, requests are held back.
-    untaken: usize,
-    /// In a large batch, half its size: held-back requests are also written when this many
-    /// replies are left to take (0: only at the end).
-    half: usize,
-    /// Set once the connection failed; every later call gets this error at once.
-    closed: Option<Error>,
-}
-
-impl Default for Waiting {
-    fn default() -> Self {
-        Waiting {
-            calls: FxHashMap::default(),
-            batch: 1,
-            untaken: 0,
-            half: 0,
-            closed: None,
-        }
-    }
-}
-
-impl Waiting {
-    /// Put a reply in its slot as part of `batch`; returns the waker to wake once the lock
-    /// is released, or gives the reply back when nobody waits for it any more.
-    fn deliver(
-        &mut self,
-        id: RequestId,
-        batch: u64,
-        reply: Result<OwnedReply>,
-    ) -> std::result::Result<Option<Waker>, Result<OwnedReply>> {
-        match self.calls.get_mut(&id) {
-            Some(slot @ Slot::Waiting(_)) => {
-                let Slot::Waiting(waker) =
-                    std::mem::replace(slot, Slot::Delivered { batch, reply })
-                else {
-                    unreachable!("matched above")
-                };
-                Ok(waker)
-            }
-            _ => Err(reply),
-        }
-    }
-
-    /// Count a delivered reply of `batch` as taken; true when the requests held back must
-    /// be written now: after the batch's last reply, and in a large batch also after half
-    /// of them (the server then works on those while the rest are taken).
-    fn taken(&mut self, batch: u64) -> bool {
-        if batch == self.batch && self.untaken > 0 {
-            self.untaken -= 1;
-            self.untaken == 0 || self.untaken == self.half
-        } else {
-            false
-        }
-    }
-
-    /// The error of a call whose slot is gone: the connection's failure.
-    fn closed_error(&self) -> Error {
-        self.closed
-            .clone()
-            .unwrap_or(Error::Transport(TransportError::Closed))
-    }
-
-    /// Stop holding requests back for the current batch.
-    fn abandon_batch(&mut self) {
-        self.batch += 1;
-        self.untaken = 0;
-    }
-}
-
-/// What the reader task and the callers share. Lock order: this, then [`Output`].
+/// What the reader task and the callers share: the calls in flight ([`Requests`]). Lock
+/// order: this, then [`Output`].
 #[derive(Default)]
 struct Pending {
-    state: Mutex<Waiting>,
+    state: Mutex<Requests>,
 }
 
 impl Pending {
-    fn lock(&self) -> MutexGuard<'_, Waiting> {
+    fn lock(&self) -> MutexGuard<'_, Requests> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Fail every waiting call, and all later ones, with `error`.
     fn close(&self, error: Error, output: &Output) {
-        let mut wakers = Vec::new();
-        {
+        let wakers = {
             let mut state = self.lock();
-            state.closed.get_or_insert(error.clone());
-            state.abandon_batch();
-            for slot in state.calls.values_mut() {
-                if let Slot::Waiting(waker) = slot {
-                    wakers.extend(waker.take());
-                    *slot = Slot::Delivered {
-                        batch: 0,
-                        reply: Err(error.clone()),
-                    };
-                }
-            }
+            let wakers = state.close(error);
             // Nothing queued will be written any more.
-            output.lock().held_back = false;
-        }
+            output.lock().schedule.fail();
+            wakers
+        };
         wakers.into_iter().for_each(Waker::wake);
     }
 }
@@ -429,9 +330,9 @@ impl Drop for Started<'_> {
             conn.write_soon();
         }
         let mut state = conn.pending.lock();
-        match state.calls.remove(&self.id) {
-            Some(Slot::Delivered { batch, reply }) => {
-                let write = state.taken(batch) && conn.output.release_held_back();
+        match state.forget(self.id) {
+            Forgotten::Delivered { reply, write } => {
+                let write = write && conn.output.release_held_back();
                 drop(state);
                 match reply {
                     // A new object nobody takes: release the reference its reply carried.
@@ -446,7 +347,7 @@ impl Drop for Started<'_> {
                     conn.write();
                 }
             }
-            _ => {
+            Forgotten::Cancel => {
                 drop(state);
                 conn.send_oneway(Request::Cancel { id: self.id });
             }
@@ -587,7 +488,7 @@ impl Connection {
 
     /// Whether the connection still works.
     pub(crate) fn is_open(&self) -> bool {
-        self.pending.lock().closed.is_none()
+        self.pending.lock().closed().is_none()
     }
 
     /// Queue a request; `build` gets the request's id. Returns that id and whether this
@@ -602,11 +503,11 @@ impl Connection {
         // Calls stashed by pipelines go first: they were made before this one.
         let stashed = self.output.stashed.load(Ordering::Acquire) && self.queue_stash();
         let mut state = self.pending.lock();
-        if let Some(e) = &state.closed {
+        if let Some(e) = state.closed() {
             return Err(e.clone());
         }
         let id = self.output.next_id();
-        let hold_back = state.untaken > 0;
+        let hold_back = state.holding_back();
         let write = match self.output.push(&ClientMessage::V1(build(id)), hold_back) {
             Ok(write) => write,
             Err(e) => {
@@ -619,7 +520,7 @@ impl Connection {
             }
         };
         if let Some(waker) = waiter {
-            state.calls.insert(id, Slot::Waiting(waker));
+            state.open(id, waker);
         }
         Ok((id, write))
     }
@@ -657,10 +558,10 @@ impl Connection {
             return false;
         }
         let mut state = self.pending.lock();
-        if state.closed.is_none() {
-            state
-                .calls
-                .extend(stash.ids.iter().map(|&id| (id, Slot::Waiting(None))));
+        if state.closed().is_none() {
+            for &id in &stash.ids {
+                state.open(id, None);
+            }
             let mut out = self.output.lock();
             if out.buf.is_empty() {
                 std::mem::swap(&mut out.buf, &mut stash.frames);
@@ -771,63 +672,25 @@ impl Connection {
     /// its slot, if given.
     fn take_reply(
         &self,
-        state: &mut Waiting,
+        state: &mut Requests,
         id: RequestId,
         cx: Option<&mut std::task::Context<'_>>,
     ) -> Option<(Result<OwnedReply>, bool)> {
-        match state.calls.remove(&id) {
-            Some(Slot::Waiting(waker)) => {
-                let waker = match (waker, cx) {
-                    (Some(w), Some(cx)) if w.will_wake(cx.waker()) => Some(w),
-                    (_, Some(cx)) => Some(cx.waker().clone()),
-                    (w, None) => w,
-                };
-                state.calls.insert(id, Slot::Waiting(waker));
-                None
+        match state.take(id, cx.map(|cx| cx.waker())) {
+            Taken::Pending => None,
+            Taken::Ready { reply, write } => {
+                Some((reply, write && self.output.release_held_back()))
             }
-            Some(Slot::Delivered { batch, reply }) => {
-                let write = state.taken(batch) && self.output.release_held_back();
-                Some((reply, write))
-            }
-            None => Some((Err(state.closed_error()), false)),
         }
     }
 }
 
-/// Frames waiting to be written.
+/// Frames waiting to be written, and who writes them.
 #[derive(Default)]
 struct Outgoing {
     /// Length-prefixed frames, in order.
     buf: Vec<u8>,
-    /// Someone (a caller, or the writer task) has undertaken to write `buf`.
-    scheduled: bool,
-    /// `buf` is held back for the caller that takes the last reply of a batch.
-    held_back: bool,
-    /// The writer task watches the queued frames: whatever is still queued after
-    /// [`HOLD_BACK`] it writes, and it stops holding requests back for a batch of replies.
-    watching: bool,
-    /// Frames were left to the watch again since it started: it goes on for another
-    /// [`HOLD_BACK`] (so a busy connection wakes the writer task once per period, not once
-    /// per batch).
-    watch_again: bool,
-    /// The writer task is asked to write `buf` now.
-    wanted: bool,
-    /// The connection was dropped: the writer task writes what is left and stops.
-    shutdown: bool,
-}
-
-impl Outgoing {
-    /// Ask the writer task's watch for another period; true when it is not running yet
-    /// (the writer task must then be woken to start it).
-    fn start_watch(&mut self) -> bool {
-        if self.watching {
-            self.watch_again = true;
-            false
-        } else {
-            self.watching = true;
-            true
-        }
-    }
+    schedule: WriteSchedule,
 }
 
 /// The write side of a connection, shared by callers and the writer task.
@@ -906,18 +769,15 @@ impl Output {
     fn push(&self, message: &ClientMessage<'_>, hold_back: bool) -> Result<bool> {
         let mut state = self.lock();
         self.push_frame(&mut state.buf, message)?;
-        if state.scheduled {
-            return Ok(false);
-        }
-        if hold_back {
-            // The first frame held back for a batch starts the watch; the others ride on it.
-            if !std::mem::replace(&mut state.held_back, true) && state.start_watch() {
+        match state.schedule.push(hold_back) {
+            Push::Nothing | Push::HeldBack => Ok(false),
+            Push::HeldBackWakeWriter => {
                 drop(state);
                 self.wake.notify_one();
+                Ok(false)
             }
-            return Ok(false);
+            Push::Write => Ok(true),
         }
-        Ok(!std::mem::replace(&mut state.scheduled, true))
     }
 
     /// Append one frame to `buf`. An error refuses only this request: the connection is
@@ -938,7 +798,7 @@ impl Output {
     /// [`HOLD_BACK`]): for frames
     /// whose writer might never come back (a caller that yields, held-back frames).
     fn watch(&self) {
-        let started = self.lock().start_watch();
+        let started = self.lock().schedule.start_watch();
         if started {
             self.wake.notify_one();
         }
@@ -947,8 +807,7 @@ impl Output {
     /// The last reply of a batch was taken: true when the caller must now write the frames
     /// held back for it.
     fn release_held_back(&self) -> bool {
-        let mut state = self.lock();
-        std::mem::take(&mut state.held_back) && !std::mem::replace(&mut state.scheduled, true)
+        self.lock().schedule.release_held_back()
     }
 
     /// Write as much as the socket takes right now, without waiting.
@@ -966,8 +825,7 @@ impl Output {
                 Err(e) => return Err(e),
             }
         }
-        state.scheduled = false;
-        state.held_back = false;
+        state.schedule.flushed();
         Ok(Written::All)
     }
 
@@ -981,12 +839,12 @@ impl Output {
 
     /// Have the writer task write what is queued, now.
     fn wake_writer(&self) {
-        self.lock().wanted = true;
+        self.lock().schedule.want_write();
         self.wake.notify_one();
     }
 
     fn shutdown(&self) {
-        self.lock().shutdown = true;
+        self.lock().schedule.shut_down();
         self.wake.notify_one();
     }
 }
@@ -1007,18 +865,13 @@ async fn write_task(output: Arc<Output>, pending: Arc<Pending>) {
                         // delivered and never taken, or a caller did not come back.
                         let mut state = pending.lock();
                         let mut out = output.lock();
-                        if std::mem::take(&mut out.watch_again) {
-                            watch_until = Some(tokio::time::Instant::now() + HOLD_BACK);
-                        } else {
-                            watch_until = None;
-                            out.watching = false;
-                        }
-                        if std::mem::take(&mut out.held_back) {
+                        let queued = !out.buf.is_empty();
+                        let tick = out.schedule.watch_tick(queued);
+                        watch_until = tick
+                            .again
+                            .then(|| tokio::time::Instant::now() + HOLD_BACK);
+                        if tick.abandon_batch {
                             state.abandon_batch();
-                        }
-                        if !out.buf.is_empty() {
-                            out.scheduled = true;
-                            out.wanted = true;
                         }
                     }
                 }
@@ -1026,10 +879,10 @@ async fn write_task(output: Arc<Output>, pending: Arc<Pending>) {
         }
         let write = {
             let mut out = output.lock();
-            if out.watching && watch_until.is_none() {
+            if out.schedule.watching() && watch_until.is_none() {
                 watch_until = Some(tokio::time::Instant::now() + HOLD_BACK);
             }
-            std::mem::take(&mut out.wanted) || out.shutdown
+            out.schedule.take_wanted()
         };
         if write {
             loop {
@@ -1048,7 +901,7 @@ async fn write_task(output: Arc<Output>, pending: Arc<Pending>) {
                 }
             }
         }
-        if output.lock().shutdown {
+        if output.lock().schedule.is_shut_down() {
             return;
         }
     }
@@ -1058,7 +911,7 @@ async fn write_task(output: Arc<Output>, pending: Arc<Pending>) {
 /// has arrived, under one lock, then the wake-ups.
 async fn read_loop(mut reader: FrameReader, pending: Arc<Pending>, output: Arc<Output>) {
     let mut replies = Vec::new();
-    let mut wakers = Vec::new();
+    let mut delivered = Delivered::default();
     let mut batch = Bytes::new();
     let mut pos = 0;
     let error = loop {
@@ -1082,34 +935,13 @@ async fn read_loop(mut reader: FrameReader, pending: Arc<Pending>, output: Arc<O
                 }
             }
         }
-        let mut unwanted = Vec::new();
         if !replies.is_empty() {
-            let mut state = pending.lock();
-            let batch = state.batch + 1;
-            let mut delivered = 0;
-            for (id, result) in replies.drain(..) {
-                match state.deliver(id, batch, result) {
-                    Ok(waker) => {
-                        delivered += 1;
-                        wakers.extend(waker);
-                    }
-                    Err(reply) => unwanted.push(reply),
-                }
-            }
-            if delivered > 0 {
-                state.batch = batch;
-                state.untaken = delivered;
-                state.half = if delivered >= SPLIT_BATCH {
-                    delivered / 2
-                } else {
-                    0
-                };
-            }
+            pending.lock().deliver(replies.drain(..), &mut delivered);
         }
-        wakers.drain(..).for_each(Waker::wake);
+        delivered.wakers.drain(..).for_each(Waker::wake);
         // A new object for a call nobody waits for any more (a dropped future, a detached
         // call): release the reference it carries.
-        for reply in unwanted {
+        for reply in delivered.unwanted.drain(..) {
             if let Ok(OwnedReply::Created(token)) = reply {
                 let decref = ClientMessage::V1(Request::Decref { object: token.id });
                 if let Ok(true) = output.push(&decref, false) {

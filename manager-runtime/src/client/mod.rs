@@ -2,6 +2,7 @@
 
 mod call;
 mod connection;
+mod core;
 pub(crate) mod handoff;
 pub(crate) mod live;
 pub(crate) mod local;
