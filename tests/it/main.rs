@@ -9,6 +9,7 @@ mod auth;
 mod bad_input;
 mod basics;
 mod child;
+mod client_bounds;
 mod common;
 mod effects;
 mod examples;

@@ -125,20 +125,27 @@ impl<'a, A: Serialize, R: DeserializeOwned, E: CallFailure> Call<'a, A, R, E> {
     }
 
     /// Queue the request (a remote call) or start the local call; `waker` is that of the
-    /// poll doing it, if one is.
-    fn start(&mut self, waker: Option<&Waker>) -> Result<()> {
+    /// poll doing it, if one is. False when the connection has no room for the call now:
+    /// it stays new, and `waker` waits for room.
+    fn start(&mut self, waker: Option<&Waker>) -> Result<bool> {
         if let CallState::New(_) = self.state {
             let CallState::New(args) = std::mem::replace(&mut self.state, CallState::Done) else {
                 unreachable!("matched above")
             };
             self.state = match self.handle.remote() {
-                Some(conn) => CallState::Queued(self.handle.start_call(
-                    conn,
-                    self.method,
-                    &args,
-                    waker.cloned(),
-                    false,
-                )?),
+                Some(conn) => {
+                    match self
+                        .handle
+                        .start_call(conn, self.method, &args, waker.cloned(), false)
+                    {
+                        Ok(Some(started)) => CallState::Queued(started),
+                        Ok(None) => {
+                            self.state = CallState::New(args);
+                            return Ok(false);
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
                 None => {
                     let args = self.handle.codec().encode(&args)?;
                     let (handle, method) = (self.handle, self.method);
@@ -148,7 +155,7 @@ impl<'a, A: Serialize, R: DeserializeOwned, E: CallFailure> Call<'a, A, R, E> {
                 }
             };
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -157,9 +164,14 @@ impl<A: Serialize, R: DeserializeOwned, E: CallFailure> Future for Call<'_, A, R
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<R, E>> {
         let this = self.get_mut();
-        if let Err(e) = this.start(Some(cx.waker())) {
-            this.state = CallState::Done;
-            return Poll::Ready(Err(E::from_error(e, this.handle)));
+        match this.start(Some(cx.waker())) {
+            Ok(true) => {}
+            // No room on the connection yet: woken when there may be.
+            Ok(false) => return Poll::Pending,
+            Err(e) => {
+                this.state = CallState::Done;
+                return Poll::Ready(Err(E::from_error(e, this.handle)));
+            }
         }
         let value = match &mut this.state {
             CallState::Queued(started) => {
@@ -228,6 +240,10 @@ pub struct Pipeline<'a, R, E = Error> {
     batch: usize,
     /// Connections where this pipeline stashed calls since it last queued them.
     stashed_on: Vec<&'a Connection>,
+    /// How many calls it stashed since it last queued them.
+    stashed: usize,
+    /// How many of its calls wait for room (`InFlightState::Unstarted`).
+    unstarted: usize,
     result: PhantomData<fn() -> (R, E)>,
 }
 
@@ -239,6 +255,8 @@ struct InFlight<'a> {
 }
 
 enum InFlightState<'a> {
+    /// Pushed while its connection had no room: its arguments, encoded, until there is.
+    Unstarted(Vec<u8>),
     Queued(Started<'a>),
     Local(BoxFuture<'a, Result<Bytes>>),
     Failed(Error),
@@ -252,6 +270,8 @@ impl<R, E> Default for Pipeline<'_, R, E> {
             taken: VecDeque::new(),
             batch: 0,
             stashed_on: Vec::new(),
+            stashed: 0,
+            unstarted: 0,
             result: PhantomData,
         }
     }
@@ -280,12 +300,26 @@ impl<'a, R: DeserializeOwned, E: CallFailure> Pipeline<'a, R, E> {
         let state = if let (CallState::New(args), Some(conn)) = (&call.state, call.handle.remote())
         {
             let conn: &'a Connection = conn;
-            let state = match call.handle.start_call(conn, call.method, args, None, true) {
-                Ok(started) => {
-                    remember(&mut self.stashed_on, conn);
-                    InFlightState::Queued(started)
+            let state = if self.unstarted > 0 || !conn.has_room_for_stash(self.stashed) {
+                // No room: kept here, in order behind the calls not sent yet, until there
+                // is (see `start_unstarted`).
+                match call.handle.codec().encode(args) {
+                    Ok(bytes) => {
+                        self.unstarted += 1;
+                        InFlightState::Unstarted(bytes)
+                    }
+                    Err(e) => InFlightState::Failed(e.into()),
                 }
-                Err(e) => InFlightState::Failed(e),
+            } else {
+                match call.handle.start_call(conn, call.method, args, None, true) {
+                    Ok(Some(started)) => {
+                        self.stashed += 1;
+                        remember(&mut self.stashed_on, conn);
+                        InFlightState::Queued(started)
+                    }
+                    Ok(None) => unreachable!("a stashed call always starts"),
+                    Err(e) => InFlightState::Failed(e),
+                }
             };
             call.state = CallState::Done;
             state
@@ -293,7 +327,7 @@ impl<'a, R: DeserializeOwned, E: CallFailure> Pipeline<'a, R, E> {
             // A local call, or one already queued by a poll.
             match call.start(None) {
                 Err(e) => InFlightState::Failed(e),
-                Ok(()) => match std::mem::replace(&mut call.state, CallState::Done) {
+                Ok(_) => match std::mem::replace(&mut call.state, CallState::Done) {
                     CallState::Queued(mut started) => {
                         if started.defer_write() {
                             remember(&mut self.unwritten, started.connection());
@@ -339,6 +373,9 @@ impl<'a, R: DeserializeOwned, E: CallFailure> Pipeline<'a, R, E> {
         let half = self.batch / 2;
         if self.taken.is_empty() || (self.batch >= SPLIT_BATCH && self.taken.len() == half) {
             self.queue_stash();
+            if self.unstarted > 0 {
+                self.start_unstarted(cx);
+            }
             for conn in self.unwritten.drain(..) {
                 conn.write();
             }
@@ -347,6 +384,8 @@ impl<'a, R: DeserializeOwned, E: CallFailure> Pipeline<'a, R, E> {
             return Poll::Ready(None);
         };
         let value = match &mut front.state {
+            // Waits for room on its connection (woken when there may be).
+            InFlightState::Unstarted(_) => return Poll::Pending,
             InFlightState::Queued(started) => {
                 if self.taken.is_empty() {
                     // The replies of this call and of the calls after it on the same
@@ -396,10 +435,42 @@ impl<'a, R, E> Pipeline<'a, R, E> {
     /// Queue the calls this pipeline stashed (with any other pipeline's on the same
     /// connections, in the order they were made), to be written next.
     fn queue_stash(&mut self) {
+        self.stashed = 0;
         for conn in self.stashed_on.drain(..) {
             if conn.queue_stash() {
                 remember(&mut self.unwritten, conn);
             }
+        }
+    }
+
+    /// Queue, in order, the calls that waited for room, as far as there is room now; the
+    /// first that finds none waits for it with `cx`'s waker.
+    fn start_unstarted(&mut self, cx: &Context<'_>) {
+        for call in self.calls.iter_mut() {
+            if self.unstarted == 0 {
+                break;
+            }
+            let InFlightState::Unstarted(args) = &call.state else {
+                continue;
+            };
+            let Some(conn) = call.handle.remote() else {
+                unreachable!("only remote calls wait for room")
+            };
+            let conn: &'a Connection = conn;
+            let started =
+                call.handle
+                    .start_encoded(conn, call.method, args, Some(cx.waker().clone()));
+            call.state = match started {
+                Ok(Some(mut started)) => {
+                    if started.defer_write() {
+                        remember(&mut self.unwritten, conn);
+                    }
+                    InFlightState::Queued(started)
+                }
+                Ok(None) => return,
+                Err(e) => InFlightState::Failed(e),
+            };
+            self.unstarted -= 1;
         }
     }
 }

@@ -32,7 +32,7 @@
 //! Designs tried and measured against this one: `docs/performance.md`, design notes.
 
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
@@ -41,7 +41,8 @@ use bytes::Bytes;
 use manager_core::wire::{
     self, ClientMessage, ObjectInfo, Reply, Request, RequestId, ServerMessage,
 };
-use manager_core::{Address, Codec, Token};
+use manager_core::{Address, Codec, ObjectId, Token};
+use rustc_hash::FxHashMap;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tokio_util::codec::{FramedRead, FramedWrite};
@@ -286,7 +287,13 @@ impl<'a> Started<'a> {
                 None => break,
             }
         }
+        let room = if out.is_empty() {
+            Vec::new()
+        } else {
+            conn.room_made(&mut state)
+        };
         drop(state);
+        room.into_iter().for_each(Waker::wake);
         if write {
             // Deferred like the others; the writer task's watch covers a caller that
             // never comes back.
@@ -330,15 +337,16 @@ impl Drop for Started<'_> {
             conn.write_soon();
         }
         let mut state = conn.pending.lock();
-        match state.forget(self.id) {
+        let forgotten = state.forget(self.id);
+        let room = conn.room_made(&mut state);
+        match forgotten {
             Forgotten::Delivered { reply, write } => {
                 let write = write && conn.output.release_held_back();
                 drop(state);
+                room.into_iter().for_each(Waker::wake);
                 match reply {
                     // A new object nobody takes: release the reference its reply carried.
-                    Ok(OwnedReply::Created(token)) => {
-                        conn.send_oneway(Request::Decref { object: token.id })
-                    }
+                    Ok(OwnedReply::Created(token)) => conn.send_ref(token.id, -1),
                     // An effect nobody takes (a lock granted, an item taken): undone.
                     Ok(OwnedReply::Effect(_)) => conn.send_oneway(Request::Cancel { id: self.id }),
                     _ => {}
@@ -349,10 +357,36 @@ impl Drop for Started<'_> {
             }
             Forgotten::Cancel => {
                 drop(state);
+                room.into_iter().for_each(Waker::wake);
                 conn.send_oneway(Request::Cancel { id: self.id });
             }
         }
     }
+}
+
+/// What [`Connection::enqueue`] did.
+enum Queued {
+    /// Queued under this id; `true`: the caller must see to the write.
+    Started(RequestId, bool),
+    /// Not queued: the connection has no room for another call now (the caller's waker,
+    /// if any, waits for room).
+    NoRoom,
+}
+
+/// After the queue drained: wake the callers waiting for room.
+fn wake_room(pending: &Pending, output: &Output) {
+    if !output.room_wanted.load(Ordering::Acquire) {
+        return;
+    }
+    let wakers = {
+        let mut state = pending.lock();
+        let wakers = state.room_made();
+        if !state.room_wanted() {
+            output.room_wanted.store(false, Ordering::Release);
+        }
+        wakers
+    };
+    wakers.into_iter().for_each(Waker::wake);
 }
 
 /// Options for a client connection.
@@ -360,6 +394,11 @@ impl Drop for Started<'_> {
 pub(crate) struct ConnectOptions {
     pub(crate) max_frame: usize,
     pub(crate) handshake_timeout: Duration,
+    /// The most calls in flight at once; more wait for room.
+    pub(crate) max_calls_in_flight: usize,
+    /// The most bytes queued for the socket before calls wait for room (and proxies'
+    /// reference changes are coalesced).
+    pub(crate) max_queued_bytes: usize,
 }
 
 /// One authenticated connection. Dropped when the last client and proxy using it are gone:
@@ -372,8 +411,8 @@ pub(crate) struct Connection {
     codec: Codec,
     /// Where requests are queued, and written (see the module docs for by whom). Proxy
     /// `Clone` and `Drop` enqueue their incref/decref synchronously and in order with
-    /// calls. Every call waits for its reply, so frames cannot pile up faster than the
-    /// callers' own concurrency.
+    /// calls (coalesced while the queue is full). Calls wait for room beyond
+    /// `max_calls_in_flight` calls or `max_queued_bytes` bytes.
     output: Arc<Output>,
     pending: Arc<Pending>,
     reader: AbortHandle,
@@ -438,8 +477,15 @@ impl Connection {
                 Err(_) => return Err(Error::Transport(TransportError::HandshakeTimeout)),
             }
         };
-        let pending = Arc::new(Pending::default());
-        let output = Arc::new(Output::new(writer.into_inner(), options.max_frame));
+        let pending = Arc::new(Pending {
+            state: Mutex::new(Requests::new(options.max_calls_in_flight)),
+        });
+        let output = Arc::new(Output::new(
+            writer.into_inner(),
+            options.max_frame,
+            options.max_queued_bytes,
+            options.max_calls_in_flight,
+        ));
         tokio::spawn(write_task(output.clone(), pending.clone()));
         let reader = FrameReader::new(reader, options.max_frame);
         let reader =
@@ -499,12 +545,26 @@ impl Connection {
         &self,
         build: impl FnOnce(RequestId) -> Request<'b>,
         waiter: Option<Option<Waker>>,
-    ) -> Result<(RequestId, bool)> {
+    ) -> Result<Queued> {
         // Calls stashed by pipelines go first: they were made before this one.
         let stashed = self.output.stashed.load(Ordering::Acquire) && self.queue_stash();
         let mut state = self.pending.lock();
         if let Some(e) = state.closed() {
             return Err(e.clone());
+        }
+        if let Some(waker) = &waiter {
+            // A call: it waits while the connection has no room for it.
+            if !state.has_room() || self.output.full() {
+                if let Some(waker) = waker {
+                    state.wait_for_room(waker);
+                    self.output.room_wanted.store(true, Ordering::Release);
+                }
+                drop(state);
+                if stashed {
+                    self.write_soon();
+                }
+                return Ok(Queued::NoRoom);
+            }
         }
         let id = self.output.next_id();
         let hold_back = state.holding_back();
@@ -521,8 +581,30 @@ impl Connection {
         };
         if let Some(waker) = waiter {
             state.open(id, waker);
+            self.output.in_flight.store(state.len(), Ordering::Relaxed);
         }
-        Ok((id, write))
+        Ok(Queued::Started(id, write))
+    }
+
+    /// Wake the callers waiting for room, if there is room now.
+    fn room_made(&self, state: &mut Requests) -> Vec<Waker> {
+        self.output.in_flight.store(state.len(), Ordering::Relaxed);
+        if !state.room_wanted() || self.output.full() {
+            return Vec::new();
+        }
+        let wakers = state.room_made();
+        if !state.room_wanted() {
+            self.output.room_wanted.store(false, Ordering::Release);
+        }
+        wakers
+    }
+
+    /// Whether a pipeline may stash one more call: the connection has room for it (read
+    /// without the lock of the calls in flight, so about: a pipeline may go a little over
+    /// the bound, never far). `stashed`: calls the pipeline stashed and did not queue yet.
+    pub(crate) fn has_room_for_stash(&self, stashed: usize) -> bool {
+        !self.output.full()
+            && self.output.in_flight.load(Ordering::Relaxed) + stashed < self.output.max_in_flight
     }
 
     /// Stash a request built around a fresh id in this connection's [`Stash`], taking no
@@ -562,12 +644,15 @@ impl Connection {
             for &id in &stash.ids {
                 state.open(id, None);
             }
+            self.output.in_flight.store(state.len(), Ordering::Relaxed);
             let mut out = self.output.lock();
+            self.output.queue_refs(&mut out);
             if out.buf.is_empty() {
                 std::mem::swap(&mut out.buf, &mut stash.frames);
             } else {
                 out.buf.extend_from_slice(&stash.frames);
             }
+            self.output.queued.store(out.buf.len(), Ordering::Relaxed);
         }
         stash.ids.clear();
         stash.frames.clear();
@@ -589,8 +674,9 @@ impl Connection {
     /// Write what is queued, as far as the socket takes it now; the writer task does the
     /// rest. A failed socket fails every pending call.
     pub(crate) fn write(&self) {
-        if let Err(e) = self.output.write_now() {
-            self.pending.close(Error::Transport(e.into()), &self.output);
+        match self.output.write_now() {
+            Ok(()) => wake_room(&self.pending, &self.output),
+            Err(e) => self.pending.close(Error::Transport(e.into()), &self.output),
         }
     }
 
@@ -603,9 +689,24 @@ impl Connection {
     /// Send a request built around a fresh id, without waiting for its reply (which is
     /// dropped when it arrives). Errors are ignored, as for [`Connection::send_oneway`].
     pub(crate) fn send_unanswered<'b>(&self, build: impl FnOnce(RequestId) -> Request<'b>) {
-        if let Ok((_, true)) = self.enqueue(build, None) {
+        if let Ok(Queued::Started(_, true)) = self.enqueue(build, None) {
             self.write_soon();
         }
+    }
+
+    /// Change this connection's references to `object` by one (`Incref`/`Decref` from a
+    /// proxy's `Clone`/`Drop`, or a decref of a new object nobody takes). While the queue
+    /// is full these are coalesced, per object, and queued once it drains: a proxy's drop
+    /// never waits and never grows the queue without bound.
+    pub(crate) fn send_ref(&self, object: ObjectId, delta: i8) {
+        if self.output.coalesce(object, delta) {
+            return;
+        }
+        self.send_oneway(if delta > 0 {
+            Request::Incref { object }
+        } else {
+            Request::Decref { object }
+        });
     }
 
     /// Send a request built around a fresh id and wait for its reply.
@@ -616,9 +717,16 @@ impl Connection {
     /// `Caller::undo_unless_taken`), and its reply is discarded.
     pub(crate) async fn request<'b>(
         &self,
-        build: impl FnOnce(RequestId) -> Request<'b>,
+        build: impl Fn(RequestId) -> Request<'b>,
     ) -> Result<OwnedReply> {
-        self.start(build, None)?.reply().await
+        // Waits for room first (then the request is queued with this task's waker).
+        let started = poll_fn(|cx| match self.start(&build, Some(cx.waker().clone())) {
+            Ok(Some(started)) => Poll::Ready(Ok(started)),
+            Ok(None) => Poll::Pending,
+            Err(e) => Poll::Ready(Err(e)),
+        })
+        .await?;
+        started.reply().await
     }
 
     /// Queue a request built around a fresh id, now; [`Started::reply`] waits for the
@@ -627,21 +735,27 @@ impl Connection {
     ///
     /// A caller that polls now passes its waker: the first [`Started::poll_reply`] then
     /// need not look for the reply (one that comes wakes it).
+    ///
+    /// `None` when the connection has no room for another call now (see
+    /// `ClientBuilder::max_calls_in_flight`): nothing was queued, and `waker` is woken
+    /// once there may be room.
     pub(crate) fn start<'b>(
         &self,
         build: impl FnOnce(RequestId) -> Request<'b>,
         waker: Option<Waker>,
-    ) -> Result<Started<'_>> {
+    ) -> Result<Option<Started<'_>>> {
         let registered = waker.is_some();
-        let (id, write) = self.enqueue(build, Some(waker))?;
-        Ok(Started::new(self, id, write, registered))
+        match self.enqueue(build, Some(waker))? {
+            Queued::Started(id, write) => Ok(Some(Started::new(self, id, write, registered))),
+            Queued::NoRoom => Ok(None),
+        }
     }
 
     /// Tell the server the effect of call `id` was taken, before its caller can make
     /// another request, and written now if the socket takes it (not left to the writer
     /// task, which a runtime shutting down may never run again).
     pub(crate) fn acknowledge(&self, id: RequestId) {
-        if let Ok((_, true)) = self.enqueue(|_| Request::Ack { id }, None) {
+        if let Ok(Queued::Started(_, true)) = self.enqueue(|_| Request::Ack { id }, None) {
             self.write();
         }
     }
@@ -655,7 +769,13 @@ impl Connection {
     ) -> Poll<(Result<OwnedReply>, bool)> {
         let mut state = self.pending.lock();
         let taken = self.take_reply(&mut state, id, Some(cx));
+        let room = if taken.is_some() {
+            self.room_made(&mut state)
+        } else {
+            Vec::new()
+        };
         drop(state);
+        room.into_iter().for_each(Waker::wake);
         match taken {
             Some((Ok(OwnedReply::Effect(value)), write)) => {
                 // Taken by its caller: the effect stands.
@@ -691,6 +811,9 @@ struct Outgoing {
     /// Length-prefixed frames, in order.
     buf: Vec<u8>,
     schedule: WriteSchedule,
+    /// Reference changes coalesced while the queue was full, by object: queued (before
+    /// any later frame) once it drains.
+    refs: FxHashMap<ObjectId, i64>,
 }
 
 /// The write side of a connection, shared by callers and the writer task.
@@ -708,6 +831,16 @@ struct Output {
     stash: Stash,
     /// Whether `stash` holds any calls: checked without its lock by every request.
     stashed: AtomicBool,
+    /// About how many bytes `buf` holds (read without the lock).
+    queued: AtomicUsize,
+    /// The most bytes queued before calls wait for room.
+    max_queued: usize,
+    /// A caller waits for room: whoever drains the queue wakes it.
+    room_wanted: AtomicBool,
+    /// About how many calls are in flight (read without the lock of [`Pending`]), and the
+    /// bound: for pipelines, which stash their calls without that lock.
+    in_flight: AtomicUsize,
+    max_in_flight: usize,
 }
 
 /// Calls [`Pipeline`](crate::Pipeline)s made on one connection and have not queued yet:
@@ -743,7 +876,12 @@ enum Written {
 }
 
 impl Output {
-    fn new(socket: SocketWriter, max_frame: usize) -> Self {
+    fn new(
+        socket: SocketWriter,
+        max_frame: usize,
+        max_queued: usize,
+        max_in_flight: usize,
+    ) -> Self {
         Output {
             state: Mutex::new(Outgoing::default()),
             socket,
@@ -752,6 +890,49 @@ impl Output {
             next_id: AtomicU64::new(1),
             stash: Stash::default(),
             stashed: AtomicBool::new(false),
+            queued: AtomicUsize::new(0),
+            max_queued: max_queued.max(1),
+            room_wanted: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: max_in_flight.max(1),
+        }
+    }
+
+    /// Whether the queue is full: calls wait for room, reference changes are coalesced.
+    fn full(&self) -> bool {
+        self.queued.load(Ordering::Relaxed) >= self.max_queued
+    }
+
+    /// While the queue is full (or changes coalesced earlier are still waiting), coalesce
+    /// a reference change instead of queueing it; false: queue it as usual.
+    fn coalesce(&self, object: ObjectId, delta: i8) -> bool {
+        let mut state = self.lock();
+        if state.refs.is_empty() && !self.full() {
+            return false;
+        }
+        let net = state.refs.entry(object).or_insert(0);
+        *net += i64::from(delta);
+        if *net == 0 {
+            state.refs.remove(&object);
+        }
+        true
+    }
+
+    /// Queue the coalesced reference changes, if the queue has room for them.
+    fn queue_refs(&self, state: &mut Outgoing) {
+        if state.refs.is_empty() || state.buf.len() >= self.max_queued {
+            return;
+        }
+        for (object, net) in std::mem::take(&mut state.refs) {
+            let request = if net > 0 {
+                Request::Incref { object }
+            } else {
+                Request::Decref { object }
+            };
+            for _ in 0..net.unsigned_abs() {
+                // A reference change always encodes, and is far below any frame limit.
+                let _ = self.push_frame(&mut state.buf, &ClientMessage::V1(request.clone()));
+            }
         }
     }
 
@@ -768,7 +949,10 @@ impl Output {
     /// else is about to. A held-back frame waits for the last reply of a batch to be taken.
     fn push(&self, message: &ClientMessage<'_>, hold_back: bool) -> Result<bool> {
         let mut state = self.lock();
+        // Reference changes coalesced earlier go before this frame.
+        self.queue_refs(&mut state);
         self.push_frame(&mut state.buf, message)?;
+        self.queued.store(state.buf.len(), Ordering::Relaxed);
         match state.schedule.push(hold_back) {
             Push::Nothing | Push::HeldBack => Ok(false),
             Push::HeldBackWakeWriter => {
@@ -813,17 +997,25 @@ impl Output {
     /// Write as much as the socket takes right now, without waiting.
     fn try_flush(&self) -> std::io::Result<Written> {
         let mut state = self.lock();
-        while !state.buf.is_empty() {
-            match self.socket.try_write(&state.buf) {
-                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    state.buf.drain(..n);
+        loop {
+            while !state.buf.is_empty() {
+                match self.socket.try_write(&state.buf) {
+                    Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                    Ok(n) => {
+                        state.buf.drain(..n);
+                        self.queued.store(state.buf.len(), Ordering::Relaxed);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        return Ok(Written::Blocked)
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    return Ok(Written::Blocked)
-                }
-                Err(e) => return Err(e),
             }
+            // Drained: the reference changes coalesced meanwhile go out too.
+            if state.refs.is_empty() {
+                break;
+            }
+            self.queue_refs(&mut state);
         }
         state.schedule.flushed();
         Ok(Written::All)
@@ -887,7 +1079,10 @@ async fn write_task(output: Arc<Output>, pending: Arc<Pending>) {
         if write {
             loop {
                 match output.try_flush() {
-                    Ok(Written::All) => break,
+                    Ok(Written::All) => {
+                        wake_room(&pending, &output);
+                        break;
+                    }
                     Ok(Written::Blocked) => {
                         if let Err(e) = output.socket.writable().await {
                             pending.close(Error::Transport(e.into()), &output);
@@ -943,10 +1138,14 @@ async fn read_loop(mut reader: FrameReader, pending: Arc<Pending>, output: Arc<O
         // call): release the reference it carries.
         for reply in delivered.unwanted.drain(..) {
             if let Ok(OwnedReply::Created(token)) = reply {
+                if output.coalesce(token.id, -1) {
+                    continue;
+                }
                 let decref = ClientMessage::V1(Request::Decref { object: token.id });
                 if let Ok(true) = output.push(&decref, false) {
-                    if let Err(e) = output.write_now() {
-                        pending.close(Error::Transport(e.into()), &output);
+                    match output.write_now() {
+                        Ok(()) => wake_room(&pending, &output),
+                        Err(e) => pending.close(Error::Transport(e.into()), &output),
                     }
                 }
             }

@@ -53,17 +53,18 @@ pub(crate) struct Requests {
     half: usize,
     /// Set once the connection failed; every later call gets this error at once.
     closed: Option<Error>,
+    /// The most calls in flight at once (`ClientBuilder::max_calls_in_flight`).
+    max_in_flight: usize,
+    /// Callers waiting for room to start their call.
+    room: Vec<Waker>,
 }
+
+/// The default bound of calls in flight on one connection.
+pub(crate) const MAX_IN_FLIGHT: usize = 64 * 1024;
 
 impl Default for Requests {
     fn default() -> Self {
-        Requests {
-            calls: FxHashMap::default(),
-            batch: 1,
-            untaken: 0,
-            half: 0,
-            closed: None,
-        }
+        Requests::new(MAX_IN_FLIGHT)
     }
 }
 
@@ -103,6 +104,53 @@ pub(crate) enum Forgotten {
 }
 
 impl Requests {
+    /// An empty table that keeps at most `max_in_flight` calls in flight.
+    pub(crate) fn new(max_in_flight: usize) -> Self {
+        Requests {
+            calls: FxHashMap::default(),
+            batch: 1,
+            untaken: 0,
+            half: 0,
+            closed: None,
+            max_in_flight: max_in_flight.max(1),
+            room: Vec::new(),
+        }
+    }
+
+    /// How many calls are in flight.
+    pub(crate) fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Whether another call may start: fewer than the bound are in flight.
+    pub(crate) fn has_room(&self) -> bool {
+        self.calls.len() < self.max_in_flight
+    }
+
+    /// A caller found no room ([`has_room`](Self::has_room) false, or too many bytes queued):
+    /// `waker` is woken once a call in flight ends, or the queue drains
+    /// ([`room_made`](Self::room_made)).
+    pub(crate) fn wait_for_room(&mut self, waker: &Waker) {
+        if !self.room.iter().any(|w| w.will_wake(waker)) {
+            self.room.push(waker.clone());
+        }
+    }
+
+    /// Whether a caller waits for room.
+    pub(crate) fn room_wanted(&self) -> bool {
+        !self.room.is_empty()
+    }
+
+    /// Room was made (a call ended, or the queue drained): the callers waiting for it, to
+    /// wake (they try again; one that finds none waits again).
+    pub(crate) fn room_made(&mut self) -> Vec<Waker> {
+        if self.has_room() || self.closed.is_some() {
+            std::mem::take(&mut self.room)
+        } else {
+            Vec::new()
+        }
+    }
+
     /// Whether requests are held back now (replies of the latest batch are untaken).
     pub(crate) fn holding_back(&self) -> bool {
         self.untaken > 0
@@ -189,7 +237,7 @@ impl Requests {
     /// Fail every waiting call, and all later ones, with `error`; returns the callers to
     /// wake. Stops holding requests back.
     pub(crate) fn close(&mut self, error: Error) -> Vec<Waker> {
-        let mut wakers = Vec::new();
+        let mut wakers = std::mem::take(&mut self.room);
         self.closed.get_or_insert(error.clone());
         self.abandon_batch();
         for slot in self.calls.values_mut() {
@@ -232,7 +280,7 @@ impl Requests {
 
     #[cfg(test)]
     fn in_flight(&self) -> usize {
-        self.calls.len()
+        self.len()
     }
 }
 
@@ -533,6 +581,40 @@ mod tests {
         out.wakers.into_iter().for_each(Waker::wake);
         assert_eq!(first.0.load(Ordering::SeqCst), 0);
         assert_eq!(second.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn calls_beyond_the_bound_wait_for_room_and_are_woken_as_calls_end() {
+        let mut requests = Requests::new(2);
+        requests.open(1, None);
+        assert!(requests.has_room());
+        requests.open(2, None);
+        assert!(!requests.has_room());
+        let (woken, w) = waker();
+        requests.wait_for_room(&w);
+        requests.wait_for_room(&w); // the same task waits once
+        assert!(requests.room_wanted());
+        assert!(requests.room_made().is_empty(), "no room yet");
+        requests.deliver([(1, value(1))], &mut Delivered::default());
+        assert_eq!(count(requests.take(1, None)), (Some(1), true));
+        let wakers = requests.room_made();
+        assert_eq!(wakers.len(), 1);
+        wakers.into_iter().for_each(Waker::wake);
+        assert_eq!(woken.0.load(Ordering::SeqCst), 1);
+        assert!(!requests.room_wanted());
+        // A dropped call makes room too, and a closed connection wakes every waiter.
+        requests.open(3, None);
+        requests.wait_for_room(&w);
+        assert!(matches!(requests.forget(3), Forgotten::Cancel));
+        assert_eq!(requests.room_made().len(), 1);
+        requests.open(4, None);
+        requests.wait_for_room(&w);
+        assert_eq!(
+            requests
+                .close(Error::Transport(TransportError::Closed))
+                .len(),
+            1
+        );
     }
 
     #[test]

@@ -21,6 +21,9 @@ use connection::{ConnectOptions, OwnedReply};
 pub use proxy::{HasProxy, Proxy, ProxyHandle, ProxyOf};
 
 use crate::transport::DEFAULT_MAX_FRAME;
+
+/// The default bound of bytes queued for one connection's socket.
+const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
 use crate::{AuthKey, IntoAddress, Result};
 
 /// A connection to a manager (Python's `BaseManager.connect()`); cheap to clone, and all
@@ -50,6 +53,8 @@ impl Default for ClientBuilder {
             options: ConnectOptions {
                 max_frame: DEFAULT_MAX_FRAME,
                 handshake_timeout: Duration::from_secs(10),
+                max_calls_in_flight: core::MAX_IN_FLIGHT,
+                max_queued_bytes: MAX_QUEUED_BYTES,
             },
         }
     }
@@ -65,6 +70,31 @@ impl ClientBuilder {
     /// How long connecting and authenticating may take (default 10 s).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.options.handshake_timeout = timeout.min(crate::transport::MAX_TIMEOUT);
+        self
+    }
+
+    /// The most calls one connection keeps in flight at once (default 65 536). One more
+    /// waits, before sending anything, until a call in flight ends: its future stays
+    /// pending (a `Pipeline` keeps the calls pushed beyond it, encoded, and sends them as
+    /// room comes). At least 1.
+    ///
+    /// Keep it above the number of calls that may *wait on the server* at once on one
+    /// connection (blocked `get`s, contended locks): a call waiting for room here cannot be
+    /// the one that would release them (the server bounds those with its own
+    /// `ServerBuilder::max_calls_in_flight`, 1024 by default).
+    pub fn max_calls_in_flight(mut self, calls: usize) -> Self {
+        self.options.max_calls_in_flight = calls.max(1);
+        self
+    }
+
+    /// The most bytes one connection queues for its socket (default 16 MiB) while the
+    /// server does not read them. Beyond it, calls wait as for
+    /// [`max_calls_in_flight`](Self::max_calls_in_flight), and the reference changes of
+    /// proxies cloned and dropped meanwhile (which cannot wait) are coalesced per object and
+    /// sent once the queue drains: a proxy's drop never blocks and never grows the queue
+    /// without bound. One request may exceed it (a single large argument). At least 1.
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.options.max_queued_bytes = bytes.max(1);
         self
     }
 

@@ -177,6 +177,27 @@ impl ProxyHandle {
         }
     }
 
+    /// Queue a call of `method` on `conn` with arguments already encoded (a pipeline's
+    /// call that waited for room); `None` as for [`start_call`](Self::start_call).
+    pub(super) fn start_encoded<'c>(
+        &self,
+        conn: &'c Connection,
+        method: &str,
+        args: &[u8],
+        waker: Option<Waker>,
+    ) -> Result<Option<Started<'c>>> {
+        let object = self.token.id;
+        conn.start(
+            |id| Request::Call {
+                id,
+                object,
+                method,
+                args,
+            },
+            waker,
+        )
+    }
+
     /// The value of a remote call's reply.
     pub(super) fn value_of(&self, method: &str, reply: OwnedReply) -> Result<Payload> {
         match &self.link {
@@ -190,6 +211,9 @@ impl ProxyHandle {
     ///
     /// With `stash`, the call goes to the connection's stash (see
     /// [`Connection::start_stashed`]) instead of being queued now.
+    ///
+    /// `None` when the connection has no room for another call now: nothing was queued
+    /// and `waker` waits for room (never for a stashed call: the pipeline checks first).
     pub(super) fn start_call<'c, A: Serialize>(
         &self,
         conn: &'c Connection,
@@ -197,7 +221,7 @@ impl ProxyHandle {
         args: &A,
         waker: Option<Waker>,
         stash: bool,
-    ) -> Result<Started<'c>> {
+    ) -> Result<Option<Started<'c>>> {
         thread_local! {
             static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
         }
@@ -214,7 +238,7 @@ impl ProxyHandle {
             args: &buf,
         };
         let started = match stash {
-            true => conn.start_stashed(build),
+            true => conn.start_stashed(build).map(Some),
             false => conn.start(build, waker),
         };
         if buf.capacity() <= 64 * 1024 {
@@ -348,7 +372,7 @@ impl Clone for ProxyHandle {
         let object = self.token.id;
         let link = match &self.link {
             Link::Remote(conn) => {
-                conn.send_oneway(Request::Incref { object });
+                conn.send_ref(object, 1);
                 Link::Remote(conn.clone())
             }
             Link::Local(server, owner) => {
@@ -372,7 +396,7 @@ impl Drop for ProxyHandle {
     fn drop(&mut self) {
         let object = self.token.id;
         match &self.link {
-            Link::Remote(conn) => conn.send_oneway(Request::Decref { object }),
+            Link::Remote(conn) => conn.send_ref(object, -1),
             Link::Local(server, owner) => {
                 if let Some(server) = server.upgrade() {
                     server.release(object, *owner);
