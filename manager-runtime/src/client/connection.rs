@@ -25,9 +25,11 @@
 //!
 //! Whatever is left to a caller that might not come back (a yielding caller, held-back
 //! frames whose batch has a reply nobody takes) is watched by the writer task: at each
-//! tick of its [`HOLD_BACK`] timer it writes whatever is still queued (so a frame waits at
-//! most about one period, often much less). The timer re-arms itself while the connection
-//! is busy, so the watch costs one timer wake per period, not a wake per batch.
+//! tick of its watch, once it has yielded to the tasks woken with it, it writes whatever is
+//! still queued and stops holding requests back for that batch. No timer is involved: a
+//! call future kept and never polled again strands no other caller's frames, whatever the
+//! runtime's clock does. The watch goes on while the connection is busy and stops when
+//! nothing was left to it.
 //!
 //! Designs tried and measured against this one: `docs/performance.md`, design notes.
 
@@ -52,10 +54,6 @@ use super::handoff::AdoptContext;
 use crate::auth::{self, AuthKey};
 use crate::transport::{self, frame_codec, FrameError, FrameReader, SocketWriter};
 use crate::{Error, Result, TransportError};
-
-/// How long requests wait for the callers of a batch of replies to take them before the
-/// writer task writes them anyway.
-const HOLD_BACK: Duration = Duration::from_millis(1);
 
 /// The most replies the reader delivers in one batch.
 const MAX_BATCH: usize = 256;
@@ -978,8 +976,8 @@ impl Output {
         })
     }
 
-    /// Have the writer task write what is still queued at its next watch tick (within
-    /// [`HOLD_BACK`]): for frames
+    /// Have the writer task write what is still queued at its next watch tick (after it
+    /// yields once): for frames
     /// whose writer might never come back (a caller that yields, held-back frames).
     fn watch(&self) {
         let started = self.lock().schedule.start_watch();
@@ -1042,38 +1040,36 @@ impl Output {
 }
 
 /// Writes what callers leave to it: frames queued inside tokio tasks, frames the socket
-/// did not take at once, held-back frames nobody released within [`HOLD_BACK`], and what
+/// did not take at once, held-back frames nobody released by its next watch tick, and what
 /// is left when the connection is dropped; then closes the socket by dropping it.
 async fn write_task(output: Arc<Output>, pending: Arc<Pending>) {
-    let mut watch_until = None;
+    // Whether the watch runs: at each tick, after yielding once (so that the tasks woken
+    // with a batch of replies run first), what is still queued is written. No timer: a
+    // caller that never comes back strands nothing, whatever the runtime's clock does.
+    let mut watching = false;
     loop {
-        match watch_until {
-            None => output.wake.notified().await,
-            Some(deadline) => {
-                tokio::select! {
-                    () = output.wake.notified() => {}
-                    () = tokio::time::sleep_until(deadline) => {
-                        // Take the lock of `pending` first (the lock order): a reply was
-                        // delivered and never taken, or a caller did not come back.
-                        let mut state = pending.lock();
-                        let mut out = output.lock();
-                        let queued = !out.buf.is_empty();
-                        let tick = out.schedule.watch_tick(queued);
-                        watch_until = tick
-                            .again
-                            .then(|| tokio::time::Instant::now() + HOLD_BACK);
-                        if tick.abandon_batch {
-                            state.abandon_batch();
-                        }
+        if watching {
+            tokio::select! {
+                () = output.wake.notified() => {}
+                () = tokio::task::yield_now() => {
+                    // Take the lock of `pending` first (the lock order): a reply was
+                    // delivered and never taken, or a caller did not come back.
+                    let mut state = pending.lock();
+                    let mut out = output.lock();
+                    let queued = !out.buf.is_empty();
+                    let tick = out.schedule.watch_tick(queued);
+                    watching = tick.again;
+                    if tick.abandon_batch {
+                        state.abandon_batch();
                     }
                 }
             }
+        } else {
+            output.wake.notified().await;
         }
         let write = {
             let mut out = output.lock();
-            if out.schedule.watching() && watch_until.is_none() {
-                watch_until = Some(tokio::time::Instant::now() + HOLD_BACK);
-            }
+            watching |= out.schedule.watching();
             out.schedule.take_wanted()
         };
         if write {
