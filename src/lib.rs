@@ -445,6 +445,13 @@ pub use manager_runtime::{
     ShutdownHandle, TransportError, TypedError, DEFAULT_MAX_FRAME,
 };
 
+/// What a manager says about the types it serves: [`Client::describe`].
+pub mod describe {
+    pub use manager_core::describe::{
+        ErrorsAs, MethodDescription, Param, Registered, ReturnDescription, Returns, TypeDescription,
+    };
+}
+
 /// Serving stock CPython clients: see [`manager_runtime::python`].
 pub mod python {
     pub use manager_runtime::python::*;
@@ -473,6 +480,7 @@ struct ReadmeDoctests;
 /// The only paths generated code names. Not public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use manager_core::describe;
     pub use manager_core::{
         decode_args, encode_result, encode_typed_result, encode_value, unknown_method_index,
         wrong_receiver, CallOutcome, Codec, DisplayFallback, DisplayViaTrait, MethodInfo, Receiver,

@@ -14,6 +14,7 @@
 //! Users normally reach all of this through the `managers` facade crate.
 
 mod codec;
+pub mod describe;
 mod error;
 pub mod handshake;
 mod id;

@@ -25,6 +25,10 @@ pub struct MethodInfo {
     pub is_async: bool,
     /// The method's rustdoc text.
     pub doc: &'static str,
+    /// Its parameters, as written.
+    pub params: &'static [crate::describe::Param],
+    /// What it returns, as written.
+    pub returns: crate::describe::Returns,
 }
 
 /// What a method call produced.

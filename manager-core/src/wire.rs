@@ -123,6 +123,11 @@ pub enum Request<'a> {
         /// Echoed in the reply.
         id: RequestId,
     },
+    /// Describe every registered typeid: its type's exposed methods and the registration.
+    Describe {
+        /// Echoed in the reply.
+        id: RequestId,
+    },
 }
 
 /// Identifies one proxy hand-off: 16 random bytes.
@@ -163,6 +168,8 @@ pub enum Reply<'a> {
     /// taken) the server undoes unless the caller acknowledges it with `Ack`: the caller
     /// sends `Ack` when it takes the result, `Cancel` if it drops it.
     Effect(#[serde(with = "serde_bytes")] &'a [u8]),
+    /// The server's typeids, described (sorted by typeid).
+    Description(Vec<crate::describe::TypeDescription>),
 }
 
 /// One row of `debug_info()`.

@@ -15,6 +15,10 @@
 //! `--max-handshakes`, `--max-calls-in-flight`, `--max-frame-length`, `--handshake-timeout` and `--hold-timeout`
 //! set the server's limits (see `docs/limits.md`).
 //!
+//! `managerd describe --address ADDR` (same key) asks a running manager to describe its
+//! typeids and prints them as Markdown, one section per typeid with a table of its methods
+//! and their docs; `--json` prints JSON instead.
+//!
 //! To serve your own `#[shared]` types next to the standard ones, build a binary of your
 //! own: `managers::sync::register(ServerBuilder::new()).register(...)`.
 
@@ -37,12 +41,16 @@ use managers::ServerBuilder;
 #[derive(Debug, Parser)]
 #[command(name = "managerd", version, about, long_about)]
 struct Args {
-    /// Where to listen: HOST:PORT (port 0 picks a free one), unix:PATH, or a socket path.
-    #[arg(long, default_value = "127.0.0.1:50000")]
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// Where to listen (or, for `describe`, the server to ask): HOST:PORT (port 0 picks a
+    /// free one), unix:PATH, or a socket path.
+    #[arg(long, global = true, default_value = "127.0.0.1:50000")]
     address: String,
 
     /// Read the authentication key from this file (its bytes, minus one trailing newline).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH")]
     authkey_file: Option<PathBuf>,
 
     /// How long shutdown waits for running calls, in seconds.
@@ -104,6 +112,34 @@ struct Args {
     allow_client_shutdown: bool,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Describe the typeids a running manager serves (at --address, with the same key):
+    /// one Markdown section per typeid with a table of its methods and their docs.
+    Describe {
+        /// Print JSON instead of Markdown.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `managerd describe`: ask the manager at `address` to describe itself and print it.
+async fn describe(address: &str, key: Vec<u8>, json: bool) -> Result<()> {
+    let client = managers::Client::connect(address, key)
+        .await
+        .with_context(|| format!("cannot connect to {address}"))?;
+    let types = client.describe().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&types)?);
+    } else {
+        println!("# The manager at {address}\n");
+        for ty in &types {
+            println!("{}", ty.to_markdown());
+        }
+    }
+    Ok(())
+}
+
 /// `value` seconds from the option `--name`, 0 meaning never.
 fn optional_seconds(name: &str, value: f64) -> Result<Option<Duration>> {
     Ok(Some(seconds(name, value)?).filter(|d| !d.is_zero()))
@@ -155,6 +191,9 @@ async fn main() -> Result<()> {
         .with_writer(stderr)
         .init();
     let key = authkey(&args)?;
+    if let Some(Command::Describe { json }) = args.command {
+        return describe(&args.address, key, json).await;
+    }
     let server = managers::sync::register(ServerBuilder::new())
         .address(args.address.as_str())
         .authkey(key)

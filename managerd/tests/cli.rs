@@ -328,3 +328,63 @@ fn sigterm_does_not_wait_for_a_python_client_blocked_in_a_call() {
     assert!(lines.next().unwrap().unwrap().starts_with("ENDED"));
     client.wait().unwrap();
 }
+
+/// `managerd describe` against a running `managerd`: Markdown (checked against the golden
+/// file `tests/golden/describe.md`; `UPDATE_GOLDEN=1` rewrites it) and JSON.
+#[test]
+fn describe_prints_the_served_types_as_markdown_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("m.sock");
+    let address = socket.to_str().unwrap();
+    let daemon = Daemon::start(&["--address", address], &[("MANAGERS_AUTHKEY", "k")]);
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_managerd"))
+            .args(["describe", "--address", &daemon.address])
+            .args(extra)
+            .env("MANAGERS_AUTHKEY", "k")
+            .output()
+            .expect("managerd describe runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let markdown = run(&[]).replace(&daemon.address, "ADDRESS");
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/describe.md");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+        std::fs::write(&golden, &markdown).unwrap();
+    }
+    let expected = std::fs::read_to_string(&golden).expect("the golden file (UPDATE_GOLDEN=1)");
+    assert_eq!(
+        markdown, expected,
+        "managerd describe changed: review, then UPDATE_GOLDEN=1"
+    );
+    assert!(markdown.contains("## `Queue`"));
+    let json: serde_json::Value = serde_json::from_str(&run(&["--json"])).expect("JSON");
+    let typeids: Vec<&str> = json
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|t| t["typeid"].as_str().expect("a typeid"))
+        .collect();
+    assert!(
+        typeids.contains(&"dict") && typeids.contains(&"JoinableQueue"),
+        "{typeids:?}"
+    );
+    assert!(daemon.terminate().success());
+}
+
+#[test]
+fn describe_without_a_server_says_which_address() {
+    let out = Command::new(env!("CARGO_BIN_EXE_managerd"))
+        .args(["describe", "--address", "127.0.0.1:1"])
+        .env("MANAGERS_AUTHKEY", "k")
+        .output()
+        .expect("managerd describe runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
+}

@@ -11,6 +11,7 @@ mod basics;
 mod child;
 mod client_bounds;
 mod common;
+mod describe;
 mod effects;
 mod examples;
 mod fuzz_replay;

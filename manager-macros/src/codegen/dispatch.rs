@@ -14,6 +14,7 @@ pub(crate) fn shared_impl(model: &SharedImpl) -> TokenStream {
     let shared_name = LitStr::new(&model.name, model.type_ident.span());
     let mut infos: Vec<TokenStream> = model.exposed_methods().map(method_info).collect();
     let getvalue_index = model.exposed.len();
+    let self_name = super::type_text(self_ty);
     let getvalue_arm = model.get_value.as_ref().map(|_| {
         infos.push(quote! {
             __p::MethodInfo {
@@ -21,6 +22,8 @@ pub(crate) fn shared_impl(model: &SharedImpl) -> TokenStream {
                 receiver: __p::Receiver::Ref,
                 is_async: false,
                 doc: "A copy of the object (Python's `_getvalue()`).",
+                params: &[],
+                returns: __p::describe::Returns::Value(#self_name),
             }
         });
         quote! {
@@ -182,8 +185,47 @@ fn method_info(m: &Method) -> TokenStream {
     };
     let is_async = m.is_async;
     let doc = m.doc_text();
+    let params = m.params.iter().map(|p| {
+        let (n, t) = (p.name.to_string(), super::type_text(&p.ty));
+        quote!(__p::describe::Param { name: #n, ty: #t })
+    });
+    let errors = match m.errors {
+        ErrorMode::Typed => quote!(__p::describe::ErrorsAs::Typed),
+        _ => quote!(__p::describe::ErrorsAs::Text),
+    };
+    let returns = match (&m.output, &m.returns_shared) {
+        (Output::Unit, _) => quote!(__p::describe::Returns::Unit),
+        (Output::Value(t), None) => {
+            let t = super::type_text(t);
+            quote!(__p::describe::Returns::Value(#t))
+        }
+        (Output::Fallible { ok, err }, None) => {
+            let ok = super::type_text(ok);
+            let err = err.as_deref().map(super::type_text).unwrap_or_default();
+            quote!(__p::describe::Returns::Result { ok: #ok, err: #err, errors: #errors })
+        }
+        (Output::Value(_), Some(target)) => quote! {
+            __p::describe::Returns::Shared { name: <#target as __p::Shared>::NAME, err: ::core::option::Option::None }
+        },
+        (Output::Fallible { err, .. }, Some(target)) => {
+            let err = err.as_deref().map(super::type_text).unwrap_or_default();
+            quote! {
+                __p::describe::Returns::Shared {
+                    name: <#target as __p::Shared>::NAME,
+                    err: ::core::option::Option::Some((#err, #errors)),
+                }
+            }
+        }
+    };
     quote! {
-        __p::MethodInfo { name: #name, receiver: #receiver, is_async: #is_async, doc: #doc }
+        __p::MethodInfo {
+            name: #name,
+            receiver: #receiver,
+            is_async: #is_async,
+            doc: #doc,
+            params: &[#(#params),*],
+            returns: #returns,
+        }
     }
 }
 

@@ -68,3 +68,29 @@ pub(crate) fn fallback(model: &SharedImpl) -> TokenStream {
         };
     }
 }
+
+/// A type as a reader writes it: `Vec<u8>`, not `Vec < u8 >`.
+pub(crate) fn type_text(ty: &syn::Type) -> String {
+    tidy(&quote!(#ty).to_string())
+}
+
+pub(crate) fn type_text_path(path: &syn::Path) -> String {
+    tidy(&quote!(#path).to_string())
+}
+
+fn tidy(text: &str) -> String {
+    text.replace(" < ", "<")
+        .replace("< ", "<")
+        .replace(" <", "<")
+        .replace(" >", ">")
+        .replace(" ,", ",")
+        .replace(" :: ", "::")
+        .replace(":: ", "::")
+        .replace("& ", "&")
+        .replace("' ", "'")
+        .replace("( ", "(")
+        .replace(" )", ")")
+        .replace(" ;", ";")
+        .replace("[ ", "[")
+        .replace(" ]", "]")
+}

@@ -6,6 +6,7 @@ use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
 
 use super::dispatch::wire_name;
+use super::{type_text, type_text_path};
 use crate::args::ErrorMode;
 use crate::model::{Method, Output, SharedImpl};
 
@@ -293,32 +294,6 @@ fn about(m: &Method, type_name: &str, typed_error: Option<&syn::Type>) -> Vec<St
         _ => lines.push(format!(" [`Error`](::managers::Error) when {failed}")),
     }
     lines
-}
-
-/// A type as a reader writes it: `Vec<u8>`, not `Vec < u8 >`.
-fn type_text(ty: &syn::Type) -> String {
-    tidy(&quote!(#ty).to_string())
-}
-
-fn type_text_path(path: &syn::Path) -> String {
-    tidy(&quote!(#path).to_string())
-}
-
-fn tidy(text: &str) -> String {
-    text.replace(" < ", "<")
-        .replace("< ", "<")
-        .replace(" <", "<")
-        .replace(" >", ">")
-        .replace(" ,", ",")
-        .replace(" :: ", "::")
-        .replace(":: ", "::")
-        .replace("& ", "&")
-        .replace("' ", "'")
-        .replace("( ", "(")
-        .replace(" )", ")")
-        .replace(" ;", ";")
-        .replace("[ ", "[")
-        .replace(" ]", "]")
 }
 
 /// Whether a parameter type may borrow: a reference or a lifetime anywhere in it, or a

@@ -69,6 +69,7 @@ pub(crate) enum OwnedReply {
     Text(String),
     Count(u64),
     DebugInfo(Vec<ObjectInfo>),
+    Description(Vec<manager_core::describe::TypeDescription>),
 }
 
 impl OwnedReply {
@@ -80,6 +81,7 @@ impl OwnedReply {
             Reply::Text(t) => OwnedReply::Text(t),
             Reply::Count(n) => OwnedReply::Count(n),
             Reply::DebugInfo(rows) => OwnedReply::DebugInfo(rows),
+            Reply::Description(types) => OwnedReply::Description(types),
         }
     }
 

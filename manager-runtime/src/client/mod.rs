@@ -11,6 +11,7 @@ mod proxy;
 use std::sync::Arc;
 use std::time::Duration;
 
+use manager_core::describe::TypeDescription;
 use manager_core::wire::{ObjectInfo, Request};
 use manager_core::{Address, Shared};
 use serde::Serialize;
@@ -232,6 +233,21 @@ impl Client {
     pub async fn debug_info(&self) -> Result<Vec<ObjectInfo>> {
         match self.conn.request(|id| Request::DebugInfo { id }).await? {
             OwnedReply::DebugInfo(rows) => Ok(rows),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    /// Every typeid the manager serves, described: the registration (constructor or
+    /// instance, whether clients may create it) and the shared type's exposed methods, in
+    /// order, with their parameters and return types as written in the source and their
+    /// doc comments, as `#[shared]` recorded them at compile time. Sorted by typeid.
+    /// [`TypeDescription::to_markdown`] renders one as Markdown (as `managerd describe`
+    /// prints it); descriptions are `Serialize` (`managerd describe --json`).
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
+    pub async fn describe(&self) -> Result<Vec<TypeDescription>> {
+        match self.conn.request(|id| Request::Describe { id }).await? {
+            OwnedReply::Description(types) => Ok(types),
             other => Err(other.unexpected()),
         }
     }

@@ -503,6 +503,12 @@ impl Connection {
                 let rows = self.state.objects.debug_info();
                 self.reply(id, Ok(Reply::DebugInfo(rows)));
             }
+            Request::Describe { id } => {
+                let mut described: Vec<_> =
+                    self.state.registry.values().map(|r| r.describe()).collect();
+                described.sort_by(|a, b| a.typeid.cmp(&b.typeid));
+                self.reply(id, Ok(Reply::Description(described)));
+            }
             Request::Shutdown { id } => {
                 if self.state.limits.client_shutdown {
                     info!("shutdown requested by a client");

@@ -51,6 +51,8 @@ pub struct Registration {
     pub(crate) creator: Creator,
     pub(crate) create_method: bool,
     pub(crate) python: Option<crate::python::PythonFace>,
+    /// The type's exposed methods (`Shared::METHODS`), for descriptions.
+    pub(crate) methods: &'static [manager_core::MethodInfo],
 }
 
 impl fmt::Debug for Registration {
@@ -116,6 +118,7 @@ impl Registration {
             creator: Creator::Constructor(Box::new(construct)),
             create_method: true,
             python: None,
+            methods: T::METHODS,
         }
     }
 
@@ -131,6 +134,7 @@ impl Registration {
             },
             create_method: true,
             python: None,
+            methods: T::METHODS,
         }
     }
 
@@ -153,5 +157,22 @@ impl Registration {
     /// The typeid.
     pub fn typeid(&self) -> &str {
         &self.typeid
+    }
+}
+
+impl Registration {
+    /// This registration, described (see `Client::describe`).
+    pub(crate) fn describe(&self) -> manager_core::describe::TypeDescription {
+        use manager_core::describe::{MethodDescription, Registered, TypeDescription};
+        TypeDescription {
+            typeid: self.typeid.clone(),
+            name: self.kind.to_owned(),
+            registered: match self.creator {
+                Creator::Constructor(_) => Registered::Constructor,
+                Creator::Instance { .. } => Registered::Instance,
+            },
+            create_method: self.create_method,
+            methods: self.methods.iter().map(MethodDescription::from).collect(),
+        }
     }
 }

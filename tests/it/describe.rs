@@ -1,0 +1,171 @@
+//! `client.describe()`: every registered typeid with its type's methods as `#[shared]`
+//! recorded them, over real sockets.
+
+use managers::describe::{ErrorsAs, MethodDescription, Registered, ReturnDescription};
+
+use crate::common::{connect, start, Transport};
+
+fn method<'a>(methods: &'a [MethodDescription], name: &str) -> &'a MethodDescription {
+    methods
+        .iter()
+        .find(|m| m.name == name)
+        .unwrap_or_else(|| panic!("no method {name} in {methods:#?}"))
+}
+
+fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_describes_its_typeids_and_their_methods() {
+    let server = start(Transport::Tcp).await;
+    let client = connect(&server).await;
+    let types = client.describe().await.unwrap();
+    let typeids: Vec<&str> = types.iter().map(|t| t.typeid.as_str()).collect();
+    let mut sorted = typeids.clone();
+    sorted.sort_unstable();
+    assert_eq!(typeids, sorted, "sorted by typeid");
+
+    // The test `Pair`, under two registrations, and an instance.
+    let pair = types.iter().find(|t| t.typeid == "get_pair").unwrap();
+    assert_eq!(pair.name, "Pair");
+    assert_eq!(pair.registered, Registered::Constructor);
+    assert!(pair.create_method);
+    let names: Vec<&str> = pair.methods.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "get_x",
+            "set_x",
+            "sum",
+            "add_async",
+            "checked_div",
+            "boom",
+            "boom_async",
+            "echo",
+            "swap",
+            "big",
+            "big_async"
+        ],
+        "the exposed methods, in order"
+    );
+    let get_x = method(&pair.methods, "get_x");
+    assert_eq!(
+        (get_x.exclusive, get_x.is_async, get_x.doc.as_str()),
+        (false, false, "The x coordinate.")
+    );
+    assert_eq!(get_x.returns, ReturnDescription::Value("i64".into()));
+    let set_x = method(&pair.methods, "set_x");
+    assert!(set_x.exclusive);
+    assert_eq!(set_x.params, params(&[("x", "i64")]));
+    assert_eq!(set_x.returns, ReturnDescription::Unit);
+    let add = method(&pair.methods, "add_async");
+    assert!(add.is_async && add.exclusive);
+    assert_eq!(add.params, params(&[("dx", "i64"), ("dy", "i64")]));
+    assert_eq!(add.returns, ReturnDescription::Value("(i64, i64)".into()));
+    assert_eq!(
+        method(&pair.methods, "checked_div").returns,
+        ReturnDescription::Result {
+            ok: "i64".into(),
+            err: "String".into(),
+            errors: ErrorsAs::Text
+        }
+    );
+    assert_eq!(
+        method(&pair.methods, "echo").params,
+        params(&[("bytes", "Vec<u8>"), ("text", "&str")])
+    );
+    let not_creatable = types.iter().find(|t| t.typeid == "Pair").unwrap();
+    assert!(!not_creatable.create_method);
+    let instance = types.iter().find(|t| t.typeid == "the_pair").unwrap();
+    assert_eq!(instance.registered, Registered::Instance);
+
+    // `method_to_typeid`, with and without an error.
+    let item_pair = types.iter().find(|t| t.typeid == "item_pair").unwrap();
+    assert_eq!(
+        method(&item_pair.methods, "get_item").returns,
+        ReturnDescription::Shared {
+            name: "ItemWrapper".into(),
+            err: None
+        }
+    );
+    assert_eq!(
+        method(&item_pair.methods, "try_item").returns,
+        ReturnDescription::Shared {
+            name: "ItemWrapper".into(),
+            err: Some(("String".into(), ErrorsAs::Text))
+        }
+    );
+
+    // Typed errors, and a method that chose text.
+    let board = types.iter().find(|t| t.typeid == "board").unwrap();
+    assert_eq!(
+        method(&board.methods, "submit").returns,
+        ReturnDescription::Result {
+            ok: "u64".into(),
+            err: "BoardError".into(),
+            errors: ErrorsAs::Typed
+        }
+    );
+    assert!(method(&board.methods, "take").is_async);
+    assert_eq!(
+        method(&board.methods, "parse").returns,
+        ReturnDescription::Result {
+            ok: "u64".into(),
+            err: "std::num::ParseIntError".into(),
+            errors: ErrorsAs::Text
+        }
+    );
+
+    // The Markdown form names the typeid, the type and each method.
+    let markdown = pair.to_markdown();
+    assert!(markdown.starts_with("## `get_pair`"), "{markdown}");
+    assert!(
+        markdown
+            .contains("| `add_async` | `async &mut self` | `dx: i64, dy: i64` | `(i64, i64)` |"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("### `get_x`\n\nThe x coordinate."),
+        "{markdown}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sync_manager_types_are_described_too() {
+    let server = crate::common::start_sync(Transport::Unix).await;
+    let client = crate::common::sync_client(&server).await;
+    let types = client.client().describe().await.unwrap();
+    for typeid in [
+        "Lock",
+        "RLock",
+        "Semaphore",
+        "BoundedSemaphore",
+        "Condition",
+        "Event",
+        "Barrier",
+        "Queue",
+        "JoinableQueue",
+        "dict",
+        "list",
+        "Namespace",
+        "Value",
+        "Array",
+    ] {
+        let ty = types
+            .iter()
+            .find(|t| t.typeid == typeid)
+            .unwrap_or_else(|| panic!("{typeid} is not described"));
+        assert!(!ty.methods.is_empty(), "{typeid} has methods");
+    }
+    let queue = types.iter().find(|t| t.typeid == "Queue").unwrap();
+    let get = method(&queue.methods, "get");
+    assert!(get.is_async);
+    assert_eq!(
+        get.params,
+        params(&[("block", "bool"), ("timeout", "Option<Duration>")])
+    );
+}
