@@ -92,6 +92,9 @@ pub struct MethodDescription {
     pub returns: ReturnDescription,
     /// Its doc comment.
     pub doc: String,
+    /// Its fingerprint ([`method_fingerprint`]): what a client's idea of the method must
+    /// match.
+    pub fingerprint: u64,
 }
 
 /// The owned form of [`Returns`].
@@ -150,6 +153,7 @@ impl From<&MethodInfo> for MethodDescription {
                 .collect(),
             returns: info.returns.into(),
             doc: info.doc.to_owned(),
+            fingerprint: method_fingerprint(info),
         }
     }
 }
@@ -227,5 +231,192 @@ impl ReturnDescription {
                 }
             },
         }
+    }
+}
+
+/// A stable fingerprint of a method's signature as the wire sees it: its name, receiver,
+/// parameter types and return type as written (not the parameter names, not the docs, not
+/// whether it is `async`). Two builds agree on it exactly when they declare the method the
+/// same way; FNV-1a, so it is the same on every platform and Rust version.
+pub fn method_fingerprint(info: &MethodInfo) -> u64 {
+    let mut hash = Fnv::new();
+    hash.text(info.name);
+    hash.byte(match info.receiver {
+        Receiver::Ref => 0,
+        Receiver::Mut => 1,
+    });
+    for p in info.params {
+        hash.text(p.ty);
+    }
+    hash.byte(0xff);
+    match info.returns {
+        Returns::Unit => hash.byte(0),
+        Returns::Value(ty) => {
+            hash.byte(1);
+            hash.text(ty);
+        }
+        Returns::Result { ok, err, errors } => {
+            hash.byte(2);
+            hash.text(ok);
+            hash.text(err);
+            hash.byte(errors as u8);
+        }
+        Returns::Shared { name, err } => {
+            hash.byte(3);
+            hash.text(name);
+            if let Some((err, errors)) = err {
+                hash.text(err);
+                hash.byte(errors as u8);
+            }
+        }
+    }
+    hash.0
+}
+
+/// How one method of a client's type compares with the server's (see [`compare`]).
+pub fn compare<'a>(
+    client: impl IntoIterator<Item = (&'a str, u64)>,
+    server: &[MethodInfo],
+) -> Vec<String> {
+    let mut differ = Vec::new();
+    for (name, fingerprint) in client {
+        match server.iter().find(|m| m.name == name) {
+            None => differ.push(format!("`{name}` is not a method of the server's type")),
+            Some(m) if method_fingerprint(m) != fingerprint => {
+                differ.push(format!("`{name}` has another signature on the server"))
+            }
+            Some(_) => {}
+        }
+    }
+    differ
+}
+
+/// 64-bit FNV-1a.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn byte(&mut self, b: u8) {
+        self.0 ^= u64::from(b);
+        self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+
+    /// Length-prefixed, so that `("ab", "c")` and `("a", "bc")` differ.
+    fn text(&mut self, text: &str) {
+        for b in (text.len() as u64).to_le_bytes() {
+            self.byte(b);
+        }
+        for b in text.bytes() {
+            self.byte(b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const fn info(name: &'static str, ty: &'static str, returns: Returns) -> MethodInfo {
+        MethodInfo {
+            name,
+            receiver: Receiver::Ref,
+            is_async: false,
+            doc: "",
+            params: if ty.is_empty() {
+                &[]
+            } else {
+                &[Param {
+                    name: "x",
+                    ty: "i64",
+                }]
+            },
+            returns,
+        }
+    }
+
+    #[test]
+    fn fingerprints_change_with_the_signature_and_only_with_it() {
+        let base = info("get", "i64", Returns::Value("u64"));
+        let fp = method_fingerprint(&base);
+        assert_eq!(fp, method_fingerprint(&base), "stable");
+        let mut documented = base;
+        documented.doc = "docs do not count";
+        documented.is_async = true;
+        assert_eq!(fp, method_fingerprint(&documented));
+        let mut renamed_param = base;
+        renamed_param.params = &[Param {
+            name: "y",
+            ty: "i64",
+        }];
+        assert_eq!(
+            fp,
+            method_fingerprint(&renamed_param),
+            "parameter names do not count"
+        );
+        for other in [
+            info("got", "i64", Returns::Value("u64")),
+            info("get", "", Returns::Value("u64")),
+            info("get", "i64", Returns::Value("u32")),
+            info("get", "i64", Returns::Unit),
+            info(
+                "get",
+                "i64",
+                Returns::Result {
+                    ok: "u64",
+                    err: "E",
+                    errors: ErrorsAs::Text,
+                },
+            ),
+        ] {
+            assert_ne!(fp, method_fingerprint(&other), "{other:?}");
+        }
+        let mut exclusive = base;
+        exclusive.receiver = Receiver::Mut;
+        assert_ne!(fp, method_fingerprint(&exclusive));
+        let typed = info(
+            "get",
+            "i64",
+            Returns::Result {
+                ok: "u64",
+                err: "E",
+                errors: ErrorsAs::Typed,
+            },
+        );
+        let text = info(
+            "get",
+            "i64",
+            Returns::Result {
+                ok: "u64",
+                err: "E",
+                errors: ErrorsAs::Text,
+            },
+        );
+        assert_ne!(method_fingerprint(&typed), method_fingerprint(&text));
+    }
+
+    #[test]
+    fn an_older_client_missing_a_method_is_compatible_a_changed_one_is_not() {
+        let server = [
+            info("get", "i64", Returns::Value("u64")),
+            info("added", "", Returns::Unit),
+        ];
+        let same = [("get", method_fingerprint(&server[0]))];
+        assert!(compare(same, &server).is_empty());
+        let changed = [(
+            "get",
+            method_fingerprint(&info("get", "i64", Returns::Value("u32"))),
+        )];
+        assert_eq!(
+            compare(changed, &server),
+            ["`get` has another signature on the server"]
+        );
+        let unknown = [("gone", 1)];
+        assert_eq!(
+            compare(unknown, &server),
+            ["`gone` is not a method of the server's type"]
+        );
     }
 }

@@ -117,6 +117,18 @@ pub enum RemoteError {
         /// The error, encoded with the connection's codec.
         encoded: Vec<u8>,
     },
+    /// The client's idea of the shared type behind `typeid` differs from the server's: it
+    /// was built from another version of the type. Checked once per connection and typeid
+    /// when a typed proxy is created, before any call could be mis-decoded. A client whose
+    /// type lacks methods the server's has is compatible; one with a method the server
+    /// lacks, or declares otherwise, is not.
+    #[error("the client's `{typeid}` differs from the server's: {}", differences.join("; "))]
+    SchemaMismatch {
+        /// The typeid checked.
+        typeid: String,
+        /// One line per method that differs.
+        differences: Vec<String>,
+    },
 }
 
 impl RemoteError {

@@ -128,6 +128,16 @@ pub enum Request<'a> {
         /// Echoed in the reply.
         id: RequestId,
     },
+    /// Check the client's idea of `typeid`'s methods (name and fingerprint each) against
+    /// the server's: an empty value, or `RemoteError::SchemaMismatch`.
+    CheckSchema {
+        /// Echoed in the reply.
+        id: RequestId,
+        /// The typeid.
+        typeid: &'a str,
+        /// The client's methods: name and `describe::method_fingerprint`.
+        methods: Vec<(String, u64)>,
+    },
 }
 
 /// Identifies one proxy hand-off: 16 random bytes.

@@ -169,3 +169,77 @@ async fn the_sync_manager_types_are_described_too() {
         params(&[("block", "bool"), ("timeout", "Option<Duration>")])
     );
 }
+
+/// Another build's idea of the test `Pair`: the same name, `get_x` declared otherwise.
+mod newer {
+    pub struct Pair;
+
+    #[managers::shared(name = "Pair")]
+    impl Pair {
+        pub fn get_x(&self) -> String {
+            String::new()
+        }
+
+        pub fn sum(&self) -> i64 {
+            0
+        }
+    }
+}
+
+/// An older build's: only two of the methods, declared the same way.
+mod older {
+    pub struct Pair;
+
+    #[managers::shared(name = "Pair")]
+    impl Pair {
+        pub fn get_x(&self) -> i64 {
+            0
+        }
+
+        pub fn sum(&self) -> i64 {
+            0
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_built_from_another_version_of_a_type_is_refused_before_any_call() {
+    for transport in crate::common::TRANSPORTS {
+        let server = start(transport).await;
+        let client = connect(&server).await;
+        let refused = client
+            .create::<newer::PairProxy, _>("get_pair", (1, 2))
+            .await
+            .unwrap_err();
+        match refused.as_remote() {
+            Some(managers::RemoteError::SchemaMismatch {
+                typeid,
+                differences,
+            }) => {
+                assert_eq!(typeid, "get_pair");
+                assert_eq!(
+                    differences,
+                    &["`get_x` has another signature on the server".to_owned()],
+                    "only the method that changed"
+                );
+            }
+            other => panic!("{transport:?}: expected SchemaMismatch, got {other:?}"),
+        }
+        // Nothing was created.
+        assert_eq!(client.number_of_objects().await.unwrap(), 0);
+        // An older client, with fewer methods declared the same way, is compatible.
+        let pair: older::PairProxy = client.create("get_pair", (3, 4)).await.unwrap();
+        assert_eq!(pair.sum().await.unwrap(), 7);
+        assert_eq!(pair.get_x().await.unwrap(), 3);
+        // The check is per connection and typeid; the same-build type passes too.
+        let same: crate::common::PairProxy = client.create("get_pair", (5, 6)).await.unwrap();
+        assert_eq!(same.get_x().await.unwrap(), 5);
+        // A raw caller can ask for the same check.
+        let other = connect(&server).await;
+        assert!(other.check_schema::<newer::Pair>("get_pair").await.is_err());
+        other
+            .check_schema::<crate::common::Pair>("get_pair")
+            .await
+            .unwrap();
+    }
+}

@@ -418,6 +418,8 @@ pub(crate) struct Connection {
     reader: AbortHandle,
     /// Where proxies in replies on this connection are adopted: here.
     adopt: AdoptContext,
+    /// The typeids whose schema this connection checked (`Client::check_schema`).
+    schemas: Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -498,11 +500,28 @@ impl Connection {
             pending,
             reader,
             adopt: AdoptContext::Client(this.clone()),
+            schemas: Mutex::default(),
         }))
     }
 
     pub(crate) fn address(&self) -> &Address {
         &self.address
+    }
+
+    /// Whether the schema of `typeid` was checked on this connection.
+    pub(crate) fn schema_checked(&self, typeid: &str) -> bool {
+        self.schemas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(typeid)
+    }
+
+    /// The schema of `typeid` was checked and matched.
+    pub(crate) fn remember_schema(&self, typeid: &str) {
+        self.schemas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(typeid.to_owned());
     }
 
     pub(crate) fn codec(&self) -> Codec {

@@ -147,10 +147,54 @@ impl Client {
     /// reference its reply carries is then released as soon as that reply arrives (so an
     /// object nobody else holds is freed again), or when the connection closes.
     pub async fn create<P: Proxy, A: Serialize>(&self, typeid: &str, args: A) -> Result<P> {
+        self.check_schema::<P::Target>(typeid).await?;
         let handle = self
             .create_inner(typeid, &args, Some(<P::Target as Shared>::NAME))
             .await?;
         Ok(P::from_handle(handle))
+    }
+
+    /// Check that this build's `T` matches the server's type behind `typeid`, method by
+    /// method (name, receiver, parameter and return types): once per connection and
+    /// typeid, then remembered. [`create`](Self::create) does it before creating; call it
+    /// yourself before raw calls by name ([`ProxyHandle::call_method`]) on an object of
+    /// `typeid` to get the same protection.
+    ///
+    /// Fails with [`RemoteError::SchemaMismatch`](crate::RemoteError::SchemaMismatch)
+    /// naming the methods that differ: a client built from another version of the type
+    /// would otherwise have its calls mis-decoded (postcard is not self-describing). A `T`
+    /// with fewer methods than the server's is compatible (an older client); a method the
+    /// server lacks, or declares otherwise, is not.
+    ///
+    /// Cancel safe: dropping it only discards the answer (the check is made again later).
+    pub async fn check_schema<T: Shared>(&self, typeid: &str) -> Result<()> {
+        if self.conn.schema_checked(typeid) {
+            return Ok(());
+        }
+        let methods: Vec<(String, u64)> = T::METHODS
+            .iter()
+            .map(|m| {
+                (
+                    m.name.to_owned(),
+                    manager_core::describe::method_fingerprint(m),
+                )
+            })
+            .collect();
+        match self
+            .conn
+            .request(|id| Request::CheckSchema {
+                id,
+                typeid,
+                methods: methods.clone(),
+            })
+            .await?
+        {
+            OwnedReply::Value(_) => {
+                self.conn.remember_schema(typeid);
+                Ok(())
+            }
+            other => Err(other.unexpected()),
+        }
     }
 
     /// Create an object of `typeid` and return an untyped handle to it, whatever its type.

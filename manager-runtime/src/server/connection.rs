@@ -509,6 +509,32 @@ impl Connection {
                 described.sort_by(|a, b| a.typeid.cmp(&b.typeid));
                 self.reply(id, Ok(Reply::Description(described)));
             }
+            Request::CheckSchema {
+                id,
+                typeid,
+                methods,
+            } => {
+                let result = match self.state.registry.get(typeid) {
+                    None => Err(RemoteError::UnknownTypeid {
+                        typeid: typeid.to_owned(),
+                    }),
+                    Some(registration) => {
+                        let differences = manager_core::describe::compare(
+                            methods.iter().map(|(n, f)| (n.as_str(), *f)),
+                            registration.methods,
+                        );
+                        if differences.is_empty() {
+                            Ok(Reply::Value(&[]))
+                        } else {
+                            Err(RemoteError::SchemaMismatch {
+                                typeid: typeid.to_owned(),
+                                differences,
+                            })
+                        }
+                    }
+                };
+                self.reply(id, result);
+            }
             Request::Shutdown { id } => {
                 if self.state.limits.client_shutdown {
                     info!("shutdown requested by a client");
