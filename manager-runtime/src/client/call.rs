@@ -182,11 +182,36 @@ impl<A: Serialize, R: DeserializeOwned, E: CallFailure> Future for Call<'_, A, R
             CallState::New(_) | CallState::Done => panic!("`Call` polled after completion"),
         };
         this.state = CallState::Done;
-        Poll::Ready(
-            value
-                .and_then(|v| this.handle.decode(&v))
-                .map_err(|e| E::from_error(e, this.handle)),
-        )
+        let value = value.and_then(|v| this.handle.decode(&v));
+        trace_done(this.handle, this.method, value.as_ref().err());
+        Poll::Ready(value.map_err(|e| E::from_error(e, this.handle)))
+    }
+}
+
+/// The client's record of a finished call (target `managers::client`, level `debug`):
+/// typeid, object, method and outcome. Costs one check of the level when it is off.
+fn trace_done(handle: &ProxyHandle, method: &str, error: Option<&Error>) {
+    if !tracing::enabled!(target: "managers::client", tracing::Level::DEBUG) {
+        return;
+    }
+    match error {
+        None => tracing::debug!(
+            target: "managers::client",
+            typeid = handle.typeid(),
+            object = %handle.id(),
+            method,
+            outcome = "ok",
+            "call done"
+        ),
+        Some(e) => tracing::debug!(
+            target: "managers::client",
+            typeid = handle.typeid(),
+            object = %handle.id(),
+            method,
+            outcome = "error",
+            error = %e,
+            "call done"
+        ),
     }
 }
 
@@ -423,11 +448,9 @@ impl<'a, R: DeserializeOwned, E: CallFailure> Pipeline<'a, R, E> {
                 other => call.handle.value_of(call.method, other),
             }
         });
-        Poll::Ready(Some(
-            value
-                .and_then(|v| call.handle.decode(&v))
-                .map_err(|e| E::from_error(e, call.handle)),
-        ))
+        let value = value.and_then(|v| call.handle.decode(&v));
+        trace_done(call.handle, call.method, value.as_ref().err());
+        Poll::Ready(Some(value.map_err(|e| E::from_error(e, call.handle))))
     }
 }
 

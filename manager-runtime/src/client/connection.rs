@@ -1068,6 +1068,9 @@ async fn write_task(output: Arc<Output>, pending: Arc<Pending>) {
     // with a batch of replies run first), what is still queued is written. No timer: a
     // caller that never comes back strands nothing, whatever the runtime's clock does.
     let mut watching = false;
+    // What the connection looked like at the last tick: while calls keep starting and
+    // ending, their callers are at work, and the watch waits another yield.
+    let mut seen = (u64::MAX, usize::MAX);
     loop {
         if watching {
             tokio::select! {
@@ -1077,6 +1080,10 @@ async fn write_task(output: Arc<Output>, pending: Arc<Pending>) {
                     // delivered and never taken, or a caller did not come back.
                     let mut state = pending.lock();
                     let mut out = output.lock();
+                    let now = (state.progress(), out.buf.len());
+                    if std::mem::replace(&mut seen, now) != now {
+                        continue;
+                    }
                     let queued = !out.buf.is_empty();
                     let tick = out.schedule.watch_tick(queued);
                     watching = tick.again;

@@ -57,6 +57,9 @@ pub(crate) struct Requests {
     max_in_flight: usize,
     /// Callers waiting for room to start their call.
     room: Vec<Waker>,
+    /// Counts every call opened, taken or forgotten: the writer task's watch waits while
+    /// this moves (callers are still at work).
+    progress: u64,
 }
 
 /// The default bound of calls in flight on one connection.
@@ -114,6 +117,7 @@ impl Requests {
             closed: None,
             max_in_flight: max_in_flight.max(1),
             room: Vec::new(),
+            progress: 0,
         }
     }
 
@@ -163,7 +167,13 @@ impl Requests {
 
     /// Make the reply slot of call `id`, with the waker of the poll that made it if any.
     pub(crate) fn open(&mut self, id: RequestId, waker: Option<Waker>) {
+        self.progress += 1;
         self.calls.insert(id, Slot::Waiting(waker));
+    }
+
+    /// A count that moves whenever a call starts or ends (see the writer task's watch).
+    pub(crate) fn progress(&self) -> u64 {
+        self.progress
     }
 
     /// Put a batch of replies in their slots, as the reader's next batch.
@@ -212,10 +222,13 @@ impl Requests {
                 self.calls.insert(id, Slot::Waiting(kept));
                 Taken::Pending
             }
-            Some(Slot::Delivered { batch, reply }) => Taken::Ready {
-                reply,
-                write: self.count_taken(batch),
-            },
+            Some(Slot::Delivered { batch, reply }) => {
+                self.progress += 1;
+                Taken::Ready {
+                    reply,
+                    write: self.count_taken(batch),
+                }
+            }
             None => Taken::Ready {
                 reply: Err(self.closed_error()),
                 write: false,
@@ -225,6 +238,7 @@ impl Requests {
 
     /// Forget call `id`, whose caller dropped it before taking its reply.
     pub(crate) fn forget(&mut self, id: RequestId) -> Forgotten {
+        self.progress += 1;
         match self.calls.remove(&id) {
             Some(Slot::Delivered { batch, reply }) => Forgotten::Delivered {
                 reply,

@@ -275,6 +275,52 @@ struct Connection {
 
 /// Turn a call's result into a reply frame appended to `buf`: a value, or a new object
 /// held by `holder`.
+/// A call's span (target `managers::call`, level `debug`: typeid, object, method,
+/// connection), with its start, when that level is enabled; its end is an event in the
+/// span with the outcome and the duration. Nothing is measured otherwise.
+struct Traced {
+    span: tracing::Span,
+    start: std::time::Instant,
+}
+
+impl Traced {
+    fn start(
+        typeid: &dyn std::fmt::Display,
+        object: ObjectId,
+        method: &str,
+        connection: ConnId,
+    ) -> Option<Self> {
+        let span = tracing::debug_span!(
+            target: "managers::call",
+            "call",
+            typeid = %typeid,
+            object = %object,
+            method,
+            connection,
+        );
+        (!span.is_disabled()).then(|| Traced {
+            span,
+            start: std::time::Instant::now(),
+        })
+    }
+
+    fn finish(traced: Option<Self>, result: &CallResult) {
+        let Some(traced) = traced else { return };
+        let _entered = traced.span.enter();
+        let micros = u64::try_from(traced.start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        match result {
+            Ok(_) => debug!(target: "managers::call", micros, outcome = "ok", "call done"),
+            Err(e) => debug!(
+                target: "managers::call",
+                micros,
+                outcome = "error",
+                error = %e,
+                "call done"
+            ),
+        }
+    }
+}
+
 fn reply_to(
     state: &ServerState,
     holder: Owner,
@@ -563,12 +609,13 @@ impl Connection {
             self.reply(id, Err(RemoteError::UnknownObject { id: object }));
             return None;
         };
-        debug!(typeid = %typeid, id = %object, method, "call");
+        let traced = Traced::start(&typeid, object, method, self.id);
         let args = Args {
             frame: batch,
             bytes: args,
         };
         let (dispatch, undo) = effects::collect(|| {
+            let _entered = traced.as_ref().map(|t| t.span.enter());
             obj.call(
                 typeid,
                 method,
@@ -580,6 +627,7 @@ impl Connection {
         });
         match dispatch {
             Dispatch::Ready(result) => {
+                Traced::finish(traced, &result);
                 let undo = keep_if_ok(&result, undo);
                 let holder = self.holder();
                 let effect = undo.is_some();
@@ -590,10 +638,18 @@ impl Connection {
             Dispatch::Spawn(task) => {
                 let state = self.state.clone();
                 let holder = self.holder();
+                let span = traced.as_ref().map(|t| t.span.clone());
+                let task = async move {
+                    let (result, undo) = effects::collect_async(task).await;
+                    Traced::finish(traced, &result);
+                    (result, undo)
+                };
+                let task =
+                    tracing::Instrument::instrument(task, span.unwrap_or_else(tracing::Span::none));
                 Some(Spawned {
                     id,
                     task: Box::pin(async move {
-                        let (result, undo) = effects::collect_async(task).await;
+                        let (result, undo) = task.await;
                         let undo = keep_if_ok(&result, undo);
                         let mut frame = Vec::new();
                         let sent = reply_to(&state, holder, id, result, undo.is_some(), &mut frame);
