@@ -236,7 +236,7 @@ async fn parent() -> Result<()> {
     let queue = sync.queue::<Option<u64>>(0).await?;
     let mut workers = Vec::new();
     for i in 1..=WORKERS {
-        let handed = hex(&postcard::to_stdvec(&queue)?);
+        let handed = support::hex(&postcard::to_stdvec(&queue)?);
         let name = format!("worker{i}");
         workers.push(support::spawn(
             &name,
@@ -286,7 +286,7 @@ async fn worker(name: &str, address: &str, key: &str, queue: &str) -> Result<()>
     let manager = BoardManager::connect(address, key).await?;
     let queue: QueueProxy<Option<u64>> = manager
         .client()
-        .adopting(|| postcard::from_bytes(&unhex(queue)?).map_err(anyhow::Error::from))?;
+        .adopting(|| postcard::from_bytes(&support::unhex(queue)?).map_err(anyhow::Error::from))?;
     let board = manager.board().await?;
     let log = board.worker_log(name.to_owned()).await?;
     while let Some(id) = queue.get().await? {
@@ -299,16 +299,4 @@ async fn worker(name: &str, address: &str, key: &str, queue: &str) -> Result<()>
     let (title, lines) = log.read().await?;
     println!("{title}: {} job(s)", lines.len());
     Ok(())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Result<Vec<u8>> {
-    ensure!(text.len() % 2 == 0, "odd-length hex");
-    (0..text.len())
-        .step_by(2)
-        .map(|i| Ok(u8::from_str_radix(&text[i..i + 2], 16)?))
-        .collect()
 }

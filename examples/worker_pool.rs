@@ -99,7 +99,7 @@ async fn producer() -> Result<()> {
     let mut workers = Vec::new();
     for i in 1..=WORKERS {
         // One serialisation per worker: each is one reference, adopted by that worker.
-        let shared = hex(&postcard::to_stdvec(&(&jobs, &results, &lock))?);
+        let shared = support::hex(&postcard::to_stdvec(&(&jobs, &results, &lock))?);
         let name = format!("worker {i}");
         workers.push(support::spawn(
             &name,
@@ -142,7 +142,7 @@ async fn producer() -> Result<()> {
 /// A worker process: take jobs until `Stop`, append each result under the lock.
 async fn worker(name: &str, address: &str, key: &str, shared: &str) -> Result<()> {
     let client = Client::connect(address, key).await?;
-    let bytes = unhex(shared)?;
+    let bytes = support::unhex(shared)?;
     let (jobs, results, lock): Shared = client.adopting(|| postcard::from_bytes(&bytes))?;
     let done_key = DONE.to_owned();
     let mut count = 0;
@@ -175,16 +175,4 @@ async fn bounded<T>(
     Ok(tokio::time::timeout(support::TIMEOUT, future)
         .await
         .context("the workers did not finish in time")??)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Result<Vec<u8>> {
-    ensure!(text.len() % 2 == 0, "odd-length hex");
-    (0..text.len())
-        .step_by(2)
-        .map(|i| Ok(u8::from_str_radix(&text[i..i + 2], 16)?))
-        .collect()
 }

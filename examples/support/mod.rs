@@ -60,6 +60,20 @@ pub(crate) fn random_key() -> String {
         .collect()
 }
 
+/// Bytes as hex text (a serialised proxy on a child's command line).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bytes of hex text written by [`hex`].
+pub(crate) fn unhex(text: &str) -> Result<Vec<u8>> {
+    ensure!(text.len() % 2 == 0, "odd-length hex");
+    (0..text.len())
+        .step_by(2)
+        .map(|i| Ok(u8::from_str_radix(&text[i..i + 2], 16)?))
+        .collect()
+}
+
 /// The shape most examples share. With no arguments: the parent, which starts the server
 /// built by `server` in a child process with `managers::process::start` (Python's
 /// `BaseManager(address, authkey).start()`), runs one `client` role against it and stops the

@@ -14,13 +14,23 @@ use manager_core::ledger::Owner;
 use manager_core::wire::HoldId;
 use manager_core::{Address, Codec, ObjectId, RemoteError, Returned, Shared, Token};
 
-use super::objects::{display_text, Args, Dispatch, Erased, ObjectLock, Unlocked};
+use super::objects::{
+    display_text, Args, Dispatch, Erased, ErasedObject, ObjectLock, Typeid, Unlocked,
+};
 use super::{effects, Caller, ServerState};
 use crate::client::handoff::AdoptContext;
 use crate::client::local::{LocalReturn, LocalServer};
 use crate::{ProxyHandle, Result};
 
 impl ServerState {
+    /// The object `id` and its typeid, or `UnknownObject`.
+    fn object(&self, id: ObjectId) -> Result<(Arc<dyn ErasedObject>, Typeid<'_>)> {
+        Ok(self
+            .objects
+            .get(id)
+            .ok_or(RemoteError::UnknownObject { id })?)
+    }
+
     /// Where proxies decoded for a call on this server are adopted: as handles held here.
     pub(crate) fn adopt_context(self: &Arc<Self>) -> AdoptContext {
         let link: crate::client::local::LocalLink = Arc::downgrade(self) as _;
@@ -40,10 +50,7 @@ impl LocalServer for ServerState {
         args: Vec<u8>,
     ) -> BoxFuture<'a, Result<LocalReturn>> {
         Box::pin(async move {
-            let (target, typeid) = self
-                .objects
-                .get(object)
-                .ok_or(RemoteError::UnknownObject { id: object })?;
+            let (target, typeid) = self.object(object)?;
             let context = self.adopt_context();
             let caller = Caller {
                 connection: None,
@@ -79,10 +86,7 @@ impl LocalServer for ServerState {
 
     fn display(self: Arc<Self>, object: ObjectId) -> BoxFuture<'static, Result<String>> {
         Box::pin(async move {
-            let (target, typeid) = self
-                .objects
-                .get(object)
-                .ok_or(RemoteError::UnknownObject { id: object })?;
+            let (target, typeid) = self.object(object)?;
             let typeid = typeid.name();
             Ok(display_text(target, &typeid).await?)
         })
