@@ -25,7 +25,7 @@ pub enum ErrorsAs {
 }
 
 /// What an exposed method returns, as written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub enum Returns {
     /// Nothing (`()`).
     Unit,
@@ -50,7 +50,35 @@ pub enum Returns {
         name: &'static str,
         /// The error type and how it travels, for a fallible method.
         err: Option<(&'static str, ErrorsAs)>,
+        /// That type's methods ([`methods_of`]), for the server to know the types its
+        /// objects' methods share.
+        methods: fn() -> &'static [MethodInfo],
     },
+}
+
+/// `T`'s exposed methods, as a function (a `method_to_typeid` target's, in [`Returns`]).
+pub fn methods_of<T: crate::Shared>() -> &'static [MethodInfo] {
+    T::METHODS
+}
+
+/// Every shared type reachable from `methods` through `method_to_typeid` results, by name,
+/// with its methods (the types a server's objects may share without a registration).
+pub fn shared_types(
+    methods: &'static [MethodInfo],
+    into: &mut std::collections::HashMap<&'static str, &'static [MethodInfo]>,
+) {
+    for m in methods {
+        if let Returns::Shared {
+            name, methods: of, ..
+        } = m.returns
+        {
+            if !into.contains_key(name) {
+                let found = of();
+                into.insert(name, found);
+                shared_types(found, into);
+            }
+        }
+    }
 }
 
 /// How a typeid is registered on a server.
@@ -132,7 +160,7 @@ impl From<Returns> for ReturnDescription {
                 err: err.to_owned(),
                 errors,
             },
-            Returns::Shared { name, err } => ReturnDescription::Shared {
+            Returns::Shared { name, err, .. } => ReturnDescription::Shared {
                 name: name.to_owned(),
                 err: err.map(|(e, how)| (e.to_owned(), how)),
             },
@@ -261,7 +289,7 @@ pub fn method_fingerprint(info: &MethodInfo) -> u64 {
             hash.text(err);
             hash.byte(errors as u8);
         }
-        Returns::Shared { name, err } => {
+        Returns::Shared { name, err, .. } => {
             hash.byte(3);
             hash.text(name);
             if let Some((err, errors)) = err {

@@ -243,3 +243,54 @@ async fn a_client_built_from_another_version_of_a_type_is_refused_before_any_cal
             .unwrap();
     }
 }
+
+/// Another build's idea of the objects `ItemPair.get_item` shares.
+mod newer_items {
+    pub struct ItemWrapper;
+
+    impl From<u8> for ItemWrapper {
+        fn from(_: u8) -> Self {
+            ItemWrapper
+        }
+    }
+
+    #[managers::shared(name = "ItemWrapper")]
+    impl ItemWrapper {
+        pub fn get(&self) -> String {
+            String::new()
+        }
+    }
+
+    pub struct ItemPair;
+
+    #[managers::shared(name = "ItemPair", method_to_typeid = { get_item: ItemWrapper })]
+    impl ItemPair {
+        pub fn get_item(&self) -> u8 {
+            0
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_result_of_another_version_is_refused_too() {
+    let server = start(Transport::Unix).await;
+    let client = connect(&server).await;
+    // Its `ItemPair` matches the server's as far as it goes...
+    let pair: newer_items::ItemPairProxy = client.create("item_pair", ()).await.unwrap();
+    // ...but the `ItemWrapper` it expects back does not: refused, and released.
+    match pair.get_item().await {
+        Err(managers::Error::Remote(managers::RemoteError::SchemaMismatch {
+            typeid,
+            differences,
+        })) => {
+            assert_eq!(typeid, "ItemWrapper");
+            assert_eq!(differences, ["`get` has another signature on the server"]);
+        }
+        other => panic!("expected SchemaMismatch, got {other:?}"),
+    }
+    crate::common::objects_become(&client, 1).await;
+    // This build's own types pass.
+    let same: crate::common::ItemPairProxy = client.create("item_pair", ()).await.unwrap();
+    let item = same.get_item().await.unwrap();
+    assert_eq!(item.get().await.unwrap(), 0);
+}

@@ -205,7 +205,11 @@ fn method_info(m: &Method) -> TokenStream {
             quote!(__p::describe::Returns::Result { ok: #ok, err: #err, errors: #errors })
         }
         (Output::Value(_), Some(target)) => quote! {
-            __p::describe::Returns::Shared { name: <#target as __p::Shared>::NAME, err: ::core::option::Option::None }
+            __p::describe::Returns::Shared {
+                name: <#target as __p::Shared>::NAME,
+                err: ::core::option::Option::None,
+                methods: __p::describe::methods_of::<#target>,
+            }
         },
         (Output::Fallible { err, .. }, Some(target)) => {
             let err = err.as_deref().map(super::type_text).unwrap_or_default();
@@ -213,6 +217,7 @@ fn method_info(m: &Method) -> TokenStream {
                 __p::describe::Returns::Shared {
                     name: <#target as __p::Shared>::NAME,
                     err: ::core::option::Option::Some((#err, #errors)),
+                    methods: __p::describe::methods_of::<#target>,
                 }
             }
         }

@@ -508,6 +508,41 @@ impl Connection {
         &self.address
     }
 
+    /// Check `methods` (this build's idea of the type) against the server's type behind
+    /// `typeid`, once per connection and typeid (see `Client::check_schema`).
+    pub(crate) async fn check_schema(
+        &self,
+        typeid: &str,
+        methods: &'static [manager_core::MethodInfo],
+    ) -> Result<()> {
+        if self.schema_checked(typeid) {
+            return Ok(());
+        }
+        let methods: Vec<(String, u64)> = methods
+            .iter()
+            .map(|m| {
+                (
+                    m.name.to_owned(),
+                    manager_core::describe::method_fingerprint(m),
+                )
+            })
+            .collect();
+        let reply = self
+            .request(|id| Request::CheckSchema {
+                id,
+                typeid,
+                methods: methods.clone(),
+            })
+            .await?;
+        match reply {
+            OwnedReply::Value(_) => {
+                self.remember_schema(typeid);
+                Ok(())
+            }
+            other => Err(other.unexpected()),
+        }
+    }
+
     /// Whether the schema of `typeid` was checked on this connection.
     pub(crate) fn schema_checked(&self, typeid: &str) -> bool {
         self.schemas

@@ -168,33 +168,7 @@ impl Client {
     ///
     /// Cancel safe: dropping it only discards the answer (the check is made again later).
     pub async fn check_schema<T: Shared>(&self, typeid: &str) -> Result<()> {
-        if self.conn.schema_checked(typeid) {
-            return Ok(());
-        }
-        let methods: Vec<(String, u64)> = T::METHODS
-            .iter()
-            .map(|m| {
-                (
-                    m.name.to_owned(),
-                    manager_core::describe::method_fingerprint(m),
-                )
-            })
-            .collect();
-        match self
-            .conn
-            .request(|id| Request::CheckSchema {
-                id,
-                typeid,
-                methods: methods.clone(),
-            })
-            .await?
-        {
-            OwnedReply::Value(_) => {
-                self.conn.remember_schema(typeid);
-                Ok(())
-            }
-            other => Err(other.unexpected()),
-        }
+        self.conn.check_schema(typeid, T::METHODS).await
     }
 
     /// Create an object of `typeid` and return an untyped handle to it, whatever its type.

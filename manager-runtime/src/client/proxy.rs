@@ -271,7 +271,15 @@ impl ProxyHandle {
         let args = self.codec().encode(&args)?;
         let handle = match &self.link {
             Link::Remote(conn) => match self.request_call(conn, method, &args).await? {
-                OwnedReply::Created(token) => ProxyHandle::adopt(conn.clone(), token),
+                OwnedReply::Created(token) => {
+                    let handle = ProxyHandle::adopt(conn.clone(), token);
+                    // This build's idea of the new object's type, checked as `create`
+                    // checks it (once per connection and typeid); on a mismatch the new
+                    // object is released as `handle` drops.
+                    conn.check_schema(handle.typeid(), <P::Target as Shared>::METHODS)
+                        .await?;
+                    handle
+                }
                 other => return Err(other.unexpected()),
             },
             Link::Local(server, _) => {

@@ -560,14 +560,14 @@ impl Connection {
                 typeid,
                 methods,
             } => {
-                let result = match self.state.registry.get(typeid) {
+                let result = match self.state.methods_of(typeid) {
                     None => Err(RemoteError::UnknownTypeid {
                         typeid: typeid.to_owned(),
                     }),
-                    Some(registration) => {
+                    Some(server_methods) => {
                         let differences = manager_core::describe::compare(
                             methods.iter().map(|(n, f)| (n.as_str(), *f)),
-                            registration.methods,
+                            server_methods,
                         );
                         if differences.is_empty() {
                             Ok(Reply::Value(&[]))

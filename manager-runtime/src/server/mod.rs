@@ -74,6 +74,9 @@ pub(crate) struct ServerState {
     pub(crate) authkey: AuthKey,
     pub(crate) limits: Limits,
     registry: HashMap<String, Registration>,
+    /// The shared types objects of this server may share without a registration
+    /// (`method_to_typeid` results), by name: their typeid is their name.
+    shared_types: HashMap<&'static str, &'static [manager_core::MethodInfo]>,
     pub(crate) objects: objects::ObjectTable,
     /// Cancelled to shut the server down; each connection holds a child token.
     pub(crate) cancel: CancellationToken,
@@ -94,6 +97,15 @@ pub(crate) struct ServerState {
 }
 
 impl ServerState {
+    /// The methods of the type behind `typeid`: a registration's, or a type objects share
+    /// through `method_to_typeid` (whose typeid is its name).
+    pub(crate) fn methods_of(&self, typeid: &str) -> Option<&'static [manager_core::MethodInfo]> {
+        match self.registry.get(typeid) {
+            Some(registration) => Some(registration.methods),
+            None => self.shared_types.get(typeid).copied(),
+        }
+    }
+
     pub(crate) fn next_connection_id(&self) -> objects::ConnId {
         self.next_connection.fetch_add(1, Ordering::Relaxed) + 1
     }
@@ -390,6 +402,10 @@ impl ServerBuilder {
                 warn!("a typeid was registered twice; the later registration wins");
             }
         }
+        let mut shared_types = HashMap::new();
+        for reg in registry.values() {
+            manager_core::describe::shared_types(reg.methods, &mut shared_types);
+        }
         let handshakes = Arc::new(admission::Handshakes::new(
             self.limits.max_handshakes,
             (self.limits.handshake_timeout / 50)
@@ -402,6 +418,7 @@ impl ServerBuilder {
             authkey: self.authkey.unwrap_or_else(AuthKey::random),
             limits: self.limits,
             registry,
+            shared_types,
             objects,
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
