@@ -891,6 +891,8 @@ struct Output {
     max_queued: usize,
     /// A caller waits for room: whoever drains the queue wakes it.
     room_wanted: AtomicBool,
+    /// Reference changes are coalesced in `Outgoing::refs` (read without the lock).
+    refs_pending: AtomicBool,
     /// About how many calls are in flight (read without the lock of [`Pending`]), and the
     /// bound: for pipelines, which stash their calls without that lock.
     in_flight: AtomicUsize,
@@ -947,6 +949,7 @@ impl Output {
             queued: AtomicUsize::new(0),
             max_queued: max_queued.max(1),
             room_wanted: AtomicBool::new(false),
+            refs_pending: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             max_in_flight: max_in_flight.max(1),
         }
@@ -960,6 +963,10 @@ impl Output {
     /// While the queue is full (or changes coalesced earlier are still waiting), coalesce
     /// a reference change instead of queueing it; false: queue it as usual.
     fn coalesce(&self, object: ObjectId, delta: i8) -> bool {
+        // The common case, checked without the lock: nothing coalesced, room in the queue.
+        if !self.refs_pending.load(Ordering::Acquire) && !self.full() {
+            return false;
+        }
         let mut state = self.lock();
         if state.refs.is_empty() && !self.full() {
             return false;
@@ -969,14 +976,18 @@ impl Output {
         if *net == 0 {
             state.refs.remove(&object);
         }
+        self.refs_pending
+            .store(!state.refs.is_empty(), Ordering::Release);
         true
     }
 
-    /// Queue the coalesced reference changes, if the queue has room for them.
+    /// Queue the coalesced reference changes: before any other frame (so that none is
+    /// ever reordered after a later request), or once the queue drained.
     fn queue_refs(&self, state: &mut Outgoing) {
-        if state.refs.is_empty() || state.buf.len() >= self.max_queued {
+        if state.refs.is_empty() {
             return;
         }
+        self.refs_pending.store(false, Ordering::Release);
         for (object, net) in std::mem::take(&mut state.refs) {
             let request = if net > 0 {
                 Request::Incref { object }
