@@ -92,8 +92,9 @@ impl ClientBuilder {
     /// server does not read them. Beyond it, calls wait as for
     /// [`max_calls_in_flight`](Self::max_calls_in_flight), and the reference changes of
     /// proxies cloned and dropped meanwhile (which cannot wait) are coalesced per object and
-    /// sent once the queue drains: a proxy's drop never blocks and never grows the queue
-    /// without bound. One request may exceed it (a single large argument). At least 1.
+    /// sent, netted, once the queue drains or before the next request, whichever comes
+    /// first: a proxy's drop never blocks and never grows the queue without bound. One
+    /// request may exceed it (a single large argument). At least 1.
     pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
         self.options.max_queued_bytes = bytes.max(1);
         self
