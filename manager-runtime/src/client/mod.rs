@@ -141,7 +141,11 @@ impl Client {
     /// none) and return a typed proxy (Python's `manager.get_pair(1, 3)`).
     ///
     /// The server checks that `typeid` holds `P::Target`; if not, the call fails with
-    /// [`RemoteError::TypeMismatch`](crate::RemoteError::TypeMismatch).
+    /// [`RemoteError::TypeMismatch`](crate::RemoteError::TypeMismatch). Before that, once
+    /// per connection and typeid, this build's idea of the type is checked against the
+    /// server's ([`check_schema`](Self::check_schema)): a mismatch fails with
+    /// [`RemoteError::SchemaMismatch`](crate::RemoteError::SchemaMismatch) and creates
+    /// nothing.
     ///
     /// Cancel safety: dropped before its first poll, it sends nothing. Once polled, the
     /// request goes out, and the object may be created even if the future is dropped: the
