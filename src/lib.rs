@@ -438,6 +438,7 @@ pub use manager_core::{Address, Codec, ObjectId, RemoteError, Token};
 pub use manager_macros::shared;
 pub use manager_macros::Proxy;
 pub use manager_runtime::{from_value, to_value, Opaque, Value, ValueError};
+pub use manager_runtime::{rustls, ClientTls, ServerTls, TlsError};
 pub use manager_runtime::{
     shutdown_signal, AuthKey, Call, CallError, CallFailure, Caller, CallerId, Client,
     ClientBuilder, DisconnectHook, Error, HandshakeError, HasProxy, Holder, IntoAddress, Manager,

@@ -173,5 +173,17 @@ pub(crate) async fn connect<W: AsyncWrite + Unpin>(
     max_frame: usize,
 ) -> Result<(), Error> {
     let mut machine = ClientHandshake::new(key.as_bytes(), nonce());
-    drive(reader, writer, max_frame, None, |m| machine.receive(m)).await
+    let mut tls_announced = false;
+    let outcome = drive(reader, writer, max_frame, None, |m| {
+        tls_announced = m == crate::transport::tls::ANNOUNCE;
+        machine.receive(m)
+    })
+    .await;
+    match outcome {
+        // A TLS server announced TLS where a plaintext one challenges.
+        Err(Error::Auth(HandshakeError::Protocol(_))) if tls_announced => Err(Error::Transport(
+            TransportError::Tls(crate::TlsError::RequiredByServer),
+        )),
+        outcome => outcome,
+    }
 }

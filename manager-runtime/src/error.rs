@@ -88,6 +88,52 @@ pub enum TransportError {
     /// The peer sent nothing for longer than its idle timeout allows.
     #[error("the connection was idle for too long")]
     Idle,
+    /// TLS failed: set-up, a peer without TLS (or with it when this side has none), or a
+    /// certificate refused by either side.
+    #[error(transparent)]
+    Tls(TlsError),
+}
+
+/// Why TLS failed ([`TransportError::Tls`]).
+///
+/// ```
+/// # use manager_runtime::{Error, TlsError, TransportError};
+/// # fn demo(e: Error) {
+/// match e {
+///     Error::Transport(TransportError::Tls(TlsError::RequiredByServer)) => {
+///         eprintln!("this server requires TLS: connect with ClientBuilder::tls")
+///     }
+///     Error::Transport(TransportError::Tls(TlsError::BadPeerCertificate(why))) => {
+///         eprintln!("the server's certificate is not trusted here: {why}")
+///     }
+///     other => eprintln!("{other}"),
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// The TLS set-up is unusable: an unreadable file, invalid PEM, a key that does not fit
+    /// its certificate, no CA to trust, an invalid server name.
+    #[error("TLS set-up: {0}")]
+    Config(String),
+    /// The server requires TLS and this client connected without it.
+    #[error("the server requires TLS; this client connected without it")]
+    RequiredByServer,
+    /// This client connected with TLS and the server does not offer it.
+    #[error("this client requires TLS; the server does not offer it")]
+    NotOfferedByServer,
+    /// This side refused the peer's certificate: signed by a CA not trusted here, issued
+    /// for another name, expired, or missing where one is required.
+    #[error("the peer's certificate was refused: {0}")]
+    BadPeerCertificate(String),
+    /// The peer refused the TLS handshake (an alert), for example because it requires a
+    /// client certificate and got none, or does not trust the one it got.
+    #[error("the peer refused the TLS connection: {0}")]
+    RefusedByPeer(String),
+    /// Any other TLS failure: a corrupt record, a protocol violation.
+    #[error("TLS error: {0}")]
+    Protocol(String),
 }
 
 impl From<io::Error> for TransportError {
@@ -97,6 +143,10 @@ impl From<io::Error> for TransportError {
             .is_some_and(|inner| inner.is::<tokio_util::codec::LengthDelimitedCodecError>())
         {
             return TransportError::FrameTooLarge;
+        }
+        // The TLS halves report a failure as InvalidData with the `TlsError` inside.
+        if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<TlsError>()) {
+            return TransportError::Tls(tls.clone());
         }
         match e.kind() {
             io::ErrorKind::UnexpectedEof

@@ -27,13 +27,17 @@ pub use auth::AuthKey;
 pub use client::{
     Call, CallFailure, Client, ClientBuilder, HasProxy, Pipeline, Proxy, ProxyHandle, ProxyOf,
 };
-pub use error::{CallError, Error, HandshakeError, Result, TransportError};
+pub use error::{CallError, Error, HandshakeError, Result, TlsError, TransportError};
 pub use manager::Manager;
 pub use manager_core::wire::{Holder, ObjectInfo};
 pub use manager_core::{Address, AddressParseError, ObjectId, RemoteError, Token, TypedError};
 pub use server::{
     Caller, CallerId, DisconnectHook, Registration, Server, ServerBuilder, ShutdownHandle,
 };
+/// The rustls crate this crate uses, for [`ServerTls::from_rustls`] and
+/// [`ClientTls::from_rustls`].
+pub use tokio_rustls::rustls;
+pub use transport::tls::{ClientTls, ServerTls};
 pub use transport::DEFAULT_MAX_FRAME;
 pub use value::{from_value, to_value, Opaque, Value, ValueError};
 

@@ -51,6 +51,11 @@ impl ServerBuilder {
 
 async fn start(builder: ServerBuilder) -> Result<Manager> {
     let shutdown_timeout = builder.shutdown_timeout_value();
+    // The manager's own client trusts exactly the server's certificate.
+    let mut connect = Client::builder();
+    if let Some(tls) = builder.tls_value() {
+        connect = connect.tls(tls.pinned_client().map_err(crate::TransportError::Tls)?);
+    }
     let (ready_tx, ready_rx) = oneshot::channel();
     let (stopped_tx, stopped) = std_mpsc::channel();
     let thread = std::thread::Builder::new()
@@ -97,7 +102,7 @@ async fn start(builder: ServerBuilder) -> Result<Manager> {
         .map_err(|_| Error::Transport(crate::TransportError::ClosedLocally))??;
     // Stops the server if this future is dropped (or fails) before the manager exists.
     let stop = StopOnDrop(Some(stop));
-    let client = Client::connect(address, authkey.clone()).await?;
+    let client = connect.connect(address, authkey.clone()).await?;
     Ok(Manager {
         client,
         authkey,

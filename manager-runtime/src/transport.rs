@@ -13,6 +13,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio_util::codec::LengthDelimitedCodec;
 
+pub(crate) mod tls;
+
 /// The read half of a connection.
 /// The longest timeout a server or client keeps (about a hundred years): a longer one,
 /// `Duration::MAX` for "never" for one, is cut to it, so that no deadline computed from it
@@ -322,23 +324,17 @@ impl Listener {
         }
     }
 
-    /// Accept one connection; returns its halves and a peer description for logs.
-    pub(crate) async fn accept(&self) -> io::Result<(ReadHalf, SocketWriter, String)> {
+    /// Accept one connection; returns it and a peer description for logs.
+    pub(crate) async fn accept(&self) -> io::Result<(Stream, String)> {
         match self {
             Listener::Tcp(l) => {
                 let (s, peer) = l.accept().await?;
                 s.set_nodelay(true)?;
-                let (r, w) = s.into_split();
-                Ok((Box::pin(r), SocketWriter::Tcp(w), peer.to_string()))
+                Ok((Stream::Tcp(s), peer.to_string()))
             }
             Listener::Unix(l, p) => {
                 let (s, _) = l.accept().await?;
-                let (r, w) = s.into_split();
-                Ok((
-                    Box::pin(r),
-                    SocketWriter::Unix(w),
-                    format!("unix:{}", p.display()),
-                ))
+                Ok((Stream::Unix(s), format!("unix:{}", p.display())))
             }
         }
     }
@@ -352,20 +348,68 @@ impl Drop for Listener {
     }
 }
 
+/// An accepted or connected socket, before any TLS.
+pub(crate) enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    /// Its halves, plaintext.
+    pub(crate) fn split(self) -> (ReadHalf, SocketWriter) {
+        match self {
+            Stream::Tcp(s) => {
+                let (r, w) = s.into_split();
+                (Box::pin(r), SocketWriter::Tcp(w))
+            }
+            Stream::Unix(s) => {
+                let (r, w) = s.into_split();
+                (Box::pin(r), SocketWriter::Unix(w))
+            }
+        }
+    }
+
+    /// A server's side: TLS with `config` over TCP (after announcing it), plaintext
+    /// without, and always on Unix sockets.
+    pub(crate) async fn accept_tls(
+        self,
+        config: Option<&std::sync::Arc<tls::ServerConfig>>,
+    ) -> Result<(ReadHalf, SocketWriter), crate::TransportError> {
+        match (self, config) {
+            (Stream::Tcp(s), Some(config)) => {
+                let (r, w) = tls::accept(s, config.clone()).await?;
+                Ok((Box::pin(r), SocketWriter::Tls(w)))
+            }
+            (stream, _) => Ok(stream.split()),
+        }
+    }
+
+    /// A client's side: TLS as `tls` says over TCP to `address`, plaintext without, and
+    /// always on Unix sockets.
+    pub(crate) async fn connect_tls(
+        self,
+        tls: Option<&tls::ClientTls>,
+        address: &Address,
+    ) -> Result<(ReadHalf, SocketWriter), crate::Error> {
+        match (self, tls, address) {
+            (Stream::Tcp(s), Some(tls), Address::Tcp(host_port)) => {
+                let (r, w) = tls::connect(s, tls, host_port).await?;
+                Ok((Box::pin(r), SocketWriter::Tls(w)))
+            }
+            (stream, _, _) => Ok(stream.split()),
+        }
+    }
+}
+
 /// Connect to `address`.
-pub(crate) async fn connect(address: &Address) -> io::Result<(ReadHalf, SocketWriter)> {
+pub(crate) async fn connect(address: &Address) -> io::Result<Stream> {
     match address {
         Address::Tcp(a) => {
             let s = TcpStream::connect(a.as_str()).await?;
             s.set_nodelay(true)?;
-            let (r, w) = s.into_split();
-            Ok((Box::pin(r), SocketWriter::Tcp(w)))
+            Ok(Stream::Tcp(s))
         }
-        Address::Unix(p) => {
-            let s = UnixStream::connect(p).await?;
-            let (r, w) = s.into_split();
-            Ok((Box::pin(r), SocketWriter::Unix(w)))
-        }
+        Address::Unix(p) => Ok(Stream::Unix(UnixStream::connect(p).await?)),
         _ => Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "unsupported address kind",
@@ -379,6 +423,7 @@ pub(crate) async fn connect(address: &Address) -> io::Result<(ReadHalf, SocketWr
 pub(crate) enum SocketWriter {
     Tcp(tokio::net::tcp::OwnedWriteHalf),
     Unix(tokio::net::unix::OwnedWriteHalf),
+    Tls(tls::TlsWriter),
 }
 
 impl SocketWriter {
@@ -401,14 +446,26 @@ impl SocketWriter {
         match self {
             SocketWriter::Tcp(w) => w.try_write(buf),
             SocketWriter::Unix(w) => w.try_write(buf),
+            SocketWriter::Tls(w) => w.try_write(buf),
         }
     }
 
-    /// Wait until the socket may take more.
+    /// Whether bytes taken by [`try_write`](Self::try_write) still wait to be written
+    /// (TLS records the socket did not take): then the writer is not done until
+    /// [`writable`](Self::writable) returns.
+    pub(crate) fn backlogged(&self) -> bool {
+        match self {
+            SocketWriter::Tls(w) => w.backlogged(),
+            SocketWriter::Tcp(_) | SocketWriter::Unix(_) => false,
+        }
+    }
+
+    /// Wait until the socket may take more (for TLS: until what waits is written).
     pub(crate) async fn writable(&self) -> io::Result<()> {
         match self {
             SocketWriter::Tcp(w) => w.writable().await,
             SocketWriter::Unix(w) => w.writable().await,
+            SocketWriter::Tls(w) => w.writable().await,
         }
     }
 }
@@ -422,6 +479,7 @@ impl AsyncWrite for SocketWriter {
         match self.get_mut() {
             SocketWriter::Tcp(w) => Pin::new(w).poll_write(cx, buf),
             SocketWriter::Unix(w) => Pin::new(w).poll_write(cx, buf),
+            SocketWriter::Tls(w) => w.poll_write(cx, buf),
         }
     }
 
@@ -432,6 +490,7 @@ impl AsyncWrite for SocketWriter {
         match self.get_mut() {
             SocketWriter::Tcp(w) => Pin::new(w).poll_flush(cx),
             SocketWriter::Unix(w) => Pin::new(w).poll_flush(cx),
+            SocketWriter::Tls(w) => w.poll_flush(cx),
         }
     }
 
@@ -442,6 +501,7 @@ impl AsyncWrite for SocketWriter {
         match self.get_mut() {
             SocketWriter::Tcp(w) => Pin::new(w).poll_shutdown(cx),
             SocketWriter::Unix(w) => Pin::new(w).poll_shutdown(cx),
+            SocketWriter::Tls(w) => w.poll_shutdown(cx),
         }
     }
 }

@@ -8,6 +8,8 @@
 mod auth;
 mod bad_input;
 mod basics;
+#[path = "../support/certs.rs"]
+mod certs;
 mod child;
 mod client_bounds;
 mod common;
@@ -29,5 +31,6 @@ mod raw;
 mod refcount;
 mod sync_containers;
 mod sync_locks;
+mod tls;
 mod typed_errors;
 mod values;

@@ -399,6 +399,8 @@ pub(crate) struct ConnectOptions {
     /// The most bytes queued for the socket before calls wait for room (and proxies'
     /// reference changes are coalesced).
     pub(crate) max_queued_bytes: usize,
+    /// TLS for TCP addresses, if any.
+    pub(crate) tls: Option<crate::ClientTls>,
 }
 
 /// One authenticated connection. Dropped when the last client and proxy using it are gone:
@@ -456,12 +458,13 @@ impl Connection {
         let mut pause = Duration::from_millis(5);
         let (reader, writer) = loop {
             let attempt = async {
-                let (read, write) = transport::connect(&address).await.map_err(|source| {
+                let stream = transport::connect(&address).await.map_err(|source| {
                     Error::Transport(TransportError::Connect {
                         address: address.to_string(),
                         source: Arc::new(source),
                     })
                 })?;
+                let (read, write) = stream.connect_tls(options.tls.as_ref(), &address).await?;
                 let mut reader = FramedRead::new(read, frame_codec(options.max_frame));
                 let mut writer = FramedWrite::new(write, frame_codec(options.max_frame));
                 auth::connect(&mut reader, &mut writer, key, options.max_frame).await?;
@@ -1081,6 +1084,10 @@ impl Output {
                 break;
             }
             self.queue_refs(&mut state);
+        }
+        // TLS records the socket did not take yet: the writer task sees to them.
+        if self.socket.backlogged() {
+            return Ok(Written::Blocked);
         }
         state.schedule.flushed();
         Ok(Written::All)

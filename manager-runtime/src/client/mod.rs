@@ -56,6 +56,7 @@ impl Default for ClientBuilder {
                 handshake_timeout: Duration::from_secs(10),
                 max_calls_in_flight: core::MAX_IN_FLIGHT,
                 max_queued_bytes: MAX_QUEUED_BYTES,
+                tls: None,
             },
         }
     }
@@ -97,6 +98,22 @@ impl ClientBuilder {
     /// request may exceed it (a single large argument). At least 1.
     pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
         self.options.max_queued_bytes = bytes.max(1);
+        self
+    }
+
+    /// Connect over TLS (to TCP addresses; Unix sockets stay plaintext): the server's
+    /// certificate is checked against the CA and the name `tls` gives, then the authkey
+    /// handshake runs inside TLS. Without it, connections are plaintext.
+    ///
+    /// A server that requires TLS refuses a plaintext client at once, and the reverse, with
+    /// [`TlsError::RequiredByServer`](crate::TlsError::RequiredByServer) and
+    /// [`TlsError::NotOfferedByServer`](crate::TlsError::NotOfferedByServer); a certificate
+    /// refused on either side fails with
+    /// [`TlsError::BadPeerCertificate`](crate::TlsError::BadPeerCertificate) here or
+    /// [`TlsError::RefusedByPeer`](crate::TlsError::RefusedByPeer) (all inside
+    /// [`TransportError::Tls`](crate::TransportError::Tls)).
+    pub fn tls(mut self, tls: crate::ClientTls) -> Self {
+        self.options.tls = Some(tls);
         self
     }
 

@@ -20,9 +20,7 @@ use super::objects::{Args, ConnId, Dispatch, Erased, ObjectCache, Refused};
 use super::ServerState;
 use crate::auth;
 use crate::client::handoff::AdoptContext;
-use crate::transport::{
-    self, frame_codec, FrameBuf, FrameError, FrameReader, ReadHalf, SocketWriter,
-};
+use crate::transport::{self, frame_codec, FrameBuf, FrameError, FrameReader, SocketWriter};
 use crate::TransportError;
 
 /// Replies queued beyond which the read loop writes them before going on.
@@ -37,16 +35,21 @@ const LAST_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
 /// Serve one accepted connection until it closes or the server shuts down.
 pub(crate) async fn run(
     state: Arc<ServerState>,
-    read: ReadHalf,
-    write: SocketWriter,
+    stream: transport::Stream,
     peer: String,
     slot: super::admission::Slot,
 ) {
     let max = state.limits.max_frame;
-    let mut reader = FramedRead::new(read, frame_codec(max));
-    let mut writer = FramedWrite::new(write, frame_codec(max));
     let python = state.limits.python_clients;
-    let handshake = auth::accept(&mut reader, &mut writer, &state.authkey, max, python);
+    // TLS first, if required, then the authkey handshake: both within the handshake
+    // timeout.
+    let handshake = async {
+        let (read, write) = stream.accept_tls(state.tls.as_ref()).await?;
+        let mut reader = FramedRead::new(read, frame_codec(max));
+        let mut writer = FramedWrite::new(write, frame_codec(max));
+        auth::accept(&mut reader, &mut writer, &state.authkey, max, python).await?;
+        Ok::<_, crate::Error>((reader, writer))
+    };
     let handshake = tokio::time::timeout(state.limits.handshake_timeout, handshake);
     let outcome = tokio::select! {
         outcome = handshake => outcome,
@@ -54,7 +57,7 @@ pub(crate) async fn run(
         () = slot.evicted.cancelled() => return,
     };
     drop(slot);
-    match outcome {
+    let (reader, writer) = match outcome {
         Err(_) => {
             if let Some(suppressed) = state.warnings.handshake.check() {
                 warn!(%peer, suppressed, "handshake timed out; closing connection");
@@ -67,8 +70,11 @@ pub(crate) async fn run(
             }
             return;
         }
-        Ok(Ok(())) => debug!(%peer, "client authenticated"),
-    }
+        Ok(Ok(framed)) => {
+            debug!(%peer, "client authenticated");
+            framed
+        }
+    };
 
     let mut reader = FrameReader::new(reader, max).with_timeouts(
         state.limits.stalled_frame_timeout,
@@ -197,7 +203,7 @@ impl Outbox {
                         Err(e) => return Err(e),
                     }
                 }
-                if buf.is_empty() {
+                if buf.is_empty() && !self.socket.backlogged() {
                     return Ok(());
                 }
             }

@@ -94,6 +94,8 @@ pub(crate) struct ServerState {
     pub(crate) warnings: throttle::Warnings,
     /// Gives memory back after a burst of connections.
     reclaim: Arc<memory::Reclaim>,
+    /// TLS for TCP connections, if required.
+    pub(crate) tls: Option<Arc<crate::transport::tls::ServerConfig>>,
 }
 
 impl ServerState {
@@ -223,6 +225,7 @@ pub struct ServerBuilder {
     registrations: Vec<Registration>,
     limits: Limits,
     shutdown_timeout: Duration,
+    tls: Option<crate::ServerTls>,
 }
 
 impl Default for ServerBuilder {
@@ -240,6 +243,7 @@ impl ServerBuilder {
             registrations: Vec::new(),
             limits: Limits::default(),
             shutdown_timeout: Duration::from_secs(1),
+            tls: None,
         }
     }
 
@@ -381,8 +385,44 @@ impl ServerBuilder {
         self
     }
 
+    pub(crate) fn tls_value(&self) -> Option<&crate::ServerTls> {
+        self.tls.as_ref()
+    }
+
     pub(crate) fn shutdown_timeout_value(&self) -> Duration {
         self.shutdown_timeout
+    }
+
+    /// Require TLS on TCP connections, with the certificate (and for mutual TLS the client
+    /// CA) in `tls`; the authkey handshake then runs inside TLS. Unix sockets stay
+    /// plaintext.
+    ///
+    /// [`start`](Self::start) connects its manager's own client trusting exactly this
+    /// certificate; it cannot when clients need certificates of their own (mutual TLS) or
+    /// the set-up is [`ServerTls::from_rustls`](crate::ServerTls::from_rustls): then
+    /// [`bind`](Self::bind), serve, and connect with
+    /// [`ClientBuilder::tls`](crate::ClientBuilder::tls).
+    ///
+    /// A plaintext client fails at once with
+    /// [`TlsError::RequiredByServer`](crate::TlsError::RequiredByServer): the server's first
+    /// bytes on a connection announce TLS (see [`ServerTls`](crate::ServerTls)).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), manager_runtime::Error> {
+    /// use manager_runtime::{ServerBuilder, ServerTls};
+    /// let tls = ServerTls::from_pem_files("server.pem", "server.key")
+    ///     .map_err(manager_runtime::TransportError::Tls)?;
+    /// let server = ServerBuilder::new()
+    ///     .address("0.0.0.0:50000")
+    ///     .authkey("abc")
+    ///     .tls(tls)
+    ///     .bind()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn tls(mut self, tls: crate::ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// Bind the listening socket. The server does not accept until it is served.
@@ -391,6 +431,10 @@ impl ServerBuilder {
     /// dropped `bind` leaves nothing bound.
     pub async fn bind(self) -> Result<Server> {
         let address = self.address?;
+        let tls = match &self.tls {
+            Some(tls) => Some(tls.config().map_err(crate::TransportError::Tls)?),
+            None => None,
+        };
         let (listener, bound) = Listener::bind(&address, self.limits.max_connections).await?;
         let mut registry = HashMap::new();
         let objects = objects::ObjectTable::new(self.limits.max_pending_handoffs);
@@ -428,6 +472,7 @@ impl ServerBuilder {
             warnings: throttle::Warnings::default(),
             reclaim: Arc::new(memory::Reclaim::new(release_memory)),
             handshakes,
+            tls,
         });
         Ok(Server {
             state,
@@ -532,7 +577,7 @@ impl Server {
                 accepted = self.listener.accept() => accepted,
             };
             match accepted {
-                Ok((read, write, peer)) => {
+                Ok((stream, peer)) => {
                     backoff = Duration::from_millis(1);
                     let (slot, evicted) = tokio::select! {
                         _ = &mut signal => break,
@@ -551,7 +596,7 @@ impl Server {
                     let conn_state = state.clone();
                     state.reclaim.opened();
                     state.tracker.spawn(async move {
-                        connection::run(conn_state.clone(), read, write, peer, slot).await;
+                        connection::run(conn_state.clone(), stream, peer, slot).await;
                         drop(permit);
                         if conn_state.reclaim.closed() {
                             let cancel = conn_state.cancel.clone();
