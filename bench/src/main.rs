@@ -19,6 +19,8 @@
 //! unchanged) against our SyncManager server (`serve sync`, managerd's configuration)
 //! versus against CPython's own SyncManager server, the two in the same round.
 
+#[path = "../../tests/support/certs.rs"]
+mod certs;
 mod floor;
 mod procfs;
 mod python;

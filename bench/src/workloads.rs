@@ -3,13 +3,14 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use managers::{Client, Registration, ServerBuilder};
+use managers::{Client, ClientTls, Registration, ServerBuilder, ServerTls};
 use serde_bytes::ByteBuf;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
@@ -19,6 +20,12 @@ use crate::store::{SmallProxy, Store, StoreProxy};
 use crate::{procfs, python, Scale};
 
 const KEY: &str = "bench-key";
+
+/// The CA that signed the TLS server's certificate in this run (see [`tls_rows`]).
+static TLS_CA: OnceLock<PathBuf> = OnceLock::new();
+
+/// The prefix of a TLS server's address in this benchmark's own bookkeeping.
+const TLS_PREFIX: &str = "tls+";
 
 /// A socket of either kind.
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -56,19 +63,13 @@ pub(crate) fn serve(kind: &str, address: &str) -> Result<()> {
         };
         match kind {
             "floor" => serve_floor(address, stop).await,
-            "managers" => {
-                let server = ServerBuilder::new()
-                    .address(address)
-                    .authkey(KEY)
-                    .register(Registration::instance("store", Store::default()))
-                    .register(Registration::constructor("small", |(n,)| {
-                        crate::store::Small(n)
-                    }))
-                    .bind()
-                    .await?;
-                println!("ADDRESS {}", server.address());
-                server.serve_until(stop).await?;
-                Ok(())
+            "managers" => serve_managers(ServerBuilder::new(), address, stop).await,
+            tls if tls.starts_with("managers-tls:") => {
+                // `managers-tls:DIR`: DIR holds server.pem and server.key.
+                let dir = Path::new(&tls["managers-tls:".len()..]);
+                let tls =
+                    ServerTls::from_pem_files(dir.join("server.pem"), dir.join("server.key"))?;
+                serve_managers(ServerBuilder::new().tls(tls), address, stop).await
             }
             "sync" => {
                 // managerd's configuration: the SyncManager types, stock CPython clients
@@ -88,6 +89,26 @@ pub(crate) fn serve(kind: &str, address: &str) -> Result<()> {
             other => bail!("unknown contender {other}"),
         }
     })
+}
+
+/// The `managers` contender: the benchmark's store and small objects.
+async fn serve_managers(
+    builder: ServerBuilder,
+    address: &str,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let server = builder
+        .address(address)
+        .authkey(KEY)
+        .register(Registration::instance("store", Store::default()))
+        .register(Registration::constructor("small", |(n,)| {
+            crate::store::Small(n)
+        }))
+        .bind()
+        .await?;
+    println!("ADDRESS {}", server.address());
+    server.serve_until(stop).await?;
+    Ok(())
 }
 
 async fn serve_floor(address: &str, stop: impl std::future::Future<Output = ()>) -> Result<()> {
@@ -190,7 +211,16 @@ async fn connect_floor(address: &str) -> Result<FloorClient<BoxStream>> {
 }
 
 async fn connect_managers(address: &str) -> Result<(Client, StoreProxy)> {
-    let client = Client::connect(address, KEY).await?;
+    let client = match address.strip_prefix(TLS_PREFIX) {
+        Some(address) => {
+            let ca = TLS_CA.get().context("no TLS CA in this run")?;
+            Client::builder()
+                .tls(ClientTls::new().ca_pem_file(ca))
+                .connect(address, KEY)
+                .await?
+        }
+        None => Client::connect(address, KEY).await?,
+    };
     let store: StoreProxy = client.create("store", ()).await?;
     Ok((client, store))
 }
@@ -1018,7 +1048,10 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
             )?;
         }
     }
+    let tls = tls_rows(&rt, &scale, &dir, scale.client_counts[idx16])?;
     let _ = std::fs::remove_dir_all(&dir);
+    writeln!(table)?;
+    table.push_str(&tls);
     writeln!(table)?;
     writeln!(table, "| managers only | transport | value | target |")?;
     writeln!(table, "|---|---|---|---|")?;
@@ -1068,4 +1101,71 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
         table.push_str(&sync_skipped);
     }
     Ok(table)
+}
+
+/// The cost of TLS: managers over TLS against managers over plaintext TCP, the same
+/// workloads interleaved in each round (a CA and a server certificate made for the run).
+fn tls_rows(
+    rt: &tokio::runtime::Runtime,
+    scale: &Scale,
+    dir: &Path,
+    clients: usize,
+) -> Result<String> {
+    let tls_dir = dir.join("tls");
+    std::fs::create_dir_all(&tls_dir)?;
+    let ca = crate::certs::TestCa::new("bench CA");
+    let leaf = ca.server(&["127.0.0.1"]);
+    std::fs::write(tls_dir.join("ca.pem"), ca.pem())?;
+    std::fs::write(tls_dir.join("server.pem"), leaf.cert_pem)?;
+    std::fs::write(tls_dir.join("server.key"), leaf.key_pem)?;
+    let _ = TLS_CA.set(tls_dir.join("ca.pem"));
+    let plain = ServerProcess::start("managers", "127.0.0.1:0")?;
+    let tls = ServerProcess::start(
+        &format!("managers-tls:{}", tls_dir.display()),
+        "127.0.0.1:0",
+    )?;
+    let (pa, ta) = (
+        plain.address.clone(),
+        format!("{TLS_PREFIX}{}", tls.address),
+    );
+    let (mut seq, mut big, mut tput, mut pipe) = (
+        Row::default(),
+        Row::default(),
+        Row::default(),
+        Row::default(),
+    );
+    for _ in 0..scale.rounds {
+        rt.block_on(async {
+            let mut p = latency("managers", &pa, scale.latency_calls, 0).await?;
+            let mut t = latency("managers", &ta, scale.latency_calls, 0).await?;
+            seq.push(percentile(&mut p, 0.5), percentile(&mut t, 0.5));
+            let mut p = latency("managers", &pa, scale.payload_calls, 64 * 1024).await?;
+            let mut t = latency("managers", &ta, scale.payload_calls, 64 * 1024).await?;
+            big.push(percentile(&mut p, 0.5), percentile(&mut t, 0.5));
+            let (p, _) = throughput("managers", &pa, clients, scale.duration).await?;
+            let (t, _) = throughput("managers", &ta, clients, scale.duration).await?;
+            tput.push(p, t);
+            let p = pipelined("managers", &pa, scale.pipelined_calls).await?;
+            let t = pipelined("managers", &ta, scale.pipelined_calls).await?;
+            pipe.push(p, t);
+            anyhow::Ok(())
+        })?;
+    }
+    let mut out = String::new();
+    writeln!(
+        out,
+        "| TLS cost | transport | plaintext | TLS | TLS / plaintext | target |"
+    )?;
+    writeln!(out, "|---|---|---|---|---|---|")?;
+    out.push_str(&seq.line("sequential latency, p50", "tcp", "", true, 2));
+    out.push_str(&big.line("64 KiB echo latency, p50", "tcp", "", true, 2));
+    out.push_str(&tput.line(
+        &format!("throughput, {clients} client(s)"),
+        "tcp",
+        "",
+        false,
+        2,
+    ));
+    out.push_str(&pipe.line("pipelined throughput, 64 in flight", "tcp", "", false, 2));
+    Ok(out)
 }

@@ -15,6 +15,11 @@
 //! `--max-handshakes`, `--max-calls-in-flight`, `--max-frame-length`, `--handshake-timeout` and `--hold-timeout`
 //! set the server's limits (see `docs/limits.md`).
 //!
+//! TLS: `--tls-cert PATH --tls-key PATH` require TLS on TCP connections (PEM files; the
+//! authkey handshake runs inside TLS), `--tls-client-ca PATH` requires client certificates
+//! signed by that CA (mutual TLS). `describe` connects with TLS when given `--tls-ca PATH`
+//! (and `--tls-server-name`, `--tls-cert`/`--tls-key` for a client certificate).
+//!
 //! `managerd describe --address ADDR` (same key) asks a running manager to describe its
 //! typeids and prints them as Markdown, one section per typeid with a table of its methods
 //! and their docs; `--json` prints JSON instead.
@@ -110,6 +115,57 @@ struct Args {
     /// `shutdown`) stop the server (refused by default).
     #[arg(long)]
     allow_client_shutdown: bool,
+
+    /// Require TLS on TCP connections, with this certificate chain (PEM, leaf first); needs
+    /// --tls-key. For `describe`: the client certificate to present (mutual TLS).
+    #[arg(long, global = true, value_name = "PATH", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, global = true, value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// Mutual TLS: admit only clients presenting a certificate signed by a CA in this PEM
+    /// file (needs --tls-cert).
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+
+    /// For `describe`: connect with TLS, trusting the CA certificates in this PEM file.
+    #[arg(long, global = true, value_name = "PATH")]
+    tls_ca: Option<PathBuf>,
+
+    /// For `describe`: the name the server's certificate must carry (default: the host of
+    /// --address).
+    #[arg(long, global = true, value_name = "NAME", requires = "tls_ca")]
+    tls_server_name: Option<String>,
+}
+
+/// The server's TLS set-up from the options, if any.
+fn server_tls(args: &Args) -> Result<Option<managers::ServerTls>> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let mut tls = managers::ServerTls::from_pem_files(cert, key)?;
+    if let Some(ca) = &args.tls_client_ca {
+        tls = tls.client_ca_pem_file(ca)?;
+    }
+    Ok(Some(tls))
+}
+
+/// A client connecting as the options say: TLS when --tls-ca is given.
+fn client_builder(args: &Args) -> managers::ClientBuilder {
+    let builder = managers::Client::builder();
+    let Some(ca) = &args.tls_ca else {
+        return builder;
+    };
+    let mut tls = managers::ClientTls::new().ca_pem_file(ca);
+    if let Some(name) = &args.tls_server_name {
+        tls = tls.server_name(name.as_str());
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        tls = tls.identity_pem_files(cert, key);
+    }
+    builder.tls(tls)
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -124,8 +180,10 @@ enum Command {
 }
 
 /// `managerd describe`: ask the manager at `address` to describe itself and print it.
-async fn describe(address: &str, key: Vec<u8>, json: bool) -> Result<()> {
-    let client = managers::Client::connect(address, key)
+async fn describe(args: &Args, key: Vec<u8>, json: bool) -> Result<()> {
+    let address = args.address.as_str();
+    let client = client_builder(args)
+        .connect(address, key)
         .await
         .with_context(|| format!("cannot connect to {address}"))?;
     let types = client.describe().await?;
@@ -192,9 +250,13 @@ async fn main() -> Result<()> {
         .init();
     let key = authkey(&args)?;
     if let Some(Command::Describe { json }) = args.command {
-        return describe(&args.address, key, json).await;
+        return describe(&args, key, json).await;
     }
-    let server = managers::sync::register(ServerBuilder::new())
+    let mut builder = ServerBuilder::new();
+    if let Some(tls) = server_tls(&args)? {
+        builder = builder.tls(tls);
+    }
+    let server = managers::sync::register(builder)
         .address(args.address.as_str())
         .authkey(key)
         .shutdown_timeout(seconds("shutdown-timeout", args.shutdown_timeout)?)

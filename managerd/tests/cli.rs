@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use managers::sync::SyncManager;
 
+#[path = "../../tests/support/certs.rs"]
+mod certs;
+
 struct Daemon {
     child: Child,
     address: String,
@@ -387,4 +390,106 @@ fn describe_without_a_server_says_which_address() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
+}
+
+/// `managerd --tls-cert --tls-key --tls-client-ca`: a mutual-TLS server process; a client
+/// with a certificate from the clients' CA uses it, one without is refused with a typed
+/// error, a plaintext one too, and `managerd describe --tls-ca` connects through TLS.
+#[tokio::test]
+async fn serves_over_mutual_tls_from_pem_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certs::TestCa::new("managerd CA");
+    let clients_ca = certs::TestCa::new("clients CA");
+    let server = ca.server(&["localhost", "127.0.0.1"]);
+    let worker = clients_ca.client("worker");
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let (ca_pem, clients_ca_pem) = (
+        file("ca.pem", &ca.pem()),
+        file("clients.pem", &clients_ca.pem()),
+    );
+    let (cert, key) = (
+        file("server.pem", &server.cert_pem),
+        file("server.key", &server.key_pem),
+    );
+    let (worker_cert, worker_key) = (
+        file("worker.pem", &worker.cert_pem),
+        file("worker.key", &worker.key_pem),
+    );
+    let daemon = Daemon::start(
+        &[
+            "--address",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--tls-client-ca",
+            &clients_ca_pem,
+        ],
+        &[("MANAGERS_AUTHKEY", "k")],
+    );
+    let tls = managers::ClientTls::new().ca_pem_file(&ca_pem);
+    let client = managers::Client::builder()
+        .tls(tls.clone().identity_pem_files(&worker_cert, &worker_key))
+        .connect(daemon.address.as_str(), "k")
+        .await
+        .expect("a client with a certificate from the clients' CA");
+    let manager = SyncManager::from_client(client);
+    let queue = manager.queue(0).await.unwrap();
+    queue.put(managers::Value::from("over TLS")).await.unwrap();
+    assert_eq!(
+        queue.get().await.unwrap(),
+        managers::Value::from("over TLS")
+    );
+    let refused = managers::Client::builder()
+        .tls(tls)
+        .connect(daemon.address.as_str(), "k")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            managers::Error::Transport(managers::TransportError::Tls(
+                managers::TlsError::RefusedByPeer(_)
+            ))
+        ),
+        "{refused:?}"
+    );
+    let plaintext = managers::Client::connect(daemon.address.as_str(), "k")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            plaintext,
+            managers::Error::Transport(managers::TransportError::Tls(
+                managers::TlsError::RequiredByServer
+            ))
+        ),
+        "{plaintext:?}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_managerd"))
+        .args([
+            "describe",
+            "--json",
+            "--address",
+            &daemon.address,
+            "--tls-ca",
+            &ca_pem,
+        ])
+        .args(["--tls-cert", &worker_cert, "--tls-key", &worker_key])
+        .env("MANAGERS_AUTHKEY", "k")
+        .output()
+        .expect("managerd describe runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("JoinableQueue"));
+    drop((queue, manager));
+    assert!(daemon.terminate().success());
 }

@@ -316,3 +316,17 @@ fn spawned_server() {
         ],
     );
 }
+
+#[test]
+fn tls() {
+    let out = run("tls");
+    assert_contains(
+        &out,
+        &[
+            "[worker] connected over TLS; counter = 5",
+            "[anonymous] refused without a client certificate",
+            "[plaintext] refused: the server requires TLS",
+            "[parent] every process behaved as expected",
+        ],
+    );
+}

@@ -1,7 +1,7 @@
 //! Certificates made at run time, for the TLS tests and the `tls` example: a CA, and
 //! server and client certificates it signs (rcgen; nothing is read from disk).
 
-#![allow(dead_code)] // each includer uses part of it
+#![allow(dead_code, unreachable_pub)] // each includer uses part of it, from its own module
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,

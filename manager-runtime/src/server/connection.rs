@@ -66,7 +66,14 @@ pub(crate) async fn run(
         }
         Ok(Err(e)) => {
             if let Some(suppressed) = state.warnings.handshake.check() {
-                warn!(%peer, error = %e, suppressed, "authentication failed; closing connection");
+                match e {
+                    crate::Error::Transport(TransportError::Tls(e)) => {
+                        warn!(%peer, error = %e, suppressed, "TLS handshake failed; closing connection")
+                    }
+                    e => {
+                        warn!(%peer, error = %e, suppressed, "authentication failed; closing connection")
+                    }
+                }
             }
             return;
         }
