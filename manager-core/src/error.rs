@@ -129,6 +129,13 @@ pub enum RemoteError {
         /// One line per method that differs.
         differences: Vec<String>,
     },
+    /// The call's deadline passed while it waited on the server, which withdrew it (see
+    /// `Request::CallWithin`): nothing it would have done was done.
+    #[error("the call's deadline of {timeout_ms} ms passed on the server; it was withdrawn")]
+    DeadlineExceeded {
+        /// The deadline the call carried, in milliseconds.
+        timeout_ms: u64,
+    },
 }
 
 impl RemoteError {

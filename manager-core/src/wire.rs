@@ -138,6 +138,23 @@ pub enum Request<'a> {
         /// The client's methods: name and `describe::method_fingerprint`.
         methods: Vec<(String, u64)>,
     },
+    /// [`Request::Call`] with a deadline: the server stops waiting on the caller's behalf
+    /// `timeout_ms` milliseconds after it read the request. A call still waiting then (a
+    /// blocked `get`, a contended lock, an `async fn`) is withdrawn as a `Cancel` would
+    /// withdraw it, and answered [`RemoteError::DeadlineExceeded`](crate::RemoteError::DeadlineExceeded).
+    CallWithin {
+        /// Echoed in the reply.
+        id: RequestId,
+        /// The object called.
+        object: ObjectId,
+        /// The method's name.
+        method: &'a str,
+        /// The codec-encoded argument tuple.
+        #[serde(with = "serde_bytes")]
+        args: &'a [u8],
+        /// How long the server may wait, in milliseconds from reading the request.
+        timeout_ms: u64,
+    },
 }
 
 /// Identifies one proxy hand-off: 16 random bytes.

@@ -28,9 +28,37 @@ pub enum Error {
     /// An address string was not valid.
     #[error(transparent)]
     Address(#[from] AddressParseError),
+    /// The call's deadline passed before its result came
+    /// ([`Call::timeout`](crate::Call::timeout), [`Proxy::with_timeout`](crate::Proxy::with_timeout),
+    /// [`ClientBuilder::call_timeout`](crate::ClientBuilder::call_timeout)). The call was
+    /// withdrawn with nothing lost: a lock granted or an item taken at the deadline is
+    /// given back, as for a cancelled call. The connection is fine.
+    #[error("the call's deadline of {timeout:?} passed")]
+    DeadlineExceeded {
+        /// The deadline the call had.
+        timeout: std::time::Duration,
+    },
 }
 
 impl Error {
+    /// A server's `DeadlineExceeded` is the client's: one error for a deadline wherever it
+    /// passed first.
+    pub(crate) fn deadline_mapped(self) -> Self {
+        match self {
+            Error::Remote(RemoteError::DeadlineExceeded { timeout_ms }) => {
+                Error::DeadlineExceeded {
+                    timeout: std::time::Duration::from_millis(timeout_ms),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Whether this is [`Error::DeadlineExceeded`].
+    pub fn is_deadline_exceeded(&self) -> bool {
+        matches!(self, Error::DeadlineExceeded { .. })
+    }
+
     /// The server's error, if this is one.
     pub fn as_remote(&self) -> Option<&RemoteError> {
         match self {

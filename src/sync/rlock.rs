@@ -250,6 +250,17 @@ macro_rules! holder_methods {
         }
 
         impl $proxy {
+            /// This holder, with a deadline of `timeout` on every call (see
+            /// [`Proxy::with_timeout`](crate::Proxy::with_timeout)): unlike a clone, the
+            /// result is the *same* holder, so a lock acquired through it is released
+            /// through `self`, and the reverse.
+            pub fn with_timeout(&self, timeout: Duration) -> Self {
+                $proxy {
+                    raw: crate::Proxy::from_handle(self.raw.handle().with_timeout(timeout)),
+                    owner: HolderToken(self.owner.0),
+                }
+            }
+
             /// Acquire the lock (again, if this holder holds it already), waiting as long
             /// as it takes.
             ///

@@ -13,6 +13,7 @@ mod certs;
 mod child;
 mod client_bounds;
 mod common;
+mod deadlines;
 mod describe;
 mod effects;
 mod examples;

@@ -7,6 +7,7 @@ use std::future::{poll_fn, Future};
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -35,6 +36,10 @@ pub struct Call<'a, A, R, E = Error> {
     handle: &'a ProxyHandle,
     method: &'a str,
     state: CallState<'a, A>,
+    /// The call's deadline, from the first poll.
+    timeout: Option<Duration>,
+    /// Started at the first poll when there is a deadline.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
     result: PhantomData<fn() -> (R, E)>,
 }
 
@@ -120,8 +125,41 @@ impl<'a, A: Serialize, R: DeserializeOwned, E: CallFailure> Call<'a, A, R, E> {
             handle,
             method,
             state: CallState::New(args),
+            timeout: handle.timeout(),
+            timer: None,
             result: PhantomData,
         }
+    }
+
+    /// Give this call a deadline of `timeout` from its first poll (overriding the proxy's
+    /// and the connection's default): if its result has not come by then, it fails with
+    /// [`Error::DeadlineExceeded`] (for a typed-error method, inside `CallError::Rpc`).
+    ///
+    /// The deadline travels with the request: the server stops waiting on the caller's
+    /// behalf when it passes, even if this side's cancel never reaches it. A call blocked
+    /// there (a `Queue.get`, a `Lock.acquire`, an `async fn` awaiting) is withdrawn with
+    /// the same rule as a cancelled call: nothing is lost. An item taken or a lock granted
+    /// just as the deadline passed is handed back; a plain `fn` that already ran is not
+    /// undone (it never waits, so it is never the one at the deadline).
+    ///
+    /// In a [`Pipeline`], results come in order: a call's deadline is the server's to
+    /// keep (its reply is then `DeadlineExceeded`), not a timer on this side.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # async fn demo(handle: manager_runtime::ProxyHandle) -> Result<(), manager_runtime::Error> {
+    /// // With a generated proxy: `queue.get().timeout(Duration::from_secs(1)).await`.
+    /// match handle.call_method::<_, String>("get", ()).timeout(Duration::from_secs(1)).await {
+    ///     Ok(item) => println!("{item}"),
+    ///     Err(manager_runtime::Error::DeadlineExceeded { .. }) => println!("nothing came"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout.min(crate::transport::MAX_TIMEOUT));
+        self.timer = None;
+        self
     }
 
     /// Queue the request (a remote call) or start the local call; `waker` is that of the
@@ -134,10 +172,14 @@ impl<'a, A: Serialize, R: DeserializeOwned, E: CallFailure> Call<'a, A, R, E> {
             };
             self.state = match self.handle.remote() {
                 Some(conn) => {
-                    match self
-                        .handle
-                        .start_call(conn, self.method, &args, waker.cloned(), false)
-                    {
+                    match self.handle.start_call(
+                        conn,
+                        self.method,
+                        &args,
+                        waker.cloned(),
+                        false,
+                        self.timeout,
+                    ) {
                         Ok(Some(started)) => CallState::Queued(started),
                         Ok(None) => {
                             self.state = CallState::New(args);
@@ -164,6 +206,33 @@ impl<A: Serialize, R: DeserializeOwned, E: CallFailure> Future for Call<'_, A, R
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<R, E>> {
         let this = self.get_mut();
+        if let (Some(timeout), None) = (this.timeout, &this.timer) {
+            // Outside a tokio runtime there is no timer here: the server keeps the deadline.
+            if tokio::runtime::Handle::try_current().is_ok() {
+                this.timer = Some(Box::pin(tokio::time::sleep(timeout)));
+            }
+        }
+        let polled = this.poll_call(cx);
+        if polled.is_pending() {
+            if let Some(timer) = &mut this.timer {
+                if timer.as_mut().poll(cx).is_ready() {
+                    // Dropping the request cancels it on the server (and gives back an
+                    // effect granted meanwhile).
+                    this.state = CallState::Done;
+                    let timeout = this.timeout.unwrap_or_default();
+                    let error = Error::DeadlineExceeded { timeout };
+                    trace_done(this.handle, this.method, Some(&error));
+                    return Poll::Ready(Err(E::from_error(error, this.handle)));
+                }
+            }
+        }
+        polled
+    }
+}
+
+impl<A: Serialize, R: DeserializeOwned, E: CallFailure> Call<'_, A, R, E> {
+    fn poll_call(&mut self, cx: &mut Context<'_>) -> Poll<Result<R, E>> {
+        let this = self;
         match this.start(Some(cx.waker())) {
             Ok(true) => {}
             // No room on the connection yet: woken when there may be.
@@ -182,7 +251,9 @@ impl<A: Serialize, R: DeserializeOwned, E: CallFailure> Future for Call<'_, A, R
             CallState::New(_) | CallState::Done => panic!("`Call` polled after completion"),
         };
         this.state = CallState::Done;
-        let value = value.and_then(|v| this.handle.decode(&v));
+        let value = value
+            .and_then(|v| this.handle.decode(&v))
+            .map_err(Error::deadline_mapped);
         trace_done(this.handle, this.method, value.as_ref().err());
         Poll::Ready(value.map_err(|e| E::from_error(e, this.handle)))
     }
@@ -277,6 +348,8 @@ struct InFlight<'a> {
     handle: &'a ProxyHandle,
     method: &'a str,
     state: InFlightState<'a>,
+    /// Its deadline, kept by the server.
+    timeout: Option<Duration>,
 }
 
 enum InFlightState<'a> {
@@ -336,7 +409,10 @@ impl<'a, R: DeserializeOwned, E: CallFailure> Pipeline<'a, R, E> {
                     Err(e) => InFlightState::Failed(e.into()),
                 }
             } else {
-                match call.handle.start_call(conn, call.method, args, None, true) {
+                match call
+                    .handle
+                    .start_call(conn, call.method, args, None, true, call.timeout)
+                {
                     Ok(Some(started)) => {
                         self.stashed += 1;
                         remember(&mut self.stashed_on, conn);
@@ -370,6 +446,7 @@ impl<'a, R: DeserializeOwned, E: CallFailure> Pipeline<'a, R, E> {
             handle: call.handle,
             method: call.method,
             state,
+            timeout: call.timeout,
         });
     }
 
@@ -448,7 +525,9 @@ impl<'a, R: DeserializeOwned, E: CallFailure> Pipeline<'a, R, E> {
                 other => call.handle.value_of(call.method, other),
             }
         });
-        let value = value.and_then(|v| call.handle.decode(&v));
+        let value = value
+            .and_then(|v| call.handle.decode(&v))
+            .map_err(Error::deadline_mapped);
         trace_done(call.handle, call.method, value.as_ref().err());
         Poll::Ready(Some(value.map_err(|e| E::from_error(e, call.handle))))
     }
@@ -480,9 +559,13 @@ impl<'a, R, E> Pipeline<'a, R, E> {
                 unreachable!("only remote calls wait for room")
             };
             let conn: &'a Connection = conn;
-            let started =
-                call.handle
-                    .start_encoded(conn, call.method, args, Some(cx.waker().clone()));
+            let started = call.handle.start_encoded(
+                conn,
+                call.method,
+                args,
+                Some(cx.waker().clone()),
+                call.timeout,
+            );
             call.state = match started {
                 Ok(Some(mut started)) => {
                     if started.defer_write() {

@@ -401,6 +401,8 @@ pub(crate) struct ConnectOptions {
     pub(crate) max_queued_bytes: usize,
     /// TLS for TCP addresses, if any.
     pub(crate) tls: Option<crate::ClientTls>,
+    /// The deadline of calls that set none of their own.
+    pub(crate) call_timeout: Option<Duration>,
 }
 
 /// One authenticated connection. Dropped when the last client and proxy using it are gone:
@@ -422,6 +424,8 @@ pub(crate) struct Connection {
     adopt: AdoptContext,
     /// The typeids whose schema this connection checked (`Client::check_schema`).
     schemas: Mutex<std::collections::HashSet<String>>,
+    /// The deadline of calls that set none of their own.
+    call_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -504,11 +508,17 @@ impl Connection {
             reader,
             adopt: AdoptContext::Client(this.clone()),
             schemas: Mutex::default(),
+            call_timeout: options.call_timeout,
         }))
     }
 
     pub(crate) fn address(&self) -> &Address {
         &self.address
+    }
+
+    /// The deadline of calls that set none of their own.
+    pub(crate) fn call_timeout(&self) -> Option<Duration> {
+        self.call_timeout
     }
 
     /// Check `methods` (this build's idea of the type) against the server's type behind

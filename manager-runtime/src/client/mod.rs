@@ -57,6 +57,7 @@ impl Default for ClientBuilder {
                 max_calls_in_flight: core::MAX_IN_FLIGHT,
                 max_queued_bytes: MAX_QUEUED_BYTES,
                 tls: None,
+                call_timeout: None,
             },
         }
     }
@@ -98,6 +99,14 @@ impl ClientBuilder {
     /// request may exceed it (a single large argument). At least 1.
     pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
         self.options.max_queued_bytes = bytes.max(1);
+        self
+    }
+
+    /// A deadline for every call on this connection that sets none of its own (none by
+    /// default): see [`Call::timeout`] for what happens when it passes, and
+    /// [`Proxy::with_timeout`] for a proxy's own default.
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.options.call_timeout = Some(timeout.min(crate::transport::MAX_TIMEOUT));
         self
     }
 

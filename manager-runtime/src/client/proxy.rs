@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::{Arc, Weak};
 use std::task::Waker;
+use std::time::Duration;
 
 use bytes::Bytes;
 use manager_core::ledger::Owner;
@@ -42,6 +43,35 @@ enum Link {
 pub struct ProxyHandle {
     link: Link,
     token: Arc<Token>,
+    /// The deadline of this handle's calls, if it has one of its own
+    /// ([`with_timeout`](Self::with_timeout)); else its connection's default.
+    timeout: Option<Duration>,
+}
+
+/// A call request: with its deadline, if it has one.
+pub(super) fn call_request<'b>(
+    id: manager_core::wire::RequestId,
+    object: ObjectId,
+    method: &'b str,
+    args: &'b [u8],
+    timeout: Option<Duration>,
+) -> Request<'b> {
+    match timeout {
+        None => Request::Call {
+            id,
+            object,
+            method,
+            args,
+        },
+        Some(timeout) => Request::CallWithin {
+            id,
+            object,
+            method,
+            args,
+            // Rounded up: a deadline never passes early on the server.
+            timeout_ms: u64::try_from(timeout.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX),
+        },
+    }
 }
 
 impl ProxyHandle {
@@ -51,6 +81,7 @@ impl ProxyHandle {
         Self {
             link: Link::Remote(conn),
             token: Arc::new(token),
+            timeout: None,
         }
     }
 
@@ -69,6 +100,7 @@ impl ProxyHandle {
                 address: server.address().clone(),
                 id,
             }),
+            timeout: None,
         }
     }
 
@@ -79,6 +111,26 @@ impl ProxyHandle {
             Link::Local(server, owner) => server.upgrade().map(|s| (s, *owner)),
             Link::Remote(_) => None,
         }
+    }
+
+    /// Another handle to the same object (a new reference, as [`Clone`]) whose calls
+    /// have a deadline of `timeout` unless a call sets its own
+    /// ([`Call::timeout`](crate::Call::timeout)): see there for what happens at the
+    /// deadline. It overrides the connection's default
+    /// ([`ClientBuilder::call_timeout`](crate::ClientBuilder::call_timeout)).
+    /// [`Proxy::with_timeout`] is the same for a typed proxy.
+    pub fn with_timeout(&self, timeout: Duration) -> Self {
+        let mut handle = self.clone();
+        handle.timeout = Some(timeout.min(crate::transport::MAX_TIMEOUT));
+        handle
+    }
+
+    /// The deadline this handle's calls get: its own, else its connection's default.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout.or_else(|| match &self.link {
+            Link::Remote(conn) => conn.call_timeout(),
+            Link::Local(..) => None,
+        })
     }
 
     /// The object's token: typeid, id and manager address.
@@ -185,17 +237,10 @@ impl ProxyHandle {
         method: &str,
         args: &[u8],
         waker: Option<Waker>,
+        timeout: Option<Duration>,
     ) -> Result<Option<Started<'c>>> {
         let object = self.token.id;
-        conn.start(
-            |id| Request::Call {
-                id,
-                object,
-                method,
-                args,
-            },
-            waker,
-        )
+        conn.start(|id| call_request(id, object, method, args, timeout), waker)
     }
 
     /// The value of a remote call's reply.
@@ -221,6 +266,7 @@ impl ProxyHandle {
         args: &A,
         waker: Option<Waker>,
         stash: bool,
+        timeout: Option<Duration>,
     ) -> Result<Option<Started<'c>>> {
         thread_local! {
             static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
@@ -231,12 +277,7 @@ impl ProxyHandle {
         buf.clear();
         let buf = self.codec().encode_into(args, buf)?;
         let object = self.token.id;
-        let build = |id| Request::Call {
-            id,
-            object,
-            method,
-            args: &buf,
-        };
+        let build = |id| call_request(id, object, method, &buf, timeout);
         let started = match stash {
             true => conn.start_stashed(build).map(Some),
             false => conn.start(build, waker),
@@ -395,6 +436,7 @@ impl Clone for ProxyHandle {
         };
         Self {
             link,
+            timeout: self.timeout,
             token: self.token.clone(),
         }
     }
@@ -551,6 +593,24 @@ pub trait Proxy: Clone + Send + Sync + Sized + 'static {
 
     /// The underlying handle, for raw calls ([`ProxyHandle::call_method`]) and the token.
     fn handle(&self) -> &ProxyHandle;
+
+    /// Another proxy for the same object (a new reference, as [`Clone`]) whose every call
+    /// has a deadline of `timeout`, unless the call sets its own
+    /// ([`Call::timeout`](crate::Call::timeout)). For proxies whose methods are `async fn`s
+    /// of their own (the SyncManager types), this is how their calls get a deadline:
+    /// `queue.with_timeout(Duration::from_secs(2)).get().await`.
+    ///
+    /// The result is made with [`from_handle`](Self::from_handle): a proxy that keeps state
+    /// of its own beyond the handle gets it fresh (`managers::sync`'s `RLockProxy` and
+    /// `ConditionProxy` are each one holder of a lock: their inherent `with_timeout` keeps
+    /// the holder, and is what method-call syntax picks).
+    ///
+    /// At the deadline the call fails with [`Error::DeadlineExceeded`](crate::Error::DeadlineExceeded)
+    /// and is withdrawn on the server with nothing lost (see
+    /// [`Call::timeout`](crate::Call::timeout)).
+    fn with_timeout(&self, timeout: Duration) -> Self {
+        Self::from_handle(self.handle().with_timeout(timeout))
+    }
 }
 
 /// The proxy type a shared type is returned as by `method_to_typeid` methods: the

@@ -224,6 +224,8 @@ impl Outbox {
 struct Spawned {
     id: RequestId,
     task: Pin<Box<dyn Future<Output = Finished> + Send>>,
+    /// When the caller stops waiting (`Request::CallWithin`), and its timeout in ms.
+    deadline: Option<(tokio::time::Instant, u64)>,
 }
 
 /// A finished call: its reply frame, and the undo of its effect if it has one.
@@ -485,6 +487,23 @@ impl Connection {
                 method,
                 args,
             } => return Ok(self.call(id, object, method, batch, args)),
+            Request::CallWithin {
+                id,
+                object,
+                method,
+                args,
+                timeout_ms,
+            } => {
+                // Only a call that waits needs its deadline: one that does not is answered
+                // before it could pass.
+                let deadline = tokio::time::Instant::now()
+                    .checked_add(std::time::Duration::from_millis(timeout_ms));
+                let spawned = self.call(id, object, method, batch, args);
+                return Ok(spawned.map(|s| Spawned {
+                    deadline: deadline.map(|d| (d, timeout_ms)),
+                    ..s
+                }));
+            }
             Request::Create {
                 id,
                 typeid,
@@ -661,6 +680,7 @@ impl Connection {
                     tracing::Instrument::instrument(task, span.unwrap_or_else(tracing::Span::none));
                 Some(Spawned {
                     id,
+                    deadline: None,
                     task: Box::pin(async move {
                         let (result, undo) = task.await;
                         let undo = keep_if_ok(&result, undo);
@@ -682,6 +702,7 @@ impl Connection {
         let typeid = typeid.name();
         Some(Spawned {
             id,
+            deadline: None,
             task: Box::pin(async move {
                 let result = super::objects::display_text(obj, &typeid)
                     .await
@@ -704,7 +725,11 @@ impl Connection {
     /// slot, so the requests that would finish the waiting calls (a `put` for a blocked
     /// `get`, a `Cancel`, a `Decref`) are always read.
     fn start(&mut self, spawned: Spawned) {
-        let Spawned { id, mut task } = spawned;
+        let Spawned {
+            id,
+            mut task,
+            deadline,
+        } = spawned;
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         // Outside this task's cooperative budget, which the socket's reads spend: a call
         // that would not wait must not look as if it did once the budget runs out.
@@ -729,13 +754,29 @@ impl Connection {
         let cancel = self.cancel.child_token();
         lock_running(&self.running).start(id, cancel.clone());
         let running = self.running.clone();
+        let max = self.state.limits.max_frame;
         self.state.tracker.spawn(async move {
+            let passed = async {
+                match deadline {
+                    Some((at, _)) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             let finished = tokio::select! {
                 // Checked first: a call whose client is gone must not complete (a `get`
                 // would take an item nobody receives).
                 biased;
                 _ = cancel.cancelled() => None,
                 finished = task => Some(finished),
+                // Withdrawn where it waits, as a `Cancel` would: nothing to undo.
+                () = passed => {
+                    let timeout_ms = deadline.map_or(0, |(_, ms)| ms);
+                    debug!(id, timeout_ms, "call withdrawn at its deadline");
+                    let mut frame = Vec::new();
+                    let error = RemoteError::DeadlineExceeded { timeout_ms };
+                    push_reply(&mut frame, id, Err(error), max);
+                    Some((frame, None))
+                }
             };
             let (frame, undo) = finished.unzip();
             // Cancelled as it finished: its effect is undone, and nobody wants the reply.
