@@ -141,7 +141,7 @@ pub enum Request<'a> {
     /// [`Request::Call`] with a deadline: the server stops waiting on the caller's behalf
     /// `timeout_ms` milliseconds after it read the request. A call still waiting then (a
     /// blocked `get`, a contended lock, an `async fn`) is withdrawn as a `Cancel` would
-    /// withdraw it, and answered [`RemoteError::DeadlineExceeded`](crate::RemoteError::DeadlineExceeded).
+    /// withdraw it, and answered [`RemoteError::DeadlineExceeded`].
     CallWithin {
         /// Echoed in the reply.
         id: RequestId,
