@@ -89,6 +89,10 @@ pub struct Token {
     pub address: Address,
     /// The object's id in that manager.
     pub id: ObjectId,
+    /// The server instance that made the token: random for each start of a manager, so a
+    /// token from an earlier instance at the same address is recognised as such instead of
+    /// reaching an object that happens to have its id in the new one.
+    pub epoch: u64,
 }
 
 #[cfg(test)]

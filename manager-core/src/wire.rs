@@ -155,6 +155,47 @@ pub enum Request<'a> {
         /// How long the server may wait, in milliseconds from reading the request.
         timeout_ms: u64,
     },
+    /// The first request of a connection (optional: a connection without it is a session
+    /// that is never resumed): start a session, or resume one whose connection dropped.
+    /// The reply is [`Reply::Session`].
+    Hello {
+        /// Echoed in the reply.
+        id: RequestId,
+        /// The session to resume, if any.
+        resume: Option<Resume>,
+    },
+}
+
+/// Identifies one client session on one server instance: 16 random bytes.
+pub type SessionId = [u8; 16];
+
+/// What a client that lost its connection sends to take its session back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resume {
+    /// The session.
+    pub session: SessionId,
+    /// The server instance it was opened on ([`Session::epoch`]).
+    pub epoch: u64,
+    /// Every object the client holds references to through the session, and how many:
+    /// the server makes the session's references exactly these (reference changes sent as
+    /// the connection dropped may or may not have arrived).
+    pub refs: Vec<(ObjectId, u64)>,
+}
+
+/// The server's answer to [`Request::Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// The session (the one resumed, or a new one).
+    pub id: SessionId,
+    /// This server instance: random for each start of a manager.
+    pub epoch: u64,
+    /// How long the server keeps a session whose connection dropped, in milliseconds; 0:
+    /// it does not (the session ends with its connection).
+    pub grace_ms: u64,
+    /// Whether the session asked for was resumed. False for a new session, and when the
+    /// one asked for is gone: its grace period passed, or the server is another instance
+    /// (`epoch` differs from the one the client knew).
+    pub resumed: bool,
 }
 
 /// Identifies one proxy hand-off: 16 random bytes.
@@ -197,6 +238,8 @@ pub enum Reply<'a> {
     Effect(#[serde(with = "serde_bytes")] &'a [u8]),
     /// The server's typeids, described (sorted by typeid).
     Description(Vec<crate::describe::TypeDescription>),
+    /// The session of this connection ([`Request::Hello`]).
+    Session(Session),
 }
 
 /// One row of `debug_info()`.
@@ -325,6 +368,18 @@ mod tests {
             },
             Request::Cancel { id: 6 },
             Request::Ack { id: 7 },
+            Request::Hello {
+                id: 8,
+                resume: Some(Resume {
+                    session: [9; 16],
+                    epoch: 10,
+                    refs: vec![(ObjectId(11), 2)],
+                }),
+            },
+            Request::Hello {
+                id: 12,
+                resume: None,
+            },
         ] {
             round_trip_client(ClientMessage::V1(r));
         }
@@ -336,6 +391,7 @@ mod tests {
             typeid: "Pair".into(),
             address: Address::Tcp("127.0.0.1:1".into()),
             id: ObjectId(3),
+            epoch: 7,
         };
         let info = ObjectInfo {
             typeid: "Pair".into(),
@@ -354,6 +410,12 @@ mod tests {
             Ok(Reply::Count(9)),
             Ok(Reply::DebugInfo(vec![info])),
             Ok(Reply::Effect(&[1, 2])),
+            Ok(Reply::Session(Session {
+                id: [3; 16],
+                epoch: 4,
+                grace_ms: 5,
+                resumed: true,
+            })),
             Err(RemoteError::Busy { limit: 4 }),
             Err(RemoteError::UnknownObject { id: ObjectId(1) }),
             Err(RemoteError::Panicked {

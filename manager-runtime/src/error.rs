@@ -38,6 +38,26 @@ pub enum Error {
         /// The deadline the call had.
         timeout: std::time::Duration,
     },
+    /// The proxy is for an object of an earlier instance of its manager: the server at
+    /// that address restarted since, and its objects are gone. The proxy never reaches an
+    /// object of the new instance (even one with the same id).
+    #[error("the manager restarted: `{typeid}` object {id} of its earlier instance is gone")]
+    ServerRestarted {
+        /// The proxy's typeid.
+        typeid: String,
+        /// The object's id in the earlier instance.
+        id: manager_core::ObjectId,
+    },
+    /// The proxy's session ended: its connection dropped and was not resumed in time (the
+    /// server's `session_grace` passed, or it keeps no sessions), so the server released
+    /// its references, as for a client that disconnected.
+    #[error("the session holding `{typeid}` object {id} ended: its connection dropped")]
+    SessionLost {
+        /// The proxy's typeid.
+        typeid: String,
+        /// The object's id.
+        id: manager_core::ObjectId,
+    },
 }
 
 impl Error {

@@ -33,6 +33,7 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
         typeid: "Queue".into(),
         address: Address::Tcp("127.0.0.1:50000".into()),
         id: ObjectId(0x9a25_8438_293b_a44e),
+        epoch: 0x1234_5678,
     };
     let requests = [
         Request::Call {

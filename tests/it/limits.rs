@@ -330,7 +330,11 @@ async fn a_thousand_clients_connecting_at_once_all_get_in() {
     }
     let clients = bounded("1,000 connects", connects.join_all()).await;
     let failed = clients.iter().filter(|c| c.is_err()).count();
-    assert_eq!(failed, 0, "{failed} of 1,000 clients failed to connect");
+    let first = clients.iter().find_map(|c| c.as_ref().err());
+    assert_eq!(
+        failed, 0,
+        "{failed} of 1,000 clients failed to connect: {first:?}"
+    );
 }
 
 /// A flood of connections that never authenticate cannot keep a legitimate client out:

@@ -30,6 +30,7 @@ mod python_suite;
 mod python_support;
 mod raw;
 mod refcount;
+mod restart;
 mod sync_containers;
 mod sync_locks;
 mod tls;

@@ -70,6 +70,7 @@ pub(crate) enum OwnedReply {
     Count(u64),
     DebugInfo(Vec<ObjectInfo>),
     Description(Vec<manager_core::describe::TypeDescription>),
+    Session(manager_core::wire::Session),
 }
 
 impl OwnedReply {
@@ -82,6 +83,7 @@ impl OwnedReply {
             Reply::Count(n) => OwnedReply::Count(n),
             Reply::DebugInfo(rows) => OwnedReply::DebugInfo(rows),
             Reply::Description(types) => OwnedReply::Description(types),
+            Reply::Session(session) => OwnedReply::Session(session),
         }
     }
 
@@ -426,6 +428,8 @@ pub(crate) struct Connection {
     schemas: Mutex<std::collections::HashSet<String>>,
     /// The deadline of calls that set none of their own.
     call_timeout: Option<Duration>,
+    /// The session the server gave this connection (`Request::Hello`).
+    session: OnceLock<manager_core::wire::Session>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -454,28 +458,17 @@ impl Connection {
         key: &AuthKey,
         options: &ConnectOptions,
     ) -> Result<Arc<Self>> {
-        // Connecting and authenticating, within the handshake timeout. A server with all its
-        // handshake slots taken may close a handshake to make way for a newer one (see
-        // `ServerBuilder::max_handshakes`): the connection closed before the handshake
-        // ended is tried again, after a short pause, while time is left.
+        // Connecting, authenticating and opening the session, within the handshake
+        // timeout. A server with all its handshake slots taken may close a handshake to
+        // make way for a newer one (see `ServerBuilder::max_handshakes`), even one that
+        // ended on this side: the connection closed before the session opened is tried
+        // again, after a short pause, while time is left.
         let deadline = tokio::time::Instant::now() + options.handshake_timeout;
         let mut pause = Duration::from_millis(5);
-        let (reader, writer) = loop {
-            let attempt = async {
-                let stream = transport::connect(&address).await.map_err(|source| {
-                    Error::Transport(TransportError::Connect {
-                        address: address.to_string(),
-                        source: Arc::new(source),
-                    })
-                })?;
-                let (read, write) = stream.connect_tls(options.tls.as_ref(), &address).await?;
-                let mut reader = FramedRead::new(read, frame_codec(options.max_frame));
-                let mut writer = FramedWrite::new(write, frame_codec(options.max_frame));
-                auth::connect(&mut reader, &mut writer, key, options.max_frame).await?;
-                Ok::<_, Error>((reader, writer))
-            };
+        loop {
+            let attempt = Self::attempt(&address, key, options);
             match tokio::time::timeout_at(deadline, attempt).await {
-                Ok(Ok(framed)) => break framed,
+                Ok(Ok(conn)) => return Ok(conn),
                 Ok(Err(Error::Transport(TransportError::Closed)))
                     if tokio::time::Instant::now() + pause < deadline =>
                 {
@@ -485,7 +478,25 @@ impl Connection {
                 Ok(Err(e)) => return Err(e),
                 Err(_) => return Err(Error::Transport(TransportError::HandshakeTimeout)),
             }
-        };
+        }
+    }
+
+    /// One try of [`open`](Self::open).
+    async fn attempt(
+        address: &Address,
+        key: &AuthKey,
+        options: &ConnectOptions,
+    ) -> Result<Arc<Self>> {
+        let stream = transport::connect(address).await.map_err(|source| {
+            Error::Transport(TransportError::Connect {
+                address: address.to_string(),
+                source: Arc::new(source),
+            })
+        })?;
+        let (read, write) = stream.connect_tls(options.tls.as_ref(), address).await?;
+        let mut reader = FramedRead::new(read, frame_codec(options.max_frame));
+        let mut writer = FramedWrite::new(write, frame_codec(options.max_frame));
+        auth::connect(&mut reader, &mut writer, key, options.max_frame).await?;
         let pending = Arc::new(Pending {
             state: Mutex::new(Requests::new(options.max_calls_in_flight)),
         });
@@ -499,8 +510,8 @@ impl Connection {
         let reader = FrameReader::new(reader, options.max_frame);
         let reader =
             tokio::spawn(read_loop(reader, pending.clone(), output.clone())).abort_handle();
-        Ok(Arc::new_cyclic(|this| Self {
-            address,
+        let conn = Arc::new_cyclic(|this| Self {
+            address: address.clone(),
             server_address: OnceLock::new(),
             codec: Codec::Postcard,
             output,
@@ -509,7 +520,20 @@ impl Connection {
             adopt: AdoptContext::Client(this.clone()),
             schemas: Mutex::default(),
             call_timeout: options.call_timeout,
-        }))
+            session: OnceLock::new(),
+        });
+        // The session: the server instance (whose tokens only this connection's proxies
+        // may use) and whether it can be resumed.
+        match conn
+            .request(|id| Request::Hello { id, resume: None })
+            .await?
+        {
+            OwnedReply::Session(session) => {
+                let _ = conn.session.set(session);
+            }
+            other => return Err(other.unexpected()),
+        }
+        Ok(conn)
     }
 
     pub(crate) fn address(&self) -> &Address {
@@ -519,6 +543,11 @@ impl Connection {
     /// The deadline of calls that set none of their own.
     pub(crate) fn call_timeout(&self) -> Option<Duration> {
         self.call_timeout
+    }
+
+    /// The server instance this connection leads to.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.session.get().map_or(0, |s| s.epoch)
     }
 
     /// Check `methods` (this build's idea of the type) against the server's type behind

@@ -29,6 +29,9 @@ pub(crate) trait LocalServer: Send + Sync + 'static {
     /// The server's address, as its tokens name it.
     fn address(&self) -> &Address;
 
+    /// The server instance, as its tokens carry it.
+    fn epoch(&self) -> u64;
+
     /// Call `method` of `object` with `args` (encoded with postcard), as a call from
     /// inside the server: its effects stand (no client takes them).
     fn call<'a>(

@@ -27,6 +27,9 @@ enum Link {
     /// Held inside the server by one of its objects (a proxy stored in a shared object),
     /// as an owner of its own: it can release only the reference it took.
     Local(LocalLink, Owner),
+    /// No reference: the object is out of reach for good (its server restarted, or its
+    /// session ended); every use fails with this error.
+    Gone(Error),
 }
 
 /// One reference to a shared object: the base of every proxy (Python's `BaseProxy`).
@@ -85,6 +88,20 @@ impl ProxyHandle {
         }
     }
 
+    /// A handle without a reference, for an object out of reach for good: its manager is
+    /// another instance than the one that made `token` (it restarted).
+    pub(crate) fn restarted(token: Token) -> Self {
+        let error = Error::ServerRestarted {
+            typeid: token.typeid.clone(),
+            id: token.id,
+        };
+        Self {
+            link: Link::Gone(error),
+            token: Arc::new(token),
+            timeout: None,
+        }
+    }
+
     /// A handle for a reference `owner`, a proxy inside the server, holds.
     pub(crate) fn local<S: LocalServer>(
         server: &Arc<S>,
@@ -99,6 +116,7 @@ impl ProxyHandle {
                 typeid: typeid.to_owned(),
                 address: server.address().clone(),
                 id,
+                epoch: server.epoch(),
             }),
             timeout: None,
         }
@@ -109,7 +127,7 @@ impl ProxyHandle {
     pub(crate) fn local_server(&self) -> Option<(Arc<dyn LocalServer>, Owner)> {
         match &self.link {
             Link::Local(server, owner) => server.upgrade().map(|s| (s, *owner)),
-            Link::Remote(_) => None,
+            Link::Remote(_) | Link::Gone(_) => None,
         }
     }
 
@@ -129,7 +147,7 @@ impl ProxyHandle {
     pub fn timeout(&self) -> Option<Duration> {
         self.timeout.or_else(|| match &self.link {
             Link::Remote(conn) => conn.call_timeout(),
-            Link::Local(..) => None,
+            Link::Local(..) | Link::Gone(_) => None,
         })
     }
 
@@ -158,7 +176,7 @@ impl ProxyHandle {
     pub fn codec(&self) -> Codec {
         match &self.link {
             Link::Remote(conn) => conn.codec(),
-            Link::Local(..) => Codec::Postcard,
+            Link::Local(..) | Link::Gone(_) => Codec::Postcard,
         }
     }
 
@@ -166,6 +184,7 @@ impl ProxyHandle {
         match &self.link {
             Link::Remote(conn) => conn.adopt_context().clone(),
             Link::Local(state, _) => AdoptContext::Server(state.clone()),
+            Link::Gone(_) => AdoptContext::Process,
         }
     }
 
@@ -216,7 +235,7 @@ impl ProxyHandle {
     pub(super) fn remote(&self) -> Option<&Arc<Connection>> {
         match &self.link {
             Link::Remote(conn) => Some(conn),
-            Link::Local(..) => None,
+            Link::Local(..) | Link::Gone(_) => None,
         }
     }
 
@@ -225,7 +244,9 @@ impl ProxyHandle {
         let codec = self.codec();
         match &self.link {
             Link::Remote(conn) => Ok(with_context(conn.adopt_context(), || codec.decode(value))?),
-            Link::Local(..) => Ok(with_context(&self.context(), || codec.decode(value))?),
+            Link::Local(..) | Link::Gone(_) => {
+                Ok(with_context(&self.context(), || codec.decode(value))?)
+            }
         }
     }
 
@@ -247,7 +268,7 @@ impl ProxyHandle {
     pub(super) fn value_of(&self, method: &str, reply: OwnedReply) -> Result<Payload> {
         match &self.link {
             Link::Remote(conn) => Self::value_reply(conn, method, reply),
-            Link::Local(..) => Err(reply.unexpected()),
+            Link::Local(..) | Link::Gone(_) => Err(reply.unexpected()),
         }
     }
 
@@ -337,6 +358,7 @@ impl ProxyHandle {
                     }
                 }
             }
+            Link::Gone(e) => return Err(e.clone()),
         };
         Ok(P::from_handle(handle))
     }
@@ -375,6 +397,7 @@ impl ProxyHandle {
                     LocalReturn::Object(_) => Err(Self::returns_object(method)),
                 }
             }
+            Link::Gone(e) => Err(e.clone()),
         }
     }
 
@@ -412,6 +435,7 @@ impl ProxyHandle {
                 other => Err(other.unexpected()),
             },
             Link::Local(server, _) => Self::server(server)?.display(object).await,
+            Link::Gone(e) => Err(e.clone()),
         }
     }
 }
@@ -433,6 +457,7 @@ impl Clone for ProxyHandle {
                 };
                 Link::Local(server.clone(), owner)
             }
+            Link::Gone(e) => Link::Gone(e.clone()),
         };
         Self {
             link,
@@ -452,6 +477,7 @@ impl Drop for ProxyHandle {
                     server.release(object, *owner);
                 }
             }
+            Link::Gone(_) => {}
         }
     }
 }
@@ -500,6 +526,7 @@ impl Serialize for InTransit<'_> {
                     .put_in_transit(object, hold, *owner)
                     .map_err(serde::ser::Error::custom)?;
             }
+            Link::Gone(e) => return Err(serde::ser::Error::custom(e)),
         }
         ProxyWire {
             token: (*handle.token).clone(),
@@ -564,6 +591,9 @@ fn adopt(wire: ProxyWire) -> std::result::Result<ProxyHandle, String> {
                 .upgrade()
                 .filter(|c| c.serves(&token.address) || !c.knows_server_address())
             {
+                if token.epoch != conn.epoch() {
+                    return Ok(ProxyHandle::restarted(token));
+                }
                 conn.send_oneway(Request::Adopt { object, hold });
                 return Ok(ProxyHandle::adopt(conn, token));
             }
@@ -577,6 +607,11 @@ fn adopt(wire: ProxyWire) -> std::result::Result<ProxyHandle, String> {
             token.address
         )
     })?;
+    // A proxy from an earlier instance of the manager: its id means nothing here (or
+    // another object).
+    if token.epoch != conn.epoch() {
+        return Ok(ProxyHandle::restarted(token));
+    }
     conn.send_oneway(Request::Adopt { object, hold });
     Ok(ProxyHandle::adopt(conn, token))
 }
@@ -645,6 +680,7 @@ impl ProxyHandle {
                 method,
                 args: &args,
             }),
+            Link::Gone(_) => {}
             Link::Local(..) => {
                 let handle = self.clone();
                 let method = method.to_owned();

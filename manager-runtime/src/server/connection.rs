@@ -7,7 +7,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use manager_core::ledger::Owner;
-use manager_core::wire::{self, ClientMessage, Reply, Request, RequestId, Response, ServerMessage};
+use manager_core::wire::{
+    self, ClientMessage, Reply, Request, RequestId, Response, Resume, ServerMessage, Session,
+    SessionId,
+};
 use manager_core::{CallResult, Codec, ObjectId, RemoteError, Returned, Token};
 use tokio::sync::Semaphore;
 use tokio_util::codec::{FramedRead, FramedWrite};
@@ -17,7 +20,7 @@ use tracing::{debug, info, warn};
 use super::caller::Caller;
 use super::effects::{self, Calls, Undo};
 use super::objects::{Args, ConnId, Dispatch, Erased, ObjectCache, Refused};
-use super::ServerState;
+use super::{sessions, ServerState};
 use crate::auth;
 use crate::client::handoff::AdoptContext;
 use crate::transport::{self, frame_codec, FrameBuf, FrameError, FrameReader, SocketWriter};
@@ -121,6 +124,8 @@ pub(crate) async fn run(
         replies: Vec::new(),
         cache: ObjectCache::default(),
         untaken_overflow: false,
+        session: None,
+        served: false,
     };
     let outcome = conn.read_loop(&mut reader).await;
     match &outcome {
@@ -286,6 +291,12 @@ struct Connection {
     cache: ObjectCache,
     /// Set when the client leaves more effects untaken than it may (see `keep`).
     untaken_overflow: bool,
+    /// The session this connection has (`Request::Hello`), and which of its connections
+    /// this is, when sessions can be resumed (`ServerBuilder::session_grace`).
+    session: Option<(SessionId, u64)>,
+    /// Whether a request other than `Hello` was served: a session is started or resumed
+    /// only by the first request.
+    served: bool,
 }
 
 /// Turn a call's result into a reply frame appended to `buf`: a value, or a new object
@@ -359,6 +370,7 @@ fn reply_to(
                     typeid: typeid.to_owned(),
                     address: state.address.clone(),
                     id: object_id,
+                    epoch: state.epoch,
                 };
                 push_reply(buf, id, Ok(Reply::Created(token)), max);
             }
@@ -480,7 +492,17 @@ impl Connection {
     fn handle(&mut self, batch: &Bytes, frame: &[u8]) -> Result<Option<Spawned>, TransportError> {
         let ClientMessage::V1(request) = wire::decode::<ClientMessage<'_>>(frame)
             .map_err(|e| TransportError::Protocol(format!("undecodable request: {e}")))?;
+        let first = !std::mem::replace(&mut self.served, true);
         match request {
+            Request::Hello { id, resume } => {
+                if !first {
+                    return Err(TransportError::Protocol(
+                        "Hello after the first request".into(),
+                    ));
+                }
+                let session = self.hello(resume);
+                self.reply(id, Ok(Reply::Session(session)));
+            }
             Request::Call {
                 id,
                 object,
@@ -813,25 +835,84 @@ impl Connection {
             typeid: typeid.to_owned(),
             address: state.address.clone(),
             id,
+            epoch: state.epoch,
         })
+    }
+
+    /// Start this connection's session, or resume the one `resume` names (see
+    /// `ServerBuilder::session_grace`).
+    fn hello(&mut self, resume: Option<Resume>) -> Session {
+        let state = self.state.clone();
+        let grace = state.limits.session_grace;
+        let grace_ms = grace.map_or(0, |g| u64::try_from(g.as_millis()).unwrap_or(u64::MAX));
+        let resumable = resume.filter(|r| grace.is_some() && r.epoch == state.epoch);
+        if let Some(resume) = resumable {
+            if let Some(resumed) = state.sessions.resume(&resume.session, self.cancel.clone()) {
+                // This connection acts as the session's from now on: its references,
+                // holds and locks are held under that id. Its own fresh id held nothing.
+                let fresh = std::mem::replace(&mut self.id, resumed.conn);
+                release_connection(&state, fresh);
+                self.caller.connection = Some(resumed.conn);
+                self.cache = ObjectCache::default();
+                let released = state.objects.reconcile(resumed.conn, &resume.refs);
+                drop(released);
+                self.session = Some((resume.session, resumed.generation));
+                info!(connection = resumed.conn, "a client resumed its session");
+                return Session {
+                    id: resume.session,
+                    epoch: state.epoch,
+                    grace_ms,
+                    resumed: true,
+                };
+            }
+        }
+        let id = crate::client::handoff::new_hold();
+        if grace.is_some() {
+            let generation = state.sessions.open(id, self.id, self.cancel.clone());
+            self.session = Some((id, generation));
+        }
+        Session {
+            id,
+            epoch: state.epoch,
+            grace_ms,
+            resumed: false,
+        }
     }
 
     /// Stop the connection's calls, undo what its client asked to be undone on disconnect,
     /// and release every reference it still holds.
     /// Cancel what runs, undo what the client never took, release what it held.
+    ///
+    /// A session that can be resumed keeps what it holds for the grace period instead
+    /// (its calls are still stopped, and effects its client never took undone: the client
+    /// failed those calls).
     fn close(&mut self) {
         self.cancel.cancel();
         // Effects the client never took (a reply on its way when it died) are undone first.
         let untaken = lock_running(&self.running).close();
         untaken.into_iter().for_each(effects::run);
-        self.state.hooks.closed(self.id);
-        let released = self.state.objects.release_connection(self.id);
-        if !released.is_empty() {
-            info!(
-                objects = released.len(),
-                "freed objects of a closed connection"
-            );
+        if let Some((session, generation)) = self.session {
+            let grace = self.state.limits.session_grace;
+            let sessions = self.state.sessions.clone();
+            match sessions.close(&session, generation, grace, &self.state) {
+                sessions::OnClose::TakenOver | sessions::OnClose::Parked => return,
+                sessions::OnClose::Release => {}
+            }
         }
+        release_connection(&self.state, self.id);
+    }
+}
+
+/// Release everything connection (or session) `conn` holds: run its disconnect hooks
+/// (locks it held are released) and drop its references.
+pub(crate) fn release_connection(state: &ServerState, conn: ConnId) {
+    state.hooks.closed(conn);
+    let released = state.objects.release_connection(conn);
+    if !released.is_empty() {
+        info!(
+            objects = released.len(),
+            "freed objects of a closed connection"
+        );
     }
 }
 

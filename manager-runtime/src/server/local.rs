@@ -43,6 +43,10 @@ impl LocalServer for ServerState {
         &self.address
     }
 
+    fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     fn call<'a>(
         self: Arc<Self>,
         object: ObjectId,
@@ -127,6 +131,10 @@ impl LocalServer for ServerState {
     ) -> Option<std::result::Result<ProxyHandle, String>> {
         if self.address != token.address {
             return None;
+        }
+        if token.epoch != self.epoch {
+            // From an earlier instance of this manager: its id means nothing here.
+            return Some(Ok(ProxyHandle::restarted(token.clone())));
         }
         let expires = Instant::now() + self.limits.hold_timeout;
         let owner = self.proxy_owner();

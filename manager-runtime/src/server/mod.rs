@@ -10,6 +10,7 @@ pub(crate) mod objects;
 mod panics;
 mod python;
 mod registry;
+mod sessions;
 mod throttle;
 
 use std::collections::HashMap;
@@ -47,6 +48,7 @@ pub(crate) struct Limits {
     pub(crate) release_memory: bool,
     pub(crate) python_clients: bool,
     pub(crate) client_shutdown: bool,
+    pub(crate) session_grace: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -64,6 +66,7 @@ impl Default for Limits {
             release_memory: true,
             python_clients: false,
             client_shutdown: false,
+            session_grace: None,
         }
     }
 }
@@ -96,6 +99,10 @@ pub(crate) struct ServerState {
     reclaim: Arc<memory::Reclaim>,
     /// TLS for TCP connections, if required.
     pub(crate) tls: Option<Arc<crate::transport::tls::ServerConfig>>,
+    /// This server instance: random, carried in its tokens and sessions.
+    pub(crate) epoch: u64,
+    /// Client sessions that can be resumed after their connection drops.
+    pub(crate) sessions: Arc<sessions::Sessions>,
 }
 
 impl ServerState {
@@ -330,6 +337,20 @@ impl ServerBuilder {
         self
     }
 
+    /// Keep a client's session for `grace` after its connection drops (default `None`: a
+    /// dropped connection releases everything at once, as in Python). Within the grace
+    /// period a client that reconnects (`ClientBuilder::reconnect`, on by default) takes
+    /// its session back: every proxy works again, its locks are still held, its references
+    /// and holds are intact. Calls it had in flight when the connection dropped failed on
+    /// the client and were withdrawn here (a blocked `get` took nothing). Past the grace
+    /// period the session is released exactly as a closed connection is: its locks are
+    /// released, its objects freed. So a client that vanished keeps its locks for up to
+    /// `grace`: choose it knowing that other clients wait that long for them.
+    pub fn session_grace(mut self, grace: Option<Duration>) -> Self {
+        self.limits.session_grace = grace.map(|g| g.min(MAX_TIMEOUT));
+        self
+    }
+
     /// How many proxy hand-offs one connection may have in flight (default 16384): proxies
     /// it serialised that nobody adopted yet, and adoptions it made whose proxy has not
     /// arrived yet. One more is ignored (with a warning); the proxy involved then carries no
@@ -473,6 +494,8 @@ impl ServerBuilder {
             reclaim: Arc::new(memory::Reclaim::new(release_memory)),
             handshakes,
             tls,
+            epoch: random_epoch(),
+            sessions: Arc::default(),
         });
         Ok(Server {
             state,
@@ -627,6 +650,13 @@ impl Server {
         drop(self.listener);
         Ok(())
     }
+}
+
+/// A random, non-zero server instance id.
+fn random_epoch() -> u64 {
+    let mut bytes = [0u8; 8];
+    getrandom::getrandom(&mut bytes).expect("the operating system random generator failed");
+    u64::from_le_bytes(bytes).max(1)
 }
 
 /// Release references in transit that were never adopted, a few times per hold timeout.

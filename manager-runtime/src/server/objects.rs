@@ -886,6 +886,53 @@ impl ObjectTable {
         released
     }
 
+    /// Make the references connection `conn` holds exactly `refs` (object, count), as a
+    /// client resuming its session counts them: reference changes it sent as its previous
+    /// connection dropped may or may not have arrived. Its adoptions still waiting for
+    /// their holds are dropped (the count includes their proxies). An object that no
+    /// longer exists is skipped.
+    pub(crate) fn reconcile(&self, conn: ConnId, refs: &[(ObjectId, u64)]) -> Released {
+        let mut released = Vec::new();
+        let mut inner = self.lock();
+        let owner = Owner::Connection(conn);
+        let waiting: Vec<HoldId> = inner
+            .early
+            .iter()
+            .filter(|(_, a)| a.owner == Some(owner))
+            .map(|(h, _)| *h)
+            .collect();
+        for hold in waiting {
+            if let Some(early) = inner.early.get_mut(&hold) {
+                // The hold, when it comes, stays in transit until it expires.
+                early.owner = None;
+                early.extra = 0;
+            }
+            let object = inner.early[&hold].object;
+            inner.forget_early_owner(object, owner, &hold);
+        }
+        inner.unbacked.retain(|(_, c), _| *c != conn);
+        let wanted: HashMap<ObjectId, u64> = refs.iter().copied().collect();
+        let held: Vec<ObjectId> = inner
+            .held
+            .get(&conn)
+            .map(|ids| ids.iter().copied().collect())
+            .unwrap_or_default();
+        for id in held {
+            let has = inner.entries.get(&id).map_or(0, |e| e.refs.count(owner));
+            let want = wanted.get(&id).copied().unwrap_or(0);
+            if has > want {
+                let _ = inner.sub(id, owner, has - want, &mut released);
+            }
+        }
+        for (&id, &want) in &wanted {
+            let has = inner.entries.get(&id).map_or(0, |e| e.refs.count(owner));
+            if want > has {
+                inner.add(id, owner, want - has);
+            }
+        }
+        released
+    }
+
     /// Put one new reference to `id` in transit under `hold` (a proxy `owner` holds was
     /// serialised), or hand it straight to an adoption that arrived first. The owner must
     /// hold a reference to `id`; the hand-off counts against `on_behalf`'s bound
