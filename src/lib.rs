@@ -445,6 +445,7 @@ pub use manager_runtime::{
     ObjectInfo, Pipeline, Proxy, ProxyHandle, ProxyOf, Registration, Result, Server, ServerBuilder,
     ShutdownHandle, TransportError, TypedError, DEFAULT_MAX_FRAME,
 };
+pub use manager_runtime::{Backoff, ConnectionState, LostReason};
 
 /// What a manager says about the types it serves: [`Client::describe`].
 pub mod describe {

@@ -95,7 +95,10 @@ impl Error {
 
     /// Whether the connection is gone (as opposed to one request failing).
     pub fn is_transport(&self) -> bool {
-        matches!(self, Error::Transport(_) | Error::Auth(_))
+        matches!(
+            self,
+            Error::Transport(_) | Error::Auth(_) | Error::SessionLost { .. }
+        )
     }
 }
 

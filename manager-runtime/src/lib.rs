@@ -25,7 +25,8 @@ pub mod value;
 
 pub use auth::AuthKey;
 pub use client::{
-    Call, CallFailure, Client, ClientBuilder, HasProxy, Pipeline, Proxy, ProxyHandle, ProxyOf,
+    Backoff, Call, CallFailure, Client, ClientBuilder, ConnectionState, HasProxy, LostReason,
+    Pipeline, Proxy, ProxyHandle, ProxyOf,
 };
 pub use error::{CallError, Error, HandshakeError, Result, TlsError, TransportError};
 pub use manager::Manager;

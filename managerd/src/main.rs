@@ -15,6 +15,9 @@
 //! `--max-handshakes`, `--max-calls-in-flight`, `--max-frame-length`, `--handshake-timeout` and `--hold-timeout`
 //! set the server's limits (see `docs/limits.md`).
 //!
+//! `--session-grace SECONDS` keeps a client's session (references, locks) that long after
+//! its connection drops, for the client to reconnect and resume it.
+//!
 //! TLS: `--tls-cert PATH --tls-key PATH` require TLS on TCP connections (PEM files; the
 //! authkey handshake runs inside TLS), `--tls-client-ca PATH` requires client certificates
 //! signed by that CA (mutual TLS). `describe` connects with TLS when given `--tls-ca PATH`
@@ -115,6 +118,13 @@ struct Args {
     /// `shutdown`) stop the server (refused by default).
     #[arg(long)]
     allow_client_shutdown: bool,
+
+    /// Keep a client's session this many seconds after its connection drops (0, the
+    /// default: release everything at once). A client that reconnects within it finds its
+    /// proxies working and its locks still held; a client that vanished keeps its locks
+    /// that long.
+    #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
+    session_grace: f64,
 
     /// Require TLS on TCP connections, with this certificate chain (PEM, leaf first); needs
     /// --tls-key. For `describe`: the client certificate to present (mutual TLS).
@@ -267,6 +277,7 @@ async fn main() -> Result<()> {
             args.stalled_frame_timeout,
         )?)
         .idle_timeout(optional_seconds("idle-timeout", args.idle_timeout)?)
+        .session_grace(optional_seconds("session-grace", args.session_grace)?)
         .release_memory_after_bursts(!args.keep_freed_memory)
         .python_clients(!args.no_python_clients)
         .client_shutdown(args.allow_client_shutdown)

@@ -29,6 +29,7 @@ mod python_suite;
 #[path = "../support/python.rs"]
 mod python_support;
 mod raw;
+mod reconnect;
 mod refcount;
 mod restart;
 mod sync_containers;

@@ -185,7 +185,13 @@ impl<'a, A: Serialize, R: DeserializeOwned, E: CallFailure> Call<'a, A, R, E> {
                             self.state = CallState::New(args);
                             return Ok(false);
                         }
-                        Err(e) => return Err(e),
+                        // A connection that dropped: wait for the reconnect under way, or
+                        // fail (with the proxy's own error if its session is gone).
+                        Err(e) => {
+                            conn.retry_later(e, waker, self.handle.token())?;
+                            self.state = CallState::New(args);
+                            return Ok(false);
+                        }
                     }
                 }
                 None => {

@@ -35,7 +35,7 @@
 
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
@@ -51,6 +51,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 
 use super::core::{Delivered, Forgotten, Push, Requests, Taken, WriteSchedule};
 use super::handoff::AdoptContext;
+use super::session::SessionLink;
 use crate::auth::{self, AuthKey};
 use crate::transport::{self, frame_codec, FrameError, FrameReader, SocketWriter};
 use crate::{Error, Result, TransportError};
@@ -348,7 +349,11 @@ impl Drop for Started<'_> {
                 room.into_iter().for_each(Waker::wake);
                 match reply {
                     // A new object nobody takes: release the reference its reply carried.
-                    Ok(OwnedReply::Created(token)) => conn.send_ref(token.id, -1),
+                    Ok(OwnedReply::Created(token)) => {
+                        // Counted as taken, then released.
+                        conn.count_adopted(token.id);
+                        conn.send_ref(token.id, -1);
+                    }
                     // An effect nobody takes (a lock granted, an item taken): undone.
                     Ok(OwnedReply::Effect(_)) => conn.send_oneway(Request::Cancel { id: self.id }),
                     _ => {}
@@ -405,6 +410,10 @@ pub(crate) struct ConnectOptions {
     pub(crate) tls: Option<crate::ClientTls>,
     /// The deadline of calls that set none of their own.
     pub(crate) call_timeout: Option<Duration>,
+    /// How to reconnect after a drop, to resume the session; `None`: never.
+    pub(crate) reconnect: Option<super::session::Backoff>,
+    /// Whether calls made while reconnecting wait for it.
+    pub(crate) reconnect_wait: bool,
 }
 
 /// One authenticated connection. Dropped when the last client and proxy using it are gone:
@@ -430,6 +439,14 @@ pub(crate) struct Connection {
     call_timeout: Option<Duration>,
     /// The session the server gave this connection (`Request::Hello`).
     session: OnceLock<manager_core::wire::Session>,
+    /// What this connection shares with the others of its session.
+    link: OnceLock<Arc<SessionLink>>,
+    /// The connection that resumed this one's session after it dropped.
+    next: OnceLock<Arc<Connection>>,
+    /// Set once `next` resumed the session: this connection's proxies go through it.
+    handed_over: AtomicBool,
+    /// Set when the connection failed.
+    dropped: AtomicBool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -466,7 +483,7 @@ impl Connection {
         let deadline = tokio::time::Instant::now() + options.handshake_timeout;
         let mut pause = Duration::from_millis(5);
         loop {
-            let attempt = Self::attempt(&address, key, options);
+            let attempt = Self::attempt(&address, key, options, true);
             match tokio::time::timeout_at(deadline, attempt).await {
                 Ok(Ok(conn)) => return Ok(conn),
                 Ok(Err(Error::Transport(TransportError::Closed)))
@@ -481,11 +498,13 @@ impl Connection {
         }
     }
 
-    /// One try of [`open`](Self::open).
-    async fn attempt(
+    /// One try of [`open`](Self::open); with `hello`, the session is opened too (a
+    /// reconnect resumes one instead).
+    pub(crate) async fn attempt(
         address: &Address,
         key: &AuthKey,
         options: &ConnectOptions,
+        hello: bool,
     ) -> Result<Arc<Self>> {
         let stream = transport::connect(address).await.map_err(|source| {
             Error::Transport(TransportError::Connect {
@@ -508,20 +527,34 @@ impl Connection {
         ));
         tokio::spawn(write_task(output.clone(), pending.clone()));
         let reader = FrameReader::new(reader, options.max_frame);
-        let reader =
-            tokio::spawn(read_loop(reader, pending.clone(), output.clone())).abort_handle();
-        let conn = Arc::new_cyclic(|this| Self {
+        let conn = Arc::new_cyclic(|this: &Weak<Self>| Self {
+            reader: {
+                let (pending, output, this) = (pending.clone(), output.clone(), this.clone());
+                tokio::spawn(async move {
+                    read_loop(reader, pending, output).await;
+                    if let Some(conn) = this.upgrade() {
+                        conn.on_dropped();
+                    }
+                })
+                .abort_handle()
+            },
             address: address.clone(),
             server_address: OnceLock::new(),
             codec: Codec::Postcard,
             output,
             pending,
-            reader,
             adopt: AdoptContext::Client(this.clone()),
             schemas: Mutex::default(),
             call_timeout: options.call_timeout,
             session: OnceLock::new(),
+            link: OnceLock::new(),
+            next: OnceLock::new(),
+            handed_over: AtomicBool::new(false),
+            dropped: AtomicBool::new(false),
         });
+        if !hello {
+            return Ok(conn);
+        }
         // The session: the server instance (whose tokens only this connection's proxies
         // may use) and whether it can be resumed.
         match conn
@@ -529,11 +562,119 @@ impl Connection {
             .await?
         {
             OwnedReply::Session(session) => {
-                let _ = conn.session.set(session);
+                let link =
+                    SessionLink::new(address.clone(), key.clone(), options.clone(), &session);
+                conn.join_session(Arc::new(link), session);
             }
             other => return Err(other.unexpected()),
         }
         Ok(conn)
+    }
+
+    /// Take `session` on, with what the connections of the session share.
+    pub(crate) fn join_session(
+        &self,
+        link: Arc<SessionLink>,
+        session: manager_core::wire::Session,
+    ) {
+        let _ = self.session.set(session);
+        let _ = self.link.set(link);
+    }
+
+    /// `next` resumed this connection's session: its proxies go on through it.
+    pub(crate) fn hand_over(&self, next: Arc<Connection>) {
+        if self.next.set(next).is_ok() {
+            self.handed_over.store(true, Ordering::Release);
+        }
+    }
+
+    /// The connection failed (its reader stopped): reconnect to resume the session, if it
+    /// can be resumed and this is still its connection.
+    fn on_dropped(self: Arc<Self>) {
+        self.dropped.store(true, Ordering::Release);
+        if let Some(link) = self.link.get() {
+            if *link.state().borrow() == super::session::ConnectionState::Connected {
+                link.dropped(Arc::downgrade(&self));
+            }
+        }
+    }
+
+    /// This connection, counted.
+    pub(crate) fn arc(&self) -> Result<Arc<Connection>> {
+        match &self.adopt {
+            AdoptContext::Client(this) => this.upgrade(),
+            _ => None,
+        }
+        .ok_or(Error::Transport(TransportError::ClosedLocally))
+    }
+
+    /// What this connection shares with the others of its session.
+    pub(crate) fn link(&self) -> Option<&Arc<SessionLink>> {
+        self.link.get()
+    }
+
+    /// Whether this connection failed.
+    pub(crate) fn has_dropped(&self) -> bool {
+        self.dropped.load(Ordering::Acquire)
+    }
+
+    /// The connection this one's proxies use now: itself, or the one that resumed its
+    /// session (one atomic load while it is the live one).
+    pub(crate) fn current(&self) -> &Connection {
+        let mut conn = self;
+        while conn.handed_over.load(Ordering::Acquire) {
+            match conn.next.get() {
+                Some(next) => conn = next,
+                None => break,
+            }
+        }
+        conn
+    }
+
+    /// The connection to send requests on, waiting for a reconnect under way (unless the
+    /// client fails fast).
+    pub(crate) async fn routed(&self) -> &Connection {
+        loop {
+            let conn = self.current();
+            match conn.link() {
+                Some(link) if conn.has_dropped() && link.reconnecting() && link.waits() => {
+                    link.settled().await
+                }
+                _ => return conn,
+            }
+        }
+    }
+
+    /// A request of a proxy with `token` could not start here, with `error`: `Ok` when it
+    /// must wait for a reconnect under way (`waker` is woken when it ends); else the error
+    /// to give (the proxy's own if its session is gone).
+    pub(crate) fn retry_later(
+        &self,
+        error: Error,
+        waker: Option<&Waker>,
+        token: &Token,
+    ) -> Result<()> {
+        let Some(link) = self.link().filter(|_| self.has_dropped()) else {
+            return Err(error);
+        };
+        match link.lost() {
+            // No session to resume: the connection's own error.
+            Some(super::session::LostReason::Dropped) => return Err(error),
+            Some(why) => return Err(SessionLink::lost_error(&why, token)),
+            None => {}
+        }
+        match waker {
+            Some(waker) if link.waits() && link.wait(waker) => Ok(()),
+            _ => Err(error),
+        }
+    }
+
+    /// Count one more reference held through this session (a reply's, taken by a handle),
+    /// where references are counted.
+    pub(crate) fn count_adopted(&self, object: ObjectId) {
+        if let Some(link) = self.link().filter(|l| l.resumable()) {
+            drop(link.count(object, 1));
+        }
     }
 
     pub(crate) fn address(&self) -> &Address {
@@ -795,6 +936,22 @@ impl Connection {
     /// is full these are coalesced, per object, and queued once it drains: a proxy's drop
     /// never waits and never grows the queue without bound.
     pub(crate) fn send_ref(&self, object: ObjectId, delta: i8) {
+        let Some(link) = self.link().filter(|l| l.resumable()) else {
+            return self.send_ref_frame(object, delta);
+        };
+        // Counted, and queued under the count's lock (see `client/session.rs`).
+        let _counted = link.count(object, i64::from(delta));
+        let target = self.current();
+        if !target.has_dropped() {
+            return target.send_ref_frame(object, delta);
+        }
+        // Reconnecting: behind the resuming `Hello`, or carried by the next one's count.
+        if let Some(trying) = link.trying() {
+            trying.send_ref_frame(object, delta);
+        }
+    }
+
+    fn send_ref_frame(&self, object: ObjectId, delta: i8) {
         if self.output.coalesce(object, delta) {
             return;
         }

@@ -7,6 +7,7 @@ pub(crate) mod handoff;
 pub(crate) mod live;
 pub(crate) mod local;
 mod proxy;
+pub(crate) mod session;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,7 @@ pub use call::{Call, CallFailure, Pipeline};
 pub(crate) use connection::Connection;
 use connection::{ConnectOptions, OwnedReply};
 pub use proxy::{HasProxy, Proxy, ProxyHandle, ProxyOf};
+pub use session::{Backoff, ConnectionState, LostReason};
 
 use crate::transport::DEFAULT_MAX_FRAME;
 
@@ -58,6 +60,8 @@ impl Default for ClientBuilder {
                 max_queued_bytes: MAX_QUEUED_BYTES,
                 tls: None,
                 call_timeout: None,
+                reconnect: Some(Backoff::default()),
+                reconnect_wait: true,
             },
         }
     }
@@ -107,6 +111,30 @@ impl ClientBuilder {
     /// [`Proxy::with_timeout`] for a proxy's own default.
     pub fn call_timeout(mut self, timeout: Duration) -> Self {
         self.options.call_timeout = Some(timeout.min(crate::transport::MAX_TIMEOUT));
+        self
+    }
+
+    /// How to reconnect when the connection drops (default: pauses from 20 ms, doubling up
+    /// to 1 s); `None`: never. A client reconnects only to resume its session, so only to a
+    /// server that keeps sessions (`ServerBuilder::session_grace`), and only within its
+    /// grace period: then every proxy works again, with its locks still held. Calls in
+    /// flight when the connection dropped fail with the transport error (the server
+    /// withdrew them: nothing they would have taken was taken). If the session cannot be
+    /// resumed (its grace period passed, or the server restarted), the client and its
+    /// proxies are lost: their calls fail with [`Error::SessionLost`](crate::Error::SessionLost)
+    /// or [`Error::ServerRestarted`](crate::Error::ServerRestarted). Watch it with
+    /// [`Client::connection_state`].
+    pub fn reconnect(mut self, backoff: Option<Backoff>) -> Self {
+        self.options.reconnect = backoff;
+        self
+    }
+
+    /// Whether calls made while the client reconnects wait for the outcome (default
+    /// `true`; each call still within its deadline, if it has one) or fail at once with
+    /// the transport error. Calls pushed on a [`Pipeline`] and proxy-returning calls fail
+    /// at once either way.
+    pub fn reconnect_wait(mut self, wait: bool) -> Self {
+        self.options.reconnect_wait = wait;
         self
     }
 
@@ -163,6 +191,30 @@ impl Client {
         self.conn.address()
     }
 
+    /// The state of this client's connection, as it changes: connected, reconnecting after
+    /// a drop (see [`ClientBuilder::reconnect`]), or lost.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: manager_runtime::Client) {
+    /// use manager_runtime::ConnectionState;
+    /// let mut state = client.connection_state();
+    /// while state.changed().await.is_ok() {
+    ///     match &*state.borrow() {
+    ///         ConnectionState::Reconnecting => eprintln!("connection dropped; reconnecting"),
+    ///         ConnectionState::Connected => eprintln!("session resumed"),
+    ///         ConnectionState::Lost(why) => eprintln!("connection lost: {why:?}"),
+    ///         _ => {}
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn connection_state(&self) -> tokio::sync::watch::Receiver<ConnectionState> {
+        match self.conn.link() {
+            Some(link) => link.state(),
+            None => tokio::sync::watch::Sender::new(ConnectionState::Connected).subscribe(),
+        }
+    }
+
     /// Create an object of `typeid` with constructor arguments `args` (a tuple, `()` for
     /// none) and return a typed proxy (Python's `manager.get_pair(1, 3)`).
     ///
@@ -199,7 +251,11 @@ impl Client {
     ///
     /// Cancel safe: dropping it only discards the answer (the check is made again later).
     pub async fn check_schema<T: Shared>(&self, typeid: &str) -> Result<()> {
-        self.conn.check_schema(typeid, T::METHODS).await
+        self.conn
+            .routed()
+            .await
+            .check_schema(typeid, T::METHODS)
+            .await
     }
 
     /// Create an object of `typeid` and return an untyped handle to it, whatever its type.
@@ -217,8 +273,8 @@ impl Client {
         expected: Option<&str>,
     ) -> Result<ProxyHandle> {
         let args = self.conn.codec().encode(args)?;
-        let reply = self
-            .conn
+        let conn = self.conn.routed().await;
+        let reply = conn
             .request(|id| Request::Create {
                 id,
                 typeid,
@@ -227,7 +283,7 @@ impl Client {
             })
             .await?;
         match reply {
-            OwnedReply::Created(token) => Ok(ProxyHandle::adopt(self.conn.clone(), token)),
+            OwnedReply::Created(token) => Ok(ProxyHandle::adopt(conn.arc()?, token)),
             other => Err(other.unexpected()),
         }
     }
@@ -244,7 +300,7 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub fn adopting<R>(&self, f: impl FnOnce() -> R) -> R {
-        handoff::with_context(self.conn.adopt_context(), f)
+        handoff::with_context(self.conn.current().adopt_context(), f)
     }
 
     /// How many objects the manager holds (Python's `_number_of_objects()`).
@@ -253,6 +309,8 @@ impl Client {
     pub async fn number_of_objects(&self) -> Result<u64> {
         match self
             .conn
+            .routed()
+            .await
             .request(|id| Request::NumberOfObjects { id })
             .await?
         {
@@ -269,7 +327,13 @@ impl Client {
     /// Cancel safety: once polled, the request may reach the server even if the future is
     /// dropped.
     pub async fn request_shutdown(&self) -> Result<()> {
-        match self.conn.request(|id| Request::Shutdown { id }).await? {
+        match self
+            .conn
+            .routed()
+            .await
+            .request(|id| Request::Shutdown { id })
+            .await?
+        {
             OwnedReply::Value(_) => Ok(()),
             other => Err(other.unexpected()),
         }
@@ -280,7 +344,13 @@ impl Client {
     ///
     /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn debug_info(&self) -> Result<Vec<ObjectInfo>> {
-        match self.conn.request(|id| Request::DebugInfo { id }).await? {
+        match self
+            .conn
+            .routed()
+            .await
+            .request(|id| Request::DebugInfo { id })
+            .await?
+        {
             OwnedReply::DebugInfo(rows) => Ok(rows),
             other => Err(other.unexpected()),
         }
@@ -295,7 +365,13 @@ impl Client {
     ///
     /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn describe(&self) -> Result<Vec<TypeDescription>> {
-        match self.conn.request(|id| Request::Describe { id }).await? {
+        match self
+            .conn
+            .routed()
+            .await
+            .request(|id| Request::Describe { id })
+            .await?
+        {
             OwnedReply::Description(types) => Ok(types),
             other => Err(other.unexpected()),
         }

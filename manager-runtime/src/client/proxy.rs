@@ -81,6 +81,7 @@ impl ProxyHandle {
     /// Take ownership of the reference a create reply carried.
     pub(crate) fn adopt(conn: Arc<Connection>, token: Token) -> Self {
         conn.learn_server_address(&token.address);
+        conn.count_adopted(token.id);
         Self {
             link: Link::Remote(conn),
             token: Arc::new(token),
@@ -232,9 +233,9 @@ impl ProxyHandle {
     }
 
     /// The client connection this handle's calls go through (`None` inside the server).
-    pub(super) fn remote(&self) -> Option<&Arc<Connection>> {
+    pub(super) fn remote(&self) -> Option<&Connection> {
         match &self.link {
-            Link::Remote(conn) => Some(conn),
+            Link::Remote(conn) => Some(conn.current()),
             Link::Local(..) | Link::Gone(_) => None,
         }
     }
@@ -414,13 +415,14 @@ impl ProxyHandle {
         args: &[u8],
     ) -> Result<OwnedReply> {
         let object = self.token.id;
-        conn.request(|id| Request::Call {
-            id,
-            object,
-            method,
-            args,
-        })
-        .await
+        conn.current()
+            .request(|id| Request::Call {
+                id,
+                object,
+                method,
+                args,
+            })
+            .await
     }
 
     /// The referent's `Display` text (Python's `str(proxy)`); `<typeid object>` when the
@@ -430,7 +432,11 @@ impl ProxyHandle {
     pub async fn referent_to_string(&self) -> Result<String> {
         let object = self.token.id;
         match &self.link {
-            Link::Remote(conn) => match conn.request(|id| Request::Display { id, object }).await? {
+            Link::Remote(conn) => match conn
+                .current()
+                .request(|id| Request::Display { id, object })
+                .await?
+            {
                 OwnedReply::Text(t) => Ok(t),
                 other => Err(other.unexpected()),
             },
