@@ -164,6 +164,10 @@ pub enum Request<'a> {
         /// The session to resume, if any.
         resume: Option<Resume>,
     },
+    /// The client is done with its session (it closes the connection on purpose): release
+    /// it when the connection ends, without the grace period kept for a connection that
+    /// dropped. No reply.
+    Goodbye,
 }
 
 /// Identifies one client session on one server instance: 16 random bytes.
@@ -380,6 +384,7 @@ mod tests {
                 id: 12,
                 resume: None,
             },
+            Request::Goodbye,
         ] {
             round_trip_client(ClientMessage::V1(r));
         }

@@ -9,6 +9,8 @@ use managers::sync::SyncManager;
 
 #[path = "../../tests/support/certs.rs"]
 mod certs;
+#[path = "../../tests/support/relay.rs"]
+mod relay;
 
 struct Daemon {
     child: Child,
@@ -491,5 +493,54 @@ async fn serves_over_mutual_tls_from_pem_files() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("JoinableQueue"));
     drop((queue, manager));
+    assert!(daemon.terminate().success());
+}
+
+/// `managerd --session-grace`: a client whose connection to the daemon process is cut
+/// (through a relay) reconnects and resumes its session: its lock is still held, its
+/// queue proxy works and no item is lost; a client of a daemon without sessions loses its
+/// lock at once, as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_connection_resumes_its_session_with_its_lock() {
+    let daemon = Daemon::start(
+        &["--address", "127.0.0.1:0", "--session-grace", "60"],
+        &[("MANAGERS_AUTHKEY", "k")],
+    );
+    let relay = relay::Relay::start(&daemon.address).await;
+    let client = managers::Client::connect(relay.address.as_str(), "k")
+        .await
+        .unwrap();
+    let manager = SyncManager::from_client(client.clone());
+    let other = SyncManager::connect(daemon.address.as_str(), "k")
+        .await
+        .unwrap();
+    let lock = manager.lock().await.unwrap();
+    lock.acquire().await.unwrap();
+    let queue = manager.queue::<u32>(0).await.unwrap();
+    queue.put(7).await.unwrap();
+    // Other clients reach the same objects through a hand-off.
+    let bytes = postcard::to_stdvec(&lock).unwrap();
+    let their_lock: managers::sync::LockProxy = other
+        .client()
+        .adopting(|| postcard::from_bytes(&bytes))
+        .unwrap();
+
+    let mut state = client.connection_state();
+    state.mark_unchanged();
+    relay.cut();
+    tokio::time::timeout(Duration::from_secs(20), state.changed())
+        .await
+        .expect("the client sees the cut")
+        .unwrap();
+    // Held across the cut, and still this client's to release.
+    assert!(!their_lock.try_acquire().await.unwrap());
+    assert_eq!(queue.get().await.unwrap(), 7);
+    lock.release().await.unwrap();
+    assert!(their_lock.try_acquire().await.unwrap());
+    assert_eq!(
+        *client.connection_state().borrow(),
+        managers::ConnectionState::Connected
+    );
+    drop((lock, queue, manager, client, their_lock, other));
     assert!(daemon.terminate().success());
 }

@@ -31,6 +31,8 @@ mod python_support;
 mod raw;
 mod reconnect;
 mod refcount;
+#[path = "../support/relay.rs"]
+mod relay;
 mod restart;
 mod sync_containers;
 mod sync_locks;

@@ -404,9 +404,12 @@ impl<'a, R: DeserializeOwned, E: CallFailure> Pipeline<'a, R, E> {
         let state = if let (CallState::New(args), Some(conn)) = (&call.state, call.handle.remote())
         {
             let conn: &'a Connection = conn;
-            let state = if self.unstarted > 0 || !conn.has_room_for_stash(self.stashed) {
-                // No room: kept here, in order behind the calls not sent yet, until there
-                // is (see `start_unstarted`).
+            let state = if self.unstarted > 0
+                || !conn.has_room_for_stash(self.stashed)
+                || conn.waits_for_reconnect()
+            {
+                // No room, or a reconnect under way: kept here, in order behind the calls
+                // not sent yet, until there is (see `start_unstarted`).
                 match call.handle.codec().encode(args) {
                     Ok(bytes) => {
                         self.unstarted += 1;
@@ -425,7 +428,22 @@ impl<'a, R: DeserializeOwned, E: CallFailure> Pipeline<'a, R, E> {
                         InFlightState::Queued(started)
                     }
                     Ok(None) => unreachable!("a stashed call always starts"),
-                    Err(e) => InFlightState::Failed(e),
+                    // Its connection dropped and a reconnect is under way: kept until it
+                    // ends, as a call waiting for room is.
+                    Err(_) if conn.waits_for_reconnect() => {
+                        match call.handle.codec().encode(args) {
+                            Ok(bytes) => {
+                                self.unstarted += 1;
+                                InFlightState::Unstarted(bytes)
+                            }
+                            Err(e) => InFlightState::Failed(e.into()),
+                        }
+                    }
+                    Err(e) => InFlightState::Failed(
+                        conn.retry_later(e, None, call.handle.token())
+                            .err()
+                            .unwrap_or(Error::Transport(crate::TransportError::Closed)),
+                    ),
                 }
             };
             call.state = CallState::Done;
@@ -580,7 +598,11 @@ impl<'a, R, E> Pipeline<'a, R, E> {
                     InFlightState::Queued(started)
                 }
                 Ok(None) => return,
-                Err(e) => InFlightState::Failed(e),
+                // Waits for the reconnect under way, woken when it ends.
+                Err(e) => match conn.retry_later(e, Some(cx.waker()), call.handle.token()) {
+                    Ok(()) => return,
+                    Err(e) => InFlightState::Failed(e),
+                },
             };
             self.unstarted -= 1;
         }

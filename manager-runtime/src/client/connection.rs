@@ -459,6 +459,11 @@ impl std::fmt::Debug for Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
+        // Done with the session on purpose: the server releases it at once, not after the
+        // grace period it keeps for a connection that dropped.
+        if self.link().is_some_and(|l| l.resumable()) && !self.has_dropped() {
+            self.send_oneway(Request::Goodbye);
+        }
         // The writer task writes what the socket did not take yet, then closes it.
         self.output.shutdown();
         self.reader.abort();
@@ -664,9 +669,23 @@ impl Connection {
             None => {}
         }
         match waker {
-            Some(waker) if link.waits() && link.wait(waker) => Ok(()),
+            Some(waker) if link.waits() => {
+                if !link.wait(waker) {
+                    // The reconnect ended (or is about to start) meanwhile: try again.
+                    waker.wake_by_ref();
+                }
+                Ok(())
+            }
             _ => Err(error),
         }
+    }
+
+    /// Whether requests on this connection wait for a reconnect under way.
+    pub(crate) fn waits_for_reconnect(&self) -> bool {
+        self.has_dropped()
+            && self
+                .link()
+                .is_some_and(|link| link.reconnecting() && link.waits())
     }
 
     /// Count one more reference held through this session (a reply's, taken by a handle),

@@ -131,8 +131,8 @@ impl ClientBuilder {
 
     /// Whether calls made while the client reconnects wait for the outcome (default
     /// `true`; each call still within its deadline, if it has one) or fail at once with
-    /// the transport error. Calls pushed on a [`Pipeline`] and proxy-returning calls fail
-    /// at once either way.
+    /// the transport error. This holds for calls pushed on a [`Pipeline`], and for the
+    /// [`Client`]'s own requests (`create`, ...), too.
     pub fn reconnect_wait(mut self, wait: bool) -> Self {
         self.options.reconnect_wait = wait;
         self

@@ -415,14 +415,31 @@ impl ProxyHandle {
         args: &[u8],
     ) -> Result<OwnedReply> {
         let object = self.token.id;
-        conn.current()
-            .request(|id| Request::Call {
-                id,
-                object,
-                method,
-                args,
-            })
-            .await
+        self.routed_request(conn, |id| Request::Call {
+            id,
+            object,
+            method,
+            args,
+        })
+        .await
+    }
+
+    /// Send a request of this handle through `conn`'s live connection, waiting for a
+    /// reconnect under way (unless the client fails fast); a request that fails there
+    /// because the session is gone gets this proxy's own error.
+    async fn routed_request<'b>(
+        &self,
+        conn: &Connection,
+        build: impl Fn(manager_core::wire::RequestId) -> Request<'b>,
+    ) -> Result<OwnedReply> {
+        let target = conn.routed().await;
+        match target.request(build).await {
+            Ok(reply) => Ok(reply),
+            Err(e) => Err(match target.retry_later(e, None, &self.token) {
+                Err(e) => e,
+                Ok(()) => Error::Transport(TransportError::Closed),
+            }),
+        }
     }
 
     /// The referent's `Display` text (Python's `str(proxy)`); `<typeid object>` when the
@@ -432,9 +449,8 @@ impl ProxyHandle {
     pub async fn referent_to_string(&self) -> Result<String> {
         let object = self.token.id;
         match &self.link {
-            Link::Remote(conn) => match conn
-                .current()
-                .request(|id| Request::Display { id, object })
+            Link::Remote(conn) => match self
+                .routed_request(conn, |id| Request::Display { id, object })
                 .await?
             {
                 OwnedReply::Text(t) => Ok(t),
@@ -523,7 +539,17 @@ impl Serialize for InTransit<'_> {
         let hold = handoff::new_hold();
         let object = handle.token.id;
         match &handle.link {
-            Link::Remote(conn) => conn.send_oneway(Request::Hold { object, hold }),
+            Link::Remote(conn) => {
+                let conn = conn.current();
+                if conn.has_dropped() {
+                    // The reference could not be put in transit: the receiver would wait
+                    // for it in vain.
+                    return Err(serde::ser::Error::custom(
+                        "the proxy's connection dropped (reconnecting, or lost): it cannot be sent now",
+                    ));
+                }
+                conn.send_oneway(Request::Hold { object, hold })
+            }
             Link::Local(server, owner) => {
                 let server = server
                     .upgrade()

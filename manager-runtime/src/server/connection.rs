@@ -126,6 +126,7 @@ pub(crate) async fn run(
         untaken_overflow: false,
         session: None,
         served: false,
+        released_elsewhere: false,
     };
     let outcome = conn.read_loop(&mut reader).await;
     match &outcome {
@@ -297,6 +298,8 @@ struct Connection {
     /// Whether a request other than `Hello` was served: a session is started or resumed
     /// only by the first request.
     served: bool,
+    /// Set when this connection's session was taken over by another before its `Goodbye`.
+    released_elsewhere: bool,
 }
 
 /// Turn a call's result into a reply frame appended to `buf`: a value, or a new object
@@ -494,6 +497,15 @@ impl Connection {
             .map_err(|e| TransportError::Protocol(format!("undecodable request: {e}")))?;
         let first = !std::mem::replace(&mut self.served, true);
         match request {
+            Request::Goodbye => {
+                // Released as the connection closes, at once.
+                if let Some((session, generation)) = self.session.take() {
+                    if !self.state.sessions.end(&session, generation) {
+                        // Another connection took the session over: not ours to release.
+                        self.released_elsewhere = true;
+                    }
+                }
+            }
             Request::Hello { id, resume } => {
                 if !first {
                     return Err(TransportError::Protocol(
@@ -899,7 +911,9 @@ impl Connection {
                 sessions::OnClose::Release => {}
             }
         }
-        release_connection(&self.state, self.id);
+        if !self.released_elsewhere {
+            release_connection(&self.state, self.id);
+        }
     }
 }
 

@@ -136,6 +136,22 @@ impl Sessions {
         OnClose::Parked
     }
 
+    /// The client of generation `generation` of session `id` is done with it: forget it
+    /// (its connection releases everything as it closes). False if another connection
+    /// has the session now.
+    pub(crate) fn end(&self, id: &SessionId, generation: u64) -> bool {
+        let mut inner = self.lock();
+        if inner
+            .sessions
+            .get(id)
+            .is_some_and(|e| e.generation == generation)
+        {
+            inner.sessions.remove(id);
+            return true;
+        }
+        false
+    }
+
     /// Remove session `id` if it is still parked as generation `generation` left it.
     fn expire(&self, id: &SessionId, generation: u64) -> bool {
         let mut inner = self.lock();
