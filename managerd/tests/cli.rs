@@ -334,6 +334,23 @@ fn sigterm_does_not_wait_for_a_python_client_blocked_in_a_call() {
     client.wait().unwrap();
 }
 
+/// `managerd describe --address ADDRESS EXTRA...` with the key `k`: its stdout, after
+/// checking that it succeeded.
+fn describe(address: &str, extra: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_managerd"))
+        .args(["describe", "--address", address])
+        .args(extra)
+        .env("MANAGERS_AUTHKEY", "k")
+        .output()
+        .expect("managerd describe runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
 /// `managerd describe` against a running `managerd`: Markdown (checked against the golden
 /// file `tests/golden/describe.md`; `UPDATE_GOLDEN=1` rewrites it) and JSON.
 #[test]
@@ -342,20 +359,7 @@ fn describe_prints_the_served_types_as_markdown_and_json() {
     let socket = dir.path().join("m.sock");
     let address = socket.to_str().unwrap();
     let daemon = Daemon::start(&["--address", address], &[("MANAGERS_AUTHKEY", "k")]);
-    let run = |extra: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_managerd"))
-            .args(["describe", "--address", &daemon.address])
-            .args(extra)
-            .env("MANAGERS_AUTHKEY", "k")
-            .output()
-            .expect("managerd describe runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8")
-    };
+    let run = |extra: &[&str]| describe(&daemon.address, extra);
     let markdown = run(&[]).replace(&daemon.address, "ADDRESS");
     let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/describe.md");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
@@ -473,25 +477,19 @@ async fn serves_over_mutual_tls_from_pem_files() {
         ),
         "{plaintext:?}"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_managerd"))
-        .args([
-            "describe",
+    let json = describe(
+        &daemon.address,
+        &[
             "--json",
-            "--address",
-            &daemon.address,
             "--tls-ca",
             &ca_pem,
-        ])
-        .args(["--tls-cert", &worker_cert, "--tls-key", &worker_key])
-        .env("MANAGERS_AUTHKEY", "k")
-        .output()
-        .expect("managerd describe runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+            "--tls-cert",
+            &worker_cert,
+            "--tls-key",
+            &worker_key,
+        ],
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("JoinableQueue"));
+    assert!(json.contains("JoinableQueue"));
     drop((queue, manager));
     assert!(daemon.terminate().success());
 }
@@ -543,4 +541,86 @@ async fn a_cut_connection_resumes_its_session_with_its_lock() {
     );
     drop((lock, queue, manager, client, their_lock, other));
     assert!(daemon.terminate().success());
+}
+
+/// Deadlines against a daemon process: a blocked `get` withdrawn at its deadline takes
+/// nothing, and a lock acquire withdrawn at its deadline holds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadlines_withdraw_blocked_calls_in_the_daemon() {
+    use managers::Proxy;
+    let daemon = Daemon::start(&["--address", "127.0.0.1:0"], &[("MANAGERS_AUTHKEY", "k")]);
+    let manager = SyncManager::connect(daemon.address.as_str(), "k")
+        .await
+        .unwrap();
+    let queue = manager.queue::<String>(0).await.unwrap();
+    let short = Duration::from_millis(50);
+    let err = queue.with_timeout(short).get().await.unwrap_err();
+    assert!(
+        matches!(&err, managers::sync::SyncError::Manager(e) if e.is_deadline_exceeded()),
+        "{err:?}"
+    );
+    queue.put("kept".to_owned()).await.unwrap();
+    assert_eq!(queue.qsize().await.unwrap(), 1);
+    assert_eq!(queue.get().await.unwrap(), "kept");
+    let lock = manager.lock().await.unwrap();
+    lock.acquire().await.unwrap();
+    let other = SyncManager::connect(daemon.address.as_str(), "k")
+        .await
+        .unwrap();
+    let bytes = postcard::to_stdvec(&lock).unwrap();
+    let theirs: managers::sync::LockProxy = other
+        .client()
+        .adopting(|| postcard::from_bytes(&bytes))
+        .unwrap();
+    assert!(theirs.with_timeout(short).acquire().await.is_err());
+    lock.release().await.unwrap();
+    assert!(
+        theirs.try_acquire().await.unwrap(),
+        "the withdrawn acquire holds nothing"
+    );
+    drop((queue, lock, theirs, manager, other));
+    assert!(daemon.terminate().success());
+}
+
+/// A daemon restarted on the same address: a client that had a session with the first
+/// process comes back to the second, which is another instance: it reports the restart
+/// and its proxies fail with `ServerRestarted`, instead of reaching the new objects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_daemon_is_reported_not_resumed() {
+    let first = Daemon::start(
+        &["--address", "127.0.0.1:0", "--session-grace", "60"],
+        &[("MANAGERS_AUTHKEY", "k")],
+    );
+    let address = first.address.clone();
+    let client = managers::Client::connect(address.as_str(), "k")
+        .await
+        .unwrap();
+    let manager = SyncManager::from_client(client.clone());
+    let list = manager.list::<u32>().await.unwrap();
+    list.append(&1).await.unwrap();
+    assert!(first.terminate().success());
+    let second = Daemon::start(
+        &["--address", &address, "--session-grace", "60"],
+        &[("MANAGERS_AUTHKEY", "k")],
+    );
+    let mut state = client.connection_state();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        state.wait_for(|s| {
+            *s == managers::ConnectionState::Lost(managers::LostReason::ServerRestarted)
+        }),
+    )
+    .await
+    .expect("the restart is reported")
+    .unwrap();
+    let err = list.len().await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            managers::sync::SyncError::Manager(managers::Error::ServerRestarted { .. })
+        ),
+        "{err:?}"
+    );
+    drop((list, manager, client));
+    assert!(second.terminate().success());
 }

@@ -65,8 +65,9 @@ async fn refcounts(manager: &Manager) -> Vec<(managers::ObjectId, u64)> {
     rows
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cut_connection_resumes_with_proxies_locks_and_references_intact() {
+/// A server keeping sessions for a minute, a relay to it, a client through the relay (and
+/// its SyncManager), and another client straight to the server.
+async fn relayed() -> (Manager, Relay, Client, SyncManager, SyncManager) {
     let manager = server(Some(Duration::from_secs(60))).await;
     let relay = Relay::start(manager.address()).await;
     let client = Client::connect(relay.address.as_str(), "test-key")
@@ -74,6 +75,12 @@ async fn a_cut_connection_resumes_with_proxies_locks_and_references_intact() {
         .unwrap();
     let sync = SyncManager::from_client(client.clone());
     let other = direct(&manager).await;
+    (manager, relay, client, sync, other)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_connection_resumes_with_proxies_locks_and_references_intact() {
+    let (manager, relay, client, sync, other) = relayed().await;
 
     let pair: PairProxy = client.create("get_pair", (1, 2)).await.unwrap();
     let copies = (pair.clone(), pair.clone());
@@ -169,13 +176,7 @@ async fn a_cut_connection_resumes_with_proxies_locks_and_references_intact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocked_get_cut_off_takes_nothing() {
-    let manager = server(Some(Duration::from_secs(60))).await;
-    let relay = Relay::start(manager.address()).await;
-    let client = Client::connect(relay.address.as_str(), "test-key")
-        .await
-        .unwrap();
-    let sync = SyncManager::from_client(client.clone());
-    let other = direct(&manager).await;
+    let (_manager, relay, _client, sync, other) = relayed().await;
     let queue = sync.queue::<String>(0).await.unwrap();
     let their_queue = share(&queue, other.client());
     // A blocking get, polled once: its request is queued on the connection that is about

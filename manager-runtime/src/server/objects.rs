@@ -531,6 +531,15 @@ impl Inner {
         }
     }
 
+    /// The adoptions `owner` made that still wait for their holds.
+    fn adoptions_of(&self, owner: Owner) -> Vec<HoldId> {
+        self.early
+            .iter()
+            .filter(|(_, a)| a.owner == Some(owner))
+            .map(|(h, _)| *h)
+            .collect()
+    }
+
     /// The first adoption of `object` by `owner` still waiting for its hold.
     fn adopting(&self, object: ObjectId, owner: Owner) -> Option<HoldId> {
         if self.early_by.is_empty() {
@@ -860,13 +869,7 @@ impl ObjectTable {
         let mut inner = self.lock();
         let owner = Owner::Connection(conn);
         inner.open.remove(&conn);
-        let mine: Vec<HoldId> = inner
-            .early
-            .iter()
-            .filter(|(_, a)| a.owner == Some(owner))
-            .map(|(h, _)| *h)
-            .collect();
-        for hold in mine {
+        for hold in inner.adoptions_of(owner) {
             inner.take_early(&hold);
         }
         inner.unbacked.retain(|(_, c), _| *c != conn);
@@ -895,13 +898,7 @@ impl ObjectTable {
         let mut released = Vec::new();
         let mut inner = self.lock();
         let owner = Owner::Connection(conn);
-        let waiting: Vec<HoldId> = inner
-            .early
-            .iter()
-            .filter(|(_, a)| a.owner == Some(owner))
-            .map(|(h, _)| *h)
-            .collect();
-        for hold in waiting {
+        for hold in inner.adoptions_of(owner) {
             if let Some(early) = inner.early.get_mut(&hold) {
                 // The hold, when it comes, stays in transit until it expires.
                 early.owner = None;
