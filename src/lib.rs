@@ -446,6 +446,7 @@ pub use manager_runtime::{
     ShutdownHandle, TransportError, TypedError, DEFAULT_MAX_FRAME,
 };
 pub use manager_runtime::{Backoff, ConnectionState, LostReason};
+pub use manager_runtime::{MethodCalls, ServerStats, StatsHandle, TypeidObjects};
 
 /// What a manager says about the types it serves: [`Client::describe`].
 pub mod describe {

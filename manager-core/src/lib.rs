@@ -21,6 +21,7 @@ mod id;
 pub mod ledger;
 pub mod pickle;
 mod shared;
+pub mod stats;
 pub mod wire;
 
 pub use codec::{Codec, CodecError};

@@ -168,6 +168,11 @@ pub enum Request<'a> {
     /// it when the connection ends, without the grace period kept for a connection that
     /// dropped. No reply.
     Goodbye,
+    /// The server's statistics: [`Reply::Stats`].
+    Stats {
+        /// Echoed in the reply.
+        id: RequestId,
+    },
 }
 
 /// Identifies one client session on one server instance: 16 random bytes.
@@ -244,6 +249,8 @@ pub enum Reply<'a> {
     Description(Vec<crate::describe::TypeDescription>),
     /// The session of this connection ([`Request::Hello`]).
     Session(Session),
+    /// The server's statistics ([`Request::Stats`]).
+    Stats(crate::stats::ServerStats),
 }
 
 /// One row of `debug_info()`.
@@ -385,6 +392,7 @@ mod tests {
                 resume: None,
             },
             Request::Goodbye,
+            Request::Stats { id: 13 },
         ] {
             round_trip_client(ClientMessage::V1(r));
         }
@@ -415,6 +423,16 @@ mod tests {
             Ok(Reply::Count(9)),
             Ok(Reply::DebugInfo(vec![info])),
             Ok(Reply::Effect(&[1, 2])),
+            Ok(Reply::Stats(crate::stats::ServerStats {
+                connections: 1,
+                calls: vec![crate::stats::MethodCalls {
+                    typeid: "Pair".into(),
+                    method: "sum".into(),
+                    calls: 2,
+                    errors: 1,
+                }],
+                ..Default::default()
+            })),
             Ok(Reply::Session(Session {
                 id: [3; 16],
                 epoch: 4,

@@ -30,10 +30,12 @@ pub use client::{
 };
 pub use error::{CallError, Error, HandshakeError, Result, TlsError, TransportError};
 pub use manager::Manager;
+pub use manager_core::stats::{MethodCalls, ServerStats, TypeidObjects};
 pub use manager_core::wire::{Holder, ObjectInfo};
 pub use manager_core::{Address, AddressParseError, ObjectId, RemoteError, Token, TypedError};
 pub use server::{
     Caller, CallerId, DisconnectHook, Registration, Server, ServerBuilder, ShutdownHandle,
+    StatsHandle,
 };
 /// The rustls crate this crate uses, for [`ServerTls::from_rustls`] and
 /// [`ClientTls::from_rustls`].

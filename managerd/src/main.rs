@@ -23,12 +23,19 @@
 //! signed by that CA (mutual TLS). `describe` connects with TLS when given `--tls-ca PATH`
 //! (and `--tls-server-name`, `--tls-cert`/`--tls-key` for a client certificate).
 //!
+//! `managerd stats --address ADDR` (same key) prints its statistics (`--json`: as JSON);
+//! `--metrics-address HOST:PORT` serves them in Prometheus's text format on
+//! `GET /metrics` (cargo feature `metrics`, on by default).
+//!
 //! `managerd describe --address ADDR` (same key) asks a running manager to describe its
 //! typeids and prints them as Markdown, one section per typeid with a table of its methods
 //! and their docs; `--json` prints JSON instead.
 //!
 //! To serve your own `#[shared]` types next to the standard ones, build a binary of your
 //! own: `managers::sync::register(ServerBuilder::new()).register(...)`.
+
+#[cfg(feature = "metrics")]
+mod metrics;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -140,6 +147,12 @@ struct Args {
     #[arg(long, value_name = "PATH", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
 
+    /// Serve the statistics in Prometheus's text format on `GET /metrics` at this address
+    /// (HOST:PORT; port 0 picks a free one, printed as `metrics on ADDRESS`).
+    #[cfg(feature = "metrics")]
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_address: Option<String>,
+
     /// For `describe`: connect with TLS, trusting the CA certificates in this PEM file.
     #[arg(long, global = true, value_name = "PATH")]
     tls_ca: Option<PathBuf>,
@@ -187,6 +200,43 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a running manager's statistics (at --address, with the same key):
+    /// connections, waiting calls, objects per typeid, calls and failures per method.
+    Stats {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `managerd stats`: ask the manager at `address` for its statistics and print them.
+async fn stats(args: &Args, key: Vec<u8>, json: bool) -> Result<()> {
+    let address = args.address.as_str();
+    let client = client_builder(args)
+        .connect(address, key)
+        .await
+        .with_context(|| format!("cannot connect to {address}"))?;
+    let stats = client.stats().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&stats)?);
+        return Ok(());
+    }
+    println!("connections        {}", stats.connections);
+    println!("connections total  {}", stats.connections_total);
+    println!("sessions parked    {}", stats.sessions_parked);
+    println!("calls waiting      {}", stats.calls_waiting);
+    println!("\n| typeid | objects |\n|---|---|");
+    for o in &stats.objects {
+        println!("| {} | {} |", o.typeid, o.objects);
+    }
+    println!("\n| typeid | method | calls | errors |\n|---|---|---|---|");
+    for c in &stats.calls {
+        println!(
+            "| {} | {} | {} | {} |",
+            c.typeid, c.method, c.calls, c.errors
+        );
+    }
+    Ok(())
 }
 
 /// `managerd describe`: ask the manager at `address` to describe itself and print it.
@@ -259,8 +309,10 @@ async fn main() -> Result<()> {
         .with_writer(stderr)
         .init();
     let key = authkey(&args)?;
-    if let Some(Command::Describe { json }) = args.command {
-        return describe(&args, key, json).await;
+    match args.command {
+        Some(Command::Describe { json }) => return describe(&args, key, json).await,
+        Some(Command::Stats { json }) => return stats(&args, key, json).await,
+        None => {}
     }
     let mut builder = ServerBuilder::new();
     if let Some(tls) = server_tls(&args)? {
@@ -291,6 +343,14 @@ async fn main() -> Result<()> {
     // Install the signal handlers before announcing the address.
     let stop = managers::shutdown_signal();
     println!("listening on {}", server.address());
+    #[cfg(feature = "metrics")]
+    if let Some(address) = &args.metrics_address {
+        let listener = tokio::net::TcpListener::bind(address.as_str())
+            .await
+            .with_context(|| format!("cannot listen for metrics on {address}"))?;
+        println!("metrics on {}", listener.local_addr()?);
+        tokio::spawn(metrics::serve(listener, server.stats_handle()));
+    }
     server.serve_until(stop).await?;
     tracing::info!("managerd stopped");
     Ok(())

@@ -15,6 +15,8 @@ mod relay;
 struct Daemon {
     child: Child,
     address: String,
+    /// The lines it prints after its address.
+    lines: mpsc::Receiver<String>,
 }
 
 impl Daemon {
@@ -50,7 +52,18 @@ impl Daemon {
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_owned();
-        Daemon { child, address }
+        Daemon {
+            child,
+            address,
+            lines: rx,
+        }
+    }
+
+    /// The next line it prints (30 s at most).
+    fn next_line(&self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("managerd prints another line")
     }
 
     /// SIGTERM, and the exit status (30 s at most).
@@ -337,18 +350,9 @@ fn sigterm_does_not_wait_for_a_python_client_blocked_in_a_call() {
 /// `managerd describe --address ADDRESS EXTRA...` with the key `k`: its stdout, after
 /// checking that it succeeded.
 fn describe(address: &str, extra: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_managerd"))
-        .args(["describe", "--address", address])
-        .args(extra)
-        .env("MANAGERS_AUTHKEY", "k")
-        .output()
-        .expect("managerd describe runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
+    let mut args = vec!["describe", "--address", address];
+    args.extend_from_slice(extra);
+    run_with_key(&args)
 }
 
 /// `managerd describe` against a running `managerd`: Markdown (checked against the golden
@@ -623,4 +627,97 @@ async fn a_restarted_daemon_is_reported_not_resumed() {
     );
     drop((list, manager, client));
     assert!(second.terminate().success());
+}
+
+/// `managerd stats` and `--metrics-address`: counts exact for a known sequence of calls,
+/// as JSON, as a table, and in Prometheus's text format over HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_and_metrics_count_a_known_sequence_of_calls() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let daemon = Daemon::start(
+        &[
+            "--address",
+            "127.0.0.1:0",
+            "--metrics-address",
+            "127.0.0.1:0",
+        ],
+        &[("MANAGERS_AUTHKEY", "k")],
+    );
+    let metrics = daemon
+        .next_line()
+        .strip_prefix("metrics on ")
+        .expect("the metrics address")
+        .to_owned();
+    let manager = SyncManager::connect(daemon.address.as_str(), "k")
+        .await
+        .unwrap();
+    let queue = manager.queue::<u32>(0).await.unwrap();
+    for item in 0..3 {
+        queue.put(item).await.unwrap();
+    }
+    assert_eq!(queue.get().await.unwrap(), 0);
+    assert!(queue.get_nowait().await.is_ok());
+
+    let json: serde_json::Value = serde_json::from_str(&run_with_key(&[
+        "stats",
+        "--json",
+        "--address",
+        &daemon.address,
+    ]))
+    .expect("JSON");
+    let calls = |method: &str| {
+        json["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["typeid"] == "Queue" && c["method"] == method)
+            .map(|c| (c["calls"].as_u64().unwrap(), c["errors"].as_u64().unwrap()))
+    };
+    assert_eq!(calls("put"), Some((3, 0)));
+    assert_eq!(calls("get"), Some((2, 0)));
+    assert_eq!(
+        json["connections"].as_u64(),
+        Some(2),
+        "this client and `stats`'s own"
+    );
+    let table = run_with_key(&["stats", "--address", &daemon.address]);
+    assert!(table.contains("| Queue | put | 3 | 0 |"), "{table}");
+
+    let mut http = tokio::net::TcpStream::connect(&metrics).await.unwrap();
+    http.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    http.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    assert!(
+        response.contains(r#"managers_calls_total{typeid="Queue",method="put"} 3"#),
+        "{response}"
+    );
+    assert!(
+        response.contains(r#"managers_objects{typeid="Queue"} 1"#),
+        "{response}"
+    );
+    let mut http = tokio::net::TcpStream::connect(&metrics).await.unwrap();
+    http.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    let mut response = String::new();
+    http.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 404"), "{response}");
+    drop((queue, manager));
+    assert!(daemon.terminate().success());
+}
+
+/// `managerd ARGS...` with the key `k`: its stdout, after checking that it succeeded.
+fn run_with_key(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_managerd"))
+        .args(args)
+        .env("MANAGERS_AUTHKEY", "k")
+        .output()
+        .expect("managerd runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
 }

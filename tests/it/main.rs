@@ -34,6 +34,7 @@ mod refcount;
 #[path = "../support/relay.rs"]
 mod relay;
 mod restart;
+mod stats;
 mod sync_containers;
 mod sync_locks;
 mod tls;

@@ -72,6 +72,7 @@ pub(crate) enum OwnedReply {
     DebugInfo(Vec<ObjectInfo>),
     Description(Vec<manager_core::describe::TypeDescription>),
     Session(manager_core::wire::Session),
+    Stats(manager_core::stats::ServerStats),
 }
 
 impl OwnedReply {
@@ -85,6 +86,7 @@ impl OwnedReply {
             Reply::DebugInfo(rows) => OwnedReply::DebugInfo(rows),
             Reply::Description(types) => OwnedReply::Description(types),
             Reply::Session(session) => OwnedReply::Session(session),
+            Reply::Stats(stats) => OwnedReply::Stats(stats),
         }
     }
 

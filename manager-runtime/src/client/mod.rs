@@ -356,6 +356,25 @@ impl Client {
         }
     }
 
+    /// The manager's statistics: connections open and since it started, sessions kept
+    /// for their grace period, calls waiting now, live objects per typeid, and calls and
+    /// failed calls per typeid and method (of Rust clients). A call whose reply this
+    /// process has seen is counted.
+    ///
+    /// Cancel safe: it only reads, so dropping it only discards the answer.
+    pub async fn stats(&self) -> Result<manager_core::stats::ServerStats> {
+        match self
+            .conn
+            .routed()
+            .await
+            .request(|id| Request::Stats { id })
+            .await?
+        {
+            OwnedReply::Stats(stats) => Ok(stats),
+            other => Err(other.unexpected()),
+        }
+    }
+
     /// Every typeid the manager serves, described: the registration (constructor or
     /// instance, whether clients may create it) and the shared type's exposed methods, in
     /// order, with their parameters and return types as written in the source and their

@@ -86,6 +86,7 @@ pub(crate) async fn run(
         }
     };
 
+    let _open = super::stats::Stats::opened(&state);
     let mut reader = FrameReader::new(reader, max).with_timeouts(
         state.limits.stalled_frame_timeout,
         state.limits.idle_timeout,
@@ -127,6 +128,7 @@ pub(crate) async fn run(
         session: None,
         served: false,
         released_elsewhere: false,
+        counts: Default::default(),
     };
     let outcome = conn.read_loop(&mut reader).await;
     match &outcome {
@@ -232,6 +234,8 @@ struct Spawned {
     task: Pin<Box<dyn Future<Output = Finished> + Send>>,
     /// When the caller stops waiting (`Request::CallWithin`), and its timeout in ms.
     deadline: Option<(tokio::time::Instant, u64)>,
+    /// The typeid (its index) and method a failure is counted against, for a call.
+    counted: Option<(usize, Box<str>)>,
 }
 
 /// A finished call: its reply frame, and the undo of its effect if it has one.
@@ -300,6 +304,8 @@ struct Connection {
     served: bool,
     /// Set when this connection's session was taken over by another before its `Goodbye`.
     released_elsewhere: bool,
+    /// Calls counted since they were added to the server's statistics.
+    counts: super::stats::Counts,
 }
 
 /// Turn a call's result into a reply frame appended to `buf`: a value, or a new object
@@ -454,6 +460,8 @@ impl Connection {
     /// Write what is queued, waiting for the socket as needed (but not past the end of the
     /// connection: a client that does not read cannot hold up the server's shutdown).
     async fn flush(&mut self) -> Result<(), TransportError> {
+        // The calls answered are counted before their replies go out.
+        self.state.stats.merge(&mut self.counts);
         if !self.replies.is_empty() {
             let mut out = self.out.lock();
             if out.is_empty() {
@@ -497,6 +505,11 @@ impl Connection {
             .map_err(|e| TransportError::Protocol(format!("undecodable request: {e}")))?;
         let first = !std::mem::replace(&mut self.served, true);
         match request {
+            Request::Stats { id } => {
+                self.state.stats.merge(&mut self.counts);
+                let stats = self.state.stats.snapshot(&self.state);
+                self.reply(id, Ok(Reply::Stats(stats)));
+            }
             Request::Goodbye => {
                 // Released as the connection closes, at once.
                 if let Some((session, generation)) = self.session.take() {
@@ -676,6 +689,7 @@ impl Connection {
             return None;
         };
         let traced = Traced::start(&typeid, object, method, self.id);
+        let typeid_index = typeid.index();
         let args = Args {
             frame: batch,
             bytes: args,
@@ -694,6 +708,7 @@ impl Connection {
         match dispatch {
             Dispatch::Ready(result) => {
                 Traced::finish(traced, &result);
+                self.counts.add(typeid_index, method, 1, result.is_err());
                 let undo = keep_if_ok(&result, undo);
                 let holder = self.holder();
                 let effect = undo.is_some();
@@ -702,6 +717,7 @@ impl Connection {
                 None
             }
             Dispatch::Spawn(task) => {
+                self.counts.add(typeid_index, method, 1, false);
                 let state = self.state.clone();
                 let holder = self.holder();
                 let span = traced.as_ref().map(|t| t.span.clone());
@@ -712,11 +728,18 @@ impl Connection {
                 };
                 let task =
                     tracing::Instrument::instrument(task, span.unwrap_or_else(tracing::Span::none));
+                let counted: Box<str> = method.into();
+                let failed = (typeid_index, counted.clone());
+                let stats_state = self.state.clone();
                 Some(Spawned {
                     id,
                     deadline: None,
+                    counted: Some((typeid_index, counted)),
                     task: Box::pin(async move {
                         let (result, undo) = task.await;
+                        if result.is_err() {
+                            stats_state.stats.failed(failed.0, &failed.1);
+                        }
                         let undo = keep_if_ok(&result, undo);
                         let mut frame = Vec::new();
                         let sent = reply_to(&state, holder, id, result, undo.is_some(), &mut frame);
@@ -737,6 +760,7 @@ impl Connection {
         Some(Spawned {
             id,
             deadline: None,
+            counted: None,
             task: Box::pin(async move {
                 let result = super::objects::display_text(obj, &typeid)
                     .await
@@ -763,6 +787,7 @@ impl Connection {
             id,
             mut task,
             deadline,
+            counted,
         } = spawned;
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         // Outside this task's cooperative budget, which the socket's reads spend: a call
@@ -776,6 +801,9 @@ impl Connection {
         let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
             // Dropped where it waits: as if the client had cancelled it there.
             drop(task);
+            if let Some((typeid, method)) = &counted {
+                self.counts.add(*typeid, method, 0, true);
+            }
             let limit = self.state.limits.max_calls_in_flight as u64;
             debug!(
                 id,
@@ -789,6 +817,7 @@ impl Connection {
         lock_running(&self.running).start(id, cancel.clone());
         let running = self.running.clone();
         let max = self.state.limits.max_frame;
+        let waiting = super::stats::Stats::waiting(&self.state);
         self.state.tracker.spawn(async move {
             let passed = async {
                 match deadline {
@@ -806,6 +835,9 @@ impl Connection {
                 () = passed => {
                     let timeout_ms = deadline.map_or(0, |(_, ms)| ms);
                     debug!(id, timeout_ms, "call withdrawn at its deadline");
+                    if let Some((typeid, method)) = &counted {
+                        waiting.0.stats.failed(*typeid, method);
+                    }
                     let mut frame = Vec::new();
                     let error = RemoteError::DeadlineExceeded { timeout_ms };
                     push_reply(&mut frame, id, Err(error), max);
@@ -828,6 +860,7 @@ impl Connection {
                 }
             }
             drop(permit);
+            drop(waiting);
         });
     }
 
@@ -899,6 +932,7 @@ impl Connection {
     /// (its calls are still stopped, and effects its client never took undone: the client
     /// failed those calls).
     fn close(&mut self) {
+        self.state.stats.merge(&mut self.counts);
         self.cancel.cancel();
         // Effects the client never took (a reply on its way when it died) are undone first.
         let untaken = lock_running(&self.running).close();

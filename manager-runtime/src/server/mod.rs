@@ -11,6 +11,7 @@ mod panics;
 mod python;
 mod registry;
 mod sessions;
+mod stats;
 mod throttle;
 
 use std::collections::HashMap;
@@ -103,6 +104,8 @@ pub(crate) struct ServerState {
     pub(crate) epoch: u64,
     /// Client sessions that can be resumed after their connection drops.
     pub(crate) sessions: Arc<sessions::Sessions>,
+    /// Connections, waiting calls, calls per typeid and method.
+    pub(crate) stats: stats::Stats,
 }
 
 impl ServerState {
@@ -496,6 +499,7 @@ impl ServerBuilder {
             tls,
             epoch: random_epoch(),
             sessions: Arc::default(),
+            stats: stats::Stats::default(),
         });
         Ok(Server {
             state,
@@ -538,7 +542,34 @@ impl ShutdownHandle {
     }
 }
 
+/// Reads a running server's statistics from inside its process (what
+/// [`Client::stats`](crate::Client::stats) asks over a connection); cheap to clone.
+#[derive(Debug, Clone)]
+pub struct StatsHandle(std::sync::Weak<ServerState>);
+
+impl StatsHandle {
+    /// The statistics now; `None` once the server is gone.
+    pub fn stats(&self) -> Option<manager_core::stats::ServerStats> {
+        let state = self.0.upgrade()?;
+        Some(state.stats.snapshot(&state))
+    }
+}
+
+impl std::fmt::Debug for ServerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerState")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Server {
+    /// A handle that reads this server's statistics from inside the process (for a
+    /// metrics endpoint, say).
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle(Arc::downgrade(&self.state))
+    }
+
     /// The address actually bound (with the real port when 0 was asked for).
     pub fn address(&self) -> &Address {
         &self.state.address

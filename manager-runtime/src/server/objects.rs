@@ -82,6 +82,11 @@ impl Typeid<'_> {
     pub(crate) fn name(self) -> Arc<str> {
         self.table.typeid_name(self.index)
     }
+
+    /// The typeid's index in the table (for counting).
+    pub(crate) fn index(self) -> usize {
+        self.index
+    }
 }
 
 impl std::fmt::Display for Typeid<'_> {
@@ -739,7 +744,7 @@ impl ObjectTable {
     }
 
     /// The name of typeid `index`.
-    fn typeid_name(&self, index: usize) -> Arc<str> {
+    pub(crate) fn typeid_name(&self, index: usize) -> Arc<str> {
         self.lock().typeids[index].clone()
     }
 
@@ -1091,6 +1096,21 @@ impl ObjectTable {
             })
             .collect();
         rows.sort_by_key(|r| r.id);
+        rows
+    }
+
+    /// How many live objects each typeid has, sorted by typeid.
+    pub(crate) fn count_by_typeid(&self) -> Vec<(String, u64)> {
+        let inner = self.lock();
+        let mut counts: FxHashMap<usize, u64> = FxHashMap::default();
+        for entry in inner.entries.values() {
+            *counts.entry(entry.typeid()).or_default() += 1;
+        }
+        let mut rows: Vec<(String, u64)> = counts
+            .into_iter()
+            .map(|(typeid, n)| (inner.typeids[typeid].to_string(), n))
+            .collect();
+        rows.sort();
         rows
     }
 

@@ -152,6 +152,15 @@ impl Sessions {
         false
     }
 
+    /// How many sessions are parked now.
+    pub(crate) fn parked(&self) -> u64 {
+        self.lock()
+            .sessions
+            .values()
+            .filter(|e| e.live.is_none())
+            .count() as u64
+    }
+
     /// Remove session `id` if it is still parked as generation `generation` left it.
     fn expire(&self, id: &SessionId, generation: u64) -> bool {
         let mut inner = self.lock();
