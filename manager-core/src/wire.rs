@@ -173,6 +173,35 @@ pub enum Request<'a> {
         /// Echoed in the reply.
         id: RequestId,
     },
+    /// [`Request::Call`] (with a deadline, as [`Request::CallWithin`], if `timeout_ms` is
+    /// set) made inside a traced span of the client: the server's span of the call gets
+    /// `trace` as its parent, so one call can be followed across processes.
+    CallTraced {
+        /// Echoed in the reply.
+        id: RequestId,
+        /// The object called.
+        object: ObjectId,
+        /// The method's name.
+        method: &'a str,
+        /// The codec-encoded argument tuple.
+        #[serde(with = "serde_bytes")]
+        args: &'a [u8],
+        /// The deadline, as for [`Request::CallWithin`].
+        timeout_ms: Option<u64>,
+        /// The caller's span.
+        trace: TraceParent,
+    },
+}
+
+/// A span in another process, as W3C Trace Context's `traceparent` carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceParent {
+    /// The trace.
+    pub trace_id: [u8; 16],
+    /// The span, in that trace.
+    pub span_id: [u8; 8],
+    /// The trace flags (bit 0: sampled).
+    pub flags: u8,
 }
 
 /// Identifies one client session on one server instance: 16 random bytes.
@@ -393,6 +422,18 @@ mod tests {
             },
             Request::Goodbye,
             Request::Stats { id: 13 },
+            Request::CallTraced {
+                id: 14,
+                object: ObjectId(15),
+                method: "sum",
+                args: &[1],
+                timeout_ms: Some(16),
+                trace: TraceParent {
+                    trace_id: [17; 16],
+                    span_id: [18; 8],
+                    flags: 1,
+                },
+            },
         ] {
             round_trip_client(ClientMessage::V1(r));
         }

@@ -18,6 +18,8 @@ mod error;
 #[doc(hidden)]
 pub mod fuzz;
 mod manager;
+#[cfg(feature = "otel")]
+mod otel;
 pub mod python;
 mod server;
 mod transport;

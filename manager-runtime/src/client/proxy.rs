@@ -59,20 +59,33 @@ pub(super) fn call_request<'b>(
     args: &'b [u8],
     timeout: Option<Duration>,
 ) -> Request<'b> {
-    match timeout {
+    // Rounded up: a deadline never passes early on the server.
+    let timeout_ms =
+        timeout.map(|t| u64::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX));
+    #[cfg(feature = "otel")]
+    if let Some(trace) = crate::otel::current_parent() {
+        return Request::CallTraced {
+            id,
+            object,
+            method,
+            args,
+            timeout_ms,
+            trace,
+        };
+    }
+    match timeout_ms {
         None => Request::Call {
             id,
             object,
             method,
             args,
         },
-        Some(timeout) => Request::CallWithin {
+        Some(timeout_ms) => Request::CallWithin {
             id,
             object,
             method,
             args,
-            // Rounded up: a deadline never passes early on the server.
-            timeout_ms: u64::try_from(timeout.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX),
+            timeout_ms,
         },
     }
 }

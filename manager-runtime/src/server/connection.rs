@@ -308,6 +308,20 @@ struct Connection {
     counts: super::stats::Counts,
 }
 
+/// `spawned` with a deadline `timeout_ms` from now, if it waits (a call that does not is
+/// answered before its deadline could pass).
+fn with_deadline(spawned: Option<Spawned>, timeout_ms: Option<u64>) -> Option<Spawned> {
+    let Some(timeout_ms) = timeout_ms else {
+        return spawned;
+    };
+    let deadline =
+        tokio::time::Instant::now().checked_add(std::time::Duration::from_millis(timeout_ms));
+    spawned.map(|s| Spawned {
+        deadline: deadline.map(|d| (d, timeout_ms)),
+        ..s
+    })
+}
+
 /// Turn a call's result into a reply frame appended to `buf`: a value, or a new object
 /// held by `holder`.
 /// A call's span (target `managers::call`, level `debug`: typeid, object, method,
@@ -533,7 +547,7 @@ impl Connection {
                 object,
                 method,
                 args,
-            } => return Ok(self.call(id, object, method, batch, args)),
+            } => return Ok(self.call(id, object, method, batch, args, None)),
             Request::CallWithin {
                 id,
                 object,
@@ -541,15 +555,19 @@ impl Connection {
                 args,
                 timeout_ms,
             } => {
-                // Only a call that waits needs its deadline: one that does not is answered
-                // before it could pass.
-                let deadline = tokio::time::Instant::now()
-                    .checked_add(std::time::Duration::from_millis(timeout_ms));
-                let spawned = self.call(id, object, method, batch, args);
-                return Ok(spawned.map(|s| Spawned {
-                    deadline: deadline.map(|d| (d, timeout_ms)),
-                    ..s
-                }));
+                let spawned = self.call(id, object, method, batch, args, None);
+                return Ok(with_deadline(spawned, Some(timeout_ms)));
+            }
+            Request::CallTraced {
+                id,
+                object,
+                method,
+                args,
+                timeout_ms,
+                trace,
+            } => {
+                let spawned = self.call(id, object, method, batch, args, Some(&trace));
+                return Ok(with_deadline(spawned, timeout_ms));
             }
             Request::Create {
                 id,
@@ -682,6 +700,7 @@ impl Connection {
         method: &str,
         batch: &Bytes,
         args: &[u8],
+        trace: Option<&wire::TraceParent>,
     ) -> Option<Spawned> {
         let Some((obj, typeid)) = self.cache.get(&self.state.objects, object) else {
             debug!(id = %object, method, "call on unknown object");
@@ -689,6 +708,13 @@ impl Connection {
             return None;
         };
         let traced = Traced::start(&typeid, object, method, self.id);
+        // The caller's span, in its process, is this call's parent.
+        #[cfg(feature = "otel")]
+        if let (Some(traced), Some(parent)) = (&traced, trace) {
+            crate::otel::set_parent(&traced.span, parent);
+        }
+        #[cfg(not(feature = "otel"))]
+        let _ = trace;
         let typeid_index = typeid.index();
         let args = Args {
             frame: batch,
@@ -845,6 +871,10 @@ impl Connection {
                 }
             };
             let (frame, undo) = finished.unzip();
+            // The call no longer waits: its slot is free before its reply goes out (a
+            // client that sees the reply may send the next call at once).
+            drop(permit);
+            drop(waiting);
             // Cancelled as it finished: its effect is undone, and nobody wants the reply.
             let cancelled = lock_running(&running).finish(id, undo.flatten());
             if let Some(undo) = cancelled {
@@ -859,8 +889,6 @@ impl Connection {
                     () = cancel.cancelled() => {}
                 }
             }
-            drop(permit);
-            drop(waiting);
         });
     }
 
