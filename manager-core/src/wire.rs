@@ -191,6 +191,16 @@ pub enum Request<'a> {
         /// The caller's span.
         trace: TraceParent,
     },
+    /// The client's idea of `typeid`'s methods, sent as it adopts a proxy of that typeid
+    /// (deserialised, so not made by a `Create` that checked it): if it differs from the
+    /// server's, every later call of this connection on an object of `typeid` is refused
+    /// with `RemoteError::SchemaMismatch` instead of being mis-decoded. No reply.
+    ExpectSchema {
+        /// The typeid.
+        typeid: &'a str,
+        /// The client's methods: name and `describe::method_fingerprint`.
+        methods: Vec<(String, u64)>,
+    },
 }
 
 /// A span in another process, as W3C Trace Context's `traceparent` carries it.
@@ -422,6 +432,10 @@ mod tests {
             },
             Request::Goodbye,
             Request::Stats { id: 13 },
+            Request::ExpectSchema {
+                typeid: "Pair",
+                methods: vec![("sum".into(), 19)],
+            },
             Request::CallTraced {
                 id: 14,
                 object: ObjectId(15),

@@ -294,3 +294,41 @@ async fn a_shared_result_of_another_version_is_refused_too() {
     let item = same.get_item().await.unwrap();
     assert_eq!(item.get().await.unwrap(), 0);
 }
+
+/// A proxy that arrives by a hand-off (deserialised, not created) into a client built with
+/// another version of its type: the server hears that client's idea of the type as it
+/// adopts the proxy, and refuses that connection's calls on it instead of mis-decoding
+/// them. A client whose version is compatible calls it as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_adopted_by_a_client_built_otherwise_is_refused_not_mis_decoded() {
+    let server = start(crate::common::Transport::Tcp).await;
+    let pair: crate::common::PairProxy = server.create("get_pair", (1, 2)).await.unwrap();
+
+    let newer_client = connect(&server).await;
+    let newer: newer::PairProxy = crate::common::share_as(&pair, &newer_client);
+    for refused in [
+        newer.get_x().await.map(|_| ()).unwrap_err(),
+        newer.sum().await.map(|_| ()).unwrap_err(),
+    ] {
+        match refused.as_remote() {
+            Some(managers::RemoteError::SchemaMismatch {
+                typeid,
+                differences,
+            }) => {
+                assert_eq!(typeid, "get_pair");
+                assert_eq!(
+                    differences,
+                    &["`get_x` has another signature on the server".to_owned()]
+                );
+            }
+            other => panic!("expected SchemaMismatch, got {other:?}"),
+        }
+    }
+    // The same connection still works for everything else.
+    assert_eq!(newer_client.number_of_objects().await.unwrap(), 1);
+
+    let older_client = connect(&server).await;
+    let older: older::PairProxy = crate::common::share_as(&pair, &older_client);
+    assert_eq!(older.sum().await.unwrap(), 3);
+    assert_eq!(older.get_x().await.unwrap(), 1);
+}

@@ -125,7 +125,7 @@ pub(crate) fn custom_proxy(model: &ProxyStruct) -> TokenStream {
             ) -> ::core::result::Result<Self, D::Error> {
                 <::managers::__private::ProxyHandle as ::managers::__private::serde::Deserialize>
                     ::deserialize(deserializer)
-                    .map(<Self as ::managers::__private::Proxy>::from_handle)
+                    .map(::managers::__private::ProxyHandle::into_adopted::<Self>)
             }
         }
 

@@ -89,7 +89,7 @@ pub(crate) fn proxy(model: &SharedImpl) -> TokenStream {
             ) -> ::core::result::Result<Self, D::Error> {
                 <::managers::__private::ProxyHandle as ::managers::__private::serde::Deserialize>
                     ::deserialize(deserializer)
-                    .map(|handle| Self { handle })
+                    .map(::managers::__private::ProxyHandle::into_adopted::<Self>)
             }
         }
 

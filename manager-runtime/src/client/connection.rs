@@ -56,6 +56,19 @@ use crate::auth::{self, AuthKey};
 use crate::transport::{self, frame_codec, FrameError, FrameReader, SocketWriter};
 use crate::{Error, Result, TransportError};
 
+/// Each method's name and fingerprint, as the server compares them.
+fn fingerprints(methods: &[manager_core::MethodInfo]) -> Vec<(String, u64)> {
+    methods
+        .iter()
+        .map(|m| {
+            (
+                m.name.to_owned(),
+                manager_core::describe::method_fingerprint(m),
+            )
+        })
+        .collect()
+}
+
 /// The most replies the reader delivers in one batch.
 const MAX_BATCH: usize = 256;
 
@@ -722,15 +735,7 @@ impl Connection {
         if self.schema_checked(typeid) {
             return Ok(());
         }
-        let methods: Vec<(String, u64)> = methods
-            .iter()
-            .map(|m| {
-                (
-                    m.name.to_owned(),
-                    manager_core::describe::method_fingerprint(m),
-                )
-            })
-            .collect();
+        let methods = fingerprints(methods);
         let reply = self
             .request(|id| Request::CheckSchema {
                 id,
@@ -745,6 +750,18 @@ impl Connection {
             }
             other => Err(other.unexpected()),
         }
+    }
+
+    /// Tell the server this build's idea of `typeid` (a proxy of it was adopted), once per
+    /// connection and typeid: from then on it refuses this connection's calls on objects
+    /// of `typeid` if the two differ, before anything is mis-decoded.
+    pub(crate) fn expect_schema(&self, typeid: &str, methods: &'static [manager_core::MethodInfo]) {
+        if self.schema_checked(typeid) {
+            return;
+        }
+        let methods = fingerprints(methods);
+        self.send_oneway(Request::ExpectSchema { typeid, methods });
+        self.remember_schema(typeid);
     }
 
     /// Whether the schema of `typeid` was checked on this connection.

@@ -165,6 +165,19 @@ impl ProxyHandle {
         })
     }
 
+    /// `handle`, deserialised, as a proxy of type `P`: the server is told this build's idea
+    /// of `P::Target` (once per connection and typeid), and refuses this connection's
+    /// calls on the object with [`RemoteError::SchemaMismatch`] if its type differs,
+    /// instead of mis-decoding them. What generated proxies' `Deserialize` calls.
+    #[doc(hidden)]
+    pub fn into_adopted<P: Proxy>(self) -> P {
+        if let Link::Remote(conn) = &self.link {
+            conn.current()
+                .expect_schema(&self.token.typeid, <P::Target as Shared>::METHODS);
+        }
+        P::from_handle(self)
+    }
+
     /// The object's token: typeid, id and manager address.
     pub fn token(&self) -> &Token {
         &self.token

@@ -129,6 +129,7 @@ pub(crate) async fn run(
         served: false,
         released_elsewhere: false,
         counts: Default::default(),
+        refused_types: Default::default(),
     };
     let outcome = conn.read_loop(&mut reader).await;
     match &outcome {
@@ -306,6 +307,9 @@ struct Connection {
     released_elsewhere: bool,
     /// Calls counted since they were added to the server's statistics.
     counts: super::stats::Counts,
+    /// Typeids (by index) whose calls this connection's client would mis-encode: it
+    /// declared them otherwise (`Request::ExpectSchema`).
+    refused_types: rustc_hash::FxHashMap<usize, RemoteError>,
 }
 
 /// `spawned` with a deadline `timeout_ms` from now, if it waits (a call that does not is
@@ -652,31 +656,21 @@ impl Connection {
                 described.sort_by(|a, b| a.typeid.cmp(&b.typeid));
                 self.reply(id, Ok(Reply::Description(described)));
             }
+            Request::ExpectSchema { typeid, methods } => {
+                // Calls on objects of `typeid` are refused from now on if it differs.
+                if let Err(e) = self.state.schema_of(typeid, &methods) {
+                    if let Some(index) = self.state.objects.typeid_index(typeid) {
+                        self.refused_types.insert(index, e);
+                    }
+                }
+            }
             Request::CheckSchema {
                 id,
                 typeid,
                 methods,
             } => {
-                let result = match self.state.methods_of(typeid) {
-                    None => Err(RemoteError::UnknownTypeid {
-                        typeid: typeid.to_owned(),
-                    }),
-                    Some(server_methods) => {
-                        let differences = manager_core::describe::compare(
-                            methods.iter().map(|(n, f)| (n.as_str(), *f)),
-                            server_methods,
-                        );
-                        if differences.is_empty() {
-                            Ok(Reply::Value(&[]))
-                        } else {
-                            Err(RemoteError::SchemaMismatch {
-                                typeid: typeid.to_owned(),
-                                differences,
-                            })
-                        }
-                    }
-                };
-                self.reply(id, result);
+                let result = self.state.schema_of(typeid, &methods);
+                self.reply(id, result.map(|()| Reply::Value(&[])));
             }
             Request::Shutdown { id } => {
                 if self.state.limits.client_shutdown {
@@ -707,6 +701,12 @@ impl Connection {
             self.reply(id, Err(RemoteError::UnknownObject { id: object }));
             return None;
         };
+        if !self.refused_types.is_empty() {
+            if let Some(mismatch) = self.refused_types.get(&typeid.index()) {
+                self.reply(id, Err(mismatch.clone()));
+                return None;
+            }
+        }
         let traced = Traced::start(&typeid, object, method, self.id);
         // The caller's span, in its process, is this call's parent.
         #[cfg(feature = "otel")]

@@ -109,6 +109,31 @@ pub(crate) struct ServerState {
 }
 
 impl ServerState {
+    /// Whether `methods` (a client's idea of `typeid`: name and fingerprint of each) fit
+    /// the server's type behind `typeid`.
+    pub(crate) fn schema_of(
+        &self,
+        typeid: &str,
+        methods: &[(String, u64)],
+    ) -> std::result::Result<(), manager_core::RemoteError> {
+        let Some(server_methods) = self.methods_of(typeid) else {
+            return Err(manager_core::RemoteError::UnknownTypeid {
+                typeid: typeid.to_owned(),
+            });
+        };
+        let differences = manager_core::describe::compare(
+            methods.iter().map(|(n, f)| (n.as_str(), *f)),
+            server_methods,
+        );
+        match differences.is_empty() {
+            true => Ok(()),
+            false => Err(manager_core::RemoteError::SchemaMismatch {
+                typeid: typeid.to_owned(),
+                differences,
+            }),
+        }
+    }
+
     /// The methods of the type behind `typeid`: a registration's, or a type objects share
     /// through `method_to_typeid` (whose typeid is its name).
     pub(crate) fn methods_of(&self, typeid: &str) -> Option<&'static [manager_core::MethodInfo]> {

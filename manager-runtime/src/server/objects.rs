@@ -1099,6 +1099,11 @@ impl ObjectTable {
         rows
     }
 
+    /// The index of `typeid`, if an object was ever created under it.
+    pub(crate) fn typeid_index(&self, typeid: &str) -> Option<usize> {
+        self.lock().typeid_index.get(typeid).map(|&i| i as usize)
+    }
+
     /// How many live objects each typeid has, sorted by typeid.
     pub(crate) fn count_by_typeid(&self) -> Vec<(String, u64)> {
         let inner = self.lock();
