@@ -1,10 +1,11 @@
-//! OpenTelemetry across the wire (feature `otel`, on in the tests): a call made inside a
-//! client span that OpenTelemetry records carries that span's context in its request, and
-//! the server's span of the call (target `managers::call`) is its child, in the same trace.
-//! Its own binary: it installs a global subscriber with an in-memory exporter.
+//! OpenTelemetry across the wire (feature `otel`, on in the tests): a call has a span on
+//! the client (target `managers::client`) whose context travels in its request, and the
+//! server's span of the call (target `managers::call`) is its child, in the same trace:
+//! the user's span, the client's span of the call, the server's. Its own binary: it
+//! installs a global subscriber with an in-memory exporter.
 
 use managers::{shared, Registration, ServerBuilder};
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::trace::{SpanId, TracerProvider as _};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
@@ -30,7 +31,7 @@ async fn the_servers_span_of_a_call_is_a_child_of_the_callers() {
         .build();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_subscriber::EnvFilter::new(
-            "info,managers::call=debug",
+            "info,managers::call=debug,managers::client=debug",
         ))
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
     tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
@@ -43,7 +44,7 @@ async fn the_servers_span_of_a_call_is_a_child_of_the_callers() {
         .await
         .unwrap();
     let counter: CounterProxy = manager.create("counter", ()).await.unwrap();
-    // A call outside any span carries no context: its server span is a root.
+    // A call outside any span of the user's.
     assert_eq!(counter.incr().await.unwrap(), 1);
     let work = tracing::info_span!("client work");
     let value = async { counter.incr().await.unwrap() }
@@ -53,33 +54,37 @@ async fn the_servers_span_of_a_call_is_a_child_of_the_callers() {
     provider.force_flush().unwrap();
 
     let spans = exporter.get_finished_spans().unwrap();
-    let client = spans
+    let work = spans
         .iter()
         .find(|s| s.name == "client work")
-        .expect("the client's span");
+        .expect("the user's span");
     let calls: Vec<_> = spans.iter().filter(|s| s.name == "call").collect();
-    assert_eq!(calls.len(), 2, "{spans:#?}");
-    let child: Vec<_> = calls
+    assert_eq!(calls.len(), 4, "two calls, each on both sides: {spans:#?}");
+    // The client's span of the second call, inside the user's.
+    let client = calls
         .iter()
-        .filter(|s| s.parent_span_id == client.span_context.span_id())
-        .collect();
-    assert_eq!(
-        child.len(),
-        1,
-        "one call made inside the client's span: {calls:#?}"
-    );
-    assert_eq!(
-        child[0].span_context.trace_id(),
-        client.span_context.trace_id(),
-        "the same trace"
-    );
+        .find(|s| s.parent_span_id == work.span_context.span_id())
+        .expect("the client's span of the call");
+    assert!(!client.parent_span_is_remote);
+    // The server's span of it: a child of the client's, from another process, same trace.
+    let server = calls
+        .iter()
+        .find(|s| s.parent_span_id == client.span_context.span_id())
+        .expect("the server's span of the call");
     assert!(
-        child[0].parent_span_is_remote,
+        server.parent_span_is_remote,
         "its parent is in another process"
     );
-    let root = calls
+    assert_eq!(server.span_context.trace_id(), work.span_context.trace_id());
+    // The first call: its client span is a root, and the server's span its child.
+    let first = calls
         .iter()
-        .find(|s| s.parent_span_id != client.span_context.span_id())
-        .expect("the call outside the span");
-    assert_ne!(root.span_context.trace_id(), client.span_context.trace_id());
+        .find(|s| {
+            s.parent_span_id == SpanId::INVALID
+                && s.span_context.trace_id() != work.span_context.trace_id()
+        })
+        .expect("the first call's client span, a root");
+    assert!(calls
+        .iter()
+        .any(|s| s.parent_span_id == first.span_context.span_id() && s.parent_span_is_remote));
 }

@@ -79,6 +79,10 @@ async fn calls_are_traced_with_their_outcome_and_duration() {
         .filter(|l| l.contains("call done") && l.contains("managers::client"))
         .collect();
     assert_eq!(client.len(), 3, "{text}");
+    // Each in the call's span on the client side.
+    for line in &client {
+        assert!(line.contains("call{") && line.contains("divider"), "{line}");
+    }
     assert!(
         client[1].contains("outcome=\"error\"") && client[1].contains("division by zero"),
         "{}",

@@ -40,6 +40,9 @@ pub struct Call<'a, A, R, E = Error> {
     timeout: Option<Duration>,
     /// Started at the first poll when there is a deadline.
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The call's span on this side (target `managers::client`, level `debug`), made at
+    /// the first poll when that level is on.
+    span: Option<Box<tracing::Span>>,
     result: PhantomData<fn() -> (R, E)>,
 }
 
@@ -127,6 +130,7 @@ impl<'a, A: Serialize, R: DeserializeOwned, E: CallFailure> Call<'a, A, R, E> {
             state: CallState::New(args),
             timeout: handle.timeout(),
             timer: None,
+            span: None,
             result: PhantomData,
         }
     }
@@ -218,7 +222,22 @@ impl<A: Serialize, R: DeserializeOwned, E: CallFailure> Future for Call<'_, A, R
                 this.timer = Some(Box::pin(tokio::time::sleep(timeout)));
             }
         }
-        let polled = this.poll_call(cx);
+        if let (CallState::New(_), None) = (&this.state, &this.span) {
+            if tracing::enabled!(target: "managers::client", tracing::Level::DEBUG) {
+                this.span = Some(Box::new(tracing::debug_span!(
+                    target: "managers::client",
+                    "call",
+                    typeid = this.handle.typeid(),
+                    object = %this.handle.id(),
+                    method = this.method,
+                )));
+            }
+        }
+        // Inside it: the request made now carries its context (feature `otel`), and the
+        // call's end is recorded in it.
+        let span = this.span.take();
+        let entered = span.as_deref().map(tracing::Span::enter);
+        let mut polled = this.poll_call(cx);
         if polled.is_pending() {
             if let Some(timer) = &mut this.timer {
                 if timer.as_mut().poll(cx).is_ready() {
@@ -228,9 +247,13 @@ impl<A: Serialize, R: DeserializeOwned, E: CallFailure> Future for Call<'_, A, R
                     let timeout = this.timeout.unwrap_or_default();
                     let error = Error::DeadlineExceeded { timeout };
                     trace_done(this.handle, this.method, Some(&error));
-                    return Poll::Ready(Err(E::from_error(error, this.handle)));
+                    polled = Poll::Ready(Err(E::from_error(error, this.handle)));
                 }
             }
+        }
+        drop(entered);
+        if polled.is_pending() {
+            this.span = span;
         }
         polled
     }
