@@ -209,14 +209,18 @@ enum Command {
     },
 }
 
-/// `managerd stats`: ask the manager at `address` for its statistics and print them.
-async fn stats(args: &Args, key: Vec<u8>, json: bool) -> Result<()> {
+/// A client of the manager at `--address`, connected as the options say.
+async fn connected(args: &Args, key: Vec<u8>) -> Result<managers::Client> {
     let address = args.address.as_str();
-    let client = client_builder(args)
+    client_builder(args)
         .connect(address, key)
         .await
-        .with_context(|| format!("cannot connect to {address}"))?;
-    let stats = client.stats().await?;
+        .with_context(|| format!("cannot connect to {address}"))
+}
+
+/// `managerd stats`: ask the manager at `address` for its statistics and print them.
+async fn stats(args: &Args, key: Vec<u8>, json: bool) -> Result<()> {
+    let stats = connected(args, key).await?.stats().await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&stats)?);
         return Ok(());
@@ -242,11 +246,7 @@ async fn stats(args: &Args, key: Vec<u8>, json: bool) -> Result<()> {
 /// `managerd describe`: ask the manager at `address` to describe itself and print it.
 async fn describe(args: &Args, key: Vec<u8>, json: bool) -> Result<()> {
     let address = args.address.as_str();
-    let client = client_builder(args)
-        .connect(address, key)
-        .await
-        .with_context(|| format!("cannot connect to {address}"))?;
-    let types = client.describe().await?;
+    let types = connected(args, key).await?.describe().await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&types)?);
     } else {

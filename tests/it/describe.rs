@@ -170,6 +170,26 @@ async fn the_sync_manager_types_are_described_too() {
     );
 }
 
+/// `error` is the server's `SchemaMismatch` for `newer::Pair` under `get_pair`: only
+/// `get_x` differs.
+#[track_caller]
+fn assert_get_x_differs(error: &managers::Error) {
+    match error.as_remote() {
+        Some(managers::RemoteError::SchemaMismatch {
+            typeid,
+            differences,
+        }) => {
+            assert_eq!(typeid, "get_pair");
+            assert_eq!(
+                differences,
+                &["`get_x` has another signature on the server".to_owned()],
+                "only the method that changed"
+            );
+        }
+        other => panic!("expected SchemaMismatch, got {other:?}"),
+    }
+}
+
 /// Another build's idea of the test `Pair`: the same name, `get_x` declared otherwise.
 mod newer {
     pub struct Pair;
@@ -211,20 +231,7 @@ async fn a_client_built_from_another_version_of_a_type_is_refused_before_any_cal
             .create::<newer::PairProxy, _>("get_pair", (1, 2))
             .await
             .unwrap_err();
-        match refused.as_remote() {
-            Some(managers::RemoteError::SchemaMismatch {
-                typeid,
-                differences,
-            }) => {
-                assert_eq!(typeid, "get_pair");
-                assert_eq!(
-                    differences,
-                    &["`get_x` has another signature on the server".to_owned()],
-                    "only the method that changed"
-                );
-            }
-            other => panic!("{transport:?}: expected SchemaMismatch, got {other:?}"),
-        }
+        assert_get_x_differs(&refused);
         // Nothing was created.
         assert_eq!(client.number_of_objects().await.unwrap(), 0);
         // An older client, with fewer methods declared the same way, is compatible.
@@ -310,19 +317,7 @@ async fn a_proxy_adopted_by_a_client_built_otherwise_is_refused_not_mis_decoded(
         newer.get_x().await.map(|_| ()).unwrap_err(),
         newer.sum().await.map(|_| ()).unwrap_err(),
     ] {
-        match refused.as_remote() {
-            Some(managers::RemoteError::SchemaMismatch {
-                typeid,
-                differences,
-            }) => {
-                assert_eq!(typeid, "get_pair");
-                assert_eq!(
-                    differences,
-                    &["`get_x` has another signature on the server".to_owned()]
-                );
-            }
-            other => panic!("expected SchemaMismatch, got {other:?}"),
-        }
+        assert_get_x_differs(&refused);
     }
     // The same connection still works for everything else.
     assert_eq!(newer_client.number_of_objects().await.unwrap(), 1);
