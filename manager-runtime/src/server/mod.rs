@@ -480,10 +480,7 @@ impl ServerBuilder {
     /// dropped `bind` leaves nothing bound.
     pub async fn bind(self) -> Result<Server> {
         let address = self.address?;
-        let tls = match &self.tls {
-            Some(tls) => Some(tls.config().map_err(crate::TransportError::Tls)?),
-            None => None,
-        };
+        let tls = self.tls.as_ref().map(crate::ServerTls::config);
         let (listener, bound) = Listener::bind(&address, self.limits.max_connections).await?;
         let mut registry = HashMap::new();
         let objects = objects::ObjectTable::new(self.limits.max_pending_handoffs);

@@ -89,17 +89,23 @@ fn roots_from(certs: Vec<CertificateDer<'static>>) -> Result<rustls::RootCertSto
 /// ```
 #[derive(Clone)]
 pub struct ServerTls {
-    chain: Vec<CertificateDer<'static>>,
-    key: Arc<PrivateKeyDer<'static>>,
-    client_roots: Option<Arc<rustls::RootCertStore>>,
-    config: Option<Arc<rustls::ServerConfig>>,
+    /// Built once, when the set-up is made (so a key that does not fit its certificate is
+    /// reported then).
+    config: Arc<rustls::ServerConfig>,
+    /// The chain and key it was made from (none for [`ServerTls::from_rustls`]).
+    identity: Option<(Vec<CertificateDer<'static>>, Arc<PrivateKeyDer<'static>>)>,
+    /// Whether clients need certificates of their own.
+    mutual: bool,
 }
 
 impl std::fmt::Debug for ServerTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerTls")
-            .field("certificates", &self.chain.len())
-            .field("client_certificates_required", &self.client_roots.is_some())
+            .field(
+                "certificates",
+                &self.identity.as_ref().map(|(c, _)| c.len()),
+            )
+            .field("client_certificates_required", &self.mutual)
             .finish_non_exhaustive()
     }
 }
@@ -109,15 +115,11 @@ impl ServerTls {
     pub fn from_pem(cert_chain: &[u8], key: &[u8]) -> Result<Self, TlsError> {
         let chain = certs_from_pem(cert_chain, "invalid server certificate")?;
         let key = key_from_pem(key, "invalid server key")?;
-        let tls = ServerTls {
-            chain,
-            key: Arc::new(key),
-            client_roots: None,
-            config: None,
-        };
-        // Check that the key fits the certificate now, not at the first connection.
-        tls.config()?;
-        Ok(tls)
+        Ok(ServerTls {
+            config: server_config(&chain, &key, None)?,
+            identity: Some((chain, Arc::new(key))),
+            mutual: false,
+        })
     }
 
     /// [`from_pem`](Self::from_pem), reading the two PEM files.
@@ -130,11 +132,19 @@ impl ServerTls {
 
     /// Require every client to present a certificate signed by one of the CA certificates
     /// in `ca` (PEM text): mutual TLS. A client without one, or with another, is refused in
-    /// the TLS handshake.
+    /// the TLS handshake. (For a set-up made with [`from_rustls`](Self::from_rustls), set
+    /// the client verifier in that configuration instead.)
     pub fn client_ca_pem(mut self, ca: &[u8]) -> Result<Self, TlsError> {
+        let Some((chain, key)) = &self.identity else {
+            return Err(TlsError::Config(
+                "client_ca_pem needs a set-up made from PEM; give your own rustls \
+                 configuration its client verifier instead"
+                    .into(),
+            ));
+        };
         let roots = roots_from(certs_from_pem(ca, "invalid client CA certificate")?)?;
-        self.client_roots = Some(Arc::new(roots));
-        self.config()?;
+        self.config = server_config(chain, key, Some(Arc::new(roots)))?;
+        self.mutual = true;
         Ok(self)
     }
 
@@ -148,65 +158,70 @@ impl ServerTls {
     /// verifier).
     pub fn from_rustls(config: Arc<rustls::ServerConfig>) -> Self {
         ServerTls {
-            chain: Vec::new(),
-            key: Arc::new(PrivateKeyDer::Pkcs8(Vec::new().into())),
-            client_roots: None,
-            config: Some(config),
+            config,
+            identity: None,
+            mutual: false,
         }
     }
 
     /// A client set-up trusting exactly this server's certificate: that of the manager's
     /// own client (`ServerBuilder::start`).
     pub(crate) fn pinned_client(&self) -> Result<ClientTls, TlsError> {
-        let why = match (&self.config, &self.client_roots, self.chain.first()) {
-            (Some(_), _, _) | (_, _, None) => "a rustls configuration of its own",
-            (_, Some(_), _) => "client certificates required (mutual TLS)",
-            (None, None, Some(leaf)) => {
-                let provider = provider();
-                let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-                    .with_safe_default_protocol_versions()
-                    .map_err(|e| config_error("TLS versions", e))?
-                    .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(Pinned {
-                        leaf: leaf.clone(),
-                        provider,
-                    }))
-                    .with_no_client_auth();
-                return Ok(ClientTls::from_rustls(Arc::new(config)));
-            }
+        let leaf = match (&self.identity, self.mutual) {
+            (_, true) => Err("client certificates required (mutual TLS)"),
+            (Some((chain, _)), false) => chain.first().ok_or("no certificate"),
+            (None, false) => Err("a rustls configuration of its own"),
         };
-        Err(TlsError::Config(format!(
-            "ServerBuilder::start cannot connect its own client to a TLS server with {why}: \
-             bind() and serve it, and connect with ClientBuilder::tls"
-        )))
+        let leaf = leaf.map_err(|why| {
+            TlsError::Config(format!(
+                "ServerBuilder::start cannot connect its own client to a TLS server with \
+                 {why}: bind() and serve it, and connect with ClientBuilder::tls"
+            ))
+        })?;
+        let provider = provider();
+        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| config_error("TLS versions", e))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Pinned {
+                leaf: leaf.clone(),
+                provider,
+            }))
+            .with_no_client_auth();
+        Ok(ClientTls::from_rustls(Arc::new(config)))
     }
 
-    pub(crate) fn config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-        if let Some(config) = &self.config {
-            return Ok(config.clone());
-        }
-        let builder = rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| config_error("TLS versions", e))?;
-        let builder = match &self.client_roots {
-            Some(roots) => {
-                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                    roots.clone(),
-                    provider(),
-                )
-                .build()
-                .map_err(|e| config_error("client certificate verifier", e))?;
-                builder.with_client_cert_verifier(verifier)
-            }
-            None => builder.with_no_client_auth(),
-        };
-        let mut config = builder
-            .with_single_cert(self.chain.clone(), self.key.clone_key())
-            .map_err(|e| config_error("server certificate and key", e))?;
-        // No session resumption: a manager connection lives long.
-        config.send_tls13_tickets = 0;
-        Ok(Arc::new(config))
+    pub(crate) fn config(&self) -> Arc<rustls::ServerConfig> {
+        self.config.clone()
     }
+}
+
+/// A server configuration for `chain` and `key`, requiring client certificates signed by
+/// `client_roots` if given.
+fn server_config(
+    chain: &[CertificateDer<'static>],
+    key: &PrivateKeyDer<'static>,
+    client_roots: Option<Arc<rustls::RootCertStore>>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| config_error("TLS versions", e))?;
+    let builder = match client_roots {
+        Some(roots) => {
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider())
+                    .build()
+                    .map_err(|e| config_error("client certificate verifier", e))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(chain.to_vec(), key.clone_key())
+        .map_err(|e| config_error("server certificate and key", e))?;
+    // No session resumption: a manager connection lives long.
+    config.send_tls13_tickets = 0;
+    Ok(Arc::new(config))
 }
 
 /// How a client connects over TLS: the CA it trusts, the name it expects the server's
@@ -657,7 +672,9 @@ impl TlsWriter {
         self.shared.lock().wants_write()
     }
 
-    /// Wait until the records waiting are written.
+    /// Wait until the records waiting are written. (Not `poll_written` in a `poll_fn`: that
+    /// registers in the socket's single writer-waker slot, which a caller's `poll_write`
+    /// would overwrite; `TcpStream::writable` waits in a list of its own.)
     pub(crate) async fn writable(&self) -> io::Result<()> {
         loop {
             if self.shared.push_records(&mut self.shared.lock())? {
