@@ -336,6 +336,34 @@ async fn a_pipelines_calls_go_before_later_requests_on_their_connection() {
     }
 }
 
+/// A call outside a task, made while others are in flight, queues the calls a pipeline
+/// stashed (they go first) and yields before it writes; kept and never polled again, it
+/// must not strand them: the pipeline writes its calls when it is polled, whoever queued
+/// them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipelines_calls_queued_by_a_call_never_polled_again_still_go_out() {
+    for transport in TRANSPORTS {
+        let server = start(transport).await;
+        let store: StoreProxy = server.create("store", ()).await.unwrap();
+        let mut pipeline = Pipeline::new();
+        pipeline.push(store.incr("k".into()));
+        pipeline.push(store.incr("k".into()));
+        // Queues the pipeline's two calls, then its own, and yields before writing.
+        let kept = store.get("kept".into());
+        tokio::pin!(kept);
+        assert!(futures_util::poll!(kept.as_mut()).is_pending());
+        assert_eq!(
+            bounded("the pipeline's first call", pipeline.next())
+                .await
+                .unwrap()
+                .unwrap(),
+            1
+        );
+        assert_eq!(pipeline.next().await.unwrap().unwrap(), 2);
+        assert_eq!(kept.await.unwrap(), None);
+    }
+}
+
 /// Two pipelines on one connection: the calls pushed onto the first go before those of
 /// the second, even when only the second is polled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,9 +16,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::connection::{Connection, OwnedReply, Payload, Started};
-use super::core::SPLIT_BATCH;
 use super::proxy::ProxyHandle;
 use crate::{CallError, Error, RemoteError, Result, TypedError};
+
+/// A `Pipeline` that took a batch of at least this many replies also writes the calls
+/// pushed meanwhile when it has taken half of them, so that the server works on those while
+/// the rest are taken.
+const SPLIT_BATCH: usize = 32;
 
 /// One method call on a shared object, and the future of its result: what generated proxy
 /// methods (except `method_to_typeid` ones, which return a proxy for the new object) and
@@ -28,6 +32,16 @@ use crate::{CallError, Error, RemoteError, Result, TypedError};
 /// poll. Pushed onto a [`Pipeline`], it goes out when the pipeline is next polled (see
 /// there). Dropping it before that sends nothing; dropping it after cancels the call (see
 /// [`ProxyHandle::call_method`]).
+///
+/// When the queued request is written to the socket: inside a tokio task, by the
+/// connection's writer task, which runs as soon as the calling task yields (so the calls
+/// a task starts in one poll share one write). Outside any task (in `block_on`), by the
+/// call itself: at its first poll when no other call is in flight on its connection,
+/// otherwise at its second poll (it yields once, so that the futures polled with it, in a
+/// `join` or a `FuturesUnordered`, queue theirs and one write takes them all). A call
+/// polled once and then kept without being polled again, outside a task while other calls
+/// were in flight, is written with the next write on its connection; it never holds up
+/// anyone else's request.
 ///
 /// A `Call` is small (it holds the proxy, the method name, the arguments and the request
 /// id), so keeping many in flight, in a `FuturesUnordered` or a [`Pipeline`], is cheap.
@@ -544,9 +558,7 @@ impl<'a, R: DeserializeOwned, E: CallFailure> Pipeline<'a, R, E> {
                         InFlightState::Queued(s) if std::ptr::eq(s.connection(), conn) => Some(s),
                         _ => None,
                     });
-                    if Started::take_replies(calls, cx, &mut self.taken) {
-                        remember(&mut self.unwritten, conn);
-                    }
+                    Started::take_replies(calls, cx, &mut self.taken);
                     self.batch = self.taken.len();
                 }
                 let Some(reply) = self.taken.pop_front() else {
@@ -586,9 +598,10 @@ impl<'a, R, E> Pipeline<'a, R, E> {
     fn queue_stash(&mut self) {
         self.stashed = 0;
         for conn in self.stashed_on.drain(..) {
-            if conn.queue_stash() {
-                remember(&mut self.unwritten, conn);
-            }
+            // Queued now, or already by another request on the connection, whose caller
+            // may never be polled again: written by this pipeline either way.
+            conn.queue_stash();
+            remember(&mut self.unwritten, conn);
         }
     }
 

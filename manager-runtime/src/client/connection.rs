@@ -4,34 +4,27 @@
 //! the call that waits for it; a writer task writes what callers leave to it.
 //!
 //! Writes are batched so that pipelined calls share system calls, without a caller ever
-//! holding a duty it might not carry out (a future can be kept and never polled again):
+//! holding a duty to write for others that it might not carry out (a future can be kept
+//! and never polled again). Who writes is decided by [`WriteSchedule`] (`core.rs`):
 //! - a call made inside a tokio task leaves its frame to the writer task, which runs when
-//!   the caller's task yields, so every frame the task queued in one poll goes out in one
-//!   write;
-//! - a call made outside a task (`block_on`) yields once and then writes, so the other
-//!   futures polled by the same `block_on` queue their frames first;
+//!   the caller's task yields (or at once on another worker), so the frames the task
+//!   queued meanwhile go out in one write; the writer task always runs, so nothing it was
+//!   woken for is stranded;
+//! - a call made outside a task (`block_on`) yields once and then writes whatever is
+//!   queued, so the other futures polled by the same `block_on` queue their frames first
+//!   (for 64 calls in a `FuturesUnordered`: one write for all). It never writes for others
+//!   by duty: a call kept and never polled again leaves only its own frame unwritten, and
+//!   any later write on the connection takes it along;
 //! - a `Pipeline` stashes the calls pushed onto it, encoded, in the connection's
-//!   [`Stash`] (a lock of its own, which the reader task never takes; no duty to write),
-//!   and queues and writes them all at once when it is next polled. Any other request on
-//!   the connection queues the stash first, so calls keep the order they were made in,
-//!   across pipelines too. There is no timer behind the stash: a pipeline never polled
-//!   again leaves its calls there until another request on the connection, or its own
-//!   drop, queues them (why, measured: `docs/performance.md`, design notes);
-//! - while replies of one batch are delivered and not taken yet, new requests are held
-//!   back, and the call that takes the batch's last reply writes them: a burst of replies
-//!   becomes one burst of requests. In a batch of [`SPLIT_BATCH`](super::core::SPLIT_BATCH) replies or more, the
-//!   call that takes half of them writes too, so that the server works on those requests
-//!   while the rest are taken.
+//!   [`Stash`] (a lock of its own, which the reader task never takes), and queues and
+//!   writes them all at once when it is next polled. Any other request on the connection
+//!   queues the stash first, so calls keep the order they were made in, across pipelines
+//!   too; the pipeline still writes at its next poll, whoever queued its calls. A pipeline
+//!   never polled again leaves its calls stashed until another request on the connection,
+//!   or its own drop, queues them.
 //!
-//! Whatever is left to a caller that might not come back (a yielding caller, held-back
-//! frames whose batch has a reply nobody takes) is watched by the writer task: at each
-//! tick of its watch, once it has yielded to the tasks woken with it, it writes whatever is
-//! still queued and stops holding requests back for that batch. No timer is involved: a
-//! call future kept and never polled again strands no other caller's frames, whatever the
-//! runtime's clock does. The watch goes on while the connection is busy and stops when
-//! nothing was left to it.
-//!
-//! Designs tried and measured against this one: `docs/performance.md`, design notes.
+//! No timer and no watch are involved. Designs tried and measured against this one:
+//! `docs/design.md` and `docs/performance.md`.
 
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -179,13 +172,10 @@ impl Pending {
     }
 
     /// Fail every waiting call, and all later ones, with `error`.
-    fn close(&self, error: Error, output: &Output) {
+    fn close(&self, error: Error) {
         let wakers = {
             let mut state = self.lock();
-            let wakers = state.close(error);
-            // Nothing queued will be written any more.
-            output.lock().schedule.fail();
-            wakers
+            state.close(error)
         };
         wakers.into_iter().for_each(Waker::wake);
     }
@@ -197,11 +187,11 @@ impl Pending {
 pub(crate) struct Started<'a> {
     conn: &'a Connection,
     id: RequestId,
-    /// This call must still see to the write of what is queued.
-    write: bool,
+    /// What this call must still do for the write of its frame (see [`Push`]).
+    duty: Push,
     /// The reply was taken.
     done: bool,
-    /// This call yielded once before writing (outside a task).
+    /// This call yielded once before writing (outside a task, [`Push::YieldThenWrite`]).
     yielded: bool,
     /// The waker of the poll that queued the call is in its slot: that poll need not look
     /// for the reply.
@@ -209,14 +199,14 @@ pub(crate) struct Started<'a> {
 }
 
 impl<'a> Started<'a> {
-    /// A call just queued (or stashed) on `conn` under `id`; `write`: it must see to the
-    /// write of what is queued; `registered`: its slot holds the waker of the poll that
+    /// A call just queued (or stashed) on `conn` under `id`; `duty`: what it must do for
+    /// the write of its frame; `registered`: its slot holds the waker of the poll that
     /// queued it.
-    fn new(conn: &'a Connection, id: RequestId, write: bool, registered: bool) -> Self {
+    fn new(conn: &'a Connection, id: RequestId, duty: Push, registered: bool) -> Self {
         Started {
             conn,
             id,
-            write,
+            duty,
             done: false,
             yielded: false,
             registered,
@@ -234,42 +224,43 @@ impl Started<'_> {
     /// After `Ready` it must not be polled again.
     pub(crate) fn poll_reply(&mut self, cx: &mut Context<'_>) -> Poll<Result<OwnedReply>> {
         let conn = self.conn;
-        if self.write {
-            if !self.yielded && tokio::task::try_id().is_none() {
+        match self.duty {
+            Push::Nothing => {}
+            Push::YieldThenWrite if !self.yielded => {
                 // Outside a task (`block_on`): let the other futures polled with this one
-                // queue their frames first. If this future is kept and never polled again,
-                // the writer task's watch writes them at its next tick.
-                conn.output.watch();
+                // queue their frames first.
                 self.yielded = true;
                 // The next poll may come with another waker: it looks for the reply.
                 self.registered = false;
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
-            self.write = false;
-            conn.write_soon();
+            duty => {
+                self.duty = Push::Nothing;
+                conn.discharge(duty);
+            }
         }
         if std::mem::take(&mut self.registered) {
             return Poll::Pending;
         }
-        let (reply, write) = ready!(conn.poll_reply(self.id, cx));
+        let reply = ready!(conn.poll_reply(self.id, cx));
         self.done = true;
-        if write {
-            conn.write();
-        }
         Poll::Ready(reply)
     }
 
     /// For a caller that queues more calls before it waits for any: true when this call
-    /// had the duty to write what is queued; the caller must then call
-    /// [`Connection::write`] before it waits (the writer task's watch writes it if the
-    /// caller never does).
+    /// must write its frame itself ([`Push::WriteNow`], [`Push::YieldThenWrite`]); the
+    /// caller must then call [`Connection::write`] before it waits. A frame that is the
+    /// writer task's has it woken now.
     pub(crate) fn defer_write(&mut self) -> bool {
-        let deferred = std::mem::take(&mut self.write);
-        if deferred {
-            self.conn.output.watch();
+        match std::mem::replace(&mut self.duty, Push::Nothing) {
+            Push::Nothing => false,
+            Push::WakeWriter => {
+                self.conn.output.wake_writer();
+                false
+            }
+            Push::WriteNow | Push::YieldThenWrite => true,
         }
-        deferred
     }
 }
 
@@ -277,29 +268,25 @@ impl<'a> Started<'a> {
     /// For calls whose write was deferred (see [`Started::defer_write`]), all queued on
     /// one connection: take the replies of `calls`, in order, as long as they are
     /// delivered, under one lock. Taken replies are pushed onto `out`; with none taken,
-    /// the first call waits for its reply with `cx`'s waker. The `bool`: a duty to write
-    /// came with them, deferred like the others.
+    /// the first call waits for its reply with `cx`'s waker.
     pub(crate) fn take_replies<'s>(
         calls: impl Iterator<Item = &'s mut Started<'a>>,
         cx: &mut Context<'_>,
         out: &mut std::collections::VecDeque<Result<OwnedReply>>,
-    ) -> bool
-    where
+    ) where
         'a: 's,
     {
         let mut calls = calls.peekable();
         let Some(conn) = calls.peek().map(|c| c.conn) else {
-            return false;
+            return;
         };
-        let mut write = false;
         let mut state = conn.pending.lock();
         for call in calls {
-            debug_assert!(!call.write && std::ptr::eq(call.conn, conn));
+            debug_assert!(call.duty == Push::Nothing && std::ptr::eq(call.conn, conn));
             call.registered = false;
             match conn.take_reply(&mut state, call.id, out.is_empty().then_some(&mut *cx)) {
-                Some((reply, last)) => {
+                Some(reply) => {
                     call.done = true;
-                    write |= last;
                     out.push_back(reply);
                 }
                 None => break,
@@ -312,12 +299,6 @@ impl<'a> Started<'a> {
         };
         drop(state);
         room.into_iter().for_each(Waker::wake);
-        if write {
-            // Deferred like the others; the writer task's watch covers a caller that
-            // never comes back.
-            conn.output.watch();
-        }
-        write
     }
 
     /// The connection this call was queued on.
@@ -351,15 +332,13 @@ impl Drop for Started<'_> {
             return;
         }
         let conn = self.conn;
-        if self.write {
-            conn.write_soon();
-        }
+        // Its frame goes out now (it is about to be cancelled, or was answered).
+        conn.discharge(self.duty);
         let mut state = conn.pending.lock();
         let forgotten = state.forget(self.id);
         let room = conn.room_made(&mut state);
         match forgotten {
-            Forgotten::Delivered { reply, write } => {
-                let write = write && conn.output.release_held_back();
+            Forgotten::Delivered(reply) => {
                 drop(state);
                 room.into_iter().for_each(Waker::wake);
                 match reply {
@@ -373,9 +352,6 @@ impl Drop for Started<'_> {
                     Ok(OwnedReply::Effect(_)) => conn.send_oneway(Request::Cancel { id: self.id }),
                     _ => {}
                 }
-                if write {
-                    conn.write();
-                }
             }
             Forgotten::Cancel => {
                 drop(state);
@@ -388,8 +364,8 @@ impl Drop for Started<'_> {
 
 /// What [`Connection::enqueue`] did.
 enum Queued {
-    /// Queued under this id; `true`: the caller must see to the write.
-    Started(RequestId, bool),
+    /// Queued under this id; what the caller must do for the write of its frame.
+    Started(RequestId, Push),
     /// Not queued: the connection has no room for another call now (the caller's waker,
     /// if any, waits for room).
     NoRoom,
@@ -482,10 +458,8 @@ impl Drop for Connection {
         // The writer task writes what the socket did not take yet, then closes it.
         self.output.shutdown();
         self.reader.abort();
-        self.pending.close(
-            Error::Transport(TransportError::ClosedLocally),
-            &self.output,
-        );
+        self.pending
+            .close(Error::Transport(TransportError::ClosedLocally));
     }
 }
 
@@ -842,9 +816,13 @@ impl Connection {
             }
         }
         let id = self.output.next_id();
-        let hold_back = state.holding_back();
-        let write = match self.output.push(&ClientMessage::V1(build(id)), hold_back) {
-            Ok(write) => write,
+        let in_task = tokio::task::try_id().is_some();
+        let in_flight = state.len() > 0;
+        let duty = match self
+            .output
+            .push(&ClientMessage::V1(build(id)), in_task, in_flight)
+        {
+            Ok(duty) => duty,
             Err(e) => {
                 drop(state);
                 if stashed {
@@ -858,7 +836,7 @@ impl Connection {
             state.open(id, waker);
             self.output.in_flight.store(state.len(), Ordering::Relaxed);
         }
-        Ok(Queued::Started(id, write))
+        Ok(Queued::Started(id, duty))
     }
 
     /// Wake the callers waiting for room, if there is room now.
@@ -900,7 +878,7 @@ impl Connection {
             // stashed frames are queued.
             self.output.stashed.store(true, Ordering::Release);
         }
-        Ok(Started::new(self, id, false, false))
+        Ok(Started::new(self, id, Push::Nothing, false))
     }
 
     /// Queue every call stashed on this connection (see [`Connection::start_stashed`]):
@@ -946,12 +924,27 @@ impl Connection {
         }
     }
 
+    /// Carry out a caller's duty for the write of its frame, now, without the yield
+    /// (`YieldThenWrite` writes at once).
+    fn discharge(&self, duty: Push) {
+        match duty {
+            Push::Nothing => {}
+            Push::WakeWriter => self.output.wake_writer(),
+            Push::WriteNow | Push::YieldThenWrite => {
+                // Written already if another caller wrote since.
+                if self.output.queued.load(Ordering::Relaxed) > 0 {
+                    self.write();
+                }
+            }
+        }
+    }
+
     /// Write what is queued, as far as the socket takes it now; the writer task does the
     /// rest. A failed socket fails every pending call.
     pub(crate) fn write(&self) {
         match self.output.write_now() {
             Ok(()) => wake_room(&self.pending, &self.output),
-            Err(e) => self.pending.close(Error::Transport(e.into()), &self.output),
+            Err(e) => self.pending.close(Error::Transport(e.into())),
         }
     }
 
@@ -964,8 +957,8 @@ impl Connection {
     /// Send a request built around a fresh id, without waiting for its reply (which is
     /// dropped when it arrives). Errors are ignored, as for [`Connection::send_oneway`].
     pub(crate) fn send_unanswered<'b>(&self, build: impl FnOnce(RequestId) -> Request<'b>) {
-        if let Ok(Queued::Started(_, true)) = self.enqueue(build, None) {
-            self.write_soon();
+        if let Ok(Queued::Started(_, duty)) = self.enqueue(build, None) {
+            self.discharge(duty);
         }
     }
 
@@ -1037,7 +1030,7 @@ impl Connection {
     ) -> Result<Option<Started<'_>>> {
         let registered = waker.is_some();
         match self.enqueue(build, Some(waker))? {
-            Queued::Started(id, write) => Ok(Some(Started::new(self, id, write, registered))),
+            Queued::Started(id, duty) => Ok(Some(Started::new(self, id, duty, registered))),
             Queued::NoRoom => Ok(None),
         }
     }
@@ -1046,18 +1039,19 @@ impl Connection {
     /// another request, and written now if the socket takes it (not left to the writer
     /// task, which a runtime shutting down may never run again).
     pub(crate) fn acknowledge(&self, id: RequestId) {
-        if let Ok(Queued::Started(_, true)) = self.enqueue(|_| Request::Ack { id }, None) {
-            self.write();
+        if let Ok(Queued::Started(_, duty)) = self.enqueue(|_| Request::Ack { id }, None) {
+            if duty != Push::Nothing {
+                self.write();
+            }
         }
     }
 
-    /// Take the reply of call `id` once it is delivered; the `bool` says the caller must
-    /// now write what is queued (it took the last reply of a batch).
+    /// Take the reply of call `id` once it is delivered.
     fn poll_reply(
         &self,
         id: RequestId,
         cx: &mut std::task::Context<'_>,
-    ) -> Poll<(Result<OwnedReply>, bool)> {
+    ) -> Poll<Result<OwnedReply>> {
         let mut state = self.pending.lock();
         let taken = self.take_reply(&mut state, id, Some(cx));
         let room = if taken.is_some() {
@@ -1068,30 +1062,27 @@ impl Connection {
         drop(state);
         room.into_iter().for_each(Waker::wake);
         match taken {
-            Some((Ok(OwnedReply::Effect(value)), write)) => {
+            Some(Ok(OwnedReply::Effect(value))) => {
                 // Taken by its caller: the effect stands.
                 self.acknowledge(id);
-                Poll::Ready((Ok(OwnedReply::Value(value)), write))
+                Poll::Ready(Ok(OwnedReply::Value(value)))
             }
             Some(taken) => Poll::Ready(taken),
             None => Poll::Pending,
         }
     }
 
-    /// Under the lock of `pending`: take the reply of call `id` if it is delivered (the
-    /// `bool`: the caller must now write what is queued); if not, leave `cx`'s waker in
-    /// its slot, if given.
+    /// Under the lock of `pending`: take the reply of call `id` if it is delivered; if
+    /// not, leave `cx`'s waker in its slot, if given.
     fn take_reply(
         &self,
         state: &mut Requests,
         id: RequestId,
         cx: Option<&mut std::task::Context<'_>>,
-    ) -> Option<(Result<OwnedReply>, bool)> {
+    ) -> Option<Result<OwnedReply>> {
         match state.take(id, cx.map(|cx| cx.waker())) {
             Taken::Pending => None,
-            Taken::Ready { reply, write } => {
-                Some((reply, write && self.output.release_held_back()))
-            }
+            Taken::Ready(reply) => Some(reply),
         }
     }
 }
@@ -1111,8 +1102,8 @@ struct Outgoing {
 struct Output {
     state: Mutex<Outgoing>,
     socket: SocketWriter,
-    /// Wakes the writer task: frames to write, held-back frames to watch, the socket was
-    /// full, or the connection was dropped.
+    /// Wakes the writer task: frames to write, the socket was full, or the connection was
+    /// dropped.
     wake: Notify,
     max_frame: usize,
     /// The id of the next request.
@@ -1247,23 +1238,15 @@ impl Output {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Append one frame; true when the caller must now see to the write, because nobody
-    /// else is about to. A held-back frame waits for the last reply of a batch to be taken.
-    fn push(&self, message: &ClientMessage<'_>, hold_back: bool) -> Result<bool> {
+    /// Append one frame, queued by a caller inside a tokio task (`in_task`) or outside
+    /// any, with other calls `in_flight` or none; what that caller must do for its write.
+    fn push(&self, message: &ClientMessage<'_>, in_task: bool, in_flight: bool) -> Result<Push> {
         let mut state = self.lock();
         // Reference changes coalesced earlier go before this frame.
         self.queue_refs(&mut state);
         self.push_frame(&mut state.buf, message)?;
         self.queued.store(state.buf.len(), Ordering::Relaxed);
-        match state.schedule.push(hold_back) {
-            Push::Nothing | Push::HeldBack => Ok(false),
-            Push::HeldBackWakeWriter => {
-                drop(state);
-                self.wake.notify_one();
-                Ok(false)
-            }
-            Push::Write => Ok(true),
-        }
+        Ok(state.schedule.push(in_task, in_flight))
     }
 
     /// Append one frame to `buf`. An error refuses only this request: the connection is
@@ -1278,22 +1261,6 @@ impl Output {
                 ),
             }))
         })
-    }
-
-    /// Have the writer task write what is still queued at its next watch tick (after it
-    /// yields once): for frames
-    /// whose writer might never come back (a caller that yields, held-back frames).
-    fn watch(&self) {
-        let started = self.lock().schedule.start_watch();
-        if started {
-            self.wake.notify_one();
-        }
-    }
-
-    /// The last reply of a batch was taken: true when the caller must now write the frames
-    /// held back for it.
-    fn release_held_back(&self) -> bool {
-        self.lock().schedule.release_held_back()
     }
 
     /// Write as much as the socket takes right now, without waiting.
@@ -1348,45 +1315,12 @@ impl Output {
 }
 
 /// Writes what callers leave to it: frames queued inside tokio tasks, frames the socket
-/// did not take at once, held-back frames nobody released by its next watch tick, and what
-/// is left when the connection is dropped; then closes the socket by dropping it.
+/// did not take at once, and what is left when the connection is dropped; then closes the
+/// socket by dropping it.
 async fn write_task(output: Arc<Output>, pending: Arc<Pending>) {
-    // Whether the watch runs: at each tick, after yielding once (so that the tasks woken
-    // with a batch of replies run first), what is still queued is written. No timer: a
-    // caller that never comes back strands nothing, whatever the runtime's clock does.
-    let mut watching = false;
-    // What the connection looked like at the last tick: while calls keep starting and
-    // ending, their callers are at work, and the watch waits another yield.
-    let mut seen = (u64::MAX, usize::MAX);
     loop {
-        if watching {
-            tokio::select! {
-                () = output.wake.notified() => {}
-                () = tokio::task::yield_now() => {
-                    // Take the lock of `pending` first (the lock order): a reply was
-                    // delivered and never taken, or a caller did not come back.
-                    let mut state = pending.lock();
-                    let mut out = output.lock();
-                    let now = (state.progress(), out.buf.len());
-                    if std::mem::replace(&mut seen, now) != now {
-                        continue;
-                    }
-                    let queued = !out.buf.is_empty();
-                    let tick = out.schedule.watch_tick(queued);
-                    watching = tick.again;
-                    if tick.abandon_batch {
-                        state.abandon_batch();
-                    }
-                }
-            }
-        } else {
-            output.wake.notified().await;
-        }
-        let write = {
-            let mut out = output.lock();
-            watching |= out.schedule.watching();
-            out.schedule.take_wanted()
-        };
+        output.wake.notified().await;
+        let write = output.lock().schedule.take_wanted();
         if write {
             loop {
                 match output.try_flush() {
@@ -1396,12 +1330,12 @@ async fn write_task(output: Arc<Output>, pending: Arc<Pending>) {
                     }
                     Ok(Written::Blocked) => {
                         if let Err(e) = output.socket.writable().await {
-                            pending.close(Error::Transport(e.into()), &output);
+                            pending.close(Error::Transport(e.into()));
                             return;
                         }
                     }
                     Err(e) => {
-                        pending.close(Error::Transport(e.into()), &output);
+                        pending.close(Error::Transport(e.into()));
                         return;
                     }
                 }
@@ -1453,10 +1387,10 @@ async fn read_loop(mut reader: FrameReader, pending: Arc<Pending>, output: Arc<O
                     continue;
                 }
                 let decref = ClientMessage::V1(Request::Decref { object: token.id });
-                if let Ok(true) = output.push(&decref, false) {
+                if let Ok(Push::WakeWriter) = output.push(&decref, true, true) {
                     match output.write_now() {
                         Ok(()) => wake_room(&pending, &output),
-                        Err(e) => pending.close(Error::Transport(e.into()), &output),
+                        Err(e) => pending.close(Error::Transport(e.into())),
                     }
                 }
             }
@@ -1476,5 +1410,5 @@ async fn read_loop(mut reader: FrameReader, pending: Arc<Pending>, output: Arc<O
             }
         }
     };
-    pending.close(Error::Transport(error), &output);
+    pending.close(Error::Transport(error));
 }
