@@ -28,7 +28,7 @@
 
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
@@ -44,6 +44,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 
 use super::core::{Delivered, Forgotten, Push, Requests, Taken, WriteSchedule};
 use super::handoff::AdoptContext;
+use super::ordered::{Level, Ordered, OrderedGuard};
 use super::session::SessionLink;
 use crate::auth::{self, AuthKey};
 use crate::transport::{self, frame_codec, FrameError, FrameReader, SocketWriter};
@@ -160,15 +161,20 @@ impl std::ops::Deref for Payload {
 }
 
 /// What the reader task and the callers share: the calls in flight ([`Requests`]). Lock
-/// order: this, then [`Output`].
-#[derive(Default)]
+/// order ([`Level`], checked in debug builds): the stash, this, then [`Output`].
 struct Pending {
-    state: Mutex<Requests>,
+    state: Ordered<Requests>,
 }
 
 impl Pending {
-    fn lock(&self) -> MutexGuard<'_, Requests> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn new(requests: Requests) -> Self {
+        Pending {
+            state: Ordered::new(Level::Pending, requests),
+        }
+    }
+
+    fn lock(&self) -> OrderedGuard<'_, Requests> {
+        self.state.lock()
     }
 
     /// Fail every waiting call, and all later ones, with `error`.
@@ -510,9 +516,7 @@ impl Connection {
         let mut reader = FramedRead::new(read, frame_codec(options.max_frame));
         let mut writer = FramedWrite::new(write, frame_codec(options.max_frame));
         auth::connect(&mut reader, &mut writer, key, options.max_frame).await?;
-        let pending = Arc::new(Pending {
-            state: Mutex::new(Requests::new(options.max_calls_in_flight)),
-        });
+        let pending = Arc::new(Pending::new(Requests::new(options.max_calls_in_flight)));
         let output = Arc::new(Output::new(
             writer.into_inner(),
             options.max_frame,
@@ -887,7 +891,7 @@ impl Connection {
     /// the write. On a closed connection they are dropped (taking their replies gives the
     /// connection's error).
     pub(crate) fn queue_stash(&self) -> bool {
-        // Lock order: the stash, then `pending`, then the output.
+        // Lock order (checked, see `ordered.rs`): the stash, then `pending`, then the output.
         let mut stash = self.output.stash.lock();
         if stash.ids.is_empty() {
             return false;
@@ -1100,7 +1104,7 @@ struct Outgoing {
 
 /// The write side of a connection, shared by callers and the writer task.
 struct Output {
-    state: Mutex<Outgoing>,
+    state: Ordered<Outgoing>,
     socket: SocketWriter,
     /// Wakes the writer task: frames to write, the socket was full, or the connection was
     /// dropped.
@@ -1108,8 +1112,8 @@ struct Output {
     max_frame: usize,
     /// The id of the next request.
     next_id: AtomicU64,
-    /// Calls pipelines made and have not queued yet. Lock order: this, then [`Pending`],
-    /// then [`Outgoing`].
+    /// Calls pipelines made and have not queued yet. Lock order ([`Level`], checked in
+    /// debug builds): this, then [`Pending`], then [`Outgoing`].
     stash: Stash,
     /// Whether `stash` holds any calls: checked without its lock by every request.
     stashed: AtomicBool,
@@ -1133,10 +1137,17 @@ struct Output {
 ///
 /// Aligned to its own cache lines: a pipeline's thread writes it on every push, and the
 /// fields next to it in [`Output`] are written by other threads.
-#[derive(Default)]
 #[repr(align(128))]
 struct Stash {
-    state: Mutex<Stashed>,
+    state: Ordered<Stashed>,
+}
+
+impl Default for Stash {
+    fn default() -> Self {
+        Stash {
+            state: Ordered::new(Level::Stash, Stashed::default()),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -1146,8 +1157,8 @@ struct Stashed {
 }
 
 impl Stash {
-    fn lock(&self) -> MutexGuard<'_, Stashed> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> OrderedGuard<'_, Stashed> {
+        self.state.lock()
     }
 }
 
@@ -1167,7 +1178,7 @@ impl Output {
         max_in_flight: usize,
     ) -> Self {
         Output {
-            state: Mutex::new(Outgoing::default()),
+            state: Ordered::new(Level::Output, Outgoing::default()),
             socket,
             wake: Notify::new(),
             max_frame,
@@ -1229,8 +1240,8 @@ impl Output {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Outgoing> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> OrderedGuard<'_, Outgoing> {
+        self.state.lock()
     }
 
     /// A fresh request id.

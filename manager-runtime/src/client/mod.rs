@@ -6,6 +6,7 @@ mod core;
 pub(crate) mod handoff;
 pub(crate) mod live;
 pub(crate) mod local;
+mod ordered;
 mod proxy;
 pub(crate) mod session;
 

@@ -24,6 +24,7 @@ use rustc_hash::FxHashMap;
 use tokio::sync::watch;
 
 use super::connection::{ConnectOptions, Connection, OwnedReply};
+use super::ordered::{Level, Ordered, OrderedGuard};
 use crate::{AuthKey, Error, TransportError};
 
 /// The state of a client's connection, as [`Client::connection_state`](crate::Client::connection_state)
@@ -85,10 +86,10 @@ pub(crate) struct SessionLink {
     state: watch::Sender<ConnectionState>,
     /// The references this client's proxies hold, per object, while the session can be
     /// resumed. Every reference change is counted under this lock.
-    refs: Mutex<FxHashMap<ObjectId, u64>>,
+    refs: Ordered<FxHashMap<ObjectId, u64>>,
     /// The connection a resume is being tried on: reference changes go to it, behind its
     /// `Hello`.
-    trying: Mutex<Option<Arc<Connection>>>,
+    trying: Ordered<Option<Arc<Connection>>>,
     /// Calls waiting for the outcome of a reconnect.
     waiters: Mutex<Vec<Waker>>,
 }
@@ -123,8 +124,8 @@ impl SessionLink {
             epoch: session.epoch,
             grace,
             state: watch::Sender::new(ConnectionState::Connected),
-            refs: Mutex::default(),
-            trying: Mutex::default(),
+            refs: Ordered::new(Level::SessionRefs, FxHashMap::default()),
+            trying: Ordered::new(Level::SessionTrying, None),
             waiters: Mutex::default(),
         }
     }
@@ -187,8 +188,8 @@ impl SessionLink {
         &self,
         object: ObjectId,
         delta: i64,
-    ) -> MutexGuard<'_, FxHashMap<ObjectId, u64>> {
-        let mut refs = lock(&self.refs);
+    ) -> OrderedGuard<'_, FxHashMap<ObjectId, u64>> {
+        let mut refs = self.refs.lock();
         let n = refs.entry(object).or_insert(0);
         *n = n.saturating_add_signed(delta);
         if *n == 0 {
@@ -199,7 +200,7 @@ impl SessionLink {
 
     /// The connection a resume is being tried on, if any.
     pub(crate) fn trying(&self) -> Option<Arc<Connection>> {
-        lock(&self.trying).clone()
+        self.trying.lock().clone()
     }
 
     /// The connection dropped: the session is lost at once if it cannot be resumed.
@@ -276,7 +277,7 @@ async fn resume(
     link: &Arc<SessionLink>,
 ) -> Result<ConnectionState, Error> {
     let started = {
-        let refs = lock(&link.refs);
+        let refs = link.refs.lock();
         let counted: Vec<(ObjectId, u64)> = refs.iter().map(|(&o, &n)| (o, n)).collect();
         let resume = Resume {
             session: link.id,
@@ -291,7 +292,7 @@ async fn resume(
             None,
         )?;
         // Reference changes from now on go to `new`, behind the `Hello`.
-        *lock(&link.trying) = Some(new.clone());
+        *link.trying.lock() = Some(new.clone());
         drop(refs);
         started
     };
@@ -299,7 +300,7 @@ async fn resume(
         Some(started) => started.reply().await,
         None => Err(Error::Transport(TransportError::Closed)),
     };
-    *lock(&link.trying) = None;
+    *link.trying.lock() = None;
     let session = match reply {
         Ok(OwnedReply::Session(session)) => session,
         Ok(other) => return Err(other.unexpected()),
