@@ -206,3 +206,59 @@ fn the_reader_sees_the_edges_it_must() {
         ["C", "a", "d", "g"].map(String::from).into()
     );
 }
+
+/// The names a file reaches through `super::` (its siblings and its parent's items): the
+/// first segment of each path, `super::{a, b::c}` giving `a` and `b`.
+fn super_names(code: &str) -> BTreeSet<String> {
+    crate_names(&code.replace("crate::", "krate::").replace("super::", "crate::"))
+}
+
+#[test]
+fn the_client_core_is_io_free() {
+    // `client/core.rs` (the calls in flight and who writes) and `client/reply.rs` (the
+    // replies it holds) are plain state and data: they reach no socket, task or lock, and
+    // no other client module (in particular not `connection.rs`, which uses them).
+    let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/client");
+    for (file, allowed_super, allowed_crate) in [
+        (
+            "core.rs",
+            &["reply"][..],
+            &["Error", "Result", "TransportError"][..],
+        ),
+        ("reply.rs", &[][..], &["Error", "TransportError"][..]),
+    ] {
+        let text = code(&std::fs::read_to_string(client.join(file)).expect("source"));
+        // Its unit tests may use what they like (a counting waker needs an `Arc`).
+        let text = text.split("#[cfg(test)]\nmod tests").next().unwrap_or_default();
+        let supers = super_names(&text);
+        let crates = crate_names(&text);
+        // `use super::*` in a `tests` module is the file's own items.
+        for name in supers.iter().filter(|n| !n.is_empty()) {
+            assert!(
+                allowed_super.contains(&name.as_str()),
+                "{file} uses super::{name}"
+            );
+        }
+        for name in &crates {
+            assert!(
+                allowed_crate.contains(&name.as_str()),
+                "{file} uses crate::{name}"
+            );
+        }
+        for io in [
+            "tokio",
+            "std::sync",
+            "std::net",
+            "std::io",
+            "Instant",
+            "socket",
+        ] {
+            assert!(!text.contains(io), "{file} mentions {io}");
+        }
+    }
+    // The reading sees what it must.
+    assert_eq!(
+        super_names("use super::{reply::OwnedReply, core}; super::x::y"),
+        ["core", "reply", "x"].map(String::from).into()
+    );
+}

@@ -15,8 +15,9 @@ use futures_util::Stream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::connection::{Connection, OwnedReply, Payload, Started};
+use super::connection::{Connection, Started};
 use super::proxy::ProxyHandle;
+use super::reply::{OwnedReply, Payload};
 use crate::{CallError, Error, RemoteError, Result, TypedError};
 
 /// A `Pipeline` that took a batch of at least this many replies also writes the calls

@@ -33,9 +33,7 @@ use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use manager_core::wire::{
-    self, ClientMessage, ObjectInfo, Reply, Request, RequestId, ServerMessage,
-};
+use manager_core::wire::{self, ClientMessage, Request, RequestId, ServerMessage};
 use manager_core::{Address, Codec, ObjectId, Token};
 use rustc_hash::FxHashMap;
 use tokio::sync::Notify;
@@ -45,6 +43,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use super::core::{Delivered, Forgotten, Push, Requests, Taken, WriteSchedule};
 use super::handoff::AdoptContext;
 use super::ordered::{Level, Ordered, OrderedGuard};
+use super::reply::OwnedReply;
 use super::session::SessionLink;
 use crate::auth::{self, AuthKey};
 use crate::transport::{self, frame_codec, FrameError, FrameReader, SocketWriter};
@@ -65,100 +64,6 @@ fn fingerprints(methods: &[manager_core::MethodInfo]) -> Vec<(String, u64)> {
 
 /// The most replies the reader delivers in one batch.
 const MAX_BATCH: usize = 256;
-
-/// A reply, detached from the frame it came in.
-#[derive(Debug)]
-pub(crate) enum OwnedReply {
-    Value(Payload),
-    /// A value whose effect the server undoes unless it is acknowledged: taking the reply
-    /// acknowledges it (it is then a `Value`), dropping it untaken cancels it.
-    Effect(Payload),
-    Created(Token),
-    Text(String),
-    Count(u64),
-    DebugInfo(Vec<ObjectInfo>),
-    Description(Vec<manager_core::describe::TypeDescription>),
-    Session(manager_core::wire::Session),
-    Stats(manager_core::stats::ServerStats),
-}
-
-impl OwnedReply {
-    fn from_frame(reply: Reply<'_>, frame: &Bytes) -> Self {
-        match reply {
-            Reply::Value(v) => OwnedReply::Value(Payload::new(v, frame)),
-            Reply::Effect(v) => OwnedReply::Effect(Payload::new(v, frame)),
-            Reply::Created(t) => OwnedReply::Created(t),
-            Reply::Text(t) => OwnedReply::Text(t),
-            Reply::Count(n) => OwnedReply::Count(n),
-            Reply::DebugInfo(rows) => OwnedReply::DebugInfo(rows),
-            Reply::Description(types) => OwnedReply::Description(types),
-            Reply::Session(session) => OwnedReply::Session(session),
-            Reply::Stats(stats) => OwnedReply::Stats(stats),
-        }
-    }
-
-    /// A reply of a kind the request cannot get is a protocol violation.
-    pub(crate) fn unexpected(&self) -> Error {
-        Error::Transport(TransportError::Protocol(format!(
-            "unexpected reply kind: {self:?}"
-        )))
-    }
-}
-
-/// An encoded result: small ones copied out of the frame they came in (the caller, on
-/// another thread, then never touches the frame's reference count), larger ones a
-/// zero-copy slice of it.
-#[derive(Debug)]
-pub(crate) enum Payload {
-    Small {
-        len: u8,
-        bytes: [u8; Payload::SMALL],
-    },
-    Shared(Bytes),
-}
-
-impl Payload {
-    const SMALL: usize = 30;
-
-    /// `value`, a part of `frame`.
-    fn new(value: &[u8], frame: &Bytes) -> Self {
-        match value.len() {
-            len @ 0..=Payload::SMALL => {
-                let mut bytes = [0; Payload::SMALL];
-                bytes[..len].copy_from_slice(value);
-                Payload::Small {
-                    len: len as u8,
-                    bytes,
-                }
-            }
-            _ => Payload::Shared(frame.slice_ref(value)),
-        }
-    }
-
-    pub(crate) fn into_bytes(self) -> Bytes {
-        match self {
-            Payload::Shared(bytes) => bytes,
-            small => Bytes::copy_from_slice(&small),
-        }
-    }
-}
-
-impl From<Bytes> for Payload {
-    fn from(bytes: Bytes) -> Self {
-        Payload::Shared(bytes)
-    }
-}
-
-impl std::ops::Deref for Payload {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        match self {
-            Payload::Small { len, bytes } => &bytes[..*len as usize],
-            Payload::Shared(bytes) => bytes,
-        }
-    }
-}
 
 /// What the reader task and the callers share: the calls in flight ([`Requests`]). Lock
 /// order ([`Level`], checked in debug builds): the stash, this, then [`Output`].

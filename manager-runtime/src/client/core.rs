@@ -22,7 +22,7 @@ use std::task::Waker;
 use manager_core::wire::RequestId;
 use rustc_hash::FxHashMap;
 
-use super::connection::OwnedReply;
+use super::reply::OwnedReply;
 use crate::{Error, Result, TransportError};
 
 /// Where one call's reply waits for its caller.

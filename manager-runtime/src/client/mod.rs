@@ -8,6 +8,7 @@ pub(crate) mod live;
 pub(crate) mod local;
 mod ordered;
 mod proxy;
+mod reply;
 pub(crate) mod session;
 
 use std::sync::Arc;
@@ -19,9 +20,10 @@ use manager_core::{Address, Shared};
 use serde::Serialize;
 
 pub use call::{Call, CallFailure, Pipeline};
+use connection::ConnectOptions;
 pub(crate) use connection::Connection;
-use connection::{ConnectOptions, OwnedReply};
 pub use proxy::{HasProxy, Proxy, ProxyHandle, ProxyOf};
+use reply::OwnedReply;
 pub use session::{Backoff, ConnectionState, LostReason};
 
 use crate::transport::DEFAULT_MAX_FRAME;

@@ -14,10 +14,11 @@ use serde::de::Visitor;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::call::{Call, CallFailure};
-use super::connection::{Connection, OwnedReply, Payload, Started};
+use super::connection::{Connection, Started};
 use super::handoff::{self, with_context, AdoptContext, ProxyWire};
 use super::live;
 use super::local::{LocalLink, LocalReturn, LocalServer};
+use super::reply::{OwnedReply, Payload};
 use crate::{CallError, Error, Result, TransportError};
 
 /// Where a handle's reference lives.

@@ -23,8 +23,9 @@ use manager_core::ObjectId;
 use rustc_hash::FxHashMap;
 use tokio::sync::watch;
 
-use super::connection::{ConnectOptions, Connection, OwnedReply};
+use super::connection::{ConnectOptions, Connection};
 use super::ordered::{Level, Ordered, OrderedGuard};
+use super::reply::OwnedReply;
 use crate::{AuthKey, Error, TransportError};
 
 /// The state of a client's connection, as [`Client::connection_state`](crate::Client::connection_state)
