@@ -210,7 +210,11 @@ fn the_reader_sees_the_edges_it_must() {
 /// The names a file reaches through `super::` (its siblings and its parent's items): the
 /// first segment of each path, `super::{a, b::c}` giving `a` and `b`.
 fn super_names(code: &str) -> BTreeSet<String> {
-    crate_names(&code.replace("crate::", "krate::").replace("super::", "crate::"))
+    crate_names(
+        &code
+            .replace("crate::", "krate::")
+            .replace("super::", "crate::"),
+    )
 }
 
 #[test]
@@ -229,7 +233,10 @@ fn the_client_core_is_io_free() {
     ] {
         let text = code(&std::fs::read_to_string(client.join(file)).expect("source"));
         // Its unit tests may use what they like (a counting waker needs an `Arc`).
-        let text = text.split("#[cfg(test)]\nmod tests").next().unwrap_or_default();
+        let text = text
+            .split("#[cfg(test)]\nmod tests")
+            .next()
+            .unwrap_or_default();
         let supers = super_names(&text);
         let crates = crate_names(&text);
         // `use super::*` in a `tests` module is the file's own items.
