@@ -237,8 +237,8 @@ fn the_client_core_is_io_free() {
             .split("#[cfg(test)]\nmod tests")
             .next()
             .unwrap_or_default();
-        let supers = super_names(&text);
-        let crates = crate_names(&text);
+        let supers = super_names(text);
+        let crates = crate_names(text);
         // `use super::*` in a `tests` module is the file's own items.
         for name in supers.iter().filter(|n| !n.is_empty()) {
             assert!(
