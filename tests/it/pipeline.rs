@@ -312,6 +312,14 @@ async fn dropping_a_pipeline_cancels_its_calls_on_the_server() {
     }
 }
 
+/// A pipeline with two increments of `k` pushed, not polled yet.
+fn incremented_twice(store: &StoreProxy) -> Pipeline<'_, u64> {
+    let mut pipeline = Pipeline::new();
+    pipeline.push(store.incr("k".into()));
+    pipeline.push(store.incr("k".into()));
+    pipeline
+}
+
 /// Calls pushed onto a pipeline wait until it is polled, but never behind a later
 /// request on the same connection: a call made after the push sees its effect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -319,9 +327,7 @@ async fn a_pipelines_calls_go_before_later_requests_on_their_connection() {
     for transport in TRANSPORTS {
         let server = start(transport).await;
         let store: StoreProxy = server.create("store", ()).await.unwrap();
-        let mut pipeline = Pipeline::new();
-        pipeline.push(store.incr("k".into()));
-        pipeline.push(store.incr("k".into()));
+        let mut pipeline = incremented_twice(&store);
         // Not polled yet; this call on the same connection still runs after both.
         assert_eq!(store.get("k".into()).await.unwrap(), Some(2));
         // A clone's incref and drop's decref are requests too.
@@ -345,9 +351,7 @@ async fn a_pipelines_calls_queued_by_a_call_never_polled_again_still_go_out() {
     for transport in TRANSPORTS {
         let server = start(transport).await;
         let store: StoreProxy = server.create("store", ()).await.unwrap();
-        let mut pipeline = Pipeline::new();
-        pipeline.push(store.incr("k".into()));
-        pipeline.push(store.incr("k".into()));
+        let mut pipeline = incremented_twice(&store);
         // Queues the pipeline's two calls, then its own, and yields before writing.
         let kept = store.get("kept".into());
         tokio::pin!(kept);

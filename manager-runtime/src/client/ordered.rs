@@ -144,6 +144,12 @@ mod held {
 mod tests {
     use super::*;
 
+    /// The message of the panic `f` raised, if it panicked.
+    fn panic_of(f: impl FnOnce()) -> Option<String> {
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).err()?;
+        Some(caught.downcast_ref::<String>().cloned().unwrap_or_default())
+    }
+
     #[test]
     fn locks_taken_in_order_are_fine_and_released_in_any_order() {
         let refs = Ordered::new(Level::SessionRefs, ());
@@ -164,14 +170,7 @@ mod tests {
         let pending = Ordered::new(Level::Pending, ());
         let output = Ordered::new(Level::Output, ());
         let _o = output.lock();
-        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let _p = pending.lock();
-        }));
-        let message = caught.expect_err("inverted");
-        let text = message
-            .downcast_ref::<String>()
-            .cloned()
-            .unwrap_or_default();
+        let text = panic_of(|| drop(pending.lock())).expect("inverted");
         assert!(
             text.contains("Pending") && text.contains("Output"),
             "{text}"
@@ -183,9 +182,6 @@ mod tests {
         let a = Ordered::new(Level::Stash, ());
         let b = Ordered::new(Level::Stash, ());
         let _a = a.lock();
-        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let _b = b.lock();
-        }));
-        assert!(caught.is_err());
+        assert!(panic_of(|| drop(b.lock())).is_some());
     }
 }
