@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::connection::{Connection, Started};
-use super::proxy::{Proxy, ProxyHandle};
+use super::proxy::ProxyHandle;
 use super::reply::{OwnedReply, Payload};
 use crate::{CallError, Error, RemoteError, Result, TypedError};
 
@@ -24,62 +24,6 @@ use crate::{CallError, Error, RemoteError, Result, TypedError};
 /// pushed meanwhile when it has taken half of them, so that the server works on those while
 /// the rest are taken.
 const SPLIT_BATCH: usize = 32;
-
-/// The calls a handle makes (here rather than in `proxy.rs`, so that the handle's module
-/// does not depend on this one).
-impl ProxyHandle {
-    /// Call `method` by name with `args`, a tuple of its arguments (`()` for none, `(x,)`
-    /// for one): Python's `proxy._callmethod(name, args)`. The [`Call`] is a future of the
-    /// result; it can also be pushed onto a [`Pipeline`](crate::Pipeline).
-    ///
-    /// The server refuses a method that is not exposed with
-    /// [`RemoteError::NotExposed`], and arguments that do not decode as the method's
-    /// parameters with [`RemoteError::BadArguments`]; the connection stays usable either
-    /// way. (The default format, postcard, is not self-describing: arguments of other
-    /// types that happen to decode are not detected. Generated proxies cannot send them.)
-    ///
-    /// Cancel safety: dropping the future sends the server a cancel for the call: an
-    /// `async` method still running there is stopped (dropped at its next await). A method
-    /// that already finished, or a plain `fn`, is not undone, unless it registered an undo
-    /// with [`Caller::undo_unless_taken`](crate::Caller::undo_unless_taken) (the
-    /// SyncManager lock, permit and queue `get` calls do); its reply is discarded.
-    pub fn call_method<'a, A: Serialize, R: DeserializeOwned>(
-        &'a self,
-        method: &'a str,
-        args: A,
-    ) -> Call<'a, A, R> {
-        Call::new(self, method, args)
-    }
-
-    /// Call `method` by name, as [`call_method`](Self::call_method) does, on a method with
-    /// typed errors (`#[shared(errors = typed)]`): its `Err(e)` comes back as
-    /// [`CallError::Method`]`(e)` (when `e` decodes as `M`), every other failure as
-    /// [`CallError::Rpc`]. This is what generated proxies of such methods call.
-    ///
-    /// Cancel safety: as for [`call_method`](Self::call_method).
-    pub fn call_method_typed<'a, A: Serialize, R: DeserializeOwned, M: TypedError>(
-        &'a self,
-        method: &'a str,
-        args: A,
-    ) -> Call<'a, A, R, CallError<M>> {
-        Call::new(self, method, args)
-    }
-
-    /// Call a `method_to_typeid` method with typed errors (`#[shared(errors = typed)]`), as
-    /// [`call_for_proxy`](Self::call_for_proxy) does: its `Err(e)` comes back as
-    /// [`CallError::Method`]`(e)`, every other failure as [`CallError::Rpc`].
-    ///
-    /// Cancel safety: as for [`call_for_proxy`](Self::call_for_proxy).
-    pub async fn call_for_proxy_typed<P: Proxy, A: Serialize, M: TypedError>(
-        &self,
-        method: &str,
-        args: A,
-    ) -> Result<P, CallError<M>> {
-        self.call_for_proxy(method, args)
-            .await
-            .map_err(|e| CallError::from_error(e, self))
-    }
-}
 
 /// One method call on a shared object, and the future of its result: what generated proxy
 /// methods (except `method_to_typeid` ones, which return a proxy for the new object) and

@@ -8,17 +8,18 @@ use std::time::Duration;
 use bytes::Bytes;
 use manager_core::ledger::Owner;
 use manager_core::wire::Request;
-use manager_core::{Address, Codec, ObjectId, RemoteError, Shared, Token};
+use manager_core::{Address, Codec, ObjectId, RemoteError, Shared, Token, TypedError};
 use serde::de::DeserializeOwned;
 use serde::de::Visitor;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::call::{Call, CallFailure};
 use super::connection::{Connection, Started};
 use super::handoff::{self, with_context, AdoptContext, ProxyWire};
 use super::live;
 use super::local::{LocalLink, LocalReturn, LocalServer};
 use super::reply::{OwnedReply, Payload};
-use crate::{Error, Result, TransportError};
+use crate::{CallError, Error, Result, TransportError};
 
 /// Where a handle's reference lives.
 enum Link {
@@ -221,6 +222,43 @@ impl ProxyHandle {
             .ok_or(Error::Transport(TransportError::ClosedLocally))
     }
 
+    /// Call `method` by name with `args`, a tuple of its arguments (`()` for none, `(x,)`
+    /// for one): Python's `proxy._callmethod(name, args)`. The [`Call`] is a future of the
+    /// result; it can also be pushed onto a [`Pipeline`](crate::Pipeline).
+    ///
+    /// The server refuses a method that is not exposed with
+    /// [`RemoteError::NotExposed`], and arguments that do not decode as the method's
+    /// parameters with [`RemoteError::BadArguments`]; the connection stays usable either
+    /// way. (The default format, postcard, is not self-describing: arguments of other
+    /// types that happen to decode are not detected. Generated proxies cannot send them.)
+    ///
+    /// Cancel safety: dropping the future sends the server a cancel for the call: an
+    /// `async` method still running there is stopped (dropped at its next await). A method
+    /// that already finished, or a plain `fn`, is not undone, unless it registered an undo
+    /// with [`Caller::undo_unless_taken`](crate::Caller::undo_unless_taken) (the
+    /// SyncManager lock, permit and queue `get` calls do); its reply is discarded.
+    pub fn call_method<'a, A: Serialize, R: DeserializeOwned>(
+        &'a self,
+        method: &'a str,
+        args: A,
+    ) -> Call<'a, A, R> {
+        Call::new(self, method, args)
+    }
+
+    /// Call `method` by name, as [`call_method`](Self::call_method) does, on a method with
+    /// typed errors (`#[shared(errors = typed)]`): its `Err(e)` comes back as
+    /// [`CallError::Method`]`(e)` (when `e` decodes as `M`), every other failure as
+    /// [`CallError::Rpc`]. This is what generated proxies of such methods call.
+    ///
+    /// Cancel safety: as for [`call_method`](Self::call_method).
+    pub fn call_method_typed<'a, A: Serialize, R: DeserializeOwned, M: TypedError>(
+        &'a self,
+        method: &'a str,
+        args: A,
+    ) -> Call<'a, A, R, CallError<M>> {
+        Call::new(self, method, args)
+    }
+
     /// The client connection this handle's calls go through (`None` inside the server).
     pub(super) fn remote(&self) -> Option<&Connection> {
         match &self.link {
@@ -351,6 +389,21 @@ impl ProxyHandle {
             Link::Gone(e) => return Err(e.clone()),
         };
         Ok(P::from_handle(handle))
+    }
+
+    /// Call a `method_to_typeid` method with typed errors (`#[shared(errors = typed)]`), as
+    /// [`call_for_proxy`](Self::call_for_proxy) does: its `Err(e)` comes back as
+    /// [`CallError::Method`]`(e)`, every other failure as [`CallError::Rpc`].
+    ///
+    /// Cancel safety: as for [`call_for_proxy`](Self::call_for_proxy).
+    pub async fn call_for_proxy_typed<P: Proxy, A: Serialize, M: TypedError>(
+        &self,
+        method: &str,
+        args: A,
+    ) -> Result<P, CallError<M>> {
+        self.call_for_proxy(method, args)
+            .await
+            .map_err(|e| CallError::from_error(e, self))
     }
 
     /// Call with arguments already encoded by the handle's codec; returns the encoded
