@@ -159,17 +159,19 @@ impl Requests {
     /// Take the reply of call `id` if it is delivered; if not, leave `waker` in its slot
     /// (keeping the one there if it would wake the same task).
     pub(crate) fn take(&mut self, id: RequestId, waker: Option<&Waker>) -> Taken {
-        match self.calls.remove(&id) {
+        match self.calls.get_mut(&id) {
             Some(Slot::Waiting(old)) => {
-                let kept = match (old, waker) {
-                    (Some(w), Some(new)) if w.will_wake(new) => Some(w),
-                    (_, Some(new)) => Some(new.clone()),
-                    (w, None) => w,
-                };
-                self.calls.insert(id, Slot::Waiting(kept));
+                if let Some(new) = waker {
+                    if !old.as_ref().is_some_and(|w| w.will_wake(new)) {
+                        *old = Some(new.clone());
+                    }
+                }
                 Taken::Pending
             }
-            Some(Slot::Delivered(reply)) => Taken::Ready(reply),
+            Some(Slot::Delivered(_)) => match self.calls.remove(&id) {
+                Some(Slot::Delivered(reply)) => Taken::Ready(reply),
+                _ => unreachable!("matched above"),
+            },
             None => Taken::Ready(Err(self.closed_error())),
         }
     }
