@@ -31,6 +31,7 @@ pub(crate) enum Level {
     Output = 4,
 }
 
+#[cfg(debug_assertions)]
 const LEVELS: usize = 5;
 
 /// A mutex with a [`Level`] in the client's lock order. A poisoned lock is taken anyway
