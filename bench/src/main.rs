@@ -19,6 +19,7 @@
 //! unchanged) against our SyncManager server (`serve sync`, managerd's configuration)
 //! versus against CPython's own SyncManager server, the two in the same round.
 
+mod ab;
 #[path = "../../tests/support/certs.rs"]
 mod certs;
 mod floor;
@@ -123,6 +124,31 @@ enum Role {
         /// How many calls (64 in flight).
         calls: usize,
     },
+    /// Compare two builds of this benchmark (the commit before a change and the one after):
+    /// their `load` runs alternated round by round against servers of their own build,
+    /// with the floor, on this machine; prints a Markdown table of medians, ratios and
+    /// client CPU per call (before/after figures for commit messages and closing notes).
+    Ab {
+        /// The build before the change (a `managers-bench` binary).
+        old: std::path::PathBuf,
+        /// The build after it.
+        new: std::path::PathBuf,
+        /// Alternated rounds.
+        #[arg(long, default_value_t = 8)]
+        rounds: usize,
+        /// Calls per run (for `latency-*` kinds: sequential calls).
+        #[arg(long, default_value_t = 100_000)]
+        calls: usize,
+        /// Comma-separated `load` kinds of the managers side.
+        #[arg(long, default_value = "managers,pipeline")]
+        kinds: String,
+        /// Comma-separated transports.
+        #[arg(long, default_value = "tcp,unix")]
+        transports: String,
+        /// Drive the workloads from a spawned task (`BENCH_SPAWN=1`).
+        #[arg(long)]
+        spawn: bool,
+    },
     /// Soak: CLIENTS clients in WORKERS processes doing mixed work on one server for
     /// SECONDS, workers SIGKILLed and restarted at random, attackers flooding the server;
     /// then check that no item was lost or taken twice, no lock is held by a dead client
@@ -180,6 +206,34 @@ fn main() -> Result<()> {
         }) => {
             let rate = workloads::load(&kind, &address, calls)?;
             println!("{rate:.0} calls/s");
+            // This process's own CPU time, for `ab`.
+            if let Some(cpu) = procfs::cpu_seconds(std::process::id()) {
+                println!("cpu {cpu:.4}");
+            }
+            return Ok(());
+        }
+        Some(Role::Ab {
+            old,
+            new,
+            rounds,
+            calls,
+            kinds,
+            transports,
+            spawn,
+        }) => {
+            let list = |s: &str| s.split(',').map(str::to_owned).collect::<Vec<_>>();
+            print!(
+                "{}",
+                ab::run(&ab::Ab {
+                    old,
+                    new,
+                    rounds,
+                    calls,
+                    kinds: list(&kinds),
+                    transports: list(&transports),
+                    spawn,
+                })?
+            );
             return Ok(());
         }
         None => {}

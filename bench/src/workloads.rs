@@ -152,7 +152,12 @@ pub(crate) struct ServerProcess {
 
 impl ServerProcess {
     pub(crate) fn start(kind: &str, address: &str) -> Result<Self> {
-        let mut child = Command::new(std::env::current_exe()?)
+        Self::start_with(&std::env::current_exe()?, kind, address)
+    }
+
+    /// A server of another build of this benchmark (`binary`), for `managers-bench ab`.
+    pub(crate) fn start_with(binary: &std::path::Path, kind: &str, address: &str) -> Result<Self> {
+        let mut child = Command::new(binary)
             .args(["serve", kind, address])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
