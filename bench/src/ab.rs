@@ -113,8 +113,7 @@ pub(crate) fn run(ab: &Ab) -> Result<String> {
     if ab.rounds == 0 {
         bail!("at least one round");
     }
-    let dir = std::env::temp_dir().join(format!("managers-bench-ab-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    let dir = crate::workloads::scratch_dir("ab")?;
     let mut table = String::new();
     writeln!(
         table,

@@ -144,6 +144,13 @@ async fn serve_floor(address: &str, stop: impl std::future::Future<Output = ()>)
     Ok(())
 }
 
+/// A directory of this process's own for its Unix sockets (`kind`: which role made it).
+pub(crate) fn scratch_dir(kind: &str) -> Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("managers-bench-{kind}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
 /// A server process of this benchmark.
 pub(crate) struct ServerProcess {
     child: Child,
@@ -757,8 +764,7 @@ pub(crate) fn run(scale: Scale, with_python: bool) -> Result<String> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let dir = std::env::temp_dir().join(format!("managers-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    let dir = scratch_dir("run")?;
     let mut table = String::new();
     writeln!(
         table,
