@@ -90,16 +90,19 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
-/// A server of `binary`'s build for `kind` on `transport` (a socket in `dir` for unix).
-fn server(binary: &Path, kind: &str, transport: &str, dir: &Path) -> Result<ServerProcess> {
+/// A server of `binary`'s build for `kind` on `transport` (for unix, a socket in `dir`
+/// named by `role`: both builds are usually files named `managers-bench`).
+fn server(
+    binary: &Path,
+    role: &str,
+    kind: &str,
+    transport: &str,
+    dir: &Path,
+) -> Result<ServerProcess> {
     let address = match transport {
         "tcp" => "127.0.0.1:0".to_owned(),
         "unix" => {
-            let name = format!(
-                "{kind}-{}.sock",
-                binary.file_name().unwrap_or_default().to_string_lossy()
-            );
-            let path = dir.join(name);
+            let path = dir.join(format!("{role}.sock"));
             let _ = std::fs::remove_file(&path);
             path.to_string_lossy().into_owned()
         }
@@ -121,9 +124,9 @@ pub(crate) fn run(ab: &Ab) -> Result<String> {
     )?;
     writeln!(table, "|---|---|---|---|---|---|---|---|---|")?;
     for transport in &ab.transports {
-        let floor_server = server(&ab.new, "floor", transport, &dir)?;
-        let old_server = server(&ab.old, "managers", transport, &dir)?;
-        let new_server = server(&ab.new, "managers", transport, &dir)?;
+        let floor_server = server(&ab.new, "floor", "floor", transport, &dir)?;
+        let old_server = server(&ab.old, "old", "managers", transport, &dir)?;
+        let new_server = server(&ab.new, "new", "managers", transport, &dir)?;
         for kind in &ab.kinds {
             let floor = floor_kind(kind);
             let (mut f, mut o, mut n) = (Vec::new(), Vec::new(), Vec::new());
