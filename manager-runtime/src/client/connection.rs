@@ -102,8 +102,6 @@ pub(crate) struct Started<'a> {
     duty: Push,
     /// The reply was taken.
     done: bool,
-    /// This call yielded once before writing (outside a task, [`Push::YieldThenWrite`]).
-    yielded: bool,
     /// The waker of the poll that queued the call is in its slot: that poll need not look
     /// for the reply.
     registered: bool,
@@ -119,7 +117,6 @@ impl<'a> Started<'a> {
             id,
             duty,
             done: false,
-            yielded: false,
             registered,
         }
     }
@@ -137,10 +134,10 @@ impl Started<'_> {
         let conn = self.conn;
         match self.duty {
             Push::Nothing => {}
-            Push::YieldThenWrite if !self.yielded => {
+            Push::YieldThenWrite => {
                 // Outside a task (`block_on`): let the other futures polled with this one
-                // queue their frames first.
-                self.yielded = true;
+                // queue their frames first; the next poll (or the drop) writes.
+                self.duty = Push::WriteNow;
                 // The next poll may come with another waker: it looks for the reply.
                 self.registered = false;
                 cx.waker().wake_by_ref();
