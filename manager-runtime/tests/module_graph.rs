@@ -5,6 +5,12 @@
 //! The layers today, from the bottom: `error`, `transport`, `auth`, `client`, `value`,
 //! `python`, `server`, `manager` (and `fuzz`, a harness over everything). See the crate
 //! docs.
+//!
+//! The files inside each module form layers too: a file's `super::x` (or
+//! `crate::<module>::x`) is an edge to the sibling file `x`, or to the file the module
+//! re-exports `x` from, or to the module's own file (`mod.rs`) for an item defined there;
+//! the module's own file has an edge to each child its items use. The order of the files
+//! of `client/` and `server/` is in `docs/design.md`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -267,5 +273,295 @@ fn the_client_core_is_io_free() {
     assert_eq!(
         super_names("use super::{reply::OwnedReply, core}; super::x::y"),
         ["core", "reply", "x"].map(String::from).into()
+    );
+}
+
+/// `text` without the contents of string and character literals (their braces would
+/// confuse the reading of blocks).
+fn without_literals(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                out.push('"');
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+                out.push('"');
+            }
+            // An escape: `'\''`, `'\n'`, `'\u{7b}'`.
+            '\'' if chars.peek() == Some(&'\\') => {
+                chars.next();
+                chars.next();
+                for c in chars.by_ref() {
+                    if c == '\'' {
+                        break;
+                    }
+                }
+                out.push_str("''");
+            }
+            // `'{'`, `'}'`, `'"'`; a lifetime (`'a`) has no closing quote after one character.
+            '\'' if matches!(chars.clone().nth(1), Some('\'')) => {
+                chars.next();
+                chars.next();
+                out.push_str("' '");
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `code` with each inline module (`mod tests { .. }`) read as the file's own code: its
+/// `super::` is the file itself (dropped), its `super::super::` the file's parent.
+fn flatten_inline_modules(code: &str) -> String {
+    let mut out = String::new();
+    let mut rest = code;
+    loop {
+        let Some(at) = find_inline_mod(rest) else {
+            out.push_str(rest);
+            return out;
+        };
+        let open = at + rest[at..].find('{').expect("a block");
+        let mut depth = 0;
+        let mut close = rest.len();
+        for (i, c) in rest[open..].char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        close = open + i;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.push_str(&rest[..at]);
+        let inner = flatten_inline_modules(&rest[open + 1..close]);
+        out.push_str(
+            &inner
+                .replace("super::super::", "\u{1}")
+                .replace("super::", "self::")
+                .replace('\u{1}', "super::"),
+        );
+        rest = &rest[(close + 1).min(rest.len())..];
+    }
+}
+
+/// Where the next `mod name {` starts in `code`.
+fn find_inline_mod(code: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(found) = code[from..].find("mod ") {
+        let at = from + found;
+        from = at + 4;
+        if code[..at]
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_')
+        {
+            continue;
+        }
+        let after = code[at + 4..].trim_start();
+        let name = ident_at(after);
+        if !name.is_empty() && after[name.len()..].trim_start().starts_with('{') {
+            return Some(at);
+        }
+    }
+    None
+}
+
+/// The files of module `module` (a directory of `src`, with its `mod.rs` or with a file
+/// `src/<module>.rs` beside it) as a graph: a node per file, `mod` for the module's own
+/// file. A file's `super::x` (or `crate::<module>::x`) is an edge to `x` if `x` is a
+/// sibling file, to the file `x` is re-exported from if the module's file re-exports it,
+/// and to `mod` otherwise; the module's file has an edge to each child it uses (`c::`).
+fn inner_graph(module: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let dir = src.join(module);
+    let mut children = BTreeMap::new();
+    for entry in std::fs::read_dir(&dir).expect("module directory") {
+        let path = entry.expect("dir entry").path();
+        assert!(
+            path.is_file(),
+            "nested directory {path:?}: extend the reading"
+        );
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let read = || {
+            flatten_inline_modules(&without_literals(&code(
+                &std::fs::read_to_string(&path).unwrap(),
+            )))
+        };
+        children.insert(if stem == "mod" { "mod".into() } else { stem }, read());
+    }
+    if !children.contains_key("mod") {
+        let text = std::fs::read_to_string(src.join(format!("{module}.rs"))).expect("module file");
+        children.insert(
+            "mod".into(),
+            flatten_inline_modules(&without_literals(&code(&text))),
+        );
+    }
+    let names: BTreeSet<String> = children.keys().filter(|k| *k != "mod").cloned().collect();
+    // Names the module's file re-exports (or imports) from a child: `use c::{A, B}`.
+    let mut reexported = BTreeMap::new();
+    for statement in children["mod"].split(';') {
+        let statement = statement.trim();
+        let Some(used) = ["pub use ", "pub(crate) use ", "use "]
+            .iter()
+            .find_map(|p| {
+                statement
+                    .rsplit_once('\n')
+                    .map_or(statement, |(_, s)| s.trim())
+                    .strip_prefix(p)
+            })
+        else {
+            continue;
+        };
+        let child = ident_at(used);
+        if !names.contains(child) {
+            continue;
+        }
+        for name in used[child.len()..]
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .filter(|s| !s.is_empty() && *s != "self")
+        {
+            reexported.insert(name.to_owned(), child.to_owned());
+        }
+    }
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (from, text) in &children {
+        let targets = edges.entry(from.clone()).or_default();
+        if from == "mod" {
+            // Re-exports are the module's face, not a use of the child by the module's
+            // own items, unless those items use the name too.
+            let text = &without_reexports(text);
+            for (name, child) in &reexported {
+                let used = text.match_indices(name.as_str()).any(|(at, _)| {
+                    let before = text[..at].chars().last();
+                    let after = text[at + name.len()..].chars().next();
+                    !before.is_some_and(|c| c.is_alphanumeric() || c == '_')
+                        && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
+                });
+                if used {
+                    targets.insert(child.clone());
+                }
+            }
+            for child in &names {
+                let pattern = format!("{child}::");
+                let uses = text.match_indices(&pattern).any(|(at, _)| {
+                    !text[..at]
+                        .chars()
+                        .last()
+                        .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':')
+                });
+                if uses {
+                    targets.insert(child.clone());
+                }
+            }
+            continue;
+        }
+        let own = text.replace(&format!("crate::{module}::"), "super::");
+        for name in super_names(&own) {
+            let to = if names.contains(&name) {
+                name
+            } else {
+                reexported
+                    .get(&name)
+                    .cloned()
+                    .unwrap_or_else(|| "mod".into())
+            };
+            if to != *from {
+                targets.insert(to);
+            }
+        }
+    }
+    edges
+}
+
+/// `code` without its `pub use` and `pub(crate) use` statements.
+fn without_reexports(code: &str) -> String {
+    let mut out = String::new();
+    let mut rest = code;
+    while let Some(at) = ["pub use ", "pub(crate) use "]
+        .iter()
+        .filter_map(|p| rest.find(p))
+        .min()
+    {
+        out.push_str(&rest[..at]);
+        rest = rest[at..].split_once(';').map_or("", |(_, after)| after);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Every cycle through an edge of `edges`, as `a -> b -> a`.
+fn cycles(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+    let mut found = Vec::new();
+    for (from, targets) in edges {
+        for to in targets {
+            if let Some(back) = path_to(edges, to, from, &mut BTreeSet::new()) {
+                found.push(format!("{from} -> {}", back.join(" -> ")));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_files_inside_each_module_have_no_cycle() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(&src).expect("src") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            let module = path.file_name().unwrap().to_string_lossy().into_owned();
+            let edges = inner_graph(&module);
+            if std::env::var_os("SHOW_EDGES").is_some() {
+                eprintln!("{module}: {edges:?}");
+            }
+            all.extend(cycles(&edges).into_iter().map(|c| format!("{module}: {c}")));
+        }
+    }
+    assert!(all.is_empty(), "cycles inside modules:\n{}", all.join("\n"));
+}
+
+#[test]
+fn the_inner_reader_sees_the_edges_it_must() {
+    let client = inner_graph("client");
+    let server = inner_graph("server");
+    for (edges, from, to) in [
+        (&client, "connection", "core"),
+        (&client, "handle", "connection"),
+        (&client, "session", "link"),
+        (&client, "mod", "connection"),
+        (&server, "connection", "objects"),
+        (&server, "mod", "connection"),
+        (&server, "state", "registry"),
+    ] {
+        assert!(
+            edges.get(from).is_some_and(|t| t.contains(to)),
+            "{from} -> {to} not seen: {edges:#?}"
+        );
+    }
+    // Inline modules: their `super::` is the file, `super::super::` its parent.
+    assert_eq!(
+        flatten_inline_modules("a; mod tests { use super::*; super::super::b::c; } d"),
+        "a;  use self::*; super::b::c;  d"
+    );
+    assert_eq!(
+        without_reexports("pub use a::b;\nuse c::d;\npub(crate) use e::{f, g};\nh::i();"),
+        "\nuse c::d;\n\nh::i();"
+    );
+    assert_eq!(
+        without_literals(r#"x("{", '}', '\'', 'a) y"#),
+        r#"x("", ' ', '', 'a) y"#
     );
 }

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::connection::{Connection, Started};
-use super::proxy::ProxyHandle;
+use super::handle::Reference;
 use super::reply::{OwnedReply, Payload};
 use crate::{CallError, Error, RemoteError, Result, TypedError};
 
@@ -27,12 +27,12 @@ const SPLIT_BATCH: usize = 32;
 
 /// One method call on a shared object, and the future of its result: what generated proxy
 /// methods (except `method_to_typeid` ones, which return a proxy for the new object) and
-/// [`ProxyHandle::call_method`] return.
+/// [`ProxyHandle::call_method`](crate::ProxyHandle::call_method) return.
 ///
 /// Like any future it does nothing until it is polled: the request is queued on the first
 /// poll. Pushed onto a [`Pipeline`], it goes out when the pipeline is next polled (see
 /// there). Dropping it before that sends nothing; dropping it after cancels the call (see
-/// [`ProxyHandle::call_method`]).
+/// [`ProxyHandle::call_method`](crate::ProxyHandle::call_method)).
 ///
 /// When the queued request is written to the socket: inside a tokio task, by the
 /// connection's writer task, which runs as soon as the calling task yields (so the calls
@@ -48,7 +48,7 @@ const SPLIT_BATCH: usize = 32;
 /// id), so keeping many in flight, in a `FuturesUnordered` or a [`Pipeline`], is cheap.
 #[must_use = "a call does nothing unless it is awaited or pushed onto a Pipeline"]
 pub struct Call<'a, A, R, E = Error> {
-    handle: &'a ProxyHandle,
+    handle: &'a Reference,
     method: &'a str,
     state: CallState<'a, A>,
     /// The call's deadline, from the first poll.
@@ -64,29 +64,38 @@ pub struct Call<'a, A, R, E = Error> {
 /// The error type of a [`Call`] and a [`Pipeline`]: [`Error`] for methods whose errors
 /// travel as text, [`CallError<E>`] for methods with typed errors (`#[shared(errors =
 /// typed)]`).
-pub trait CallFailure: Sized + sealed::Sealed {
-    /// The failure `error` of a call through `handle`.
-    #[doc(hidden)]
-    fn from_error(error: Error, handle: &ProxyHandle) -> Self;
-}
+pub trait CallFailure: Sized + sealed::Sealed {}
 
 mod sealed {
+    use super::Reference;
+    use crate::Error;
+
     /// Only [`Error`](crate::Error) and [`CallError`](crate::CallError) are call failures.
-    pub trait Sealed {}
-    impl Sealed for crate::Error {}
-    impl<E> Sealed for crate::CallError<E> {}
+    pub trait Sealed: Sized {
+        /// The failure `error` of a call through `handle`.
+        fn from_error(error: Error, handle: &Reference) -> Self;
+    }
 }
 
-impl CallFailure for Error {
-    fn from_error(error: Error, _: &ProxyHandle) -> Self {
+/// The failure `error` of a call through `handle`, as `E`.
+pub(super) fn failure<E: CallFailure>(error: Error, handle: &Reference) -> E {
+    E::from_error(error, handle)
+}
+
+impl CallFailure for Error {}
+
+impl sealed::Sealed for Error {
+    fn from_error(error: Error, _: &Reference) -> Self {
         error
     }
 }
 
-impl<E: TypedError> CallFailure for CallError<E> {
+impl<E: TypedError> CallFailure for CallError<E> {}
+
+impl<E: TypedError> sealed::Sealed for CallError<E> {
     /// [`RemoteError::TypedMethod`] becomes `CallError::Method` when its error decodes as
     /// `E`; anything else (and an error that does not decode) is `CallError::Rpc`.
-    fn from_error(error: Error, handle: &ProxyHandle) -> Self {
+    fn from_error(error: Error, handle: &Reference) -> Self {
         let Error::Remote(RemoteError::TypedMethod {
             method,
             message,
@@ -138,7 +147,7 @@ impl<A, R, E> fmt::Debug for Call<'_, A, R, E> {
 }
 
 impl<'a, A: Serialize, R: DeserializeOwned, E: CallFailure> Call<'a, A, R, E> {
-    pub(super) fn new(handle: &'a ProxyHandle, method: &'a str, args: A) -> Self {
+    pub(super) fn new(handle: &'a Reference, method: &'a str, args: A) -> Self {
         Call {
             handle,
             method,
@@ -305,7 +314,7 @@ impl<A: Serialize, R: DeserializeOwned, E: CallFailure> Call<'_, A, R, E> {
 
 /// The client's record of a finished call (target `managers::client`, level `debug`):
 /// typeid, object, method and outcome. Costs one check of the level when it is off.
-fn trace_done(handle: &ProxyHandle, method: &str, error: Option<&Error>) {
+fn trace_done(handle: &Reference, method: &str, error: Option<&Error>) {
     if !tracing::enabled!(target: "managers::client", tracing::Level::DEBUG) {
         return;
     }
@@ -389,7 +398,7 @@ pub struct Pipeline<'a, R, E = Error> {
 
 /// One call of a pipeline.
 struct InFlight<'a> {
-    handle: &'a ProxyHandle,
+    handle: &'a Reference,
     method: &'a str,
     state: InFlightState<'a>,
     /// Its deadline, kept by the server.

@@ -41,10 +41,10 @@ use tokio::task::AbortHandle;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use super::core::{Delivered, Forgotten, Push, Requests, Taken, WriteSchedule};
-use super::handoff::AdoptContext;
+use super::link::{ConnectionState, LostReason, SessionLink};
+use super::options::ConnectOptions;
 use super::ordered::{Level, Ordered, OrderedGuard};
 use super::reply::OwnedReply;
-use super::session::SessionLink;
 use crate::auth::{self, AuthKey};
 use crate::transport::{self, frame_codec, FrameError, FrameReader, SocketWriter};
 use crate::{Error, Result, TransportError};
@@ -295,26 +295,6 @@ fn wake_room(pending: &Pending, output: &Output) {
     wakers.into_iter().for_each(Waker::wake);
 }
 
-/// Options for a client connection.
-#[derive(Debug, Clone)]
-pub(crate) struct ConnectOptions {
-    pub(crate) max_frame: usize,
-    pub(crate) handshake_timeout: Duration,
-    /// The most calls in flight at once; more wait for room.
-    pub(crate) max_calls_in_flight: usize,
-    /// The most bytes queued for the socket before calls wait for room (and proxies'
-    /// reference changes are coalesced).
-    pub(crate) max_queued_bytes: usize,
-    /// TLS for TCP addresses, if any.
-    pub(crate) tls: Option<crate::ClientTls>,
-    /// The deadline of calls that set none of their own.
-    pub(crate) call_timeout: Option<Duration>,
-    /// How to reconnect after a drop, to resume the session; `None`: never.
-    pub(crate) reconnect: Option<super::session::Backoff>,
-    /// Whether calls made while reconnecting wait for it.
-    pub(crate) reconnect_wait: bool,
-}
-
 /// One authenticated connection. Dropped when the last client and proxy using it are gone:
 /// the writer task then writes what is still queued (decrefs included) and closes the
 /// socket.
@@ -330,8 +310,8 @@ pub(crate) struct Connection {
     output: Arc<Output>,
     pending: Arc<Pending>,
     reader: AbortHandle,
-    /// Where proxies in replies on this connection are adopted: here.
-    adopt: AdoptContext,
+    /// This connection, not counted.
+    this: Weak<Connection>,
     /// The typeids whose schema this connection checked (`Client::check_schema`).
     schemas: Mutex<std::collections::HashSet<String>>,
     /// The deadline of calls that set none of their own.
@@ -339,7 +319,7 @@ pub(crate) struct Connection {
     /// The session the server gave this connection (`Request::Hello`).
     session: OnceLock<manager_core::wire::Session>,
     /// What this connection shares with the others of its session.
-    link: OnceLock<Arc<SessionLink>>,
+    link: OnceLock<Arc<SessionLink<Connection>>>,
     /// The connection that resumed this one's session after it dropped.
     next: OnceLock<Arc<Connection>>,
     /// Set once `next` resumed the session: this connection's proxies go through it.
@@ -372,41 +352,14 @@ impl Drop for Connection {
 }
 
 impl Connection {
-    pub(crate) async fn open(
-        address: Address,
-        key: &AuthKey,
-        options: &ConnectOptions,
-    ) -> Result<Arc<Self>> {
-        // Connecting, authenticating and opening the session, within the handshake
-        // timeout. A server with all its handshake slots taken may close a handshake to
-        // make way for a newer one (see `ServerBuilder::max_handshakes`), even one that
-        // ended on this side: the connection closed before the session opened is tried
-        // again, after a short pause, while time is left.
-        let deadline = tokio::time::Instant::now() + options.handshake_timeout;
-        let mut pause = Duration::from_millis(5);
-        loop {
-            let attempt = Self::attempt(&address, key, options, true);
-            match tokio::time::timeout_at(deadline, attempt).await {
-                Ok(Ok(conn)) => return Ok(conn),
-                Ok(Err(Error::Transport(TransportError::Closed)))
-                    if tokio::time::Instant::now() + pause < deadline =>
-                {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(200));
-                }
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Err(Error::Transport(TransportError::HandshakeTimeout)),
-            }
-        }
-    }
-
-    /// One try of [`open`](Self::open); with `hello`, the session is opened too (a
-    /// reconnect resumes one instead).
-    pub(crate) async fn attempt(
+    /// Connect to `address` and authenticate with `key`: a connection without a session
+    /// yet (`session.rs` opens or resumes one).
+    ///
+    /// Cancel safe: dropping it closes the connection being opened.
+    pub(crate) async fn connect(
         address: &Address,
         key: &AuthKey,
         options: &ConnectOptions,
-        hello: bool,
     ) -> Result<Arc<Self>> {
         let stream = transport::connect(address).await.map_err(|source| {
             Error::Transport(TransportError::Connect {
@@ -443,7 +396,7 @@ impl Connection {
             codec: Codec::Postcard,
             output,
             pending,
-            adopt: AdoptContext::Client(this.clone()),
+            this: this.clone(),
             schemas: Mutex::default(),
             call_timeout: options.call_timeout,
             session: OnceLock::new(),
@@ -452,29 +405,13 @@ impl Connection {
             handed_over: AtomicBool::new(false),
             dropped: AtomicBool::new(false),
         });
-        if !hello {
-            return Ok(conn);
-        }
-        // The session: the server instance (whose tokens only this connection's proxies
-        // may use) and whether it can be resumed.
-        match conn
-            .request(|id| Request::Hello { id, resume: None })
-            .await?
-        {
-            OwnedReply::Session(session) => {
-                let link =
-                    SessionLink::new(address.clone(), key.clone(), options.clone(), &session);
-                conn.join_session(Arc::new(link), session);
-            }
-            other => return Err(other.unexpected()),
-        }
         Ok(conn)
     }
 
     /// Take `session` on, with what the connections of the session share.
     pub(crate) fn join_session(
         &self,
-        link: Arc<SessionLink>,
+        link: Arc<SessionLink<Connection>>,
         session: manager_core::wire::Session,
     ) {
         let _ = self.session.set(session);
@@ -493,7 +430,7 @@ impl Connection {
     fn on_dropped(self: Arc<Self>) {
         self.dropped.store(true, Ordering::Release);
         if let Some(link) = self.link.get() {
-            if *link.state().borrow() == super::session::ConnectionState::Connected {
+            if *link.state().borrow() == ConnectionState::Connected {
                 link.dropped(Arc::downgrade(&self));
             }
         }
@@ -501,15 +438,13 @@ impl Connection {
 
     /// This connection, counted.
     pub(crate) fn arc(&self) -> Result<Arc<Connection>> {
-        match &self.adopt {
-            AdoptContext::Client(this) => this.upgrade(),
-            _ => None,
-        }
-        .ok_or(Error::Transport(TransportError::ClosedLocally))
+        self.this
+            .upgrade()
+            .ok_or(Error::Transport(TransportError::ClosedLocally))
     }
 
     /// What this connection shares with the others of its session.
-    pub(crate) fn link(&self) -> Option<&Arc<SessionLink>> {
+    pub(crate) fn link(&self) -> Option<&Arc<SessionLink<Connection>>> {
         self.link.get()
     }
 
@@ -559,8 +494,8 @@ impl Connection {
         };
         match link.lost() {
             // No session to resume: the connection's own error.
-            Some(super::session::LostReason::Dropped) => return Err(error),
-            Some(why) => return Err(SessionLink::lost_error(&why, token)),
+            Some(LostReason::Dropped) => return Err(error),
+            Some(why) => return Err(why.error_for(token)),
             None => {}
         }
         match waker {
@@ -664,17 +599,17 @@ impl Connection {
         self.codec
     }
 
-    /// The context in which replies on this connection are decoded.
-    pub(crate) fn adopt_context(&self) -> &AdoptContext {
-        &self.adopt
+    /// This connection, not counted (proxies in replies on it are adopted here:
+    /// `AdoptContext::Client`).
+    pub(crate) fn weak(&self) -> Weak<Connection> {
+        self.this.clone()
     }
 
-    /// Remember the address the server gives in its tokens, so that proxies for it that
-    /// arrive by any route find this connection.
-    pub(crate) fn learn_server_address(self: &Arc<Self>, address: &Address) {
-        if self.server_address.set(address.clone()).is_ok() && *address != self.address {
-            super::handoff::register(address, self);
-        }
+    /// Remember the address the server gives in its tokens; true if it was not known and
+    /// differs from the address dialled (proxies for it that arrive by any route should
+    /// then find this connection: `handoff::register`).
+    pub(crate) fn learn_server_address(&self, address: &Address) -> bool {
+        self.server_address.set(address.clone()).is_ok() && *address != self.address
     }
 
     /// Whether the server's own address is known (from a token it sent).

@@ -11,15 +11,27 @@ use manager_core::ledger::Owner;
 use manager_core::wire::HoldId;
 use manager_core::{Address, ObjectId, Token};
 
-use super::ProxyHandle;
 use crate::Result;
 
 /// What a call through a handle held inside the server returned.
 pub(crate) enum LocalReturn {
     /// A value, encoded with postcard.
     Value(Vec<u8>),
-    /// A new shared object (a `method_to_typeid` method), held by a handle of its own.
-    Object(ProxyHandle),
+    /// A new shared object (a `method_to_typeid` method) of `typeid`, its reference held
+    /// by `owner` (the handle made for it is that owner).
+    Object {
+        id: ObjectId,
+        typeid: String,
+        owner: Owner,
+    },
+}
+
+/// A reference in transit adopted inside the server ([`LocalServer::adopt`]).
+pub(crate) enum LocalAdopted {
+    /// Held by `owner`: the handle made for it is that owner.
+    Held(Owner),
+    /// The token is from an earlier instance of this server: its id means nothing here.
+    Restarted,
 }
 
 /// The server side of handles held inside a server (see the module docs). Handles keep it
@@ -55,9 +67,9 @@ pub(crate) trait LocalServer: Send + Sync + 'static {
     /// whoever deserialises the proxy.
     fn put_in_transit(&self, object: ObjectId, hold: HoldId, owner: Owner) -> Result<(), String>;
 
-    /// Adopt the reference in transit under `hold` as a handle held inside this server, if
+    /// Adopt the reference in transit under `hold` as one held inside this server, if
     /// `token` names this server (`None` otherwise).
-    fn adopt(self: Arc<Self>, token: &Token, hold: HoldId) -> Option<Result<ProxyHandle, String>>;
+    fn adopt(&self, token: &Token, hold: HoldId) -> Option<Result<LocalAdopted, String>>;
 
     /// The server itself, for code of the server's own that knows its type.
     fn as_any(&self) -> &dyn Any;

@@ -3,9 +3,12 @@
 mod call;
 mod connection;
 mod core;
+mod handle;
 pub(crate) mod handoff;
+mod link;
 pub(crate) mod live;
 pub(crate) mod local;
+mod options;
 mod ordered;
 mod proxy;
 mod reply;
@@ -20,11 +23,13 @@ use manager_core::{Address, Shared};
 use serde::Serialize;
 
 pub use call::{Call, CallFailure, Pipeline};
-use connection::ConnectOptions;
 pub(crate) use connection::Connection;
+
+pub use link::{ConnectionState, LostReason};
+pub use options::Backoff;
+use options::ConnectOptions;
 pub use proxy::{HasProxy, Proxy, ProxyHandle, ProxyOf};
 use reply::OwnedReply;
-pub use session::{Backoff, ConnectionState, LostReason};
 
 use crate::transport::DEFAULT_MAX_FRAME;
 
@@ -169,7 +174,7 @@ impl ClientBuilder {
         authkey: impl Into<AuthKey>,
     ) -> Result<Client> {
         let address = address.into_address()?;
-        let conn = Connection::open(address, &authkey.into(), &self.options).await?;
+        let conn = session::open(address, &authkey.into(), &self.options).await?;
         handoff::register(conn.address(), &conn);
         Ok(Client { conn })
     }
@@ -303,7 +308,8 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub fn adopting<R>(&self, f: impl FnOnce() -> R) -> R {
-        handoff::with_context(self.conn.current().adopt_context(), f)
+        let context = handoff::AdoptContext::Client(self.conn.current().weak());
+        handoff::with_context(&context, f)
     }
 
     /// How many objects the manager holds (Python's `_number_of_objects()`).

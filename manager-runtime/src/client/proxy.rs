@@ -1,37 +1,25 @@
-//! Proxy handles: one counted reference to a shared object.
+//! Proxies: [`ProxyHandle`], the untyped proxy every typed one wraps (its calling API is
+//! what generated proxy methods call; its `Serialize`/`Deserialize` make proxies travel),
+//! and the [`Proxy`] trait every proxy type implements. The counted reference inside a
+//! handle, and its routing, is `handle.rs`; the call future, `call.rs`.
 
 use std::fmt;
-use std::sync::{Arc, Weak};
-use std::task::Waker;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use manager_core::ledger::Owner;
-use manager_core::wire::Request;
-use manager_core::{Address, Codec, ObjectId, RemoteError, Shared, Token, TypedError};
-use serde::de::DeserializeOwned;
-use serde::de::Visitor;
+use manager_core::{Address, Codec, ObjectId, Shared, Token, TypedError};
+use serde::de::{DeserializeOwned, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::call::{Call, CallFailure};
-use super::connection::{Connection, Started};
-use super::handoff::{self, with_context, AdoptContext, ProxyWire};
+use super::call::{self, Call};
+use super::connection::Connection;
+use super::handle::{adopt_wire, Reference};
+use super::handoff::ProxyWire;
 use super::live;
-use super::local::{LocalLink, LocalReturn, LocalServer};
-use super::reply::{OwnedReply, Payload};
-use crate::{CallError, Error, Result, TransportError};
-
-/// Where a handle's reference lives.
-enum Link {
-    /// Held by a client connection.
-    Remote(Arc<Connection>),
-    /// Held inside the server by one of its objects (a proxy stored in a shared object),
-    /// as an owner of its own: it can release only the reference it took.
-    Local(LocalLink, Owner),
-    /// No reference: the object is out of reach for good (its server restarted, or its
-    /// session ended); every use fails with this error.
-    Gone(Error),
-}
+use super::local::LocalServer;
+use crate::{CallError, Result};
 
 /// One reference to a shared object: the base of every proxy (Python's `BaseProxy`).
 ///
@@ -44,77 +32,20 @@ enum Link {
 /// Handles (and so proxies) are `Serialize + Deserialize`: a proxy can be an argument or
 /// result of a method, be stored in a shared object, or be sent to another process by any
 /// channel, and arrives as a live proxy (see the crate docs on proxies that travel).
+#[derive(Clone)]
 pub struct ProxyHandle {
-    link: Link,
-    token: Arc<Token>,
-    /// The deadline of this handle's calls, if it has one of its own
-    /// ([`with_timeout`](Self::with_timeout)); else its connection's default.
-    timeout: Option<Duration>,
-}
-
-/// A call request: with its deadline, if it has one.
-pub(super) fn call_request<'b>(
-    id: manager_core::wire::RequestId,
-    object: ObjectId,
-    method: &'b str,
-    args: &'b [u8],
-    timeout: Option<Duration>,
-) -> Request<'b> {
-    // Rounded up: a deadline never passes early on the server.
-    let timeout_ms =
-        timeout.map(|t| u64::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX));
-    #[cfg(feature = "otel")]
-    if let Some(trace) = crate::otel::current_parent() {
-        return Request::CallTraced {
-            id,
-            object,
-            method,
-            args,
-            timeout_ms,
-            trace,
-        };
-    }
-    match timeout_ms {
-        None => Request::Call {
-            id,
-            object,
-            method,
-            args,
-        },
-        Some(timeout_ms) => Request::CallWithin {
-            id,
-            object,
-            method,
-            args,
-            timeout_ms,
-        },
-    }
+    reference: Reference,
 }
 
 impl ProxyHandle {
-    /// Take ownership of the reference a create reply carried.
-    pub(crate) fn adopt(conn: Arc<Connection>, token: Token) -> Self {
-        conn.learn_server_address(&token.address);
-        conn.count_adopted(token.id);
-        Self {
-            link: Link::Remote(conn),
-            token: Arc::new(token),
-            timeout: None,
-        }
+    /// The handle of `reference`.
+    pub(crate) fn from_reference(reference: Reference) -> Self {
+        ProxyHandle { reference }
     }
 
-    /// A handle without a reference, for an object out of reach for good: its manager is
-    /// another instance than the one that made `token` (it restarted).
-    pub(crate) fn restarted(token: Token) -> Self {
-        let error = Error::ServerRestarted {
-            typeid: token.typeid.clone(),
-            id: token.id,
-        };
-        Self {
-            link: Link::Gone(error),
-            token: Arc::new(token),
-            timeout: None,
-        }
+    /// Take ownership of the reference a create reply carried.
+    pub(crate) fn adopt(conn: Arc<Connection>, token: Token) -> Self {
+        Self::from_reference(Reference::adopt(conn, token))
     }
 
     /// A handle for a reference `owner`, a proxy inside the server, holds.
@@ -124,26 +55,13 @@ impl ProxyHandle {
         typeid: &str,
         owner: Owner,
     ) -> Self {
-        let link: LocalLink = Arc::downgrade(server) as Weak<dyn LocalServer>;
-        Self {
-            link: Link::Local(link, owner),
-            token: Arc::new(Token {
-                typeid: typeid.to_owned(),
-                address: server.address().clone(),
-                id,
-                epoch: server.epoch(),
-            }),
-            timeout: None,
-        }
+        Self::from_reference(Reference::local(server, id, typeid, owner))
     }
 
     /// The server holding this handle and the handle's owner there, for a handle held
     /// inside a server that is still running.
     pub(crate) fn local_server(&self) -> Option<(Arc<dyn LocalServer>, Owner)> {
-        match &self.link {
-            Link::Local(server, owner) => server.upgrade().map(|s| (s, *owner)),
-            Link::Remote(_) | Link::Gone(_) => None,
-        }
+        self.reference.local_server()
     }
 
     /// Another handle to the same object (a new reference, as [`Clone`]) whose calls
@@ -153,73 +71,47 @@ impl ProxyHandle {
     /// ([`ClientBuilder::call_timeout`](crate::ClientBuilder::call_timeout)).
     /// [`Proxy::with_timeout`] is the same for a typed proxy.
     pub fn with_timeout(&self, timeout: Duration) -> Self {
-        let mut handle = self.clone();
-        handle.timeout = Some(timeout.min(crate::transport::MAX_TIMEOUT));
-        handle
+        Self::from_reference(self.reference.with_timeout(timeout))
     }
 
     /// The deadline this handle's calls get: its own, else its connection's default.
     pub fn timeout(&self) -> Option<Duration> {
-        self.timeout.or_else(|| match &self.link {
-            Link::Remote(conn) => conn.call_timeout(),
-            Link::Local(..) | Link::Gone(_) => None,
-        })
-    }
-
-    /// `handle`, deserialised, as a proxy of type `P`: the server is told this build's idea
-    /// of `P::Target` (once per connection and typeid), and refuses this connection's
-    /// calls on the object with [`RemoteError::SchemaMismatch`] if its type differs,
-    /// instead of mis-decoding them. What generated proxies' `Deserialize` calls.
-    #[doc(hidden)]
-    pub fn into_adopted<P: Proxy>(self) -> P {
-        if let Link::Remote(conn) = &self.link {
-            conn.current()
-                .expect_schema(&self.token.typeid, <P::Target as Shared>::METHODS);
-        }
-        P::from_handle(self)
+        self.reference.timeout()
     }
 
     /// The object's token: typeid, id and manager address.
     pub fn token(&self) -> &Token {
-        &self.token
+        self.reference.token()
     }
 
     /// The typeid the object was created under.
     pub fn typeid(&self) -> &str {
-        &self.token.typeid
+        self.reference.typeid()
     }
 
     /// The object's id on its manager.
     pub fn id(&self) -> ObjectId {
-        self.token.id
+        self.reference.id()
     }
 
     /// The manager's address.
     pub fn address(&self) -> &Address {
-        &self.token.address
+        self.reference.address()
     }
 
     /// The codec of this handle's connection.
-    #[doc(hidden)]
     pub fn codec(&self) -> Codec {
-        match &self.link {
-            Link::Remote(conn) => conn.codec(),
-            Link::Local(..) | Link::Gone(_) => Codec::Postcard,
-        }
+        self.reference.codec()
     }
 
-    fn context(&self) -> AdoptContext {
-        match &self.link {
-            Link::Remote(conn) => conn.adopt_context().clone(),
-            Link::Local(state, _) => AdoptContext::Server(state.clone()),
-            Link::Gone(_) => AdoptContext::Process,
-        }
-    }
-
-    fn server(server: &LocalLink) -> Result<Arc<dyn LocalServer>> {
-        server
-            .upgrade()
-            .ok_or(Error::Transport(TransportError::ClosedLocally))
+    /// `handle`, deserialised, as a proxy of type `P`: the server is told this build's idea
+    /// of `P::Target` (once per connection and typeid), and refuses this connection's
+    /// calls on the object with [`RemoteError::SchemaMismatch`](crate::RemoteError::SchemaMismatch) if its type differs,
+    /// instead of mis-decoding them. What generated proxies' `Deserialize` calls.
+    #[doc(hidden)]
+    pub fn into_adopted<P: Proxy>(self) -> P {
+        self.reference.expect_schema(<P::Target as Shared>::METHODS);
+        P::from_handle(self)
     }
 
     /// Call `method` by name with `args`, a tuple of its arguments (`()` for none, `(x,)`
@@ -227,8 +119,8 @@ impl ProxyHandle {
     /// result; it can also be pushed onto a [`Pipeline`](crate::Pipeline).
     ///
     /// The server refuses a method that is not exposed with
-    /// [`RemoteError::NotExposed`], and arguments that do not decode as the method's
-    /// parameters with [`RemoteError::BadArguments`]; the connection stays usable either
+    /// [`RemoteError::NotExposed`](crate::RemoteError::NotExposed), and arguments that do not decode as the method's
+    /// parameters with [`RemoteError::BadArguments`](crate::RemoteError::BadArguments); the connection stays usable either
     /// way. (The default format, postcard, is not self-describing: arguments of other
     /// types that happen to decode are not detected. Generated proxies cannot send them.)
     ///
@@ -242,7 +134,7 @@ impl ProxyHandle {
         method: &'a str,
         args: A,
     ) -> Call<'a, A, R> {
-        Call::new(self, method, args)
+        Call::new(&self.reference, method, args)
     }
 
     /// Call `method` by name, as [`call_method`](Self::call_method) does, on a method with
@@ -256,98 +148,7 @@ impl ProxyHandle {
         method: &'a str,
         args: A,
     ) -> Call<'a, A, R, CallError<M>> {
-        Call::new(self, method, args)
-    }
-
-    /// The client connection this handle's calls go through (`None` inside the server).
-    pub(super) fn remote(&self) -> Option<&Connection> {
-        match &self.link {
-            Link::Remote(conn) => Some(conn.current()),
-            Link::Local(..) | Link::Gone(_) => None,
-        }
-    }
-
-    /// Decode a call's result, adopting the proxies in it through this handle's link.
-    pub(super) fn decode<R: DeserializeOwned>(&self, value: &[u8]) -> Result<R> {
-        let codec = self.codec();
-        match &self.link {
-            Link::Remote(conn) => Ok(with_context(conn.adopt_context(), || codec.decode(value))?),
-            Link::Local(..) | Link::Gone(_) => {
-                Ok(with_context(&self.context(), || codec.decode(value))?)
-            }
-        }
-    }
-
-    /// Queue a call of `method` on `conn` with arguments already encoded (a pipeline's
-    /// call that waited for room); `None` as for [`start_call`](Self::start_call).
-    pub(super) fn start_encoded<'c>(
-        &self,
-        conn: &'c Connection,
-        method: &str,
-        args: &[u8],
-        waker: Option<Waker>,
-        timeout: Option<Duration>,
-    ) -> Result<Option<Started<'c>>> {
-        let object = self.token.id;
-        conn.start(|id| call_request(id, object, method, args, timeout), waker)
-    }
-
-    /// The value of a remote call's reply.
-    pub(super) fn value_of(&self, method: &str, reply: OwnedReply) -> Result<Payload> {
-        match &self.link {
-            Link::Remote(conn) => Self::value_reply(conn, method, reply),
-            Link::Local(..) | Link::Gone(_) => Err(reply.unexpected()),
-        }
-    }
-
-    /// Queue a call of `method` on `conn`, its arguments encoded straight into the request
-    /// (through a buffer kept per thread, so a call allocates nothing for them).
-    ///
-    /// With `stash`, the call goes to the connection's stash (see
-    /// [`Connection::start_stashed`]) instead of being queued now.
-    ///
-    /// `None` when the connection has no room for another call now: nothing was queued
-    /// and `waker` waits for room (never for a stashed call: the pipeline checks first).
-    pub(super) fn start_call<'c, A: Serialize>(
-        &self,
-        conn: &'c Connection,
-        method: &str,
-        args: &A,
-        waker: Option<Waker>,
-        stash: bool,
-        timeout: Option<Duration>,
-    ) -> Result<Option<Started<'c>>> {
-        thread_local! {
-            static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
-        }
-        // Taken, not borrowed: a nested use (an argument whose serialisation makes a call)
-        // just gets a fresh buffer.
-        let mut buf = SCRATCH.take();
-        buf.clear();
-        let buf = self.codec().encode_into(args, buf)?;
-        let object = self.token.id;
-        let build = |id| call_request(id, object, method, &buf, timeout);
-        let started = match stash {
-            true => conn.start_stashed(build).map(Some),
-            false => conn.start(build, waker),
-        };
-        if buf.capacity() <= 64 * 1024 {
-            SCRATCH.set(buf);
-        }
-        started
-    }
-
-    /// The value of a call's reply.
-    fn value_reply(conn: &Arc<Connection>, method: &str, reply: OwnedReply) -> Result<Payload> {
-        match reply {
-            OwnedReply::Value(v) => Ok(v),
-            OwnedReply::Created(token) => {
-                // Release the reference the reply carried.
-                drop(ProxyHandle::adopt(conn.clone(), token));
-                Err(Self::returns_object(method))
-            }
-            other => Err(other.unexpected()),
-        }
+        Call::new(&self.reference, method, args)
     }
 
     /// Call a method that returns a new shared object (a `method_to_typeid` method) and
@@ -359,36 +160,11 @@ impl ProxyHandle {
     /// reply arrives.
     pub async fn call_for_proxy<P: Proxy, A: Serialize>(&self, method: &str, args: A) -> Result<P> {
         let args = self.codec().encode(&args)?;
-        let handle = match &self.link {
-            Link::Remote(conn) => match self.request_call(conn, method, &args).await? {
-                OwnedReply::Created(token) => {
-                    let handle = ProxyHandle::adopt(conn.clone(), token);
-                    // This build's idea of the new object's type, checked as `create`
-                    // checks it (once per connection and typeid); on a mismatch the new
-                    // object is released as `handle` drops.
-                    conn.check_schema(handle.typeid(), <P::Target as Shared>::METHODS)
-                        .await?;
-                    handle
-                }
-                other => return Err(other.unexpected()),
-            },
-            Link::Local(server, _) => {
-                match Self::server(server)?
-                    .call(self.token.id, method, args)
-                    .await?
-                {
-                    LocalReturn::Object(handle) => handle,
-                    LocalReturn::Value(_) => {
-                        return Err(RemoteError::Protocol(format!(
-                            "`{method}` returns a value, not a shared object"
-                        ))
-                        .into())
-                    }
-                }
-            }
-            Link::Gone(e) => return Err(e.clone()),
-        };
-        Ok(P::from_handle(handle))
+        let reference = self
+            .reference
+            .call_for_handle(method, args, <P::Target as Shared>::METHODS)
+            .await?;
+        Ok(P::from_handle(Self::from_reference(reference)))
     }
 
     /// Call a `method_to_typeid` method with typed errors (`#[shared(errors = typed)]`), as
@@ -403,70 +179,15 @@ impl ProxyHandle {
     ) -> Result<P, CallError<M>> {
         self.call_for_proxy(method, args)
             .await
-            .map_err(|e| CallError::from_error(e, self))
+            .map_err(|e| call::failure(e, &self.reference))
     }
 
     /// Call with arguments already encoded by the handle's codec; returns the encoded
     /// result.
     ///
     /// Cancel safety: as for [`call_method`](Self::call_method).
-    #[doc(hidden)]
     pub async fn call_encoded(&self, method: &str, args: &[u8]) -> Result<Bytes> {
-        match &self.link {
-            Link::Remote(conn) => {
-                let reply = self.request_call(conn, method, args).await?;
-                Ok(Self::value_reply(conn, method, reply)?.into_bytes())
-            }
-            Link::Local(server, _) => {
-                let server = Self::server(server)?;
-                match server.call(self.token.id, method, args.to_vec()).await? {
-                    LocalReturn::Value(v) => Ok(Bytes::from(v)),
-                    // Released as it drops.
-                    LocalReturn::Object(_) => Err(Self::returns_object(method)),
-                }
-            }
-            Link::Gone(e) => Err(e.clone()),
-        }
-    }
-
-    fn returns_object(method: &str) -> Error {
-        Error::Remote(RemoteError::Protocol(format!(
-            "`{method}` returns a shared object: call it with `call_for_proxy`"
-        )))
-    }
-
-    async fn request_call(
-        &self,
-        conn: &Connection,
-        method: &str,
-        args: &[u8],
-    ) -> Result<OwnedReply> {
-        let object = self.token.id;
-        self.routed_request(conn, |id| Request::Call {
-            id,
-            object,
-            method,
-            args,
-        })
-        .await
-    }
-
-    /// Send a request of this handle through `conn`'s live connection, waiting for a
-    /// reconnect under way (unless the client fails fast); a request that fails there
-    /// because the session is gone gets this proxy's own error.
-    async fn routed_request<'b>(
-        &self,
-        conn: &Connection,
-        build: impl Fn(manager_core::wire::RequestId) -> Request<'b>,
-    ) -> Result<OwnedReply> {
-        let target = conn.routed().await;
-        match target.request(build).await {
-            Ok(reply) => Ok(reply),
-            Err(e) => Err(match target.retry_later(e, None, &self.token) {
-                Err(e) => e,
-                Ok(()) => Error::Transport(TransportError::Closed),
-            }),
-        }
+        self.reference.call_encoded(method, args).await
     }
 
     /// The referent's `Display` text (Python's `str(proxy)`); `<typeid object>` when the
@@ -474,70 +195,14 @@ impl ProxyHandle {
     ///
     /// Cancel safe: it only reads, so dropping it only discards the answer.
     pub async fn referent_to_string(&self) -> Result<String> {
-        let object = self.token.id;
-        match &self.link {
-            Link::Remote(conn) => match self
-                .routed_request(conn, |id| Request::Display { id, object })
-                .await?
-            {
-                OwnedReply::Text(t) => Ok(t),
-                other => Err(other.unexpected()),
-            },
-            Link::Local(server, _) => Self::server(server)?.display(object).await,
-            Link::Gone(e) => Err(e.clone()),
-        }
+        self.reference.referent_to_string().await
     }
-}
 
-impl Clone for ProxyHandle {
-    fn clone(&self) -> Self {
-        let object = self.token.id;
-        let link = match &self.link {
-            Link::Remote(conn) => {
-                conn.send_ref(object, 1);
-                Link::Remote(conn.clone())
-            }
-            Link::Local(server, owner) => {
-                // The clone is an owner of its own, with a reference of its own (none if
-                // the object is gone, like this one's).
-                let owner = match server.upgrade() {
-                    Some(s) => s.clone_reference(object, *owner),
-                    None => *owner,
-                };
-                Link::Local(server.clone(), owner)
-            }
-            Link::Gone(e) => Link::Gone(e.clone()),
-        };
-        Self {
-            link,
-            timeout: self.timeout,
-            token: self.token.clone(),
-        }
-    }
-}
-
-impl Drop for ProxyHandle {
-    fn drop(&mut self) {
-        let object = self.token.id;
-        match &self.link {
-            Link::Remote(conn) => conn.send_ref(object, -1),
-            Link::Local(server, owner) => {
-                if let Some(server) = server.upgrade() {
-                    server.release(object, *owner);
-                }
-            }
-            Link::Gone(_) => {}
-        }
-    }
-}
-
-impl fmt::Debug for ProxyHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProxyHandle")
-            .field("typeid", &self.token.typeid)
-            .field("address", &format_args!("{}", self.token.address))
-            .field("id", &format_args!("{}", self.token.id))
-            .finish()
+    /// Call `method` without waiting for its reply, which is discarded (for releases in
+    /// `Drop`). On a client connection it is ordered after every call made before it; the
+    /// result, including any error, is not reported.
+    pub fn call_detached<A: Serialize>(&self, method: &str, args: A) {
+        self.reference.call_detached(method, args)
     }
 }
 
@@ -563,35 +228,11 @@ impl Serialize for InTransit<'_> {
             // The value serializer took a clone of the live handle.
             return serializer.serialize_unit();
         }
-        let hold = handoff::new_hold();
-        let object = handle.token.id;
-        match &handle.link {
-            Link::Remote(conn) => {
-                let conn = conn.current();
-                if conn.has_dropped() {
-                    // The reference could not be put in transit: the receiver would wait
-                    // for it in vain.
-                    return Err(serde::ser::Error::custom(
-                        "the proxy's connection dropped (reconnecting, or lost): it cannot be sent now",
-                    ));
-                }
-                conn.send_oneway(Request::Hold { object, hold })
-            }
-            Link::Local(server, owner) => {
-                let server = server
-                    .upgrade()
-                    .ok_or_else(|| serde::ser::Error::custom("the manager has shut down"))?;
-                server
-                    .put_in_transit(object, hold, *owner)
-                    .map_err(serde::ser::Error::custom)?;
-            }
-            Link::Gone(e) => return Err(serde::ser::Error::custom(e)),
-        }
-        ProxyWire {
-            token: (*handle.token).clone(),
-            hold,
-        }
-        .serialize(serializer)
+        handle
+            .reference
+            .put_in_transit()
+            .map_err(serde::ser::Error::custom)?
+            .serialize(serializer)
     }
 }
 
@@ -627,52 +268,18 @@ impl<'de> Visitor<'de> for HandleVisitor {
             },
             None => {
                 let wire = ProxyWire::deserialize(deserializer)?;
-                adopt(wire).map_err(serde::de::Error::custom)
+                adopt_wire(wire)
+                    .map(ProxyHandle::from_reference)
+                    .map_err(serde::de::Error::custom)
             }
         }
     }
 }
 
-fn adopt(wire: ProxyWire) -> std::result::Result<ProxyHandle, String> {
-    let ProxyWire { token, hold } = wire;
-    let object = token.id;
-    match handoff::current_context() {
-        AdoptContext::Server(server) => {
-            if let Some(adopted) = server.upgrade().and_then(|s| s.adopt(&token, hold)) {
-                return adopted;
-            }
-        }
-        // A connection that has not learned its server's own address yet (no proxy has
-        // used it) is taken at its word: the caller said this proxy comes through it (a
-        // server bound to 0.0.0.0 names itself differently from the address dialled).
-        AdoptContext::Client(conn) => {
-            if let Some(conn) = conn
-                .upgrade()
-                .filter(|c| c.serves(&token.address) || !c.knows_server_address())
-            {
-                if token.epoch != conn.epoch() {
-                    return Ok(ProxyHandle::restarted(token));
-                }
-                conn.send_oneway(Request::Adopt { object, hold });
-                return Ok(ProxyHandle::adopt(conn, token));
-            }
-        }
-        _ => {}
+impl fmt::Debug for ProxyHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.reference.fmt(f)
     }
-    let conn = handoff::find(&token.address).ok_or_else(|| {
-        format!(
-            "a proxy for the manager at {} arrived, but this process has no connection to it: \
-             connect a Client to that address (with its authkey) first",
-            token.address
-        )
-    })?;
-    // A proxy from an earlier instance of the manager: its id means nothing here (or
-    // another object).
-    if token.epoch != conn.epoch() {
-        return Ok(ProxyHandle::restarted(token));
-    }
-    conn.send_oneway(Request::Adopt { object, hold });
-    Ok(ProxyHandle::adopt(conn, token))
 }
 
 /// A typed proxy for objects of [`Proxy::Target`]: what `#[shared]` generates (Python's
@@ -723,32 +330,3 @@ pub trait HasProxy: Shared {
 /// proxy `Board` names). Generated `method_to_typeid` methods return it.
 #[allow(type_alias_bounds)]
 pub type ProxyOf<T> = <T as HasProxy>::Proxy;
-
-impl ProxyHandle {
-    /// Call `method` without waiting for its reply, which is discarded (for releases in
-    /// `Drop`). On a client connection it is ordered after every call made before it; the
-    /// result, including any error, is not reported.
-    pub fn call_detached<A: Serialize>(&self, method: &str, args: A) {
-        let Ok(args) = self.codec().encode(&args) else {
-            return;
-        };
-        match &self.link {
-            Link::Remote(conn) => conn.send_unanswered(|id| Request::Call {
-                id,
-                object: self.token.id,
-                method,
-                args: &args,
-            }),
-            Link::Gone(_) => {}
-            Link::Local(..) => {
-                let handle = self.clone();
-                let method = method.to_owned();
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    runtime.spawn(async move {
-                        let _ = handle.call_encoded(&method, &args).await;
-                    });
-                }
-            }
-        }
-    }
-}

@@ -9,8 +9,8 @@ use std::sync::{Mutex, Weak};
 
 use tracing::warn;
 
-use super::objects::ConnId;
-use super::ServerState;
+/// Numbers the connections of one server (and the sessions they belong to).
+pub(crate) type ConnId = u64;
 
 scoped_tls::scoped_thread_local! {
     /// The caller of the method running on this thread: set for the duration of a plain
@@ -111,7 +111,7 @@ impl fmt::Debug for CallerId {
 #[derive(Clone)]
 pub struct Caller {
     pub(crate) connection: Option<ConnId>,
-    pub(crate) server: Weak<ServerState>,
+    pub(crate) hooks: Weak<Hooks>,
 }
 
 impl fmt::Debug for Caller {
@@ -136,15 +136,14 @@ impl Caller {
     /// disconnect. Dropping the returned hook cancels the callback. The callbacks of one
     /// connection run one after another, the most recently registered first.
     pub fn on_disconnect(&self, callback: impl FnOnce() + Send + 'static) -> DisconnectHook {
-        let registered = match (self.connection, self.server.upgrade()) {
-            (Some(conn), Some(server)) => server
-                .hooks
+        let registered = match (self.connection, self.hooks.upgrade()) {
+            (Some(conn), Some(hooks)) => hooks
                 .register(conn, Box::new(callback))
                 .map(|id| (conn, id)),
             _ => None,
         };
         DisconnectHook {
-            server: self.server.clone(),
+            hooks: self.hooks.clone(),
             registered,
         }
     }
@@ -200,7 +199,7 @@ impl Caller {
 /// A callback registered with [`Caller::on_disconnect`]; dropping it cancels the callback.
 #[must_use = "dropping the hook cancels the callback"]
 pub struct DisconnectHook {
-    server: Weak<ServerState>,
+    hooks: Weak<Hooks>,
     registered: Option<(ConnId, u64)>,
 }
 
@@ -214,8 +213,8 @@ impl fmt::Debug for DisconnectHook {
 
 impl Drop for DisconnectHook {
     fn drop(&mut self) {
-        if let (Some((conn, id)), Some(server)) = (self.registered, self.server.upgrade()) {
-            server.hooks.cancel(conn, id);
+        if let (Some((conn, id)), Some(hooks)) = (self.registered, self.hooks.upgrade()) {
+            hooks.cancel(conn, id);
         }
     }
 }

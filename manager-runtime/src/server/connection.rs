@@ -17,10 +17,11 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::caller::Caller;
+use super::caller::{Caller, ConnId};
 use super::effects::{self, Calls, Undo};
-use super::objects::{Args, ConnId, Dispatch, Erased, ObjectCache, Refused};
-use super::{sessions, ServerState};
+use super::objects::{Args, Dispatch, Erased, ObjectCache, Refused};
+use super::sessions;
+use super::state::ServerState;
 use crate::auth;
 use crate::client::handoff::AdoptContext;
 use crate::transport::{self, frame_codec, FrameBuf, FrameError, FrameReader, SocketWriter};
@@ -86,7 +87,7 @@ pub(crate) async fn run(
         }
     };
 
-    let _open = super::stats::Stats::opened(&state);
+    let _open = state.stats.opened();
     let mut reader = FrameReader::new(reader, max).with_timeouts(
         state.limits.stalled_frame_timeout,
         state.limits.idle_timeout,
@@ -120,7 +121,7 @@ pub(crate) async fn run(
         context: state.adopt_context(),
         caller: Caller {
             connection: Some(id),
-            server: Arc::downgrade(&state),
+            hooks: Arc::downgrade(&state.hooks),
         },
         replies: Vec::new(),
         cache: ObjectCache::default(),
@@ -525,7 +526,7 @@ impl Connection {
         match request {
             Request::Stats { id } => {
                 self.state.stats.merge(&mut self.counts);
-                let stats = self.state.stats.snapshot(&self.state);
+                let stats = self.state.stats();
                 self.reply(id, Ok(Reply::Stats(stats)));
             }
             Request::Goodbye => {
@@ -843,7 +844,7 @@ impl Connection {
         lock_running(&self.running).start(id, cancel.clone());
         let running = self.running.clone();
         let max = self.state.limits.max_frame;
-        let waiting = super::stats::Stats::waiting(&self.state);
+        let waiting = self.state.stats.waiting();
         self.state.tracker.spawn(async move {
             let passed = async {
                 match deadline {
@@ -862,7 +863,7 @@ impl Connection {
                     let timeout_ms = deadline.map_or(0, |(_, ms)| ms);
                     debug!(id, timeout_ms, "call withdrawn at its deadline");
                     if let Some((typeid, method)) = &counted {
-                        waiting.0.stats.failed(*typeid, method);
+                        waiting.0.failed(*typeid, method);
                     }
                     let mut frame = Vec::new();
                     let error = RemoteError::DeadlineExceeded { timeout_ms };
@@ -901,7 +902,14 @@ impl Connection {
         let state = &self.state;
         // As called by this connection: proxies among the arguments count against it.
         let id = Caller::scope_sync(&self.caller, || {
-            state.create(typeid, args, self.codec, expected, self.holder())
+            state.create(
+                typeid,
+                args,
+                self.codec,
+                expected,
+                self.holder(),
+                &self.context,
+            )
         })?;
         debug!(typeid, %id, "created");
         Ok(Token {
@@ -924,7 +932,7 @@ impl Connection {
                 // This connection acts as the session's from now on: its references,
                 // holds and locks are held under that id. Its own fresh id held nothing.
                 let fresh = std::mem::replace(&mut self.id, resumed.conn);
-                release_connection(&state, fresh);
+                state.release_connection(fresh);
                 self.caller.connection = Some(resumed.conn);
                 self.cache = ObjectCache::default();
                 let released = state.objects.reconcile(resumed.conn, &resume.refs);
@@ -968,27 +976,21 @@ impl Connection {
         if let Some((session, generation)) = self.session {
             let grace = self.state.limits.session_grace;
             let sessions = self.state.sessions.clone();
-            match sessions.close(&session, generation, grace, &self.state) {
+            let state = Arc::downgrade(&self.state);
+            let release = move |conn| {
+                if let Some(state) = state.upgrade() {
+                    state.release_connection(conn);
+                }
+            };
+            let (cancel, tracker) = (&self.state.cancel, &self.state.tracker);
+            match sessions.close(&session, generation, grace, cancel, tracker, release) {
                 sessions::OnClose::TakenOver | sessions::OnClose::Parked => return,
                 sessions::OnClose::Release => {}
             }
         }
         if !self.released_elsewhere {
-            release_connection(&self.state, self.id);
+            self.state.release_connection(self.id);
         }
-    }
-}
-
-/// Release everything connection (or session) `conn` holds: run its disconnect hooks
-/// (locks it held are released) and drop its references.
-pub(crate) fn release_connection(state: &ServerState, conn: ConnId) {
-    state.hooks.closed(conn);
-    let released = state.objects.release_connection(conn);
-    if !released.is_empty() {
-        info!(
-            objects = released.len(),
-            "freed objects of a closed connection"
-        );
     }
 }
 

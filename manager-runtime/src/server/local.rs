@@ -14,12 +14,14 @@ use manager_core::ledger::Owner;
 use manager_core::wire::HoldId;
 use manager_core::{Address, Codec, ObjectId, RemoteError, Returned, Shared, Token};
 
+use super::caller::Caller;
+use super::effects;
 use super::objects::{
     display_text, Args, Dispatch, Erased, ErasedObject, ObjectLock, Typeid, Unlocked,
 };
-use super::{effects, Caller, ServerState};
+use super::state::ServerState;
 use crate::client::handoff::AdoptContext;
-use crate::client::local::{LocalReturn, LocalServer};
+use crate::client::local::{LocalAdopted, LocalReturn, LocalServer};
 use crate::{ProxyHandle, Result};
 
 impl ServerState {
@@ -58,7 +60,7 @@ impl LocalServer for ServerState {
             let context = self.adopt_context();
             let caller = Caller {
                 connection: None,
-                server: Arc::downgrade(&self),
+                hooks: Arc::downgrade(&self.hooks),
             };
             let frame = Bytes::from(args);
             let args = Args {
@@ -82,7 +84,11 @@ impl LocalServer for ServerState {
                     };
                     let owner = self.proxy_owner();
                     let id = self.objects.insert(typeid, erased.0, owner);
-                    LocalReturn::Object(ProxyHandle::local(&self, id, typeid, owner))
+                    LocalReturn::Object {
+                        id,
+                        typeid: typeid.to_owned(),
+                        owner,
+                    }
                 }
             })
         })
@@ -125,16 +131,16 @@ impl LocalServer for ServerState {
     }
 
     fn adopt(
-        self: Arc<Self>,
+        &self,
         token: &Token,
         hold: HoldId,
-    ) -> Option<std::result::Result<ProxyHandle, String>> {
+    ) -> Option<std::result::Result<LocalAdopted, String>> {
         if self.address != token.address {
             return None;
         }
         if token.epoch != self.epoch {
             // From an earlier instance of this manager: its id means nothing here.
-            return Some(Ok(ProxyHandle::restarted(token.clone())));
+            return Some(Ok(LocalAdopted::Restarted));
         }
         let expires = Instant::now() + self.limits.hold_timeout;
         let owner = self.proxy_owner();
@@ -143,7 +149,7 @@ impl LocalServer for ServerState {
         Some(
             self.objects
                 .adopt(token.id, hold, owner, expires, on_behalf)
-                .map(|()| ProxyHandle::local(&self, token.id, &token.typeid, owner))
+                .map(|()| LocalAdopted::Held(owner))
                 .map_err(|refused| format!("a proxy argument was refused: {refused}")),
         )
     }

@@ -11,231 +11,31 @@ mod panics;
 mod python;
 mod registry;
 mod sessions;
+mod state;
 mod stats;
 mod throttle;
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use manager_core::ledger::Owner;
-use manager_core::{Address, Codec, ObjectId, RemoteError};
+use manager_core::Address;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 pub use caller::{Caller, CallerId, DisconnectHook};
-use registry::Creator;
 pub use registry::Registration;
+use state::{Limits, ServerState};
 
-use crate::transport::{Listener, DEFAULT_MAX_FRAME, MAX_TIMEOUT};
+use crate::transport::{Listener, MAX_TIMEOUT};
 use crate::{AuthKey, IntoAddress, Result};
-
-/// Limits a server enforces; see [`ServerBuilder`] for each.
-#[derive(Debug, Clone)]
-pub(crate) struct Limits {
-    pub(crate) max_frame: usize,
-    pub(crate) handshake_timeout: Duration,
-    pub(crate) max_connections: usize,
-    pub(crate) max_handshakes: usize,
-    pub(crate) max_calls_in_flight: usize,
-    pub(crate) hold_timeout: Duration,
-    pub(crate) stalled_frame_timeout: Option<Duration>,
-    pub(crate) idle_timeout: Option<Duration>,
-    pub(crate) max_pending_handoffs: usize,
-    pub(crate) release_memory: bool,
-    pub(crate) python_clients: bool,
-    pub(crate) client_shutdown: bool,
-    pub(crate) session_grace: Option<Duration>,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_frame: DEFAULT_MAX_FRAME,
-            handshake_timeout: Duration::from_secs(5),
-            max_connections: 1024,
-            max_handshakes: 256,
-            max_calls_in_flight: 1024,
-            hold_timeout: Duration::from_secs(60),
-            stalled_frame_timeout: Some(Duration::from_secs(30)),
-            idle_timeout: None,
-            max_pending_handoffs: objects::DEFAULT_MAX_PENDING,
-            release_memory: true,
-            python_clients: false,
-            client_shutdown: false,
-            session_grace: None,
-        }
-    }
-}
-
-/// What every connection task of one server shares.
-pub(crate) struct ServerState {
-    pub(crate) address: Address,
-    pub(crate) authkey: AuthKey,
-    pub(crate) limits: Limits,
-    registry: HashMap<String, Registration>,
-    /// The shared types objects of this server may share without a registration
-    /// (`method_to_typeid` results), by name: their typeid is their name.
-    shared_types: HashMap<&'static str, &'static [manager_core::MethodInfo]>,
-    pub(crate) objects: objects::ObjectTable,
-    /// Cancelled to shut the server down; each connection holds a child token.
-    pub(crate) cancel: CancellationToken,
-    /// Every task the server spawned, so shutdown can wait for them.
-    pub(crate) tracker: TaskTracker,
-    /// Numbers connections for the object table's holder bookkeeping.
-    next_connection: AtomicU64,
-    /// Numbers the proxies held inside the server, each an owner of its own.
-    next_proxy: AtomicU64,
-    /// What to undo when a connection closes.
-    pub(crate) hooks: caller::Hooks,
-    /// Connections still in the handshake.
-    pub(crate) handshakes: Arc<admission::Handshakes>,
-    /// Warnings peers can cause at will, throttled.
-    pub(crate) warnings: throttle::Warnings,
-    /// Gives memory back after a burst of connections.
-    reclaim: Arc<memory::Reclaim>,
-    /// TLS for TCP connections, if required.
-    pub(crate) tls: Option<Arc<crate::transport::tls::ServerConfig>>,
-    /// This server instance: random, carried in its tokens and sessions.
-    pub(crate) epoch: u64,
-    /// Client sessions that can be resumed after their connection drops.
-    pub(crate) sessions: Arc<sessions::Sessions>,
-    /// Connections, waiting calls, calls per typeid and method.
-    pub(crate) stats: stats::Stats,
-}
-
-impl ServerState {
-    /// Whether `methods` (a client's idea of `typeid`: name and fingerprint of each) fit
-    /// the server's type behind `typeid`.
-    pub(crate) fn schema_of(
-        &self,
-        typeid: &str,
-        methods: &[(String, u64)],
-    ) -> std::result::Result<(), manager_core::RemoteError> {
-        let Some(server_methods) = self.methods_of(typeid) else {
-            return Err(manager_core::RemoteError::UnknownTypeid {
-                typeid: typeid.to_owned(),
-            });
-        };
-        let differences = manager_core::describe::compare(
-            methods.iter().map(|(n, f)| (n.as_str(), *f)),
-            server_methods,
-        );
-        match differences.is_empty() {
-            true => Ok(()),
-            false => Err(manager_core::RemoteError::SchemaMismatch {
-                typeid: typeid.to_owned(),
-                differences,
-            }),
-        }
-    }
-
-    /// The methods of the type behind `typeid`: a registration's, or a type objects share
-    /// through `method_to_typeid` (whose typeid is its name).
-    pub(crate) fn methods_of(&self, typeid: &str) -> Option<&'static [manager_core::MethodInfo]> {
-        match self.registry.get(typeid) {
-            Some(registration) => Some(registration.methods),
-            None => self.shared_types.get(typeid).copied(),
-        }
-    }
-
-    pub(crate) fn next_connection_id(&self) -> objects::ConnId {
-        self.next_connection.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    /// A new owner for a proxy held inside the server.
-    pub(crate) fn proxy_owner(&self) -> Owner {
-        Owner::Proxy(self.next_proxy.fetch_add(1, Ordering::Relaxed))
-    }
-
-    /// Create (or take a reference to) an object of `typeid`, held by `holder`.
-    pub(crate) fn create(
-        self: &Arc<Self>,
-        typeid: &str,
-        args: &[u8],
-        codec: Codec,
-        expected: Option<&str>,
-        holder: Owner,
-    ) -> Result<ObjectId, RemoteError> {
-        if !self.registration(typeid)?.create_method {
-            return Err(RemoteError::CreateNotAllowed {
-                typeid: typeid.to_owned(),
-            });
-        }
-        self.construct(typeid, args, codec, expected, holder)
-    }
-
-    fn registration(&self, typeid: &str) -> Result<&Registration, RemoteError> {
-        self.registry
-            .get(typeid)
-            .ok_or_else(|| RemoteError::UnknownTypeid {
-                typeid: typeid.to_owned(),
-            })
-    }
-
-    /// Whether `typeid` is a shared instance (every create returns the same object).
-    pub(crate) fn is_instance(&self, typeid: &str) -> bool {
-        self.registry
-            .get(typeid)
-            .is_some_and(|r| matches!(r.creator, Creator::Instance { .. }))
-    }
-
-    /// [`ServerState::create`] without the `create_method` check: the server's own
-    /// objects (an `Iterator` a method returns to a Python client).
-    pub(crate) fn construct(
-        self: &Arc<Self>,
-        typeid: &str,
-        args: &[u8],
-        codec: Codec,
-        expected: Option<&str>,
-        holder: Owner,
-    ) -> Result<ObjectId, RemoteError> {
-        let reg = self.registration(typeid)?;
-        if let Some(expected) = expected {
-            if expected != reg.kind {
-                return Err(RemoteError::TypeMismatch {
-                    typeid: typeid.to_owned(),
-                    expected: expected.to_owned(),
-                    actual: reg.kind.to_owned(),
-                });
-            }
-        }
-        match &reg.creator {
-            Creator::Constructor(construct) => {
-                // Proxies among the arguments become references held by the new object.
-                let context = self.adopt_context();
-                let object =
-                    crate::client::handoff::with_context(&context, || construct(args, codec))?;
-                Ok(self.objects.insert(typeid, object, holder))
-            }
-            Creator::Instance { id, object } => {
-                // A shared instance is made once, by the server: arguments would be
-                // ignored, so they are refused (`()` encodes as nothing).
-                if !args.is_empty() {
-                    return Err(RemoteError::BadArguments {
-                        method: "<create>".to_owned(),
-                        typeid: typeid.to_owned(),
-                        reason: "a shared instance takes no arguments: create it with ()"
-                            .to_owned(),
-                    });
-                }
-                self.objects
-                    .insert_or_incref(*id, typeid, object.clone(), holder);
-                Ok(*id)
-            }
-        }
-    }
-}
 
 /// Configures and binds a [`Server`] (Python's `BaseManager(address, authkey)` plus its
 /// `register()` calls).
 ///
 /// A panic in a shared object's code (a method, a constructor, a `Display`) is caught: the
-/// caller gets [`RemoteError::Panicked`] and the server logs it once through `tracing`
+/// caller gets [`RemoteError::Panicked`](crate::RemoteError::Panicked) and the server logs it once through `tracing`
 /// (`warn`). For that, the first server of a process installs a panic hook that handles
 /// only panics raised in that code and passes every other one to the hook installed
 /// before it.
@@ -339,7 +139,7 @@ impl ServerBuilder {
     /// How many calls of one connection may be waiting at once (default 1024): calls of
     /// `async` methods that did not finish at once, and calls waiting for their object's
     /// lock. A call that would wait beyond that is stopped where it waits, as if
-    /// cancelled, and answered [`RemoteError::Busy`] (retryable): the connection is still
+    /// cancelled, and answered [`RemoteError::Busy`](crate::RemoteError::Busy) (retryable): the connection is still
     /// read and served, so the calls that would finish the waiting ones (a `put` for a
     /// blocked `get`, a cancel, a decref) always get through. Memory per connection stays
     /// bounded; raise the limit for clients that keep more calls waiting on purpose.
@@ -401,7 +201,7 @@ impl ServerBuilder {
     /// Whether a client may stop the server (default off): a Rust client's
     /// [`Client::request_shutdown`](crate::Client::request_shutdown) or a Python client's
     /// `shutdown` request then stops it as [`ShutdownHandle::shutdown`] would. Off, it is
-    /// refused ([`RemoteError::ShutdownNotAllowed`]; a `#TRACEBACK` for Python clients)
+    /// refused ([`RemoteError::ShutdownNotAllowed`](crate::RemoteError::ShutdownNotAllowed); a `#TRACEBACK` for Python clients)
     /// and the server is stopped by whoever runs it.
     pub fn client_shutdown(mut self, allowed: bool) -> Self {
         self.limits.client_shutdown = allowed;
@@ -482,47 +282,9 @@ impl ServerBuilder {
         let address = self.address?;
         let tls = self.tls.as_ref().map(crate::ServerTls::config);
         let (listener, bound) = Listener::bind(&address, self.limits.max_connections).await?;
-        let mut registry = HashMap::new();
-        let objects = objects::ObjectTable::new(self.limits.max_pending_handoffs);
-        for mut reg in self.registrations {
-            if let Creator::Instance { id, .. } = &mut reg.creator {
-                *id = objects.allocate_id();
-            }
-            if registry.insert(reg.typeid.clone(), reg).is_some() {
-                warn!("a typeid was registered twice; the later registration wins");
-            }
-        }
-        let mut shared_types = HashMap::new();
-        for reg in registry.values() {
-            manager_core::describe::shared_types(reg.methods, &mut shared_types);
-        }
-        let handshakes = Arc::new(admission::Handshakes::new(
-            self.limits.max_handshakes,
-            (self.limits.handshake_timeout / 50)
-                .clamp(Duration::from_millis(10), Duration::from_secs(1)),
-        ));
         panics::install();
-        let release_memory = self.limits.release_memory;
-        let state = Arc::new(ServerState {
-            address: bound,
-            authkey: self.authkey.unwrap_or_else(AuthKey::random),
-            limits: self.limits,
-            registry,
-            shared_types,
-            objects,
-            cancel: CancellationToken::new(),
-            tracker: TaskTracker::new(),
-            next_connection: AtomicU64::new(0),
-            next_proxy: AtomicU64::new(0),
-            hooks: caller::Hooks::default(),
-            warnings: throttle::Warnings::default(),
-            reclaim: Arc::new(memory::Reclaim::new(release_memory)),
-            handshakes,
-            tls,
-            epoch: random_epoch(),
-            sessions: Arc::default(),
-            stats: stats::Stats::default(),
-        });
+        let authkey = self.authkey.unwrap_or_else(AuthKey::random);
+        let state = ServerState::new(bound, authkey, self.limits, self.registrations, tls);
         Ok(Server {
             state,
             listener,
@@ -573,15 +335,7 @@ impl StatsHandle {
     /// The statistics now; `None` once the server is gone.
     pub fn stats(&self) -> Option<manager_core::stats::ServerStats> {
         let state = self.0.upgrade()?;
-        Some(state.stats.snapshot(&state))
-    }
-}
-
-impl std::fmt::Debug for ServerState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerState")
-            .field("address", &self.address)
-            .finish_non_exhaustive()
+        Some(state.stats())
     }
 }
 
@@ -706,12 +460,6 @@ impl Server {
 }
 
 /// A random, non-zero server instance id.
-fn random_epoch() -> u64 {
-    let mut bytes = [0u8; 8];
-    getrandom::getrandom(&mut bytes).expect("the operating system random generator failed");
-    u64::from_le_bytes(bytes).max(1)
-}
-
 /// Release references in transit that were never adopted, a few times per hold timeout.
 async fn expire_handoffs(state: std::sync::Weak<ServerState>) {
     let period = {

@@ -19,7 +19,7 @@ use manager_core::{
 };
 use rustc_hash::FxHashMap;
 
-use super::caller::Caller;
+use super::caller::{Caller, ConnId};
 use crate::client::handoff::{in_context, with_context, AdoptContext};
 
 /// A call that may wait: polled once where it is read, then driven on its own task if it
@@ -306,9 +306,6 @@ pub(crate) struct Expired {
 /// Objects whose last reference went, to drop once the table lock is released (dropping
 /// one may release proxies it held, which takes the lock again).
 pub(crate) type Released = Vec<Arc<dyn ErasedObject>>;
-
-/// Numbers the connections of one server.
-pub(crate) type ConnId = u64;
 
 /// One live object: 40 bytes in the table, plus the object itself.
 struct Entry {

@@ -18,10 +18,10 @@ use manager_core::{Codec, ObjectId, Returned};
 use tokio::io::AsyncWriteExt;
 use tracing::{debug, info, warn};
 
-use super::caller::Caller;
+use super::caller::{Caller, ConnId};
 use super::effects::{self, Undo};
-use super::objects::{Args, ConnId, Dispatch};
-use super::ServerState;
+use super::objects::{Args, Dispatch};
+use super::state::ServerState;
 use crate::client::handoff::{with_context, AdoptContext};
 use crate::python::{from_object, to_object, Proxies, PyArgs, PyCall, PyException, PythonFace};
 use crate::transport::{self, FrameReader, SocketWriter};
@@ -74,7 +74,7 @@ pub(crate) async fn serve(
     let mut session = Session {
         caller: Caller {
             connection: Some(id),
-            server: Arc::downgrade(&state),
+            hooks: Arc::downgrade(&state.hooks),
         },
         context: state.adopt_context(),
         state,
@@ -277,10 +277,14 @@ impl Session {
                 Err(e) => return Reply::Traceback(traceback(&e)),
             }
         };
-        match self
-            .state
-            .create(&typeid, &encoded, Codec::Postcard, None, Owner::Python)
-        {
+        match self.state.create(
+            &typeid,
+            &encoded,
+            Codec::Postcard,
+            None,
+            Owner::Python,
+            &self.context,
+        ) {
             Ok(id) => Reply::Return(Object::Tuple(vec![Object::Str(ident(id)), exposed(face)])),
             Err(e) => Reply::Traceback(e.to_string()),
         }
@@ -414,10 +418,14 @@ impl Session {
             Ok(args) => args,
             Err(e) => return Reply::Error(e),
         };
-        match self
-            .state
-            .construct(typeid, &args, Codec::Postcard, None, Owner::Python)
-        {
+        match self.state.construct(
+            typeid,
+            &args,
+            Codec::Postcard,
+            None,
+            Owner::Python,
+            &self.context,
+        ) {
             Ok(id) => Reply::Proxy(Object::Tuple(vec![
                 exposed(face),
                 token(typeid, &self.state.address, id),

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use manager_core::wire::SessionId;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::info;
 
-use super::objects::ConnId;
-use super::ServerState;
+use super::caller::ConnId;
 
 /// Every session of a server that can be resumed.
 #[derive(Default)]
@@ -94,13 +94,17 @@ impl Sessions {
     }
 
     /// The connection of generation `generation` of session `id` closed: park the session
-    /// for `grace` (released then unless resumed), or say what else to do.
+    /// for `grace` (on `tracker`, unless `cancel` is cancelled first: at shutdown every
+    /// object goes anyway), then `release` its connection unless it was resumed; or say
+    /// what else to do.
     pub(crate) fn close(
         self: &Arc<Self>,
         id: &SessionId,
         generation: u64,
         grace: Option<Duration>,
-        state: &Arc<ServerState>,
+        cancel: &CancellationToken,
+        tracker: &TaskTracker,
+        release: impl FnOnce(ConnId) + Send + 'static,
     ) -> OnClose {
         let mut inner = self.lock();
         let Some(entry) = inner.sessions.get_mut(id) else {
@@ -109,28 +113,29 @@ impl Sessions {
         if entry.generation != generation {
             return OnClose::TakenOver;
         }
-        let Some(grace) = grace.filter(|_| !state.cancel.is_cancelled()) else {
+        let Some(grace) = grace.filter(|_| !cancel.is_cancelled()) else {
             inner.sessions.remove(id);
             return OnClose::Release;
         };
         entry.live = None;
         let (id, conn) = (*id, entry.conn);
         drop(inner);
-        let weak: Weak<ServerState> = Arc::downgrade(state);
-        let cancel = state.cancel.clone();
-        state.tracker.spawn(async move {
+        let sessions: Weak<Sessions> = Arc::downgrade(self);
+        let cancel = cancel.clone();
+        tracker.spawn(async move {
             tokio::select! {
-                // At shutdown every object goes anyway.
                 () = cancel.cancelled() => return,
                 () = tokio::time::sleep(grace) => {}
             }
-            let Some(state) = weak.upgrade() else { return };
-            if state.sessions.expire(&id, generation) {
+            let Some(sessions) = sessions.upgrade() else {
+                return;
+            };
+            if sessions.expire(&id, generation) {
                 info!(
                     connection = conn,
                     "a session's grace period passed: releasing it"
                 );
-                super::connection::release_connection(&state, conn);
+                release(conn);
             }
         });
         OnClose::Parked

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use manager_core::stats::{MethodCalls, ServerStats, TypeidObjects};
 use rustc_hash::FxHashMap;
 
-use super::ServerState;
+use super::objects::ObjectTable;
 
 /// Calls and failed calls, per typeid (by its index in the object table) and method.
 #[derive(Default)]
@@ -63,20 +63,20 @@ pub(crate) struct Stats {
 }
 
 /// Counts one open connection until dropped.
-pub(crate) struct Open(Arc<ServerState>);
+pub(crate) struct Open(Arc<Stats>);
 
 impl Drop for Open {
     fn drop(&mut self) {
-        self.0.stats.open.fetch_sub(1, Ordering::Relaxed);
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 /// Counts one waiting call until dropped.
-pub(crate) struct Waiting(pub(crate) Arc<ServerState>);
+pub(crate) struct Waiting(pub(crate) Arc<Stats>);
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        self.0.stats.waiting.fetch_sub(1, Ordering::Relaxed);
+        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -86,16 +86,16 @@ impl Stats {
     }
 
     /// A connection was authenticated: counted open until the guard drops.
-    pub(crate) fn opened(state: &Arc<ServerState>) -> Open {
-        state.stats.open.fetch_add(1, Ordering::Relaxed);
-        state.stats.total.fetch_add(1, Ordering::Relaxed);
-        Open(state.clone())
+    pub(crate) fn opened(self: &Arc<Self>) -> Open {
+        self.open.fetch_add(1, Ordering::Relaxed);
+        self.total.fetch_add(1, Ordering::Relaxed);
+        Open(self.clone())
     }
 
     /// A call waits on its own task: counted until the guard drops.
-    pub(crate) fn waiting(state: &Arc<ServerState>) -> Waiting {
-        state.stats.waiting.fetch_add(1, Ordering::Relaxed);
-        Waiting(state.clone())
+    pub(crate) fn waiting(self: &Arc<Self>) -> Waiting {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        Waiting(self.clone())
     }
 
     /// Add a connection's counts to the server's.
@@ -111,14 +111,14 @@ impl Stats {
     }
 
     /// Everything, now.
-    pub(crate) fn snapshot(&self, state: &ServerState) -> ServerStats {
+    pub(crate) fn snapshot(&self, objects: &ObjectTable, sessions_parked: u64) -> ServerStats {
         let mut calls: Vec<MethodCalls> = {
             let counts = self.lock();
             counts
                 .by_typeid
                 .iter()
                 .flat_map(|(&typeid, methods)| {
-                    let name = state.objects.typeid_name(typeid);
+                    let name = objects.typeid_name(typeid);
                     methods
                         .iter()
                         .map(move |(method, &[calls, errors])| MethodCalls {
@@ -131,8 +131,7 @@ impl Stats {
                 .collect()
         };
         calls.sort_by(|a, b| (&a.typeid, &a.method).cmp(&(&b.typeid, &b.method)));
-        let objects = state
-            .objects
+        let objects = objects
             .count_by_typeid()
             .into_iter()
             .map(|(typeid, objects)| TypeidObjects { typeid, objects })
@@ -140,7 +139,7 @@ impl Stats {
         ServerStats {
             connections: self.open.load(Ordering::Relaxed),
             connections_total: self.total.load(Ordering::Relaxed),
-            sessions_parked: state.sessions.parked(),
+            sessions_parked,
             calls_waiting: self.waiting.load(Ordering::Relaxed),
             objects,
             calls,

@@ -90,6 +90,8 @@ mod ser;
 mod tests;
 mod wire;
 
+pub use ser::to_value;
+
 use crate::ProxyHandle;
 
 /// A self-describing value: what the shared containers store. See the
@@ -213,42 +215,6 @@ impl serde::de::Error for ValueError {
     fn custom<T: std::fmt::Display>(msg: T) -> Self {
         ValueError::Message(msg.to_string())
     }
-}
-
-/// Convert any `Serialize` value into a [`Value`].
-///
-/// Proxies inside `value` are cloned into [`Value::Proxy`] (one reference each).
-///
-/// # Errors
-/// When an `i128`/`u128` does not fit, or the type's own `Serialize` impl fails.
-///
-/// # Examples
-/// ```
-/// use std::collections::BTreeMap;
-/// use manager_runtime::{from_value, to_value, Value};
-///
-/// #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
-/// struct Point {
-///     x: i32,
-///     y: i32,
-/// }
-///
-/// let value = to_value(&Point { x: 1, y: -2 })?;
-/// assert_eq!(
-///     value,
-///     Value::Map(vec![
-///         (Value::from("x"), Value::Int(1)),
-///         (Value::from("y"), Value::Int(-2)),
-///     ])
-/// );
-/// // Keys compare by value: any integer width, any map order.
-/// let mut dict = BTreeMap::new();
-/// dict.insert(to_value(&5u8)?, value);
-/// assert!(dict.contains_key(&to_value(&5i64)?));
-/// # Ok::<(), manager_runtime::ValueError>(())
-/// ```
-pub fn to_value<T: serde::Serialize + ?Sized>(value: &T) -> Result<Value, ValueError> {
-    value.serialize(ser::ValueSerializer)
 }
 
 /// Read any `Deserialize` type out of a [`Value`].

@@ -2,15 +2,70 @@
 
 use serde::ser::{self, Serialize};
 
-use super::wire::{self, VALUE_MARKER};
+use super::wire::VALUE_MARKER;
 use super::{Value, ValueError};
-use crate::client::live::PROXY_MARKER;
+use crate::client::live::{self, PROXY_MARKER};
+use crate::ProxyHandle;
 
 /// Serialises into a [`Value`]; see the module documentation for the mapping.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct ValueSerializer;
 
 type Result<T> = std::result::Result<T, ValueError>;
+
+/// Convert any `Serialize` value into a [`Value`].
+///
+/// Proxies inside `value` are cloned into [`Value::Proxy`] (one reference each).
+///
+/// # Errors
+/// When an `i128`/`u128` does not fit, or the type's own `Serialize` impl fails.
+///
+/// # Examples
+/// ```
+/// use std::collections::BTreeMap;
+/// use manager_runtime::{from_value, to_value, Value};
+///
+/// #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+/// struct Point {
+///     x: i32,
+///     y: i32,
+/// }
+///
+/// let value = to_value(&Point { x: 1, y: -2 })?;
+/// assert_eq!(
+///     value,
+///     Value::Map(vec![
+///         (Value::from("x"), Value::Int(1)),
+///         (Value::from("y"), Value::Int(-2)),
+///     ])
+/// );
+/// // Keys compare by value: any integer width, any map order.
+/// let mut dict = BTreeMap::new();
+/// dict.insert(to_value(&5u8)?, value);
+/// assert!(dict.contains_key(&to_value(&5i64)?));
+/// # Ok::<(), manager_runtime::ValueError>(())
+/// ```
+pub fn to_value<T: serde::Serialize + ?Sized>(value: &T) -> Result<Value> {
+    value.serialize(ValueSerializer)
+}
+
+/// Serialise the content of a marker newtype with the value serializer, taking the live
+/// value it offers (a `Value`, or a `ProxyHandle`). Content that offers nothing is
+/// serialised as it is (a transparent newtype).
+fn capture<T: Serialize + ?Sized>(content: &T) -> Result<Value> {
+    let (written, live) = live::capture(|| content.serialize(ValueSerializer));
+    let written = written?;
+    let Some(live) = live else {
+        return Ok(written);
+    };
+    match live.downcast::<Value>() {
+        Ok(value) => Ok(*value),
+        Err(live) => match live.downcast::<ProxyHandle>() {
+            Ok(handle) => Ok(Value::Proxy(*handle)),
+            Err(_) => Ok(written),
+        },
+    }
+}
 
 impl ser::Serializer for ValueSerializer {
     type Ok = Value;
@@ -119,7 +174,7 @@ impl ser::Serializer for ValueSerializer {
     ) -> Result<Value> {
         if name == PROXY_MARKER || name == VALUE_MARKER {
             // A proxy or a value: take a clone of the live thing (see `wire`).
-            return wire::capture(value);
+            return capture(value);
         }
         value.serialize(self)
     }

@@ -28,7 +28,7 @@ use std::fmt;
 use serde::de::{Deserialize, Deserializer, Visitor};
 use serde::ser::{Serialize, Serializer};
 
-use super::{ser::ValueSerializer, Value, ValueError, MAX_DEPTH};
+use super::{Value, ValueError, MAX_DEPTH};
 use crate::client::live;
 use crate::ProxyHandle;
 
@@ -38,24 +38,6 @@ pub(super) const VALUE_MARKER: &str = "$managers::Value";
 thread_local! {
     /// How many `Value`s are being decoded from another format on this thread, nested.
     static DEPTH: Cell<usize> = const { Cell::new(0) };
-}
-
-/// Serialise the content of a marker newtype with the value serializer, taking the live
-/// value it offers (a `Value`, or a `ProxyHandle`). Content that offers nothing is
-/// serialised as it is (a transparent newtype).
-pub(super) fn capture<T: Serialize + ?Sized>(content: &T) -> Result<Value, ValueError> {
-    let (written, live) = live::capture(|| content.serialize(ValueSerializer));
-    let written = written?;
-    let Some(live) = live else {
-        return Ok(written);
-    };
-    match live.downcast::<Value>() {
-        Ok(value) => Ok(*value),
-        Err(live) => match live.downcast::<ProxyHandle>() {
-            Ok(handle) => Ok(Value::Proxy(*handle)),
-            Err(_) => Ok(written),
-        },
-    }
 }
 
 /// Hand `value` to a visitor of a marker newtype: the value itself (for `Value`), or the
