@@ -100,6 +100,7 @@ impl ProxyHandle {
     }
 
     /// The codec of this handle's connection.
+    #[doc(hidden)]
     pub fn codec(&self) -> Codec {
         self.reference.codec()
     }
@@ -186,6 +187,7 @@ impl ProxyHandle {
     /// result.
     ///
     /// Cancel safety: as for [`call_method`](Self::call_method).
+    #[doc(hidden)]
     pub async fn call_encoded(&self, method: &str, args: &[u8]) -> Result<Bytes> {
         self.reference.call_encoded(method, args).await
     }
